@@ -1,0 +1,50 @@
+# Everything a fresh machine needs is installed by these targets (Python venv, Kafka jars via Maven).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test unit integration lint fmt run kafka-start kafka-stop sandbox schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the bridge with its dev tools
+
+test: install  ## the whole suite: unit + integration against a real Kafka (started if needed)
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+lint: install  ## ruff + mypy strict + schema files in sync
+	$(BIN)/ruff check bridge tests scripts/local-kafka
+	$(BIN)/ruff format --check bridge tests
+	$(BIN)/mypy
+	$(BIN)/fonestorm-bridge schemas check
+
+fmt: install
+	$(BIN)/ruff check --fix bridge tests
+	$(BIN)/ruff format bridge tests
+
+schemas: install  ## regenerate schemas/*.json and the README settings table from the code
+	$(BIN)/fonestorm-bridge schemas export
+	$(BIN)/python scripts/update-readme
+
+kafka-start:  ## local single-node Kafka (KRaft) on 127.0.0.1:9092
+	scripts/local-kafka start
+
+kafka-stop:
+	scripts/local-kafka stop
+
+run: install kafka-start  ## local Kafka + the bridge on its defaults
+	BRIDGE_LOG__FORMAT=$${BRIDGE_LOG__FORMAT:-text} $(BIN)/fonestorm-bridge serve
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

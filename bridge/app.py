@@ -1,0 +1,105 @@
+"""Application wiring: ``create_app(settings)`` builds the aiohttp app and its resources.
+
+Each resource has one cleanup context (start, ``yield``, stop), so shutdown runs in reverse
+order of start-up: the HTTP server stops accepting, in-flight requests finish, then the
+producer flushes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bridge.errors import BridgeError
+from bridge.metrics import CONTENT_TYPE, Metrics
+from bridge.publisher import Publisher
+from bridge.receiver import CallbackReceiver, error_response
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+PUBLISHER = web.AppKey("publisher", Publisher)
+RECEIVER = web.AppKey("receiver", CallbackReceiver)
+#: Extra readiness checks (name → check) that components such as the worker register.
+READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
+
+CALLBACK_PATH = "/callbacks/calls"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give aiohttp's own HTTP errors (404, 405, ...) the bridge's JSON error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        error = BridgeError(exc.text or exc.reason, code=code)
+        response = error_response(error, status=exc.status)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+
+
+async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
+    publisher = app[PUBLISHER]
+    await publisher.start()
+    yield
+    await publisher.stop()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    # Not ready from the first moment of shutdown, so the Service stops routing to us.
+    app[PUBLISHER].begin_shutdown()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Kafka is reachable and every registered component is ready."""
+    checks = {"kafka": request.app[PUBLISHER].ready}
+    checks.update({name: check() for name, check in request.app[READINESS].items()})
+    ready = all(checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def create_app(settings: Settings, *, receiver: bool = True) -> web.Application:
+    """Build the bridge's aiohttp application (the callback receiver and operations endpoints)."""
+    app = web.Application(
+        middlewares=[json_errors],
+        # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
+        client_max_size=settings.http.max_body_bytes * 2,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
+    app[READINESS] = {}
+    app.cleanup_ctx.append(_publisher_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if receiver:
+        app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS])
+        app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
+    return app

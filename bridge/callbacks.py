@@ -1,0 +1,203 @@
+"""FoneStorm callback data: decoding the three delivery methods and mapping to :class:`CallEvent`.
+
+Pure functions only (no I/O), so every rule here is unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaType
+from bridge.events import CallEvent, CallStatus, CallType, Direction, Disposition, call_event_id
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+JSON_CONTENT_TYPE = "application/json"
+
+# A GET template token FoneStorm left unreplaced because the field has no value, e.g.
+# ``{{disposition}}`` on a BEGIN callback.
+_UNREPLACED_TOKEN = re.compile(r"^\{\{\s*[A-Za-z_]+\s*\}\}$")
+
+
+class CallbackData(BaseModel):
+    """The callback fields FoneStorm documents, validated."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+    uid: str = Field(min_length=1, max_length=256)
+    account_code: str = Field(min_length=1, max_length=256)
+    direction: Direction
+    status: CallStatus
+    from_: str = Field(alias="from", min_length=1, max_length=64)
+    to: str = Field(min_length=1, max_length=64)
+    type: CallType
+    disposition: str | None = Field(None, max_length=64)
+    billable_seconds: int | None = Field(None, ge=0)
+
+    @field_validator("disposition")
+    @classmethod
+    def _known_disposition(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_disposition(value)
+        return value
+
+    @model_validator(mode="after")
+    def _end_has_disposition(self) -> CallbackData:
+        if self.status is CallStatus.END and self.disposition is None:
+            raise ValueError("an END callback must carry a disposition")
+        return self
+
+
+def split_disposition(raw: str) -> tuple[Disposition, str | None]:
+    """``FAILED:503`` → ``(FAILED, "503")``; other values must be a known disposition."""
+    name, sep, code = raw.partition(":")
+    try:
+        disposition = Disposition(name)
+    except ValueError:
+        allowed = ", ".join(d.value for d in Disposition)
+        raise ValueError(f"unknown disposition {raw!r} (expected one of {allowed})") from None
+    if sep and disposition is not Disposition.FAILED:
+        raise ValueError(f"only FAILED carries a code, got {raw!r}")
+    if disposition is Disposition.FAILED and sep and not code:
+        raise ValueError(f"FAILED: without a code in {raw!r}")
+    return disposition, (code or None)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        stripped = value.strip()
+        return bool(stripped) and not _UNREPLACED_TOKEN.match(stripped)
+    return True
+
+
+def clean_fields(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Drop absent values (empty, unreplaced ``{{token}}``); the first occurrence of a key wins."""
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in fields and _present(value):
+            fields[key] = value
+    return fields
+
+
+def decode_utf8(body: bytes, what: str) -> str:
+    """Strict UTF-8 decoding; anything else is a malformed request."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedCallback(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+
+
+def parse_query(raw: str | bytes, what: str = "query string") -> dict[str, Any]:
+    """Fields of a query string or form body, percent-decoded as strict UTF-8."""
+    text = raw if isinstance(raw, str) else decode_utf8(raw, what)
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedCallback(f"{what} has percent-encoded bytes that are not UTF-8") from None
+    return clean_fields(pairs)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """Fields of a JSON object body."""
+    text = decode_utf8(body, "body")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedCallback(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidCallback(f"JSON body must be an object, got {type(data).__name__}")
+    return clean_fields(data.items())
+
+
+def parse_post(content_type: str, charset: str | None, body: bytes) -> dict[str, Any]:
+    """Fields of a POST body by its content type (form or JSON)."""
+    if charset is not None and charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType(f"charset {charset!r} is not supported; send UTF-8")
+    if content_type == JSON_CONTENT_TYPE:
+        return parse_json(body)
+    if content_type == FORM_CONTENT_TYPE:
+        return parse_query(body, "form body")
+    shown = content_type or "none"
+    raise UnsupportedMediaType(
+        f"content type {shown!r} is not supported; use {JSON_CONTENT_TYPE} or {FORM_CONTENT_TYPE}"
+    )
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line naming every invalid field, in FoneStorm's field names."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)
+
+
+def validate(fields: Mapping[str, Any]) -> CallbackData:
+    """Validate decoded fields, or raise :class:`InvalidCallback` naming what is wrong."""
+    try:
+        return CallbackData.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidCallback(describe_errors(exc)) from None
+
+
+def to_e164(number: str, region: str) -> str | None:
+    """E.164 form of ``number`` (national numbers read in ``region``), or None if not a number."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def to_event(
+    data: CallbackData,
+    *,
+    region: str,
+    received_at: datetime,
+    command_id: str | None = None,
+    correlation_id: str | None = None,
+) -> CallEvent:
+    """Map validated callback data to the ``CallEvent`` v1."""
+    disposition, failure_code = (
+        split_disposition(data.disposition) if data.disposition is not None else (None, None)
+    )
+    ours = data.from_ if data.direction is Direction.OUTBOUND else data.to
+    return CallEvent(
+        event_id=call_event_id(data.uid, data.direction, data.status),
+        call_id=data.uid,
+        account_code=data.account_code,
+        direction=data.direction,
+        status=data.status,
+        call_type=data.type,
+        from_number=data.from_,
+        from_e164=to_e164(data.from_, region),
+        to_number=data.to,
+        to_e164=to_e164(data.to, region),
+        fonenumber=ours,
+        fonenumber_e164=to_e164(ours, region),
+        disposition=disposition,
+        failure_code=failure_code,
+        billable_seconds=data.billable_seconds,
+        received_at=received_at,
+        command_id=command_id,
+        correlation_id=correlation_id,
+    )

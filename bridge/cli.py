@@ -1,0 +1,108 @@
+"""Command line: ``fonestorm-bridge receiver|worker|serve|sandbox|register-callbacks|schemas``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from bridge import schemas
+from bridge.app import create_app
+from bridge.logs import setup_logging
+from bridge.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _run_http(settings: Settings, app: web.Application) -> None:
+    log.info(
+        "listening on %s:%d (kafka %s)",
+        settings.http.host,
+        settings.http.port,
+        settings.kafka.bootstrap_servers,
+    )
+    # run_app turns SIGTERM/SIGINT into a graceful stop: close the listener, wait for
+    # in-flight requests up to shutdown_timeout, then run cleanup contexts (producer flush).
+    web.run_app(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        shutdown_timeout=settings.http.shutdown_timeout,
+        keepalive_timeout=settings.http.keepalive_timeout,
+        access_log=None,
+        print=None,
+    )
+    log.info("stopped")
+
+
+def cmd_receiver(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the callback receiver."""
+    _run_http(settings, create_app(settings))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run everything the bridge has in one process."""
+    _run_http(settings, create_app(settings))
+    return 0
+
+
+def cmd_schemas_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the JSON Schema files."""
+    for path in schemas.export(Path(args.dir)):
+        print(path)
+    return 0
+
+
+def cmd_schemas_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Fail when the schema files differ from the models."""
+    out = schemas.stale(Path(args.dir))
+    for name in out:
+        print(f"stale: {name}", file=sys.stderr)
+    return 1 if out else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; settings come from ``BRIDGE_*`` variables, not flags."""
+    parser = argparse.ArgumentParser(
+        prog="fonestorm-bridge",
+        description="Bridge FoneStorm call callbacks and place-call commands to and from Kafka. "
+        "Configure with BRIDGE_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("receiver", help="run the callback receiver (HTTP → Kafka)").set_defaults(
+        func=cmd_receiver
+    )
+    sub.add_parser(
+        "serve", help="run everything: the receiver and the command worker"
+    ).set_defaults(func=cmd_serve)
+    schemas_parser = sub.add_parser("schemas", help="JSON Schema files of the events")
+    schemas_sub = schemas_parser.add_subparsers(dest="schemas_command", required=True)
+    export = schemas_sub.add_parser("export", help="write schemas/*.json from the models")
+    export.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="output folder")
+    export.set_defaults(func=cmd_schemas_export)
+    check = schemas_sub.add_parser("check", help="exit 1 when schemas/ differs from the models")
+    check.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="schema folder")
+    check.set_defaults(func=cmd_schemas_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fonestorm-bridge`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"fonestorm-bridge: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log.level, settings.log.format)
+    log.info("starting %s with settings %s", args.command, settings.model_dump_json())
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

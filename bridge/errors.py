@@ -1,0 +1,156 @@
+"""Errors raised by the bridge.
+
+Every error derives from :class:`BridgeError`. Its ``retriable`` flag is the one thing the
+command worker looks at to choose between "retry with backoff" and "dead-letter"; the HTTP
+layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"code", "message"}}``.
+
+    BridgeError
+    ├── CallbackError                 a callback we refuse (4xx, dead-lettered)
+    │   ├── MalformedCallback         body is not parseable (bad JSON, not UTF-8)      400
+    │   ├── InvalidCallback           fields missing or invalid                        422
+    │   ├── UnsupportedMediaType      content type we do not accept                    415
+    │   ├── PayloadTooLarge           body over the configured limit                   413
+    │   └── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
+    ├── PublishError                  Kafka did not acknowledge in time (retriable)    503
+    ├── CommandError                  a place-call command we refuse
+    │   ├── InvalidCommand            bad JSON or schema violation
+    │   └── CommandExpired            ``not_after`` has passed
+    └── FoneStormError                the FoneStorm API said no or did not answer
+        ├── FoneStormUnavailable      connection error, timeout, 5xx (retriable)
+        ├── FoneStormRateLimited      429, carries ``retry_after`` (retriable)
+        ├── FoneStormAuthError        401/403: stop consuming, not ready
+        └── FoneStormRejected         any other 4xx (permanent)
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Root of every error the bridge raises on purpose."""
+
+    code: str = "bridge_error"
+    http_status: int = 500
+    retriable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        """The one JSON error shape of the HTTP API."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class CallbackError(BridgeError):
+    """A callback request the bridge refuses."""
+
+    code = "invalid_callback"
+    http_status = 400
+    #: Whether the raw request is kept on the dead-letter topic.
+    dead_letter: bool = True
+
+
+class MalformedCallback(CallbackError):
+    """The body cannot be parsed at all."""
+
+    code = "malformed_body"
+    http_status = 400
+
+
+class InvalidCallback(CallbackError):
+    """The body parsed but its fields are missing or invalid."""
+
+    code = "invalid_fields"
+    http_status = 422
+
+
+class UnsupportedMediaType(CallbackError):
+    """A POST whose content type is neither form nor JSON."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class PayloadTooLarge(CallbackError):
+    """The body is larger than ``http.max_body_bytes``."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unauthorized(CallbackError):
+    """Basic-auth credentials missing or wrong; never dead-lettered (it is not a callback)."""
+
+    code = "unauthorized"
+    http_status = 401
+    dead_letter = False
+
+
+class PublishError(BridgeError):
+    """Kafka did not acknowledge a record within the produce timeout."""
+
+    code = "kafka_unavailable"
+    http_status = 503
+    retriable = True
+
+
+class CommandError(BridgeError):
+    """A place-call command the worker refuses."""
+
+    code = "invalid_command"
+
+
+class InvalidCommand(CommandError):
+    """The command is not valid JSON or violates the schema."""
+
+    code = "invalid_command"
+
+
+class CommandExpired(CommandError):
+    """The command's ``not_after`` has passed; the call is not placed."""
+
+    code = "expired"
+
+
+class FoneStormError(BridgeError):
+    """The FoneStorm API refused a request or did not answer."""
+
+    code = "fonestorm_error"
+    http_status = 502
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        #: HTTP status FoneStorm answered with, ``None`` when it did not answer.
+        self.status = status
+
+
+class FoneStormUnavailable(FoneStormError):
+    """Connection error, timeout or 5xx: worth retrying."""
+
+    code = "fonestorm_unavailable"
+    retriable = True
+
+
+class FoneStormRateLimited(FoneStormError):
+    """429 Too Many Requests; ``retry_after`` seconds when FoneStorm said so."""
+
+    code = "fonestorm_rate_limited"
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class FoneStormAuthError(FoneStormError):
+    """401/403: the token is wrong; retrying would only burn the backlog."""
+
+    code = "fonestorm_auth"
+
+
+class FoneStormRejected(FoneStormError):
+    """Any other 4xx: the request itself is wrong and will stay wrong."""
+
+    code = "fonestorm_rejected"

@@ -1,0 +1,87 @@
+"""Prometheus metrics of one bridge process.
+
+Each application gets its own :class:`CollectorRegistry`, so several apps in one process (tests,
+``serve``) never collide on metric names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Callback handling is a few ms when Kafka is healthy and up to the produce timeout when not.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """All metrics the bridge exports, registered on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.callbacks = Counter(
+            "bridge_callbacks",
+            "Callbacks received, by delivery method, direction, status and outcome.",
+            ["method", "direction", "status", "outcome"],
+            registry=r,
+        )
+        self.callback_latency = Histogram(
+            "bridge_callback_duration_seconds",
+            "Time from request start to response, by outcome.",
+            ["outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.produce_latency = Histogram(
+            "bridge_produce_duration_seconds",
+            "Time from send to broker acknowledgement, by topic.",
+            ["topic"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.produce_errors = Counter(
+            "bridge_produce_errors",
+            "Records Kafka did not acknowledge in time.",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "bridge_dead_letters",
+            "Records written to the dead-letter topic, by source and reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.kafka_ready = Gauge(
+            "bridge_kafka_ready", "1 while the Kafka producer is connected.", registry=r
+        )
+        self.commands = Counter(
+            "bridge_commands",
+            "Place-call commands finished, by result status.",
+            ["status"],
+            registry=r,
+        )
+        self.command_latency = Histogram(
+            "bridge_command_duration_seconds",
+            "Time from command consumed to result published.",
+            ["status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fonestorm_requests = Counter(
+            "bridge_fonestorm_requests",
+            "Requests to the FoneStorm API, by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.commands_in_flight = Gauge(
+            "bridge_commands_in_flight", "Commands being processed now.", registry=r
+        )
+        self.worker_ready = Gauge(
+            "bridge_worker_ready", "1 while the command worker is consuming.", registry=r
+        )
+
+    def render(self) -> bytes:
+        """Text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,171 @@
+"""Kafka producer of the bridge: acks=all, idempotent, readiness that follows the broker.
+
+The producer starts in the background and keeps retrying, so the process comes up (and reports
+not-ready) even when Kafka does not answer yet; :meth:`Publisher.publish` fails fast with
+:class:`PublishError` until it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from bridge.errors import PublishError
+from bridge.events import VersionedEvent, cloudevent_headers, utcnow
+from bridge.metrics import Metrics
+from bridge.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class Publisher:
+    """Produces records and tells whether Kafka is reachable."""
+
+    #: Seconds between broker health probes.
+    probe_interval: float = 2.0
+
+    def __init__(self, settings: KafkaSettings, metrics: Metrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._producer: AIOKafkaProducer | None = None
+        self._ready = False
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True while the producer is started and the last contact with Kafka succeeded."""
+        return self._ready and not self._stopping
+
+    def _set_ready(self, ready: bool, reason: str = "") -> None:
+        if ready != self._ready:
+            if ready:
+                log.info("Kafka is reachable at %s", self._settings.bootstrap_servers)
+            else:
+                log.warning("Kafka is not reachable: %s", reason)
+        self._ready = ready
+        self._metrics.kafka_ready.set(1 if ready else 0)
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        s = self._settings
+        return AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=s.client_id,
+            acks="all",
+            # Not aiokafka's default: without it a retried batch can be written twice.
+            enable_idempotence=True,
+            linger_ms=s.linger_ms,
+            compression_type=None if s.compression_type == "none" else s.compression_type,
+            request_timeout_ms=s.request_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        self._task = asyncio.create_task(self._run(), name="kafka-producer")
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while self._producer is None:
+            producer = self._new_producer()
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                await producer.stop()
+                self._set_ready(False, f"cannot bootstrap: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            self._producer = producer
+            self._set_ready(True)
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            await self._probe()
+
+    async def _probe(self) -> None:
+        assert self._producer is not None  # noqa: S101 - only called once started
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout):
+                await self._producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError) as exc:
+            self._set_ready(False, f"metadata probe failed: {exc!r}")
+        else:
+            self._set_ready(True)
+
+    def begin_shutdown(self) -> None:
+        """Report not-ready from now on, so load balancers stop sending traffic."""
+        self._stopping = True
+
+    async def stop(self) -> None:
+        """Flush what is pending and close the producer."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            # wait() rather than await: our own cancellation must still propagate.
+            await asyncio.wait([self._task])
+        if self._producer is not None:
+            # stop() flushes the accumulator before closing.
+            await self._producer.stop()
+            self._producer = None
+        self._metrics.kafka_ready.set(0)
+
+    async def publish(
+        self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()
+    ) -> RecordMetadata:
+        """Produce one record and wait for the broker's acknowledgement (acks=all).
+
+        Raises :class:`PublishError` when Kafka does not acknowledge within the produce timeout.
+        Concurrent callers are batched by the producer; nothing here serialises them.
+        """
+        producer = self._producer
+        if producer is None:
+            self._metrics.produce_errors.labels(topic).inc()
+            raise PublishError("Kafka is not reachable; retry later")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout):
+                future = await producer.send(topic, value=value, key=key, headers=list(headers))
+                metadata: RecordMetadata = await future
+        except (TimeoutError, KafkaError) as exc:
+            self._metrics.produce_errors.labels(topic).inc()
+            self._set_ready(False, f"produce to {topic} failed: {exc!r}")
+            raise PublishError(
+                f"Kafka did not acknowledge within {self._settings.produce_timeout:g}s; retry later"
+            ) from exc
+        self._metrics.produce_latency.labels(topic).observe(time.perf_counter() - started)
+        self._set_ready(True)
+        return metadata
+
+    async def publish_event(
+        self,
+        topic: str,
+        event: VersionedEvent,
+        *,
+        event_id: str,
+        ce_type: str,
+        source: str,
+        key: str | None,
+        subject: str | None = None,
+    ) -> RecordMetadata:
+        """Produce a versioned event as a CloudEvent in binary content mode."""
+        headers = cloudevent_headers(
+            event_id=event_id,
+            source=source,
+            ce_type=ce_type,
+            time=getattr(event, "received_at", None) or utcnow(),
+            subject=subject,
+            dataschema=event.schema_id(),
+        )
+        return await self.publish(
+            topic,
+            event.model_dump_json().encode(),
+            key=key.encode() if key is not None else None,
+            headers=headers,
+        )

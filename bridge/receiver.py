@@ -1,0 +1,242 @@
+"""The callback endpoint: HTTP request in, ``CallEvent`` on Kafka out, 2xx only once Kafka has it.
+
+Anything refused is produced to the dead-letter topic *before* the 4xx is sent; if even that
+fails the caller gets 503, so FoneStorm retries and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import BasicAuth, hdrs, web
+
+from bridge import callbacks
+from bridge.errors import (
+    BridgeError,
+    CallbackError,
+    PayloadTooLarge,
+    PublishError,
+    Unauthorized,
+)
+from bridge.events import DeadLetter, HttpRequestRecord, utcnow
+from bridge.logs import log_context
+from bridge.metrics import Metrics
+from bridge.publisher import Publisher
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Looks up ``(command_id, correlation_id)`` of a call the bridge placed itself.
+Correlator = Callable[[str], Awaitable[tuple[str | None, str | None]]]
+
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "token", "x-api-key"}
+)
+_READ_CHUNK = 64 * 1024
+
+
+def error_response(error: BridgeError, *, status: int | None = None) -> web.Response:
+    """The one JSON error shape of the API."""
+    return web.json_response(error.to_json(), status=status or error.http_status)
+
+
+class CallbackReceiver:
+    """Handles ``/callbacks/calls``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        metrics: Metrics,
+        correlator: Correlator | None = None,
+    ) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._metrics = metrics
+        self._correlator = correlator
+        auth = settings.callbacks
+        self._credentials: tuple[bytes, bytes] | None = None
+        if auth.username is not None:
+            password = auth.password.get_secret_value() if auth.password else ""
+            self._credentials = (auth.username.encode(), password.encode())
+
+    def set_correlator(self, correlator: Correlator | None) -> None:
+        """Plug in the lookup that tags events of calls the bridge placed."""
+        self._correlator = correlator
+
+    def _check_auth(self, request: web.Request) -> None:
+        if self._credentials is None:
+            return
+        header = request.headers.get(hdrs.AUTHORIZATION, "")
+        try:
+            given = BasicAuth.decode(header, encoding="utf-8")
+        except ValueError:
+            raise Unauthorized("basic authentication required") from None
+        user_ok = hmac.compare_digest(given.login.encode(), self._credentials[0])
+        password_ok = hmac.compare_digest(given.password.encode(), self._credentials[1])
+        if not (user_ok and password_ok):
+            raise Unauthorized("wrong basic-auth credentials")
+
+    async def _read_body(self, request: web.Request) -> tuple[bytes, bool]:
+        """The body, cut at the size limit; ``True`` when it was cut."""
+        limit = self._settings.http.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return await request.content.read(limit), True
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                chunks.append(chunk[: len(chunk) - (size - limit)])
+                return b"".join(chunks), True
+            chunks.append(chunk)
+        return b"".join(chunks), False
+
+    def _fields(self, request: web.Request, body: bytes, truncated: bool) -> dict[str, Any]:
+        if request.method == hdrs.METH_GET:
+            return callbacks.parse_query(request.rel_url.raw_query_string)
+        if request.method != hdrs.METH_POST:
+            raise CallbackError(
+                f"method {request.method} is not allowed; use GET or POST",
+                code="method_not_allowed",
+            )
+        if truncated:
+            raise PayloadTooLarge(
+                f"body is larger than the limit of {self._settings.http.max_body_bytes} bytes"
+            )
+        return callbacks.parse_post(request.content_type, request.charset, body)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Accept one callback: validate, produce, answer."""
+        started = time.perf_counter()
+        method = _delivery_method(request)
+        direction = status = "unknown"
+        outcome = "accepted"
+        try:
+            self._check_auth(request)
+            body, truncated = await self._read_body(request)
+            try:
+                data = callbacks.validate(self._fields(request, body, truncated))
+            except CallbackError as exc:
+                outcome = "rejected"
+                return await self._reject(request, body, truncated, exc)
+            direction, status = data.direction.value, data.status.value
+            with log_context(call_id=data.uid):
+                return await self._accept(data)
+        except Unauthorized as exc:
+            outcome = "unauthorized"
+            log.warning("callback refused: %s", exc.message)
+            response = error_response(exc)
+            response.headers[hdrs.WWW_AUTHENTICATE] = (
+                'Basic realm="fonestorm-bridge", charset="UTF-8"'
+            )
+            return response
+        except PublishError as exc:
+            outcome = "unavailable"
+            response = error_response(exc)
+            response.headers[hdrs.RETRY_AFTER] = "1"
+            return response
+        finally:
+            self._metrics.callbacks.labels(method, direction, status, outcome).inc()
+            self._metrics.callback_latency.labels(outcome).observe(time.perf_counter() - started)
+
+    async def _accept(self, data: callbacks.CallbackData) -> web.Response:
+        command_id = correlation_id = None
+        if self._correlator is not None:
+            command_id, correlation_id = await self._correlator(data.uid)
+        event = callbacks.to_event(
+            data,
+            region=self._settings.callbacks.default_region,
+            received_at=utcnow(),
+            command_id=command_id,
+            correlation_id=correlation_id,
+        )
+        metadata = await self._publisher.publish_event(
+            self._settings.topics.call_events,
+            event,
+            event_id=event.event_id,
+            ce_type=event.ce_type,
+            source=self._settings.callbacks.source,
+            key=event.call_id,
+            subject=event.call_id,
+        )
+        log.info(
+            "callback %s %s produced to %s[%d]@%d",
+            event.direction.value,
+            event.status.value,
+            metadata.topic,
+            metadata.partition,
+            metadata.offset,
+            extra={"event_id": event.event_id, "command_id": command_id},
+        )
+        return web.json_response({"event_id": event.event_id, "call_id": event.call_id})
+
+    async def _reject(
+        self, request: web.Request, body: bytes, truncated: bool, error: CallbackError
+    ) -> web.Response:
+        letter = DeadLetter(
+            dead_letter_id=str(uuid.uuid4()),
+            source="callback",
+            reason_code=error.code,
+            reason=error.message,
+            received_at=utcnow(),
+            http_status=error.http_status,
+            request=_request_record(request, body, truncated),
+        )
+        await self._publisher.publish_event(
+            self._settings.topics.dead_letters,
+            letter,
+            event_id=letter.dead_letter_id,
+            ce_type=letter.ce_type,
+            source=self._settings.callbacks.source,
+            key=None,
+        )
+        self._metrics.dead_letters.labels("callback", error.code).inc()
+        log.warning(
+            "callback rejected (%s): %s",
+            error.code,
+            error.message,
+            extra={"dead_letter_id": letter.dead_letter_id},
+        )
+        response = error_response(error)
+        if truncated:
+            # The rest of an oversized body is never read; do not keep the connection.
+            response.force_close()
+        return response
+
+
+def _delivery_method(request: web.Request) -> str:
+    """FoneStorm's name of the delivery method: GET, POST (form) or JSON."""
+    if request.method == hdrs.METH_GET:
+        return "GET"
+    if request.method == hdrs.METH_POST:
+        return "JSON" if request.content_type == callbacks.JSON_CONTENT_TYPE else "POST"
+    return "other"
+
+
+def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpRequestRecord:
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode("ascii"), "base64"
+    headers = {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() not in _CREDENTIAL_HEADERS
+    }
+    return HttpRequestRecord(
+        method=request.method,
+        path=request.path,
+        query=request.rel_url.raw_query_string,
+        headers=headers,
+        body=text,
+        body_encoding=encoding,  # type: ignore[arg-type]
+        body_truncated=truncated,
+        remote=request.remote,
+    )

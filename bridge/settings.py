@@ -1,0 +1,214 @@
+"""Configuration, read from ``BRIDGE_*`` environment variables (nested with ``__``).
+
+Example: ``BRIDGE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092``. Every field is documented in the
+README's settings table; keep the two in step (a unit test checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import phonenumbers
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BRIDGE_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class KafkaSettings(BaseModel):
+    """Connection to the Kafka cluster and producer behaviour."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    client_id: str = Field("fonestorm-bridge", description="Client id sent to the brokers.")
+    produce_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a broker acknowledgement before answering 503."
+    )
+    linger_ms: int = Field(
+        0, ge=0, description="Producer linger: how long to wait to fill a batch (ms)."
+    )
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Producer compression codec."
+    )
+    request_timeout_ms: int = Field(30000, gt=0, description="Kafka client request timeout (ms).")
+
+
+class TopicSettings(BaseModel):
+    """Names of the topics the bridge reads and writes."""
+
+    call_events: str = Field("fonestorm.call-events.v1", description="CallEvent topic.")
+    dead_letters: str = Field(
+        "fonestorm.dead-letters.v1", description="Rejected callbacks and commands."
+    )
+    place_call: str = Field("fonestorm.place-call.v1", description="PlaceCallCommand topic.")
+    place_call_results: str = Field(
+        "fonestorm.place-call-results.v1", description="PlaceCallResult topic."
+    )
+    command_ledger: str = Field(
+        "fonestorm.place-call-ledger.v1",
+        description="Compacted ledger of command states (exactly-once bookkeeping).",
+    )
+
+
+class HttpSettings(BaseModel):
+    """The callback HTTP server."""
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")  # noqa: S104
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    max_body_bytes: int = Field(
+        64 * 1024, gt=0, description="Largest callback body accepted (bytes); larger gets 413."
+    )
+    shutdown_timeout: float = Field(
+        25.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
+    keepalive_timeout: float = Field(
+        75.0, gt=0, description="Idle keep-alive connection timeout (s)."
+    )
+
+
+class CallbackSettings(BaseModel):
+    """How callbacks are authenticated and mapped to events."""
+
+    username: str | None = Field(
+        None, description="Basic-auth user FoneStorm must send; unset disables auth."
+    )
+    password: SecretStr | None = Field(None, description="Basic-auth password (secret).")
+    default_region: str = Field(
+        "US", min_length=2, max_length=2, description="Region for numbers without country code."
+    )
+    source: str = Field(
+        "/fonestorm-bridge/callbacks",
+        description="CloudEvents `source` attribute of the events the receiver produces.",
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        value = value.upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}")
+        return value
+
+
+class FoneStormSettings(BaseModel):
+    """The FoneStorm REST API."""
+
+    base_url: str = Field("https://api.fonestorm.com/v2", description="API base URL.")
+    token: SecretStr | None = Field(None, description="API token sent as the `token` header.")
+    connect_timeout: float = Field(5.0, gt=0, description="TCP/TLS connect timeout (s).")
+    read_timeout: float = Field(15.0, gt=0, description="Timeout for a whole API request (s).")
+    fonenumbers: list[str] = Field(
+        default_factory=list, description="Our FoneNumbers (JSON list) to register callbacks for."
+    )
+    public_url: str | None = Field(
+        None, description="Public URL of the callback endpoint, used when registering callbacks."
+    )
+    callback_method: Literal["GET", "POST", "JSON"] = Field(
+        "JSON", description="Callback delivery method to register."
+    )
+    register_on_start: bool = Field(
+        False, description="Register send/receive-notify callbacks when the bridge starts."
+    )
+
+
+class WorkerSettings(BaseModel):
+    """The place-call command worker."""
+
+    group_id: str = Field("fonestorm-bridge-worker", description="Kafka consumer group.")
+    max_in_flight: int = Field(64, gt=0, description="Commands processed concurrently.")
+    rate_limit: float = Field(20.0, gt=0, description="Create-call requests per second at most.")
+    max_attempts: int = Field(6, gt=0, description="Attempts per command before it fails.")
+    max_retry_seconds: float = Field(
+        120.0, gt=0, description="Give up retrying a command after this long (s)."
+    )
+    backoff_initial: float = Field(0.5, gt=0, description="First retry delay (s).")
+    backoff_max: float = Field(30.0, gt=0, description="Largest retry delay (s).")
+    delivery: Literal["at-most-once", "at-least-once"] = Field(
+        "at-most-once",
+        description="What to do with a command whose outcome is unknown after a crash: "
+        "`at-most-once` reports `in_doubt`, `at-least-once` places it again.",
+    )
+
+
+class LogSettings(BaseModel):
+    """Logging output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["json", "text"] = Field("json", description="`json` in production.")
+
+
+class SandboxSettings(BaseModel):
+    """The FoneStorm look-alike (``fonestorm-bridge sandbox``) for local runs and tests."""
+
+    host: str = Field("127.0.0.1", description="Address the sandbox listens on.")
+    port: int = Field(8090, ge=0, le=65535, description="Port the sandbox listens on.")
+    token: SecretStr = Field(
+        SecretStr("sandbox-token"), description="API token the sandbox accepts."
+    )
+    account_code: str = Field("SANDBOX", description="Account code put in callbacks.")
+    ring_delay: float = Field(0.05, ge=0, description="Seconds from create-call to BEGIN.")
+    call_duration: float = Field(0.1, ge=0, description="Seconds from BEGIN to END.")
+    latency: float = Field(0.0, ge=0, description="Added latency of every API response (s).")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Share of API requests answered 500.")
+
+
+class Settings(BaseSettings):
+    """All settings of the bridge."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    fonestorm: FoneStormSettings = Field(default_factory=FoneStormSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+
+_SECRET_FIELDS = frozenset({"password", "token"})
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message names every offending variable."""
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the field at ``loc``."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, or raise :class:`SettingsError` naming the variables."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            secret = any(str(part) in _SECRET_FIELDS for part in err["loc"])
+            shown = "" if secret else f" (got {err.get('input')!r})"
+            lines.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def settings_table() -> str:
+    """Markdown table of every setting: variable, default, description (for the README)."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)  # noqa: S101
+        for name, sub in model.model_fields.items():
+            default = sub.get_default(call_default_factory=True)
+            if isinstance(default, SecretStr):
+                default = "(secret)"
+            shown = "" if default is None else f"`{default}`"
+            description = (sub.description or "").replace("|", "\\|")
+            rows.append(f"| `{env_name((section, name))}` | {shown} | {description} |")
+    return "\n".join(rows)

@@ -1,0 +1,65 @@
+"""Settings from the environment, and schema files in sync with the models."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bridge import schemas
+from bridge.events import PUBLISHED_MODELS
+from bridge.settings import Settings, SettingsError, env_name, load_settings, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_nested_env_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("BRIDGE_HTTP__PORT", "9999")
+    monkeypatch.setenv("BRIDGE_CALLBACKS__PASSWORD", "s3cret")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.http.port == 9999
+    assert "s3cret" not in settings.model_dump_json()
+    assert "s3cret" not in repr(settings)
+
+
+def test_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_HTTP__PORT", "not-a-port")
+    monkeypatch.setenv("BRIDGE_CALLBACKS__DEFAULT_REGION", "ZZ")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "BRIDGE_HTTP__PORT" in str(info.value)
+    assert "BRIDGE_CALLBACKS__DEFAULT_REGION" in str(info.value)
+
+
+def test_env_name() -> None:
+    assert env_name(("kafka", "bootstrap_servers")) == "BRIDGE_KAFKA__BOOTSTRAP_SERVERS"
+
+
+def _all_env_names() -> set[str]:
+    names = set()
+    for section, field in Settings.model_fields.items():
+        assert field.annotation is not None
+        for sub in field.annotation.model_fields:
+            names.add(env_name((section, sub)))
+    return names
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(BRIDGE_[A-Z0-9_]+)`", readme))
+    missing = _all_env_names() - documented
+    assert not missing, f"settings missing from README: {sorted(missing)}"
+    assert settings_table() in readme, "run scripts/update-readme"
+
+
+def test_schema_files_match_the_models() -> None:
+    assert schemas.stale() == [], "run `fonestorm-bridge schemas export`"
+
+
+def test_schema_ids_match_dataschema() -> None:
+    for model in PUBLISHED_MODELS:
+        assert model.json_schema()["$id"] == model.schema_id()
+        assert model.schema_id().endswith(f"/v{model.schema_version}.json")
