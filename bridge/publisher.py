@@ -18,6 +18,7 @@ from aiokafka.structs import RecordMetadata
 
 from bridge.errors import PublishError
 from bridge.events import VersionedEvent, cloudevent_headers, utcnow
+from bridge.kafka import client_options
 from bridge.metrics import Metrics
 from bridge.settings import KafkaSettings
 
@@ -57,14 +58,12 @@ class Publisher:
     def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
         return AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
-            client_id=s.client_id,
+            **client_options(s),
             acks="all",
             # Not aiokafka's default: without it a retried batch can be written twice.
             enable_idempotence=True,
             linger_ms=s.linger_ms,
             compression_type=None if s.compression_type == "none" else s.compression_type,
-            request_timeout_ms=s.request_timeout_ms,
         )
 
     async def start(self) -> None:

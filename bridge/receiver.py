@@ -7,16 +7,17 @@ fails the caller gets 503, so FoneStorm retries and nothing is lost.
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from bridge import callbacks
+from bridge.correlation import CallCorrelator
 from bridge.errors import (
     BridgeError,
     CallbackError,
@@ -24,16 +25,13 @@ from bridge.errors import (
     PublishError,
     Unauthorized,
 )
-from bridge.events import DeadLetter, HttpRequestRecord, utcnow
+from bridge.events import DeadLetter, Direction, HttpRequestRecord, utcnow
 from bridge.logs import log_context
 from bridge.metrics import Metrics
 from bridge.publisher import Publisher
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: Looks up ``(command_id, correlation_id)`` of a call the bridge placed itself.
-Correlator = Callable[[str], Awaitable[tuple[str | None, str | None]]]
 
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "token", "x-api-key"}
@@ -54,7 +52,7 @@ class CallbackReceiver:
         settings: Settings,
         publisher: Publisher,
         metrics: Metrics,
-        correlator: Correlator | None = None,
+        correlator: CallCorrelator | None = None,
     ) -> None:
         self._settings = settings
         self._publisher = publisher
@@ -66,20 +64,14 @@ class CallbackReceiver:
             password = auth.password.get_secret_value() if auth.password else ""
             self._credentials = (auth.username.encode(), password.encode())
 
-    def set_correlator(self, correlator: Correlator | None) -> None:
-        """Plug in the lookup that tags events of calls the bridge placed."""
-        self._correlator = correlator
-
     def _check_auth(self, request: web.Request) -> None:
         if self._credentials is None:
             return
-        header = request.headers.get(hdrs.AUTHORIZATION, "")
-        try:
-            given = BasicAuth.decode(header, encoding="utf-8")
-        except ValueError:
-            raise Unauthorized("basic authentication required") from None
-        user_ok = hmac.compare_digest(given.login.encode(), self._credentials[0])
-        password_ok = hmac.compare_digest(given.password.encode(), self._credentials[1])
+        given = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+        if given is None:
+            raise Unauthorized("basic authentication required")
+        user_ok = hmac.compare_digest(given[0], self._credentials[0])
+        password_ok = hmac.compare_digest(given[1], self._credentials[1])
         if not (user_ok and password_ok):
             raise Unauthorized("wrong basic-auth credentials")
 
@@ -149,7 +141,10 @@ class CallbackReceiver:
     async def _accept(self, data: callbacks.CallbackData) -> web.Response:
         command_id = correlation_id = None
         if self._correlator is not None:
-            command_id, correlation_id = await self._correlator(data.uid)
+            # Only outbound calls can have been placed by the bridge; only they wait.
+            command_id, correlation_id = await self._correlator.lookup(
+                data.uid, wait=data.direction is Direction.OUTBOUND
+            )
         event = callbacks.to_event(
             data,
             region=self._settings.callbacks.default_region,
@@ -209,6 +204,19 @@ class CallbackReceiver:
             # The rest of an oversized body is never read; do not keep the connection.
             response.force_close()
         return response
+
+
+def _basic_credentials(header: str) -> tuple[bytes, bytes] | None:
+    """``(user, password)`` of a Basic ``Authorization`` header, None when absent or garbled."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    return (user, password) if sep else None
 
 
 def _delivery_method(request: web.Request) -> str:

@@ -1,0 +1,39 @@
+"""Connection options shared by every aiokafka client of the bridge (security, timeouts)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from bridge.settings import KafkaSettings
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments for ``AIOKafkaProducer``/``AIOKafkaConsumer``/admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        options["ssl_context"] = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """TLS context verifying brokers against ``ssl_cafile`` (or system CAs), optional mTLS."""
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.ssl_cafile,
+        certfile=settings.ssl_certfile,
+        keyfile=settings.ssl_keyfile,
+    )
+    return context

@@ -1,0 +1,17 @@
+"""Typed application keys shared by the app wiring and the components it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from bridge.metrics import Metrics
+from bridge.publisher import Publisher
+from bridge.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+PUBLISHER = web.AppKey("publisher", Publisher)
+#: Readiness checks by name; ``/readyz`` is ready when all are true.
+READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])

@@ -1,0 +1,231 @@
+"""Shared fixtures: one real Kafka broker per test session, and a fresh topic per test.
+
+Where the broker comes from, first match wins:
+
+1. ``BRIDGE_TEST_KAFKA`` set: an external cluster's bootstrap servers, used as is.
+2. A Docker engine answers: testcontainers' ``KafkaContainer`` (KRaft), image from
+   ``BRIDGE_TEST_KAFKA_IMAGE`` (default :data:`DEFAULT_KAFKA_IMAGE`).
+3. Otherwise ``scripts/local-kafka`` runs a real broker from Maven Central jars (Java 17 +
+   Maven), instance ``test`` on 127.0.0.1:19092, wiped at start and stopped at session end.
+   The session claims the instance (``--owner-pid``); a concurrent session (another worktree
+   user, an xdist worker) gets a private instance ``test-<pid>`` on free ports instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.kafka_helpers import NewTopicFactory
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_KAFKA = REPO_ROOT / "scripts" / "local-kafka"
+LOCAL_INSTANCE = "test"
+LOCAL_PORT = 19092
+LOCAL_CONTROLLER_PORT = 19093
+LOCAL_KAFKA_BUSY = 5  # exit code of `local-kafka start`: instance claimed or port taken
+# Confluent Platform 8.1 = Apache Kafka 4.1, the line scripts/kafka-pom.xml runs locally.
+DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:8.1.1"
+# Replication factor of test topics; raise it for an external cluster with min.insync.replicas>1.
+REPLICATION_FACTOR = int(os.environ.get("BRIDGE_TEST_KAFKA_REPLICATION_FACTOR", "1"))
+TOPIC_READY_TIMEOUT = 30.0
+
+
+# Which broker the session uses, for the log and the terminal summary.
+_kafka_source: dict[str, str] = {}
+
+
+def _chose(description: str) -> None:
+    _kafka_source["kafka"] = description
+    log.info("Kafka for tests: %s", description)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "kafka" in _kafka_source:
+        terminalreporter.write_line(f"Kafka for tests: {_kafka_source['kafka']}")
+
+
+def _docker_available() -> bool:
+    """True when a Docker engine answers a ping within a few seconds."""
+    try:
+        import docker  # noqa: PLC0415 - only needed when no external cluster is configured
+        from docker.errors import DockerException  # noqa: PLC0415
+    except ImportError:
+        return False
+    # docker-py leaks its socket when the engine is unreachable; under filterwarnings=error
+    # the ResourceWarning of that socket's finaliser would fail whichever test runs next.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=3)
+        except (DockerException, OSError):
+            return False
+        else:
+            try:
+                return bool(client.ping())
+            except (DockerException, OSError):  # requests' ConnectionError is an OSError
+                return False
+            finally:
+                client.close()
+        finally:
+            gc.collect()  # finalise the leaked socket while its warning is still ignored
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers (``host:port[,host:port...]``) of a real Kafka for the whole session."""
+    external = os.environ.get("BRIDGE_TEST_KAFKA", "").strip()
+    if external:
+        _chose(f"external cluster {external} (BRIDGE_TEST_KAFKA)")
+        yield external
+        return
+    if _docker_available():
+        yield from _testcontainers_kafka()
+        return
+    yield from _local_kafka()
+
+
+def _testcontainers_kafka() -> Iterator[str]:
+    from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
+
+    image = os.environ.get("BRIDGE_TEST_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
+    with KafkaContainer(image).with_kraft() as container:
+        bootstrap: str = container.get_bootstrap_server()
+        _chose(f"testcontainers KafkaContainer({image}, KRaft) at {bootstrap}")
+        yield bootstrap
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the OS reports free right now (all bound at once, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _run_local_kafka(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LOCAL_KAFKA), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+def _start_local_kafka(
+    name: str, port: int, controller_port: int
+) -> subprocess.CompletedProcess[str]:
+    return _run_local_kafka(
+        "start",
+        "--name",
+        name,
+        "--port",
+        str(port),
+        "--controller-port",
+        str(controller_port),
+        "--fresh",
+        "--owner-pid",  # another pytest session must not restart or stop it under us
+        str(os.getpid()),
+        "--timeout",
+        "90",
+    )
+
+
+def _local_kafka() -> Iterator[str]:
+    name = LOCAL_INSTANCE
+    result = _start_local_kafka(name, LOCAL_PORT, LOCAL_CONTROLLER_PORT)
+    private = result.returncode == LOCAL_KAFKA_BUSY
+    if private:
+        # Another live pytest session owns instance "test" (or something else holds 19092):
+        # run a private instance on free ports instead, deleted again at the end.
+        name = f"{LOCAL_INSTANCE}-{os.getpid()}"
+        result = _start_local_kafka(name, *_free_ports(2))
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/local-kafka start --name {name} failed (exit {result.returncode}):\n"
+            f"{result.stderr}",
+            pytrace=False,
+        )
+    bootstrap = result.stdout.strip().splitlines()[-1]
+    _chose(
+        f"scripts/local-kafka instance {name!r} at {bootstrap} "
+        "(no BRIDGE_TEST_KAFKA, no Docker engine)"
+    )
+    try:
+        yield bootstrap
+    finally:
+        _run_local_kafka("stop", "--name", name, *(["--purge"] if private else []))
+
+
+async def _wait_for_topic(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    """Poll metadata until every partition of ``name`` has a leader."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TOPIC_READY_TIMEOUT
+    last: Any = None
+    while loop.time() < deadline:
+        for topic in await admin.describe_topics([name]):
+            last = topic
+            parts = topic["partitions"]
+            if (
+                topic["error_code"] == 0
+                and len(parts) == partitions
+                and all(p["error_code"] == 0 and p["leader"] >= 0 for p in parts)
+            ):
+                return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"topic {name} not ready after {TOPIC_READY_TIMEOUT}s: {last!r}")
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str) -> AsyncIterator[NewTopicFactory]:
+    """Factory ``await new_topic(prefix="t", partitions=1) -> str`` creating a unique topic.
+
+    The topic exists, and every partition has a leader, when the call returns. Topics created
+    through the factory are deleted after the test.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-new-topic")
+    await admin.start()
+    created: list[str] = []
+
+    async def factory(prefix: str = "t", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=REPLICATION_FACTOR)]
+        )
+        errors = [
+            entry for entry in response.to_object()["topic_errors"] if entry["error_code"] != 0
+        ]
+        if errors:
+            raise RuntimeError(f"creating topic {name} failed: {errors!r}")
+        created.append(name)
+        await _wait_for_topic(admin, name, partitions)
+        return name
+
+    try:
+        yield factory
+    finally:
+        try:
+            if created:
+                await admin.delete_topics(created)
+        finally:
+            await admin.close()

@@ -1,0 +1,90 @@
+"""SIGTERM under load: the real ``receiver`` process loses no acknowledged callback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import wait_ready
+from tests.kafka_helpers import consume_all
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_sigterm_during_load_keeps_every_acknowledged_callback(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path
+) -> None:
+    events, dlq = await new_topic("events"), await new_topic("dlq")
+    port = free_port()
+    env = {
+        **os.environ,
+        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "BRIDGE_TOPICS__CALL_EVENTS": events,
+        "BRIDGE_TOPICS__DEAD_LETTERS": dlq,
+        "BRIDGE_HTTP__HOST": "127.0.0.1",
+        "BRIDGE_HTTP__PORT": str(port),
+        "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "10",
+    }
+    log_path = tmp_path / "receiver.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge.cli", "receiver", env=env, stdout=log_file,
+            stderr=log_file,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    acknowledged: list[str] = []
+    refused = 0
+    stop = asyncio.Event()
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal refused
+        while not stop.is_set():
+            data = {
+                "uid": str(uuid.uuid4()), "account_code": "A", "direction": "INBOUND",
+                "status": "BEGIN", "from": "3215551081", "to": "3215551801", "type": "VOICE",
+            }  # fmt: skip
+            try:
+                async with session.post(f"{url}/callbacks/calls", json=data) as response:
+                    if response.status == 200:
+                        acknowledged.append((await response.json())["event_id"])
+                    else:
+                        refused += 1
+            except aiohttp.ClientError:
+                refused += 1
+                await asyncio.sleep(0.01)
+
+    try:
+        await wait_ready(url, timeout=60)
+        async with aiohttp.ClientSession() as session:
+            clients = [asyncio.create_task(client(session)) for _ in range(20)]
+            await asyncio.sleep(1.5)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), timeout=30)
+            stop.set()
+            await asyncio.gather(*clients)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 0, log_path.read_text()
+    assert len(acknowledged) > 50, "the load never got going"
+    records = await consume_all(kafka_bootstrap, events, expected=len(acknowledged), timeout=30)
+    in_kafka = {json.loads(r.value)["event_id"] for r in records}
+    missing = set(acknowledged) - in_kafka
+    assert not missing, f"{len(missing)} acknowledged callbacks are not in Kafka"
