@@ -1,0 +1,375 @@
+"""FoneStorm sandbox: a look-alike of the FoneStorm calls API for local runs and tests.
+
+``POST /v2/calls``, ``/v2/calls/send_notify`` and ``/v2/calls/receive_notify`` behave as the
+API documentation says (``token`` header, JSON bodies, the documented response shapes). After a
+call is created, a background task delivers the ``BEGIN`` callback after ``ring_delay`` and the
+``END`` callback ``call_duration`` later to the send_notify registration of the caller
+FoneNumber, with the registered method (``GET`` token replacement, ``POST`` form, ``JSON``) and
+basic auth. Deliveries answered 5xx or failing to connect are retried with a short backoff;
+4xx is final. Every attempt is recorded.
+
+How a call ends depends on the last four digits of ``to`` (:data:`OUTCOME_TABLE`):
+
+| `to` ends in | Result | END `disposition` | `billable_seconds` |
+|---|---|---|---|
+| `0001` | not answered | `NO_ANSWER` | 0 |
+| `0002` | busy | `BUSY` | 0 |
+| `0003` | rejected by the callee | `REJECTED` | 0 |
+| `0004` | cancelled before answer | `CANCEL` | 0 |
+| `0005` | failed in the network | `FAILED:503` | 0 |
+| `0006` | answered, 125 billable seconds | `ANSWERED` | 125 |
+| `0007` | BEGIN only: the END callback is lost | (none) | (none) |
+| `0009` | create-call answered 422 `invalid_destination` | (no call) | (no call) |
+| (other) | answered, 30 billable seconds | `ANSWERED` | 30 |
+
+Admin endpoints (no token): ``GET /healthz``; ``GET /_sandbox/calls`` (filters
+``?idempotency_key=&to=&direction=``) and ``GET /_sandbox/calls/{id}``;
+``GET /_sandbox/registrations``; ``GET /_sandbox/requests`` (every ``/v2`` request and its
+status); ``GET|POST|DELETE /_sandbox/faults``; ``POST /_sandbox/inbound`` (simulate an inbound
+call); ``POST /_sandbox/reset``. Every error is ``{"error": {"code", "message"}}``.
+
+Faults apply to ``/v2`` requests before the token is checked, in this order: ``timeout_next``
+(hang ``timeout_seconds``, then 504), ``fail_next`` (``fail_status``), ``rate_limit_next`` (429
+with ``Retry-After``), ``error_rate`` (500), all without creating anything;
+``fail_after_create_next`` answers 500 *after* creating the call. ``latency`` delays every answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ValidationError
+
+from bridge.sandbox_callbacks import run_call
+from bridge.sandbox_models import (
+    DEFAULT_OUTCOME,
+    OUTCOME_TABLE,
+    OUTCOMES_BY_SUFFIX,
+    CreateCallBody,
+    InboundBody,
+    NotifyBody,
+    NotifyKind,
+    Outcome,
+    outcome_for,
+)
+from bridge.sandbox_state import ApiRequest, CallRecord, Registration, SandboxState
+from bridge.settings import SandboxSettings
+
+__all__ = [
+    "DEFAULT_OUTCOME",
+    "OUTCOMES_BY_SUFFIX",
+    "OUTCOME_TABLE",
+    "STATE_KEY",
+    "SandboxState",
+    "create_sandbox_app",
+    "run_sandbox",
+]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v2"
+STATE_KEY: web.AppKey[SandboxState] = web.AppKey("fonestorm_sandbox_state", SandboxState)
+_FAULT_KEY: web.RequestKey[str] = web.RequestKey("sandbox_fault", str)
+_CALL_ID_KEY: web.RequestKey[str] = web.RequestKey("sandbox_call_id", str)
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class SandboxError(Exception):
+    """An error answer; the middleware renders it as ``{"error": {"code", "message"}}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The sandbox's one error shape."""
+    body = {"error": {"code": code, "message": message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as JSON and record each ``/v2`` request."""
+    try:
+        response = await handler(request)
+    except SandboxError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        code = exc.reason.lower().replace(" ", "_")
+        response = error_response(
+            exc.status, code, f"{request.method} {request.path}: {exc.reason}", allow
+        )
+    except Exception:
+        log.exception("sandbox: %s %s crashed", request.method, request.path)
+        response = error_response(500, "internal_error", "sandbox bug, see its log")
+    if request.path.startswith(API_PREFIX + "/"):
+        request.app[STATE_KEY].requests.append(
+            ApiRequest(
+                method=request.method,
+                path=request.path,
+                status=response.status,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+                fault=request.get(_FAULT_KEY),
+                call_id=request.get(_CALL_ID_KEY),
+            )
+        )
+    return response
+
+
+async def _guard(request: web.Request) -> SandboxState:
+    """Apply latency, injected faults and the token check to an API request."""
+    state = request.app[STATE_KEY]
+    if state.faults.latency:
+        await asyncio.sleep(state.faults.latency)
+    fault = state.take_fault()
+    if fault is not None:
+        request[_FAULT_KEY] = fault.kind
+        if fault.kind == "hang":
+            # Shutdown ends the hang early so the server does not wait out timeout_seconds.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(fault.seconds):
+                    await state.closing.wait()
+            raise SandboxError(504, "timeout", "sandbox: injected timeout")
+        if fault.kind == "rate_limit":
+            headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            raise SandboxError(429, "rate_limited", "sandbox: injected rate limit", headers)
+        raise SandboxError(fault.status, "injected_fault", f"sandbox: injected {fault.status}")
+    token = request.headers.get("token", "").encode()
+    if not hmac.compare_digest(token, state.settings.token.get_secret_value().encode()):
+        raise SandboxError(401, "unauthorized", "missing or invalid token")
+    return state
+
+
+async def _read_object(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body, or 400."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        raise SandboxError(400, "malformed_body", "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise SandboxError(400, "malformed_body", "body must be a JSON object")
+    return data
+
+
+async def _parse(request: web.Request, model: type[_M]) -> _M:
+    """Read a JSON object body into ``model``: 400 when not JSON, 422 when fields are wrong."""
+    data = await _read_object(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SandboxError(422, "invalid_fields", _describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )
+
+
+async def _create_call(request: web.Request) -> web.Response:
+    state = await _guard(request)
+    body = await _parse(request, CreateCallBody)
+    outcome = outcome_for(body.to)
+    if not outcome.accepted:
+        raise SandboxError(422, "invalid_destination", f"cannot call {body.to}")
+    call = CallRecord(
+        id=state.new_call_id(),
+        direction="OUTBOUND",
+        fonenumber=body.fonenumber,
+        caller=body.fonenumber,
+        to=body.to,
+        outcome=outcome,
+        tts=body.tts,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    _start_call(state, call)
+    request[_CALL_ID_KEY] = call.id
+    if state.take_fail_after_create():
+        request[_FAULT_KEY] = "fail_after_create"
+        raise SandboxError(500, "injected_fault", "sandbox: injected 500 after creating the call")
+    return web.json_response({"call": {"id": call.id}})
+
+
+def _start_call(state: SandboxState, call: CallRecord) -> None:
+    state.calls[call.id] = call
+    state.spawn(run_call(state, call))
+    log.info(
+        "sandbox created %s call %s from %s to %s (disposition %s, idempotency key %s)",
+        call.direction,
+        call.id,
+        call.caller,
+        call.to,
+        call.outcome.disposition,
+        call.idempotency_key,
+    )
+
+
+def _notify_handler(kind: NotifyKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        state = await _guard(request)
+        body = await _parse(request, NotifyBody)
+        registration = Registration(
+            fonenumber=body.fonenumber,
+            url=body.url,
+            method=body.method,
+            username=body.url_username,
+            password=body.url_password,
+        )
+        state.register(kind, registration)
+        return web.json_response({"callback": {"url": body.url, "method": body.method}})
+
+    return handler
+
+
+async def _inbound(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _parse(request, InboundBody)
+    disposition = body.disposition or "ANSWERED"
+    seconds = body.billable_seconds
+    if seconds is None:
+        seconds = DEFAULT_OUTCOME.billable_seconds if disposition == "ANSWERED" else 0
+    call = CallRecord(
+        id=state.new_call_id(),
+        direction="INBOUND",
+        fonenumber=body.to,
+        caller=body.caller,
+        to=body.to,
+        outcome=Outcome(disposition, seconds, "simulated inbound call"),
+    )
+    _start_call(state, call)
+    return web.json_response({"call": {"id": call.id}})
+
+
+async def _list_calls(request: web.Request) -> web.Response:
+    filters = {
+        k: request.query[k] for k in ("idempotency_key", "to", "direction") if k in request.query
+    }
+    every = (call.to_json() for call in request.app[STATE_KEY].calls.values())
+    calls = [c for c in every if all(str(c[k]) == v for k, v in filters.items())]
+    return web.json_response(calls)
+
+
+async def _get_call(request: web.Request) -> web.Response:
+    call = request.app[STATE_KEY].calls.get(request.match_info["call_id"])
+    if call is None:
+        raise SandboxError(404, "not_found", "no such call")
+    return web.json_response(call.to_json())
+
+
+async def _registrations(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response(
+        {
+            kind: {r.fonenumber: r.to_json() for r in regs.values()}
+            for kind, regs in state.registrations.items()
+        }
+    )
+
+
+async def _requests(request: web.Request) -> web.Response:
+    return web.json_response([r.to_json() for r in request.app[STATE_KEY].requests])
+
+
+async def _get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].faults.model_dump())
+
+
+async def _set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    update = await _read_object(request)
+    try:
+        faults = state.update_faults(update)
+    except ValidationError as exc:
+        raise SandboxError(422, "invalid_fields", _describe(exc)) from None
+    return web.json_response(faults.model_dump())
+
+
+async def _clear_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.faults = state.baseline_faults()
+    return web.json_response(state.faults.model_dump())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    await request.app[STATE_KEY].reset()
+    return web.json_response({"status": "reset"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _callback_session(app: web.Application) -> AsyncIterator[None]:
+    """The client session for deliveries; pending deliveries are cancelled on cleanup."""
+    state = app[STATE_KEY]
+    state.session = aiohttp.ClientSession()
+    try:
+        yield
+    finally:
+        await state.cancel_tasks()
+        await state.session.close()
+        state.session = None
+
+
+async def _release_hangs(app: web.Application) -> None:
+    app[STATE_KEY].closing.set()
+
+
+def create_sandbox_app(settings: SandboxSettings) -> web.Application:
+    """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``."""
+    app = web.Application(middlewares=[_middleware])
+    app[STATE_KEY] = SandboxState(settings)
+    app.cleanup_ctx.append(_callback_session)
+    app.on_shutdown.append(_release_hangs)
+    app.router.add_post(f"{API_PREFIX}/calls", _create_call)
+    app.router.add_post(f"{API_PREFIX}/calls/send_notify", _notify_handler("send_notify"))
+    app.router.add_post(f"{API_PREFIX}/calls/receive_notify", _notify_handler("receive_notify"))
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/_sandbox/calls", _list_calls)
+    app.router.add_get("/_sandbox/calls/{call_id}", _get_call)
+    app.router.add_get("/_sandbox/registrations", _registrations)
+    app.router.add_get("/_sandbox/requests", _requests)
+    app.router.add_get("/_sandbox/faults", _get_faults)
+    app.router.add_post("/_sandbox/faults", _set_faults)
+    app.router.add_delete("/_sandbox/faults", _clear_faults)
+    app.router.add_post("/_sandbox/inbound", _inbound)
+    app.router.add_post("/_sandbox/reset", _reset)
+    return app
+
+
+async def run_sandbox(settings: SandboxSettings) -> None:
+    """Serve the sandbox on ``settings.host:settings.port`` until cancelled."""
+    runner = web.AppRunner(create_sandbox_app(settings), shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info(
+            "FoneStorm sandbox listening on %s (API base URL: .../v2)",
+            ", ".join(f"http://{addr[0]}:{addr[1]}" for addr in runner.addresses),
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        log.info("FoneStorm sandbox stopped")
