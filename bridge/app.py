@@ -12,20 +12,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from bridge.correlation import CallCorrelator
 from bridge.errors import BridgeError
+from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.publisher import Publisher
 from bridge.receiver import CallbackReceiver, error_response
+from bridge.registration import register_callbacks
 from bridge.settings import Settings
+from bridge.worker_app import worker_ctx
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Metrics)
-PUBLISHER = web.AppKey("publisher", Publisher)
 RECEIVER = web.AppKey("receiver", CallbackReceiver)
-#: Extra readiness checks (name → check) that components such as the worker register.
-READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
+CORRELATOR = web.AppKey("correlator", CallCorrelator)
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -83,8 +83,17 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-def create_app(settings: Settings, *, receiver: bool = True) -> web.Application:
-    """Build the bridge's aiohttp application (the callback receiver and operations endpoints)."""
+async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
+    correlator = app[CORRELATOR]
+    await correlator.start()
+    yield
+    await correlator.stop()
+
+
+def create_app(
+    settings: Settings, *, receiver: bool = True, worker: bool = False
+) -> web.Application:
+    """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
     app = web.Application(
         middlewares=[json_errors],
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
@@ -100,6 +109,23 @@ def create_app(settings: Settings, *, receiver: bool = True) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if receiver:
-        app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS])
+        correlator = None
+        if settings.callbacks.correlation_wait > 0:
+            correlator = app[CORRELATOR] = CallCorrelator(settings)
+            app.cleanup_ctx.append(_correlator_ctx)
+        app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS], correlator)
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
+    if worker:
+        app.cleanup_ctx.append(worker_ctx)
+    if settings.fonestorm.register_on_start:
+        app.on_startup.append(_register_callbacks)
     return app
+
+
+async def _register_callbacks(app: web.Application) -> None:
+    # A registration failure is logged, not fatal: callbacks may already point here, and
+    # crash-looping on a FoneStorm outage would take the receiver down with it.
+    try:
+        await register_callbacks(app[SETTINGS])
+    except (BridgeError, ValueError) as exc:
+        log.error("registering callbacks failed: %s", exc)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +16,11 @@ from aiohttp import web
 
 from bridge import schemas
 from bridge.app import create_app
+from bridge.commands import PlaceCallCommand
+from bridge.errors import BridgeError
 from bridge.logs import setup_logging
+from bridge.registration import produce_command, register_callbacks
+from bridge.sandbox import run_sandbox
 from bridge.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -45,9 +53,54 @@ def cmd_receiver(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the place-call command worker (with /healthz, /readyz, /metrics)."""
+    _run_http(settings, create_app(settings, receiver=False, worker=True))
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run everything the bridge has in one process."""
-    _run_http(settings, create_app(settings))
+    _run_http(settings, create_app(settings, receiver=True, worker=True))
+    return 0
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the FoneStorm sandbox until SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        task = asyncio.create_task(run_sandbox(settings.sandbox))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_register_callbacks(settings: Settings, args: argparse.Namespace) -> int:
+    """Point send-notify and receive-notify of our FoneNumbers at the receiver."""
+    try:
+        asyncio.run(register_callbacks(settings))
+    except (BridgeError, ValueError) as exc:
+        print(f"fonestorm-bridge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_place_call(settings: Settings, args: argparse.Namespace) -> int:
+    """Produce one PlaceCallCommand (for trying the bridge out)."""
+    command = PlaceCallCommand(
+        command_id=args.command_id or str(uuid.uuid4()),
+        fonenumber=args.fonenumber,
+        to=args.to,
+        tts=args.tts,
+        correlation_id=args.correlation_id,
+    )
+    asyncio.run(produce_command(settings, command))
+    print(command.model_dump_json())
     return 0
 
 
@@ -78,8 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_receiver
     )
     sub.add_parser(
+        "worker", help="run the place-call command worker (Kafka → FoneStorm)"
+    ).set_defaults(func=cmd_worker)
+    sub.add_parser(
         "serve", help="run everything: the receiver and the command worker"
     ).set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "sandbox", help="run the FoneStorm look-alike API (BRIDGE_SANDBOX__*)"
+    ).set_defaults(func=cmd_sandbox)
+    sub.add_parser(
+        "register-callbacks",
+        help="point send/receive-notify of the FoneNumbers at BRIDGE_FONESTORM__PUBLIC_URL",
+    ).set_defaults(func=cmd_register_callbacks)
+    place = sub.add_parser("place-call", help="produce one place-call command to Kafka")
+    place.add_argument("--to", required=True, help="number to call")
+    place.add_argument("--fonenumber", required=True, help="our FoneNumber to call from")
+    place.add_argument("--tts", help="text to speech")
+    place.add_argument("--command-id", help="idempotency key (default: a new UUID)")
+    place.add_argument("--correlation-id", help="your id, copied to results and events")
+    place.set_defaults(func=cmd_place_call)
     schemas_parser = sub.add_parser("schemas", help="JSON Schema files of the events")
     schemas_sub = schemas_parser.add_subparsers(dest="schemas_command", required=True)
     export = schemas_sub.add_parser("export", help="write schemas/*.json from the models")

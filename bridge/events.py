@@ -219,7 +219,3 @@ def cloudevent_headers(
     if subject is not None:
         headers.append(("ce_subject", subject))
     return [(name, value.encode()) for name, value in headers]
-
-
-#: Every published model, in the order ``schemas export`` writes them.
-PUBLISHED_MODELS: list[type[VersionedEvent]] = [CallEvent, DeadLetter]

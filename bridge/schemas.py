@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.events import PUBLISHED_MODELS
+from bridge.commands import CallPlaced, PlaceCallCommand, PlaceCallResult
+from bridge.events import CallEvent, DeadLetter, VersionedEvent
+
+#: Every published model, in the order ``schemas export`` writes them.
+PUBLISHED_MODELS: list[type[VersionedEvent]] = [
+    CallEvent,
+    DeadLetter,
+    PlaceCallCommand,
+    PlaceCallResult,
+    CallPlaced,
+]
 
 #: Default location: ``schemas/`` at the repository root.
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"

@@ -1,0 +1,167 @@
+"""The command ledger: at most one FoneStorm call per ``command_id``.
+
+A compacted Kafka topic keyed by ``command_id`` records each command's state:
+
+* ``placing`` is written (and acknowledged by all in-sync replicas) *before* the create-call
+  request, with the command record's ``topic/partition/offset``;
+* ``pending`` is written when a request certainly did not create a call (FoneStorm refused our
+  token) and the command will be retried later;
+* ``done`` is written with the final :class:`PlaceCallResult` before that result is published
+  and before the command's offset is committed.
+
+Every worker reads the whole ledger at start and keeps following it, and catches up to its end
+before touching newly assigned partitions. So, after redelivery, rebalance or a crash:
+
+* ``done`` + same record → the result is published again (the crash hit between ledger and
+  offset commit; consumers see the same result twice, keyed by ``command_id``);
+* ``done`` + another record → a ``duplicate`` result, no call;
+* ``placing`` not in flight here → the process died during the request: FoneStorm may or may not
+  have created the call, so the result is ``in_doubt`` (``at-most-once``, the default) or the
+  call is placed again (``at-least-once``).
+
+Commands must be keyed by ``command_id`` so that all copies of one command land on one partition
+and so are handled by one worker at a time; a per-command lock covers copies in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from enum import StrEnum
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bridge.commands import PlaceCallResult
+from bridge.kafka import client_options
+from bridge.publisher import Publisher
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LedgerState(StrEnum):
+    """Where a command stands."""
+
+    PLACING = "placing"
+    PENDING = "pending"
+    DONE = "done"
+
+
+class LedgerEntry(BaseModel):
+    """Value of one ledger record (key: ``command_id``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command_id: str
+    state: LedgerState
+    source: str = Field(description="topic/partition/offset of the command record.")
+    result: PlaceCallResult | None = None
+    updated_at: datetime
+
+
+def source_of(topic: str, partition: int, offset: int) -> str:
+    """Identity of one command record."""
+    return f"{topic}/{partition}/{offset}"
+
+
+class Ledger:
+    """Follows the ledger topic into memory and appends to it."""
+
+    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+        self._settings = settings
+        self._topic = settings.topics.command_ledger
+        self._publisher = publisher
+        self._entries: dict[str, LedgerEntry] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Condition()
+
+    def get(self, command_id: str) -> LedgerEntry | None:
+        """Latest known entry of a command."""
+        return self._entries.get(command_id)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def start(self) -> None:
+        """Assign every ledger partition from the beginning and follow it in the background."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self._settings.kafka),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._wait_partitions(consumer)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        consumer.assign(self._partitions)
+        await consumer.seek_to_beginning(*self._partitions)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(), name="ledger-follower")
+
+    async def _wait_partitions(self, consumer: AIOKafkaConsumer) -> set[int]:
+        for _ in range(100):
+            if self._topic in await consumer.topics():
+                partitions = consumer.partitions_for_topic(self._topic)
+                if partitions:
+                    return set(partitions)
+            await asyncio.sleep(0.1)
+        raise KafkaError(f"ledger topic {self._topic!r} does not exist")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None  # noqa: S101
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.key, record.value)
+            async with self._progress:
+                self._progress.notify_all()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._entries.pop(key.decode(), None)
+            return
+        try:
+            entry = LedgerEntry.model_validate_json(value)
+        except ValidationError:
+            log.warning("ignoring unreadable ledger record for key %r", key)
+            return
+        self._entries[entry.command_id] = entry
+
+    async def catch_up(self) -> None:
+        """Wait until everything written to the ledger before now has been read."""
+        assert self._consumer is not None  # noqa: S101
+        consumer = self._consumer
+        end = await consumer.end_offsets(self._partitions)
+        while True:
+            positions = [await consumer.position(tp) for tp in self._partitions]
+            if all(pos >= end[tp] for pos, tp in zip(positions, self._partitions, strict=True)):
+                return
+            async with self._progress:
+                await self._progress.wait()
+
+    async def record(self, entry: LedgerEntry) -> None:
+        """Append ``entry``, wait for acks=all, and apply it locally at once."""
+        await self._publisher.publish(
+            self._topic, entry.model_dump_json().encode(), key=entry.command_id.encode()
+        )
+        self._entries[entry.command_id] = entry

@@ -1,0 +1,66 @@
+"""One-shot operations against FoneStorm and Kafka: registering callbacks, producing a command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from bridge.commands import PlaceCallCommand
+from bridge.errors import PublishError
+from bridge.events import utcnow
+from bridge.fonestorm import FoneStormClient, build_get_template
+from bridge.metrics import Metrics
+from bridge.publisher import Publisher
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def callback_url(settings: Settings) -> str:
+    """The URL to register: the public URL, as a token template for the GET method."""
+    url = settings.fonestorm.public_url
+    if not url:
+        raise ValueError("BRIDGE_FONESTORM__PUBLIC_URL is not set")
+    return build_get_template(url) if settings.fonestorm.callback_method == "GET" else url
+
+
+async def register_callbacks(settings: Settings) -> None:
+    """Set send-notify (outbound) and receive-notify (inbound) of every configured FoneNumber."""
+    if not settings.fonestorm.fonenumbers:
+        raise ValueError("BRIDGE_FONESTORM__FONENUMBERS is empty")
+    url = callback_url(settings)
+    method = settings.fonestorm.callback_method
+    auth = settings.callbacks
+    async with aiohttp.ClientSession() as session:
+        client = FoneStormClient(session, settings.fonestorm)
+        for number in settings.fonestorm.fonenumbers:
+            for register in (client.set_send_notify, client.set_receive_notify):
+                await register(number, url, method, auth.username, auth.password)
+            log.info("registered %s callbacks of %s at %s", method, number, url)
+
+
+async def produce_command(settings: Settings, command: PlaceCallCommand) -> None:
+    """Produce ``command`` to the place-call topic, keyed by its id."""
+    publisher = Publisher(settings.kafka, Metrics())
+    await publisher.start()
+    try:
+        for _ in range(100):
+            if publisher.ready:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise PublishError(f"Kafka at {settings.kafka.bootstrap_servers} is not reachable")
+        await publisher.publish_event(
+            settings.topics.place_call,
+            command,
+            event_id=command.command_id,
+            ce_type="com.fonestorm.bridge.place-call",
+            source="/fonestorm-bridge/cli",
+            key=command.command_id,
+            subject=command.command_id,
+        )
+        log.info("produced command %s at %s", command.command_id, utcnow().isoformat())
+    finally:
+        await publisher.stop()

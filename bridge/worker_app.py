@@ -1,0 +1,74 @@
+"""The command worker as an app resource: built, started, drained and stopped with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from bridge.fonestorm import FoneStormClient
+from bridge.kafka import client_options
+from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.ledger import Ledger
+from bridge.placement import CommandProcessor
+from bridge.worker import CommandWorker
+
+log = logging.getLogger(__name__)
+
+WORKER = web.AppKey("worker", CommandWorker)
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: one FoneStorm session, the ledger, the consumer and the worker loop."""
+    settings = app[SETTINGS]
+    session = aiohttp.ClientSession()
+    ledger = Ledger(settings, app[PUBLISHER])
+    processor = CommandProcessor(
+        settings, app[PUBLISHER], FoneStormClient(session, settings.fonestorm), ledger, app[METRICS]
+    )
+    consumer = AIOKafkaConsumer(
+        **client_options(settings.kafka),
+        group_id=settings.worker.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    worker = app[WORKER] = CommandWorker(settings, consumer, processor, ledger, app[METRICS])
+    app[READINESS]["worker"] = lambda: worker.ready
+    task = asyncio.create_task(_run(app, worker, consumer, ledger), name="command-worker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+        await worker.drain(settings.http.shutdown_timeout)
+        await consumer.stop()  # leaves the group, so partitions move on at once
+        await ledger.stop()
+        await session.close()
+        log.info("worker stopped")
+
+
+async def _run(
+    app: web.Application, worker: CommandWorker, consumer: AIOKafkaConsumer, ledger: Ledger
+) -> None:
+    settings = app[SETTINGS]
+    backoff = 0.5
+    while True:
+        try:
+            await ledger.start()
+            await consumer.start()
+            break
+        except KafkaError as exc:
+            log.warning("worker cannot reach Kafka yet (%r); retrying in %.1fs", exc, backoff)
+            await ledger.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+    consumer.subscribe([settings.topics.place_call], listener=worker.listener())
+    log.info(
+        "worker consuming %s as group %s", settings.topics.place_call, settings.worker.group_id
+    )
+    await worker.run()

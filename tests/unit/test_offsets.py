@@ -1,0 +1,32 @@
+"""Commit only past offsets whose every predecessor is finished."""
+
+from aiokafka import TopicPartition
+
+from bridge.offsets import OffsetTracker
+
+TP = TopicPartition("t", 0)
+
+
+def test_out_of_order_completion_commits_contiguous_prefix() -> None:
+    tracker = OffsetTracker()
+    for offset in (10, 11, 12):
+        tracker.started(TP, offset)
+    tracker.finished(TP, 12)
+    assert tracker.take_commits() == {}
+    tracker.finished(TP, 10)
+    assert tracker.take_commits() == {TP: 11}
+    tracker.finished(TP, 11)
+    assert tracker.take_commits() == {TP: 13}
+    assert tracker.in_flight(TP) == 0
+
+
+def test_partitions_are_independent_and_forget_drops() -> None:
+    tracker = OffsetTracker()
+    other = TopicPartition("t", 1)
+    tracker.started(TP, 0)
+    tracker.started(other, 5)
+    tracker.finished(other, 5)
+    assert tracker.take_commits() == {other: 6}
+    tracker.forget(TP)
+    tracker.finished(TP, 0)
+    assert tracker.take_commits() == {}
