@@ -18,7 +18,7 @@ from collections import OrderedDict
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bridge.kafka import client_options
+from bridge.kafka import client_options, topic_partitions
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class CallCorrelator:
         )
         await consumer.start()
         try:
-            tps = await self._partitions_of(consumer)
+            tps = await topic_partitions(consumer, self._topic)
             consumer.assign(tps)
             # Start where results from the last lookback window begin: older calls are over.
             since = int((time.time() - self._settings.callbacks.correlation_lookback) * 1000)
@@ -74,14 +74,6 @@ class CallCorrelator:
             await consumer.stop()
             raise
         self._consumer, self._partitions = consumer, tps
-
-    async def _partitions_of(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        partitions = None
-        if self._topic in await consumer.topics():
-            partitions = consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            raise KafkaError(f"topic {self._topic!r} not found")
-        return [TopicPartition(self._topic, p) for p in sorted(partitions)]
 
     async def _run(self) -> None:
         backoff = 0.5

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import UnknownTopicOrPartitionError
 from aiokafka.helpers import create_ssl_context
 
 from bridge.settings import KafkaSettings
@@ -37,3 +39,16 @@ def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
         keyfile=settings.ssl_keyfile,
     )
     return context
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Partitions of ``topic`` from fresh metadata; raises when the topic does not exist.
+
+    ``AIOKafkaConsumer.partitions_for_topic`` reads a cache that only holds subscribed topics,
+    and ``topics()`` fetches metadata without updating that cache; so ask the cluster directly.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, p) for p in sorted(partitions)]

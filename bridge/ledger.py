@@ -31,11 +31,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.commands import PlaceCallResult
-from bridge.kafka import client_options
+from bridge.kafka import client_options, topic_partitions
 from bridge.publisher import Publisher
 from bridge.settings import Settings
 
@@ -97,24 +96,14 @@ class Ledger:
         )
         await consumer.start()
         try:
-            partitions = await self._wait_partitions(consumer)
+            self._partitions = await topic_partitions(consumer, self._topic)
         except BaseException:
             await consumer.stop()
             raise
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(), name="ledger-follower")
-
-    async def _wait_partitions(self, consumer: AIOKafkaConsumer) -> set[int]:
-        for _ in range(100):
-            if self._topic in await consumer.topics():
-                partitions = consumer.partitions_for_topic(self._topic)
-                if partitions:
-                    return set(partitions)
-            await asyncio.sleep(0.1)
-        raise KafkaError(f"ledger topic {self._topic!r} does not exist")
 
     async def stop(self) -> None:
         """Stop following."""

@@ -2,20 +2,23 @@
 
 Both helpers use a group-less consumer (``group_id=None``): it is assigned every partition of
 the topic directly, never joins a consumer group, commits nothing and therefore cannot disturb
-the consumer groups of the code under test. Both start from the earliest offset.
+the consumer groups of the code under test. Both start from the earliest offset and read
+with ``isolation_level=read_committed`` (what downstream consumers see; for non-transactional
+producers that is every record).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
-NewTopicFactory = Callable[..., Awaitable[str]]
+NewTopicFactory: TypeAlias = Callable[..., Awaitable[str]]
 """Type of the ``new_topic`` fixture: ``await new_topic(prefix="t", partitions=1) -> str``."""
 
 _POLL_MS = 200

@@ -66,7 +66,9 @@ async def start_bridge(
     """Factory: start a bridge on fresh topics; ``overrides`` are nested settings dicts."""
     running: list[RunningBridge] = []
 
-    async def start(ready: bool = True, **overrides: Any) -> RunningBridge:
+    async def start(
+        ready: bool = True, worker_enabled: bool = False, **overrides: Any
+    ) -> RunningBridge:
         topics = {
             "call_events": await new_topic("events"),
             "dead_letters": await new_topic("dlq"),
@@ -81,8 +83,10 @@ async def start_bridge(
         }
         for section, values in overrides.items():
             data.setdefault(section, {}).update(values)
+        if worker_enabled:
+            data.setdefault("worker", {}).setdefault("group_id", f"g-{topics['place_call']}")
         settings = Settings.model_validate(data)
-        app = create_app(settings)
+        app = create_app(settings, worker=worker_enabled)
         runner, url = await serve(app)
         bridge = RunningBridge(url=url, settings=settings, app=app, runner=runner)
         running.append(bridge)
