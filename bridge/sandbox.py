@@ -140,6 +140,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
 async def _guard(request: web.Request) -> SandboxState:
     """Apply latency, injected faults and the token check to an API request."""
     state = request.app[STATE_KEY]
+    # Receive the whole request before "processing" it, as a real server does: a client that
+    # gives up during the latency does not undo a request FoneStorm already has.
+    await request.read()
     if state.faults.latency:
         await asyncio.sleep(state.faults.latency)
     fault = state.take_fault()

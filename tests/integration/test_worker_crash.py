@@ -1,0 +1,113 @@
+"""SIGKILL of the real ``fonestorm-bridge worker`` process mid-command never rings twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bridge.commands import PlaceCallCommand
+from tests.integration.commands_support import command
+from tests.integration.conftest_sandbox import TOKEN, Sandbox, running_sandbox
+from tests.integration.test_shutdown import free_port
+from tests.kafka_helpers import consume_all, consume_for
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def worker_process(
+    env: dict[str, str], log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log_path.open("ab") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge.cli", "worker",
+            env={**os.environ, **env, "BRIDGE_HTTP__PORT": str(free_port())},
+            stdout=log_file, stderr=log_file,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.parametrize("moment", ["during-request", "after-response"])
+async def test_sigkill_between_call_and_commit_places_one_call(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path, moment: str
+) -> None:
+    latency = 1.5 if moment == "during-request" else 0.0
+    topics = {
+        "PLACE_CALL": await new_topic("commands"),
+        "PLACE_CALL_RESULTS": await new_topic("results"),
+        "COMMAND_LEDGER": await new_topic("ledger"),
+        "CALL_EVENTS": await new_topic("events"),
+        "DEAD_LETTERS": await new_topic("dlq"),
+    }
+    async with running_sandbox(latency=latency) as sandbox:
+        env = {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()} | {
+            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
+            "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__READ_TIMEOUT": "5",
+            "BRIDGE_WORKER__GROUP_ID": f"g-{uuid.uuid4()}",
+            "BRIDGE_HTTP__HOST": "127.0.0.1",
+        }
+        log_path = tmp_path / "worker.log"
+        cmd = command(str(uuid.uuid4()))
+        async with worker_process(env, log_path) as first:
+            await produce(kafka_bootstrap, topics["PLACE_CALL"], cmd)
+            if moment == "during-request":
+                # The ledger says "placing" just before the request; the sandbox holds it 1.5 s.
+                await consume_all(kafka_bootstrap, topics["COMMAND_LEDGER"], expected=1, timeout=30)
+                await asyncio.sleep(0.3)
+            else:
+                await wait_for_call(sandbox)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        # During the request, FoneStorm goes on and creates the call although we died.
+        await wait_for_call(sandbox)
+        async with worker_process(env, log_path):
+            records = await consume_all(
+                kafka_bootstrap, topics["PLACE_CALL_RESULTS"], expected=1, timeout=40
+            )
+            assert records, log_path.read_text()
+            await asyncio.sleep(1.0)  # time for a wrong second call to show up
+        results = [json.loads(r.value) for r in records]
+        assert {r["command_id"] for r in results} == {cmd.command_id}
+        statuses = {r["status"] for r in results}
+        if moment == "during-request":
+            assert statuses == {"in_doubt"}
+        else:
+            assert statuses <= {"placed", "in_doubt"}
+        calls = [c for c in sandbox.state.calls.values() if c.idempotency_key == cmd.command_id]
+        assert len(calls) == 1
+        later = await consume_for(kafka_bootstrap, topics["PLACE_CALL_RESULTS"], seconds=0.5)
+        assert len(later) == len(records)
+
+
+async def wait_for_call(sandbox: Sandbox) -> None:
+    async with asyncio.timeout(30):
+        while not sandbox.state.calls:
+            await asyncio.sleep(0.01)
+
+
+async def produce(bootstrap: str, topic: str, cmd: PlaceCallCommand) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, cmd.model_dump_json().encode(), key=cmd.command_id.encode()
+        )
+    finally:
+        await producer.stop()
