@@ -43,8 +43,8 @@ kafka-start:  ## local single-node Kafka (KRaft) on 127.0.0.1:9092
 kafka-stop:
 	scripts/local-kafka stop
 
-run: install kafka-start  ## local Kafka + the bridge on its defaults
-	BRIDGE_LOG__FORMAT=$${BRIDGE_LOG__FORMAT:-text} $(BIN)/fonestorm-bridge serve
+run: install  ## local Kafka + FoneStorm sandbox + the bridge (receiver and worker), wired together
+	VENV=$(VENV) scripts/run-local
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -7,10 +7,12 @@ producer flushes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from bridge.correlation import CallCorrelator
 from bridge.errors import BridgeError
@@ -20,6 +22,7 @@ from bridge.publisher import Publisher
 from bridge.receiver import CallbackReceiver, error_response
 from bridge.registration import register_callbacks
 from bridge.settings import Settings
+from bridge.topics import ensure_topics
 from bridge.worker_app import worker_ctx
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,32 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
+async def _receiver_topics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Check (or create) the receiver's topics in the background; not ready until they exist."""
+    settings = app[SETTINGS]
+    found = asyncio.Event()
+    app[READINESS]["topics"] = found.is_set
+
+    async def check() -> None:
+        names = [settings.topics.call_events, settings.topics.dead_letters]
+        backoff = 0.5
+        while True:
+            try:
+                await ensure_topics(settings, names)
+            except KafkaError as exc:
+                log.error("receiver topics not usable: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            else:
+                found.set()
+                return
+
+    task = asyncio.create_task(check(), name="receiver-topics")
+    yield
+    task.cancel()
+    await asyncio.wait([task])
+
+
 async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
     correlator = app[CORRELATOR]
     await correlator.start()
@@ -109,6 +138,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if receiver:
+        app.cleanup_ctx.append(_receiver_topics_ctx)
         correlator = None
         if settings.callbacks.correlation_wait > 0:
             correlator = app[CORRELATOR] = CallCorrelator(settings)

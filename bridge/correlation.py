@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from bridge.kafka import client_options, topic_partitions
 from bridge.settings import Settings
+from bridge.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class CallCorrelator:
             await self._consumer.stop()
 
     async def _connect(self) -> None:
+        await ensure_topics(self._settings, [self._topic])
         consumer = AIOKafkaConsumer(
             **client_options(self._settings.kafka), group_id=None, enable_auto_commit=False
         )

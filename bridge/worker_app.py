@@ -16,6 +16,7 @@ from bridge.kafka import client_options
 from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.ledger import Ledger
 from bridge.placement import CommandProcessor
+from bridge.topics import ensure_topics
 from bridge.worker import CommandWorker
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,17 @@ async def _run(
     backoff = 0.5
     while True:
         try:
+            topics = settings.topics
+            await ensure_topics(
+                settings,
+                [topics.place_call, topics.command_ledger, topics.place_call_results,
+                 topics.call_events, topics.dead_letters],
+            )  # fmt: skip
             await ledger.start()
             await consumer.start()
             break
         except KafkaError as exc:
-            log.warning("worker cannot reach Kafka yet (%r); retrying in %.1fs", exc, backoff)
+            log.warning("worker cannot start yet (%s); retrying in %.1fs", exc, backoff)
             await ledger.stop()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
