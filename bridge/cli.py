@@ -119,6 +119,9 @@ def cmd_schemas_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if out else 0
 
 
+_SERVICES = frozenset({"receiver", "worker", "serve", "sandbox"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; settings come from ``BRIDGE_*`` variables, not flags."""
     parser = argparse.ArgumentParser(
@@ -170,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fonestorm-bridge: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log.level, settings.log.format)
-    log.info("starting %s with settings %s", args.command, settings.model_dump_json())
+    if args.command in _SERVICES:
+        # Secrets are SecretStr and print masked.
+        log.info("starting %s with settings %s", args.command, settings.model_dump_json())
     return int(args.func(settings, args))
 
 

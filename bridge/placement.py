@@ -292,7 +292,7 @@ class CommandProcessor:
             )  # fmt: skip
             await self._publisher.publish_event(
                 topics.call_events, placed, event_id=placed.event_id, ce_type=placed.ce_type,
-                source=SOURCE, key=placed.call_id, subject=placed.call_id,
+                source=SOURCE, key=placed.call_id, subject=placed.call_id, ce_time=placed.placed_at,
             )  # fmt: skip
         event_id = str(
             uuid.uuid5(_RESULT_ID_NAMESPACE, f"{result.command_id}|{result.status.value}")
@@ -300,6 +300,7 @@ class CommandProcessor:
         await self._publisher.publish_event(
             topics.place_call_results, result, event_id=event_id, ce_type=result.ce_type,
             source=SOURCE, key=result.command_id, subject=result.command_id,
+            ce_time=result.finished_at,
         )  # fmt: skip
 
     async def _dead_letter(

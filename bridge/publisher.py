@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -152,13 +153,14 @@ class Publisher:
         source: str,
         key: str | None,
         subject: str | None = None,
+        ce_time: datetime | None = None,
     ) -> RecordMetadata:
-        """Produce a versioned event as a CloudEvent in binary content mode."""
+        """Produce a versioned event as a CloudEvent in binary content mode (``ce_time``: now)."""
         headers = cloudevent_headers(
             event_id=event_id,
             source=source,
             ce_type=ce_type,
-            time=getattr(event, "received_at", None) or utcnow(),
+            time=ce_time or utcnow(),
             subject=subject,
             dataschema=event.schema_id(),
         )

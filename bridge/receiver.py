@@ -160,6 +160,7 @@ class CallbackReceiver:
             source=self._settings.callbacks.source,
             key=event.call_id,
             subject=event.call_id,
+            ce_time=event.received_at,
         )
         log.info(
             "callback %s %s produced to %s[%d]@%d",
@@ -191,6 +192,7 @@ class CallbackReceiver:
             ce_type=letter.ce_type,
             source=self._settings.callbacks.source,
             key=None,
+            ce_time=letter.received_at,
         )
         self._metrics.dead_letters.labels("callback", error.code).inc()
         log.warning(
