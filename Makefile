@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration lint fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools lint fmt run kafka-start kafka-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the bridge with its dev tools
 
-test: install  ## the whole suite: unit + integration against a real Kafka (started if needed)
+helm-tools:  ## build once (~2 min on 2 cores) or reuse the cached Helm CLI the chart tests use
+	scripts/helm-tools install
+
+test: install helm-tools  ## the whole suite: unit, integration (real Kafka), fault, chart checks
 	$(BIN)/pytest
+
+chart: install helm-tools  ## helm lint/template + Kubernetes schemas + Dockerfile checks only
+	$(BIN)/pytest tests/chart
 
 unit: install
 	$(BIN)/pytest tests/unit

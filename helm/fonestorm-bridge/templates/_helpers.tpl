@@ -1,0 +1,351 @@
+{{/*
+Chart name, truncated to the 63 characters a DNS label allows.
+*/}}
+{{- define "fonestorm-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: <release>-<chart>, or the release name when it already contains
+the chart name. Truncated so that "-receiver"/"-worker" suffixes still fit in 63 characters.
+*/}}
+{{- define "fonestorm-bridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, as used by the helm.sh/chart label.
+*/}}
+{{- define "fonestorm-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels shared by every component (name + instance).
+*/}}
+{{- define "fonestorm-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fonestorm-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Common labels of every resource.
+*/}}
+{{- define "fonestorm-bridge.labels" -}}
+helm.sh/chart: {{ include "fonestorm-bridge.chart" . }}
+{{ include "fonestorm-bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: fonestorm-bridge
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of one component. Call with (dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.componentSelectorLabels" -}}
+{{ include "fonestorm-bridge.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Labels of one component's resources. Call with (dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.componentLabels" -}}
+{{ include "fonestorm-bridge.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Name of one component's resources: <fullname>-<component>.
+*/}}
+{{- define "fonestorm-bridge.componentName" -}}
+{{- printf "%s-%s" (include "fonestorm-bridge.fullname" .root) .component }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "fonestorm-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "fonestorm-bridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image reference: repository@digest, else repository:tag (tag default appVersion).
+*/}}
+{{- define "fonestorm-bridge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container port of the bridge's HTTP server (config.http.port, else the bridge default 8080).
+*/}}
+{{- define "fonestorm-bridge.httpPort" -}}
+{{- .Values.config.http.port | default 8080 | int }}
+{{- end }}
+
+{{/*
+Seconds the bridge gives in-flight requests after SIGTERM (config.http.shutdownTimeout, else
+the bridge default 25), rounded up.
+*/}}
+{{- define "fonestorm-bridge.shutdownTimeout" -}}
+{{- .Values.config.http.shutdownTimeout | default 25 | float64 | ceil | int }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the secret settings.
+*/}}
+{{- define "fonestorm-bridge.secretName" -}}
+{{- .Values.secrets.existingSecret | default (include "fonestorm-bridge.fullname" .) }}
+{{- end }}
+
+{{/*
+Whether the Kafka protocol uses SASL.
+*/}}
+{{- define "fonestorm-bridge.kafkaSasl" -}}
+{{- if hasPrefix "SASL_" .Values.config.kafka.securityProtocol }}true{{ end }}
+{{- end }}
+
+{{/*
+The secret settings as a list of [env var, key name, value, needs SASL] entries.
+*/}}
+{{- define "fonestorm-bridge.secretSettings" -}}
+{{- $s := .Values.secrets -}}
+{{- list
+  (list "BRIDGE_FONESTORM__TOKEN" $s.keys.fonestormToken $s.fonestormToken false)
+  (list "BRIDGE_CALLBACKS__USERNAME" $s.keys.callbacksUsername $s.callbacksUsername false)
+  (list "BRIDGE_CALLBACKS__PASSWORD" $s.keys.callbacksPassword $s.callbacksPassword false)
+  (list "BRIDGE_KAFKA__SASL_USERNAME" $s.keys.kafkaSaslUsername $s.kafkaSaslUsername true)
+  (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.keys.kafkaSaslPassword $s.kafkaSaslPassword true)
+  | toJson }}
+{{- end }}
+
+{{/*
+Refuse values that would deploy something broken or leak a secret.
+*/}}
+{{- define "fonestorm-bridge.validate" -}}
+{{- $s := .Values.secrets }}
+{{- if and $s.existingSecret (or $s.fonestormToken $s.callbacksUsername $s.callbacksPassword $s.kafkaSaslUsername $s.kafkaSaslPassword) }}
+{{- fail "secrets.existingSecret is set: leave the literal secret values (secrets.fonestormToken, ...) empty, they would be ignored" }}
+{{- end }}
+{{- if and (not .Values.receiver.enabled) (not .Values.worker.enabled) }}
+{{- fail "enable at least one of receiver.enabled and worker.enabled" }}
+{{- end }}
+{{- $budget := add .Values.lifecycle.preStopSleepSeconds (include "fonestorm-bridge.shutdownTimeout" . | int) }}
+{{- range $component := list "receiver" "worker" }}
+{{- $c := index $.Values $component }}
+{{- if and $c.enabled (le (int $c.terminationGracePeriodSeconds) (int $budget)) }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + config.http.shutdownTimeout (%d)" $component (int $c.terminationGracePeriodSeconds) (int $budget)) }}
+{{- end }}
+{{- if and $c.enabled $c.autoscaling.enabled (lt (int $c.autoscaling.maxReplicas) (int $c.autoscaling.minReplicas)) }}
+{{- fail (printf "%s.autoscaling.maxReplicas must be >= minReplicas" $component) }}
+{{- end }}
+{{- end }}
+{{- if and (eq .Values.lifecycle.preStopMode "sleepAction") (semverCompare "<1.30-0" .Capabilities.KubeVersion.Version) }}
+{{- fail "lifecycle.preStopMode=sleepAction needs Kubernetes >= 1.30 (PodLifecycleSleepAction); use exec" }}
+{{- end }}
+{{- if and (or .Values.kafkaTls.certKey .Values.kafkaTls.keyKey) (not (and .Values.kafkaTls.certKey .Values.kafkaTls.keyKey)) }}
+{{- fail "kafkaTls.certKey and kafkaTls.keyKey go together (mTLS needs both)" }}
+{{- end }}
+{{- if and (or .Values.kafkaTls.certKey .Values.kafkaTls.keyKey) (not .Values.kafkaTls.existingSecret) }}
+{{- fail "kafkaTls.certKey/keyKey need kafkaTls.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod template of one component. Call with (dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.podTemplate" -}}
+{{- $root := .root }}
+{{- $component := .component }}
+{{- $values := index $root.Values $component }}
+{{- $port := include "fonestorm-bridge.httpPort" $root | int }}
+{{- $sasl := include "fonestorm-bridge.kafkaSasl" $root -}}
+metadata:
+  labels:
+    {{- include "fonestorm-bridge.componentLabels" . | nindent 4 }}
+    {{- with $values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+    checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+    {{- if $root.Values.metrics.podAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ $port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+    {{- with $values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "fonestorm-bridge.serviceAccountName" $root }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
+  {{- with $values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: {{ $component }}
+      image: {{ include "fonestorm-bridge.image" $root | quote }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        {{- toYaml $values.args | nindent 8 }}
+      ports:
+        - name: http
+          containerPort: {{ $port }}
+          protocol: TCP
+      envFrom:
+        - configMapRef:
+            name: {{ include "fonestorm-bridge.fullname" $root }}
+      {{- $env := list }}
+      {{- range $setting := include "fonestorm-bridge.secretSettings" $root | fromJsonArray }}
+      {{- $name := index $setting 0 }}
+      {{- $key := index $setting 1 }}
+      {{- $value := index $setting 2 }}
+      {{- $needsSasl := index $setting 3 }}
+      {{- if and $key (or $root.Values.secrets.existingSecret $value) (or (not $needsSasl) $sasl) }}
+      {{- $env = append $env (dict "name" $name "valueFrom" (dict "secretKeyRef" (dict "name" (include "fonestorm-bridge.secretName" $root) "key" $key))) }}
+      {{- end }}
+      {{- end }}
+      {{- with $env }}
+      env:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        {{- toYaml $values.livenessProbe | nindent 8 }}
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+        {{- toYaml $values.readinessProbe | nindent 8 }}
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        {{- toYaml $values.startupProbe | nindent 8 }}
+      lifecycle:
+        preStop:
+          {{- if eq $root.Values.lifecycle.preStopMode "sleepAction" }}
+          sleep:
+            seconds: {{ $root.Values.lifecycle.preStopSleepSeconds }}
+          {{- else }}
+          exec:
+            command: ["sleep", {{ $root.Values.lifecycle.preStopSleepSeconds | quote }}]
+          {{- end }}
+      {{- with $values.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- if $root.Values.kafkaTls.existingSecret }}
+        - name: kafka-tls
+          mountPath: {{ $root.Values.kafkaTls.mountPath }}
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: {{ $root.Values.tmpSizeLimit }}
+    {{- if $root.Values.kafkaTls.existingSecret }}
+    - name: kafka-tls
+      secret:
+        secretName: {{ $root.Values.kafkaTls.existingSecret }}
+        defaultMode: 0440
+        items:
+          {{- range $key := list $root.Values.kafkaTls.caKey $root.Values.kafkaTls.certKey $root.Values.kafkaTls.keyKey }}
+          {{- if $key }}
+          - key: {{ $key }}
+            path: {{ $key }}
+          {{- end }}
+          {{- end }}
+    {{- end }}
+  {{- with $values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $values.topologySpreadConstraints }}
+  {{- $constraints := list }}
+  {{- range . }}
+  {{- $constraint := . }}
+  {{- if not .labelSelector }}
+  {{- $constraint = merge (dict "labelSelector" (dict "matchLabels" (include "fonestorm-bridge.componentSelectorLabels" $ | fromYaml))) . }}
+  {{- end }}
+  {{- $constraints = append $constraints $constraint }}
+  {{- end }}
+  topologySpreadConstraints:
+    {{- toYaml $constraints | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+The Deployment of one component. Call with (dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.deployment" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "fonestorm-bridge.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "fonestorm-bridge.componentLabels" . | nindent 4 }}
+spec:
+  {{- if not $values.autoscaling.enabled }}
+  replicas: {{ $values.replicas }}
+  {{- end }}
+  revisionHistoryLimit: {{ $values.revisionHistoryLimit }}
+  strategy:
+    type: {{ $values.strategy.type }}
+    {{- if and (eq $values.strategy.type "RollingUpdate") $values.strategy.rollingUpdate }}
+    rollingUpdate:
+      {{- toYaml $values.strategy.rollingUpdate | nindent 6 }}
+    {{- end }}
+  selector:
+    matchLabels:
+      {{- include "fonestorm-bridge.componentSelectorLabels" . | nindent 6 }}
+  template:
+    {{- include "fonestorm-bridge.podTemplate" . | nindent 4 }}
+{{- end }}
