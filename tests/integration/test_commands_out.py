@@ -10,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 
 from bridge.commands import CallPlaced, PlaceCallResult
+from bridge.registration import register_callbacks
 from tests.integration.commands_support import BridgeFactory, Loop, closed_loop, command
+from tests.integration.conftest_sandbox import OURS, TOKEN
 from tests.kafka_helpers import consume_for
 
 pytestmark = pytest.mark.integration
@@ -206,3 +209,34 @@ async def committed_offsets(loop: Loop) -> int:
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def test_callbacks_at_another_replica_carry_the_command(
+    start_bridge: BridgeFactory,
+) -> None:
+    """The worker runs in one bridge; FoneStorm calls back a receiver-only replica."""
+    async with closed_loop(start_bridge) as loop:
+        other = await start_bridge(topics=loop.settings.topics.model_dump())
+        await register_callbacks(
+            loop.settings.model_copy(
+                update={
+                    "fonestorm": loop.settings.fonestorm.model_copy(
+                        update={
+                            "public_url": other.callback_url,
+                            "fonenumbers": [OURS],
+                            "token": SecretStr(TOKEN),
+                        }
+                    )
+                }
+            )
+        )
+        cmd = command(str(uuid.uuid4()), correlation_id="corr-replica")
+        await loop.send(cmd)
+        records = await loop.events(3)
+        callbacks = [json.loads(r.value) for r in records if b"status" in r.value]
+        assert [c["status"] for c in callbacks] == ["BEGIN", "END"]
+        assert {(c["command_id"], c["correlation_id"]) for c in callbacks} == {
+            (cmd.command_id, "corr-replica")
+        }
+        deliveries = loop.sandbox.state.calls[callbacks[0]["call_id"]].deliveries
+        assert {d.url for d in deliveries} == {other.callback_url}
