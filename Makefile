@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools lint fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools bench lint fmt run kafka-start kafka-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,7 @@ run: install  ## local Kafka + FoneStorm sandbox + the bridge (receiver and work
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+
+bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~7 min)
+	bench/ensure-wrk
+	$(BIN)/python bench/run.py

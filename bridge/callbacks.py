@@ -5,6 +5,7 @@ Pure functions only (no I/O), so every rule here is unit-tested without a server
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -120,6 +121,9 @@ def parse_json(body: bytes) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedCallback(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # json's C scanner recurses per nesting level: "[" * 50000 is not a 500.
+        raise MalformedCallback("body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidCallback(f"JSON body must be an object, got {type(data).__name__}")
     return clean_fields(data.items())
@@ -157,8 +161,13 @@ def validate(fields: Mapping[str, Any]) -> CallbackData:
         raise InvalidCallback(describe_errors(exc)) from None
 
 
+@functools.lru_cache(maxsize=65536)
 def to_e164(number: str, region: str) -> str | None:
-    """E.164 form of ``number`` (national numbers read in ``region``), or None if not a number."""
+    """E.164 form of ``number`` (national numbers read in ``region``), or None if not a number.
+
+    Cached: phonenumbers' parser is the costliest step of a callback, and the same numbers
+    (our FoneNumbers above all) come back in every callback.
+    """
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:

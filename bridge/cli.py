@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from bridge.settings import Settings, SettingsError, load_settings
 log = logging.getLogger(__name__)
 
 
-def _run_http(settings: Settings, app: web.Application) -> None:
+def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = False) -> None:
     log.info(
         "listening on %s:%d (kafka %s)",
         settings.http.host,
@@ -43,14 +44,52 @@ def _run_http(settings: Settings, app: web.Application) -> None:
         keepalive_timeout=settings.http.keepalive_timeout,
         access_log=None,
         print=None,
+        reuse_port=reuse_port or None,
     )
     log.info("stopped")
 
 
+def _run_processes(
+    settings: Settings, workers: int, make_app: Callable[[], web.Application]
+) -> int:
+    """Serve ``make_app()`` in ``workers`` forked processes sharing the port (SO_REUSEPORT).
+
+    The parent only waits: it forwards SIGTERM to every child (each stops gracefully) and
+    ignores SIGINT, which a terminal already delivers to the whole process group.
+    """
+    if workers == 1:
+        _run_http(settings, make_app())
+        return 0
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # child: its own app, producer and event loop
+            code = 0
+            try:
+                _run_http(settings, make_app(), reuse_port=True)
+            except BaseException:
+                log.exception("worker process failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.append(pid)
+    log.info("started %d processes %s on port %d", workers, children, settings.http.port)
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
+
+
 def cmd_receiver(settings: Settings, args: argparse.Namespace) -> int:
     """Run the callback receiver."""
-    _run_http(settings, create_app(settings))
-    return 0
+    return _run_processes(settings, args.workers, lambda: create_app(settings))
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -60,9 +99,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Run everything the bridge has in one process."""
-    _run_http(settings, create_app(settings, receiver=True, worker=True))
-    return 0
+    """Run everything the bridge has (in one process, or ``--workers`` processes)."""
+    return _run_processes(
+        settings, args.workers, lambda: create_app(settings, receiver=True, worker=True)
+    )
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,6 +162,13 @@ def cmd_schemas_check(settings: Settings, args: argparse.Namespace) -> int:
 _SERVICES = frozenset({"receiver", "worker", "serve", "sandbox"})
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; settings come from ``BRIDGE_*`` variables, not flags."""
     parser = argparse.ArgumentParser(
@@ -130,14 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Configure with BRIDGE_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("receiver", help="run the callback receiver (HTTP → Kafka)").set_defaults(
-        func=cmd_receiver
+    workers = argparse.ArgumentParser(add_help=False)
+    workers.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port with SO_REUSEPORT (default 1)",
     )
+    sub.add_parser(
+        "receiver", parents=[workers], help="run the callback receiver (HTTP → Kafka)"
+    ).set_defaults(func=cmd_receiver)
     sub.add_parser(
         "worker", help="run the place-call command worker (Kafka → FoneStorm)"
     ).set_defaults(func=cmd_worker)
     sub.add_parser(
-        "serve", help="run everything: the receiver and the command worker"
+        "serve", parents=[workers], help="run everything: the receiver and the command worker"
     ).set_defaults(func=cmd_serve)
     sub.add_parser(
         "sandbox", help="run the FoneStorm look-alike API (BRIDGE_SANDBOX__*)"

@@ -177,13 +177,18 @@ class CommandProcessor:
         deadline = time.monotonic() + self._worker.max_retry_seconds
         attempts = 0
         probing = False  # this task saw 401/403 and retries to find out when it is fixed
-        await self._mark(job, command, LedgerState.PLACING)
+        placing = False  # the ledger says "placing" for this command
         while True:
             if not probing:
                 await self.auth.wait()
             attempts += 1
             try:
                 async with self._limiter:
+                    if not placing:
+                        # Marked once the rate limiter lets the request go, not while queued:
+                        # a crash in the queue must not leave a never-sent command in doubt.
+                        await self._mark(job, command, LedgerState.PLACING)
+                        placing = True
                     call = await self._client.create_call(
                         command.fonenumber, command.to, command.tts,
                         idempotency_key=command.command_id,
@@ -195,8 +200,8 @@ class CommandProcessor:
                 self._metrics.fonestorm_requests.labels("create_call", exc.code).inc()
                 self.auth.close(exc.message)
                 await self._mark(job, command, LedgerState.PENDING)
+                placing = False
                 await asyncio.sleep(self.auth_retry_interval)
-                await self._mark(job, command, LedgerState.PLACING)
                 continue
             except FoneStormError as exc:
                 self._metrics.fonestorm_requests.labels("create_call", exc.code).inc()
