@@ -8,6 +8,7 @@ producer flushes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -31,6 +32,9 @@ RECEIVER = web.AppKey("receiver", CallbackReceiver)
 CORRELATOR = web.AppKey("correlator", CallCorrelator)
 
 CALLBACK_PATH = "/callbacks/calls"
+
+# Allocations minus deallocations between young-generation collections (CPython's default: 700).
+_GC_GEN0_THRESHOLD = 20_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,6 +61,19 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     await publisher.start()
     yield
     await publisher.stop()
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    """Move everything built at start-up out of the garbage collector's way.
+
+    Imports, pydantic schemas and clients are hundreds of thousands of objects that live as
+    long as the process; without this every full collection walks them all, which showed as
+    50-100 ms stalls (p99) under load in ``make bench``. A larger first generation makes the
+    collector run less often for the short-lived objects of each request.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -149,6 +166,7 @@ def create_app(
         app.cleanup_ctx.append(worker_ctx)
     if settings.fonestorm.register_on_start:
         app.on_startup.append(_register_callbacks)
+    app.on_startup.append(_freeze_heap)
     return app
 
 

@@ -8,6 +8,7 @@ anything else needs a new model and a new topic version.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ CONTENT_TYPE_JSON = "application/json"
 
 # uuid5 namespace for event ids: the same callback delivered twice gets the same id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c52-8d4e-4b7e-9a57-3f1f0e2d9c11")
+_EVENT_ID_NAMESPACE_BYTES = _EVENT_ID_NAMESPACE.bytes
 
 
 class Direction(StrEnum):
@@ -183,8 +185,18 @@ class DeadLetter(VersionedEvent):
 
 
 def call_event_id(call_id: str, direction: Direction, status: CallStatus) -> str:
-    """Deterministic event id: the same callback always maps to the same id."""
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{call_id}\x1f{direction.value}\x1f{status.value}"))
+    """Deterministic event id: the same callback always maps to the same id (a UUID v5).
+
+    Equal to ``str(uuid.uuid5(namespace, name))``, computed without building ``UUID`` objects,
+    which cost more than the hash itself on the callback path.
+    """
+    name = f"{call_id}\x1f{direction.value}\x1f{status.value}".encode()
+    sha1 = hashlib.sha1(_EVENT_ID_NAMESPACE_BYTES + name, usedforsecurity=False)
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utcnow() -> datetime:
@@ -194,7 +206,9 @@ def utcnow() -> datetime:
 
 def format_time(value: datetime) -> str:
     """RFC 3339 time as CloudEvents wants it."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # skips a conversion that costs more than the formatting
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def cloudevent_headers(

@@ -6,8 +6,13 @@ Each application gets its own :class:`CollectorRegistry`, so several apps in one
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 # Callback handling is a few ms when Kafka is healthy and up to the produce timeout when not.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -21,6 +26,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
         self.callbacks = Counter(
             "bridge_callbacks",
             "Callbacks received, by delivery method, direction, status and outcome.",
@@ -81,6 +87,14 @@ class Metrics:
         self.worker_ready = Gauge(
             "bridge_worker_ready", "1 while the command worker is consuming.", registry=r
         )
+
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, remembered: ``labels()`` costs more than the update."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found  # type: ignore[return-value]
 
     def render(self) -> bytes:
         """Text exposition of every metric."""

@@ -53,8 +53,8 @@ class Publisher:
                 log.info("Kafka is reachable at %s", self._settings.bootstrap_servers)
             else:
                 log.warning("Kafka is not reachable: %s", reason)
+            self._metrics.kafka_ready.set(1 if ready else 0)
         self._ready = ready
-        self._metrics.kafka_ready.set(1 if ready else 0)
 
     def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
@@ -139,7 +139,9 @@ class Publisher:
             raise PublishError(
                 f"Kafka did not acknowledge within {self._settings.produce_timeout:g}s; retry later"
             ) from exc
-        self._metrics.produce_latency.labels(topic).observe(time.perf_counter() - started)
+        self._metrics.child(self._metrics.produce_latency, topic).observe(
+            time.perf_counter() - started
+        )
         self._set_ready(True)
         return metadata
 

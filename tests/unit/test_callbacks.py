@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge import callbacks
 from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaType
-from bridge.events import CallStatus, Direction, Disposition, call_event_id
+from bridge.events import CallEvent, CallStatus, Direction, Disposition, call_event_id
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 END = {
@@ -61,6 +64,29 @@ def test_event_id_is_stable_and_distinct_per_status() -> None:
     assert begin == call_event_id("u1", Direction.OUTBOUND, CallStatus.BEGIN)
     assert begin != call_event_id("u1", Direction.OUTBOUND, CallStatus.END)
     assert begin != call_event_id("u1", Direction.INBOUND, CallStatus.BEGIN)
+
+
+@given(call_id=st.text(min_size=1, max_size=300))
+def test_event_id_is_the_uuid5_of_the_callback(call_id: str) -> None:
+    namespace = uuid.UUID("6f1d3c52-8d4e-4b7e-9a57-3f1f0e2d9c11")
+    for direction in Direction:
+        for status in CallStatus:
+            name = f"{call_id}\x1f{direction.value}\x1f{status.value}"
+            assert call_event_id(call_id, direction, status) == str(uuid.uuid5(namespace, name))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        END,
+        {**END, "disposition": "FAILED:503"},
+        {**END, "status": "BEGIN", "disposition": None, "billable_seconds": None},
+    ],
+)
+def test_events_built_without_validation_are_valid(fields: dict[str, object]) -> None:
+    data = callbacks.validate({k: v for k, v in fields.items() if v is not None})
+    event = callbacks.to_event(data, region="US", received_at=NOW, command_id="c1")
+    assert CallEvent.model_validate_json(event.model_dump_json()) == event
 
 
 def test_get_unreplaced_and_empty_tokens_are_absent() -> None:
