@@ -22,7 +22,6 @@ CONTENT_TYPE_JSON = "application/json"
 
 # uuid5 namespace for event ids: the same callback delivered twice gets the same id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c52-8d4e-4b7e-9a57-3f1f0e2d9c11")
-_EVENT_ID_NAMESPACE_BYTES = _EVENT_ID_NAMESPACE.bytes
 
 
 class Direction(StrEnum):
@@ -184,19 +183,20 @@ class DeadLetter(VersionedEvent):
         return f"com.fonestorm.bridge.dead-letter.{self.source}"
 
 
-def call_event_id(call_id: str, direction: Direction, status: CallStatus) -> str:
-    """Deterministic event id: the same callback always maps to the same id (a UUID v5).
-
-    Equal to ``str(uuid.uuid5(namespace, name))``, computed without building ``UUID`` objects,
-    which cost more than the hash itself on the callback path.
-    """
-    name = f"{call_id}\x1f{direction.value}\x1f{status.value}".encode()
-    sha1 = hashlib.sha1(_EVENT_ID_NAMESPACE_BYTES + name, usedforsecurity=False)
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))``, without the ``UUID`` objects that cost more than
+    the hash itself on the callback and command paths."""
+    sha1 = hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False)
     digest = bytearray(sha1.digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def call_event_id(call_id: str, direction: Direction, status: CallStatus) -> str:
+    """Deterministic event id: the same callback always maps to the same id (a UUID v5)."""
+    return uuid5(_EVENT_ID_NAMESPACE, f"{call_id}\x1f{direction.value}\x1f{status.value}")
 
 
 def utcnow() -> datetime:

@@ -152,7 +152,8 @@ class FoneStormClient:
             call = _CallEnvelope.model_validate(data).call
         except ValidationError:
             raise self._bad_response("/calls", status, data) from None
-        log.info(
+        # DEBUG: the worker logs the command's outcome, with this call id, at INFO.
+        log.debug(
             "FoneStorm created call %s from %s (idempotency key %s)",
             call.id,
             fonenumber,

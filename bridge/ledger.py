@@ -73,9 +73,10 @@ class Ledger:
         self._settings = settings
         self._topic = settings.topics.command_ledger
         self._publisher = publisher
-        # The latest entry of each command as its JSON: a parsed LedgerEntry takes ~2.6 KB, its
-        # JSON ~0.4 KB, and the map holds every command the ledger ever saw.
-        self._entries: dict[str, bytes] = {}
+        # The latest entry of each command as (ledger offset, JSON): a parsed LedgerEntry takes
+        # ~2.6 KB, its JSON ~0.4 KB, and the map holds every command the ledger ever saw. The
+        # offset orders our own writes against the follower, which reads them back later.
+        self._entries: dict[str, tuple[int, bytes]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
@@ -83,8 +84,8 @@ class Ledger:
 
     def get(self, command_id: str) -> LedgerEntry | None:
         """Latest known entry of a command."""
-        raw = self._entries.get(command_id)
-        return None if raw is None else LedgerEntry.model_validate_json(raw)
+        found = self._entries.get(command_id)
+        return None if found is None else LedgerEntry.model_validate_json(found[1])
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -122,22 +123,28 @@ class Ledger:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    self._apply(record.key, record.value, record.offset)
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         if key is None:
             return
+        command_id = key.decode(errors="replace")
+        known = self._entries.get(command_id)
+        if known is not None and known[0] >= offset:
+            # Our own write, applied when it was acknowledged, or older than it: reading it
+            # back must not put an earlier state over a later one (placing over done).
+            return
         if value is None:
-            self._entries.pop(key.decode(), None)
+            self._entries.pop(command_id, None)
             return
         try:
             entry = LedgerEntry.model_validate_json(value)
         except ValidationError:
             log.warning("ignoring unreadable ledger record for key %r", key)
             return
-        self._entries[entry.command_id] = value
+        self._entries[entry.command_id] = (offset, value)
 
     async def catch_up(self) -> None:
         """Wait until everything written to the ledger before now has been read."""
@@ -154,5 +161,7 @@ class Ledger:
     async def record(self, entry: LedgerEntry) -> None:
         """Append ``entry``, wait for acks=all, and apply it locally at once."""
         value = entry.model_dump_json().encode()
-        await self._publisher.publish(self._topic, value, key=entry.command_id.encode())
-        self._entries[entry.command_id] = value
+        metadata = await self._publisher.publish(self._topic, value, key=entry.command_id.encode())
+        known = self._entries.get(entry.command_id)
+        if known is None or known[0] < metadata.offset:
+            self._entries[entry.command_id] = (metadata.offset, value)

@@ -41,6 +41,12 @@ class OffsetTracker:
         commits, self._committable = self._committable, {}
         return commits
 
+    def restore(self, commits: dict[TopicPartition, int]) -> None:
+        """Put back offsets whose commit failed, unless newer ones or a revocation came since."""
+        for tp, offset in commits.items():
+            if tp in self._pending and tp not in self._committable:
+                self._committable[tp] = offset
+
     def forget(self, tp: TopicPartition) -> None:
         """Drop a revoked partition."""
         self._pending.pop(tp, None)

@@ -34,7 +34,7 @@ from bridge.errors import (
     FoneStormRateLimited,
     InvalidCommand,
 )
-from bridge.events import DeadLetter, utcnow
+from bridge.events import DeadLetter, utcnow, uuid5
 from bridge.fonestorm import FoneStormClient
 from bridge.ledger import Ledger, LedgerEntry, LedgerState, source_of
 from bridge.logs import bind_log_context
@@ -135,10 +135,9 @@ class CommandProcessor:
         bind_log_context(command_id=command.command_id)
         async with self._exclusive(command.command_id):
             result = await self._decide(job, command)
-        self._metrics.commands.labels(result.status.value).inc()
-        self._metrics.command_latency.labels(result.status.value).observe(
-            time.perf_counter() - job.started
-        )
+        m = self._metrics
+        m.child(m.commands, result.status.value).inc()
+        m.child(m.command_latency, result.status.value).observe(time.perf_counter() - job.started)
 
     async def _decide(self, job: _Job, command: PlaceCallCommand) -> PlaceCallResult:
         entry = self._ledger.get(command.command_id)
@@ -222,7 +221,7 @@ class CommandProcessor:
                 await asyncio.sleep(delay)
                 continue
             self.auth.reopen()
-            self._metrics.fonestorm_requests.labels("create_call", "ok").inc()
+            self._metrics.child(self._metrics.fonestorm_requests, "create_call", "ok").inc()
             result = self._result(
                 job, command, ResultStatus.PLACED, call_id=call.id, attempts=attempts
             )
@@ -288,25 +287,32 @@ class CommandProcessor:
 
     async def _publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:
         topics = self._settings.topics
+        placed: CallPlaced | None = None
         if result.status is ResultStatus.PLACED and result.call_id and command is not None:
             placed = CallPlaced(
-                event_id=str(uuid.uuid5(_RESULT_ID_NAMESPACE, f"placed|{result.call_id}")),
+                event_id=uuid5(_RESULT_ID_NAMESPACE, f"placed|{result.call_id}"),
                 call_id=result.call_id, command_id=result.command_id,
                 correlation_id=result.correlation_id, fonenumber=command.fonenumber,
                 to=command.to, placed_at=result.finished_at,
             )  # fmt: skip
-            await self._publisher.publish_event(
+            publish_placed = self._publisher.publish_event(
                 topics.call_events, placed, event_id=placed.event_id, ce_type=placed.ce_type,
                 source=SOURCE, key=placed.call_id, subject=placed.call_id, ce_time=placed.placed_at,
             )  # fmt: skip
-        event_id = str(
-            uuid.uuid5(_RESULT_ID_NAMESPACE, f"{result.command_id}|{result.status.value}")
-        )
-        await self._publisher.publish_event(
+        event_id = uuid5(_RESULT_ID_NAMESPACE, f"{result.command_id}|{result.status.value}")
+        publish_result = self._publisher.publish_event(
             topics.place_call_results, result, event_id=event_id, ce_type=result.ce_type,
             source=SOURCE, key=result.command_id, subject=result.command_id,
             ce_time=result.finished_at,
         )  # fmt: skip
+        if placed is None:
+            await publish_result
+            return
+        # Two topics, no order between them for consumers anyway: one round trip, not two.
+        outcomes = await asyncio.gather(publish_placed, publish_result, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _dead_letter(
         self, job: _Job, code: str, reason: str, command: PlaceCallCommand | None
