@@ -10,6 +10,7 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     │   ├── InvalidCallback           fields missing or invalid                        422
     │   ├── UnsupportedMediaType      content type we do not accept                    415
     │   ├── PayloadTooLarge           body over the configured limit                   413
+    │   ├── BodyTimeout               body not received within the body timeout        408
     │   └── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
     ├── PublishError                  Kafka did not acknowledge in time (retriable)    503
     ├── CommandError                  a place-call command we refuse
@@ -78,6 +79,13 @@ class PayloadTooLarge(CallbackError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class BodyTimeout(CallbackError):
+    """The body did not arrive within ``http.body_timeout`` (a stalled or trickling sender)."""
+
+    code = "request_timeout"
+    http_status = 408
 
 
 class Unauthorized(CallbackError):

@@ -144,7 +144,10 @@ class HttpRequestRecord(BaseModel):
     )
     body: str = Field(description="Body as text (`body_encoding` utf-8) or base64.")
     body_encoding: Literal["utf-8", "base64"] = Field(description="How `body` is encoded.")
-    body_truncated: bool = Field(description="True when the body was cut at the size limit.")
+    body_truncated: bool = Field(
+        description="True when the body is incomplete: cut at the size limit, or stalled past "
+        "the body timeout."
+    )
     remote: str | None = Field(None, description="Peer address.")
 
 

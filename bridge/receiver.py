@@ -6,6 +6,7 @@ fails the caller gets 503, so FoneStorm retries and nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -19,6 +20,7 @@ from aiohttp import hdrs, web
 from bridge import callbacks
 from bridge.correlation import CallCorrelator
 from bridge.errors import (
+    BodyTimeout,
     BridgeError,
     CallbackError,
     PayloadTooLarge,
@@ -76,18 +78,26 @@ class CallbackReceiver:
             raise Unauthorized("wrong basic-auth credentials")
 
     async def _read_body(self, request: web.Request) -> tuple[bytes, bool]:
-        """The body, cut at the size limit; ``True`` when it was cut."""
+        """The body, cut at the size limit; ``True`` when it was cut.
+
+        Raises :class:`_BodyStalled` (carrying what arrived) when the body takes longer than
+        ``http.body_timeout``: a trickling sender must not hold a connection for ever.
+        """
         limit = self._settings.http.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return await request.content.read(limit), True
         chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.read(_READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                chunks.append(chunk[: len(chunk) - (size - limit)])
-                return b"".join(chunks), True
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self._settings.http.body_timeout):
+                if request.content_length is not None and request.content_length > limit:
+                    return await request.content.read(limit), True
+                size = 0
+                while chunk := await request.content.read(_READ_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        chunks.append(chunk[: len(chunk) - (size - limit)])
+                        return b"".join(chunks), True
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _BodyStalled(b"".join(chunks)) from None
         return b"".join(chunks), False
 
     def _fields(self, request: web.Request, body: bytes, truncated: bool) -> dict[str, Any]:
@@ -112,7 +122,15 @@ class CallbackReceiver:
         outcome = "accepted"
         try:
             self._check_auth(request)
-            body, truncated = await self._read_body(request)
+            try:
+                body, truncated = await self._read_body(request)
+            except _BodyStalled as stalled:
+                outcome = "rejected"
+                error = BodyTimeout(
+                    f"the body did not arrive within {self._settings.http.body_timeout:g}s "
+                    f"({len(stalled.partial)} bytes received)"
+                )
+                return await self._reject(request, stalled.partial, True, error)
             try:
                 data = callbacks.validate(self._fields(request, body, truncated))
             except CallbackError as exc:
@@ -206,9 +224,17 @@ class CallbackReceiver:
         )
         response = error_response(error)
         if truncated:
-            # The rest of an oversized body is never read; do not keep the connection.
+            # The rest of the body (oversized or stalled) is never read: drop the connection.
             response.force_close()
         return response
+
+
+class _BodyStalled(Exception):
+    """The body read timed out; ``partial`` is what arrived."""
+
+    def __init__(self, partial: bytes) -> None:
+        super().__init__("body read timed out")
+        self.partial = partial
 
 
 def _basic_credentials(header: str) -> tuple[bytes, bytes] | None:

@@ -80,6 +80,12 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(
         64 * 1024, gt=0, description="Largest callback body accepted (bytes); larger gets 413."
     )
+    body_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a callback's body may take to arrive; slower gets 408 and is "
+        "dead-lettered with what arrived.",
+    )
     shutdown_timeout: float = Field(
         25.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )

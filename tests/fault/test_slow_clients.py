@@ -5,10 +5,9 @@ While they run, normal callbacks keep getting 200 with low latency:
 * slowloris: hundreds of connections sending their headers a byte at a time. aiohttp has no
   header-read timeout of its own; what bounds them is the idle timer it starts at connect,
   ``BRIDGE_HTTP__KEEPALIVE_TIMEOUT`` (75 s by default, 3 s here), and the test checks it holds;
-* slow bodies: complete headers, then a body byte now and then. Nothing in the bridge bounds a
-  body read (see the report printed by the test): such connections are held until the client
-  stops, but they cost a parked coroutine each and block no one, and SIGTERM still ends the
-  process within ``BRIDGE_HTTP__SHUTDOWN_TIMEOUT``;
+* slow bodies: complete headers, then a body byte now and then. ``BRIDGE_HTTP__BODY_TIMEOUT``
+  (10 s by default, 2 s here) bounds the body read: each gets 408, its partial body goes to the
+  dead-letter topic and the connection is closed;
 * oversized bodies: megabytes announced and sent; the receiver reads ``MAX_BODY_BYTES``, answers
   413 at once and closes the connection without reading the rest;
 * header floods: header lines over aiohttp's 8190-byte limit get 400 from the HTTP parser.
@@ -32,6 +31,7 @@ from tests.fault.support import callback, percentile, post_json, read_to_end, re
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 KEEPALIVE = 3.0
+BODY_TIMEOUT = 2.0
 SHUTDOWN = 3.0
 ATTACK_SECONDS = 8.0
 SLOWLORIS = 300
@@ -79,11 +79,13 @@ async def _slow_body(port: int, stop: asyncio.Event, held: list[bool]) -> None:
             writer.write(b" ")
             await writer.drain()
             try:
-                if await asyncio.wait_for(reader.read(1024), timeout=0.5) == b"":
-                    closed = True
-                    break
+                answer = await asyncio.wait_for(reader.read(1024), timeout=0.5)
             except TimeoutError:
                 continue
+            # Answered (408) or closed: either way the receiver let go of this body.
+            closed = answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
+            if closed:
+                break
     except (ConnectionResetError, BrokenPipeError):
         closed = True
     held.append(not closed)
@@ -157,6 +159,7 @@ async def test_slow_clients_and_floods_do_not_block_callers(
         "BRIDGE_TOPICS__CALL_EVENTS": events,
         "BRIDGE_TOPICS__DEAD_LETTERS": dlq,
         "BRIDGE_HTTP__KEEPALIVE_TIMEOUT": str(KEEPALIVE),
+        "BRIDGE_HTTP__BODY_TIMEOUT": str(BODY_TIMEOUT),
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": str(SHUTDOWN),
         "BRIDGE_LOG__LEVEL": "WARNING",
     }
@@ -198,6 +201,7 @@ async def test_slow_clients_and_floods_do_not_block_callers(
 
     letters = [json.loads(r.value) for r in await read_to_end(kafka_bootstrap, dlq)]
     too_large = sum(1 for x in letters if x["reason_code"] == "payload_too_large")
+    stalled = [x for x in letters if x["reason_code"] == "request_timeout"]
     normal_latency = [t for _, t in during]
     answered_413 = [t for s, t in oversized if s == 413]
     closed = [t for t in closed_after if t is not None]
@@ -214,8 +218,9 @@ async def test_slow_clients_and_floods_do_not_block_callers(
         f"{OVERSIZED_BYTES >> 20} MiB: {dict(Counter(s for s, _ in oversized))}, 413 within "
         f"{max(answered_413, default=0) * 1000:.0f} ms, {too_large} dead letters; header "
         f"floods {dict(Counter(f.split(b' ')[1] if f.startswith(b'HTTP') else f for f in floods))}"
-        f"; slow bodies held open by the receiver for the whole attack: {sum(held)}/{len(held)} "
-        f"(no body-read timeout); SIGTERM exit {code} in {shutdown:.1f}s."
+        f"; slow bodies held open by the receiver for the whole attack: {sum(held)}/{len(held)}, "
+        f"408 dead letters {len(stalled)} (body timeout {BODY_TIMEOUT:g}s); SIGTERM exit {code} "
+        f"in {shutdown:.1f}s."
     )
     assert {s for s, _ in baseline} == {200}
     assert during, "no normal callback during the attack"
@@ -229,5 +234,8 @@ async def test_slow_clients_and_floods_do_not_block_callers(
     assert max(answered_413) < 2.0, "an oversized body was read whole before the 413"
     assert too_large >= len(answered_413)
     assert all(f.startswith(b"HTTP/1.") and b" 400 " in f for f in floods), floods[:3]
+    assert not any(held), "a slow body outlived the body timeout"
+    assert len(stalled) == SLOW_BODIES, "a stalled body was not dead-lettered"
+    assert all(x["http_status"] == 408 and x["request"]["body_truncated"] for x in stalled)
     assert code == 0
     assert shutdown < SHUTDOWN + 5, "slow bodies held up the shutdown"
