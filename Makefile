@@ -30,14 +30,14 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 lint: install  ## ruff + mypy strict + schema files in sync
-	$(BIN)/ruff check bridge tests scripts/local-kafka
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench scripts/local-kafka
+	$(BIN)/ruff format --check bridge tests bench
 	$(BIN)/mypy
 	$(BIN)/fonestorm-bridge schemas check
 
 fmt: install
-	$(BIN)/ruff check --fix bridge tests
-	$(BIN)/ruff format bridge tests
+	$(BIN)/ruff check --fix bridge tests bench
+	$(BIN)/ruff format bridge tests bench
 
 schemas: install  ## regenerate schemas/*.json and the README settings table from the code
 	$(BIN)/fonestorm-bridge schemas export
