@@ -8,6 +8,7 @@ anything else needs a new model and a new topic version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -225,14 +226,24 @@ def cloudevent_headers(
 ) -> list[tuple[str, bytes]]:
     """Kafka headers of the CloudEvents Kafka protocol binding, binary content mode."""
     headers = [
-        ("ce_specversion", CLOUDEVENTS_SPEC_VERSION),
-        ("ce_id", event_id),
-        ("ce_source", source),
-        ("ce_type", ce_type),
-        ("ce_time", format_time(time)),
-        ("ce_dataschema", dataschema),
-        ("content-type", CONTENT_TYPE_JSON),
+        ("ce_specversion", _SPEC_VERSION_BYTES),
+        ("ce_id", event_id.encode()),
+        ("ce_source", _encoded(source)),
+        ("ce_type", _encoded(ce_type)),
+        ("ce_time", format_time(time).encode()),
+        ("ce_dataschema", _encoded(dataschema)),
+        ("content-type", _CONTENT_TYPE_BYTES),
     ]
     if subject is not None:
-        headers.append(("ce_subject", subject))
-    return [(name, value.encode()) for name, value in headers]
+        headers.append(("ce_subject", subject.encode()))
+    return headers
+
+
+_SPEC_VERSION_BYTES = CLOUDEVENTS_SPEC_VERSION.encode()
+_CONTENT_TYPE_BYTES = CONTENT_TYPE_JSON.encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded(value: str) -> bytes:
+    """Header values that repeat on every record (source, type, schema), encoded once."""
+    return value.encode()

@@ -84,6 +84,11 @@ class CallbackReceiver:
         ``http.body_timeout``: a trickling sender must not hold a connection for ever.
         """
         limit = self._settings.http.max_body_bytes
+        if request.content.is_eof():
+            # The whole body came with the headers (every FoneStorm callback, and every GET):
+            # take it without a coroutine or a timer per read.
+            body = request.content.read_nowait(-1)
+            return (body[:limit], True) if len(body) > limit else (body, False)
         chunks: list[bytes] = []
         try:
             async with asyncio.timeout(self._settings.http.body_timeout):
