@@ -120,6 +120,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def new_session() -> aiohttp.ClientSession:
+    """The HTTP session for FoneStorm: keep-alive pool, no cookie jar (the API uses a token)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+
 class FoneStormClient:
     """Calls the FoneStorm API over a caller-owned :class:`aiohttp.ClientSession`."""
 

@@ -21,6 +21,7 @@ from bridge.errors import PublishError
 from bridge.events import VersionedEvent, cloudevent_headers, utcnow
 from bridge.kafka import client_options
 from bridge.metrics import Metrics
+from bridge.partitioner import partition_for
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Publisher:
             # Not aiokafka's default: without it a retried batch can be written twice.
             enable_idempotence=True,
             linger_ms=s.linger_ms,
+            partitioner=partition_for,
             compression_type=None if s.compression_type == "none" else s.compression_type,
         )
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-
 from bridge.commands import PlaceCallCommand
 from bridge.errors import PublishError
 from bridge.events import utcnow
-from bridge.fonestorm import FoneStormClient, build_get_template
+from bridge.fonestorm import FoneStormClient, build_get_template, new_session
 from bridge.metrics import Metrics
 from bridge.publisher import Publisher
 from bridge.settings import Settings
@@ -33,7 +31,7 @@ async def register_callbacks(settings: Settings) -> None:
     url = callback_url(settings)
     method = settings.fonestorm.callback_method
     auth = settings.callbacks
-    async with aiohttp.ClientSession() as session:
+    async with new_session() as session:
         client = FoneStormClient(session, settings.fonestorm)
         for number in settings.fonestorm.fonenumbers:
             for register in (client.set_send_notify, client.set_receive_notify):

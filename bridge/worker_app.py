@@ -6,12 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from bridge.fonestorm import FoneStormClient
+from bridge.fonestorm import FoneStormClient, new_session
 from bridge.kafka import client_options
 from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.ledger import Ledger
@@ -27,7 +26,7 @@ WORKER = web.AppKey("worker", CommandWorker)
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: one FoneStorm session, the ledger, the consumer and the worker loop."""
     settings = app[SETTINGS]
-    session = aiohttp.ClientSession()
+    session = new_session()
     ledger = Ledger(settings, app[PUBLISHER])
     processor = CommandProcessor(
         settings, app[PUBLISHER], FoneStormClient(session, settings.fonestorm), ledger, app[METRICS]
