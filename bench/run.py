@@ -1025,40 +1025,55 @@ def report(f: Findings, path: Path, command: str) -> None:
 NOTES = """
 ## Notes: what the profiles showed, what was changed, what remains
 
-**Receiver.** It is CPU-bound on one core (see the CPU columns); the profile above splits that
-core by package. Before this work the largest single item was `phonenumbers`: the E.164 form of
-`from`, `to` and our FoneNumber was parsed anew for every callback (~45 us of ~380 us per
-request). `bridge.callbacks.to_e164` is now cached (`functools.lru_cache`, 65,536 entries; our
-FoneNumbers hit every time): 2,430 -> 2,900 req/s in a separate A/B run on this machine. What
-remains against *naive* is no single hot spot but the work naive does not do, each a few to a few
-tens of microseconds: the INFO JSON log line per callback (the `bridge-quiet` rows: the same
-receiver with `BRIDGE_LOG__LEVEL=WARNING`), pydantic validation and the `CallEvent` model, its
-JSON, the uuid5 event id, CloudEvents headers, four Prometheus metric updates, the correlator
-lookup and the error middleware. Moving logging to a background thread (`QueueHandler`) was
-tried and did not help (the GIL). Levers left: `--workers N` (see Scaling), uvloop (not a
-dependency today), or logging accepted callbacks at DEBUG.
+**Machines differ.** The machine changes between sessions and so do absolute figures: on
+2026-11-26 (an Intel Xeon VM) the naive server did 10,991 req/s; the AMD EPYC VM of 2026-11-27
+runs the same server at about 4,000. System calls are dear there (cProfile of the worker: ~80 us
+per socket send, ~150 us per epoll wait). Compare ratios within one run, not figures across runs.
 
-**p99 at half rate.** At half its maximum the receiver uses most of a core, so its p99 sits
-near the 10 ms target and moves between repetitions (see the range column; a single run can land
-well above it, as the sweep's 0.5 point may show). Without the INFO line per callback
-(`bridge-quiet`) it is lower and steadier. The difference is CPU per request and its effect on
-queueing, not the log file: writing the log to /dev/null changed nothing in an A/B run.
+**Receiver.** It is CPU-bound on one core (CPU columns); the profile above splits that core.
+Found by py-spy and cProfile, each checked in A/B runs against the same broker:
 
-**Commands out.** With the default 64 in flight the worker is CPU-bound at ~1 ms of CPU per
-command (py-spy): four acks=all produce round trips per command (ledger `placing`, ledger
-`done`, the `CallPlaced` event and the result, each its own produce request and socket write),
-the HTTP client request, the ledger follower re-reading the worker's own entries, two INFO log
-lines and metrics. The limit the target is measured against (64 / 20 ms = 3,200/s) would need
-about three cores for the worker alone on this machine. With 16 in flight, where that bound
-rather than the CPU is the limit, the worker reaches the target. Left to do: publish the
-`CallPlaced` event and the result concurrently, and skip re-parsing the worker's own ledger
-records.
+- *Garbage collection.* Full collections walked every object built at start-up (imports,
+  pydantic schemas, clients): 50-100 ms stalls at full speed. The app now `gc.freeze()`s once
+  started and raises the young-generation threshold (700 -> 20,000): p99 at full speed fell from
+  ~90 to ~40 ms in A/B runs, throughput rose 5-15%.
+- *The INFO line per accepted callback* was a quarter of a callback's CPU. It is DEBUG now
+  (the record in Kafka and `bridge_callbacks_total` account for every callback); the
+  `bridge-debug` rows show what turning it back on costs.
+- *Smaller items:* the uuid5 event id without `uuid.UUID` objects (12 -> 3 us), the `CallEvent`
+  built with `model_construct` from already-validated data (27 -> 14 us), cached Prometheus
+  children, constant CloudEvents headers encoded once, a body that came with the headers taken
+  without a read coroutine, murmur2 over 32-bit words and cached (2x, same partitions).
 
-**Memory.** The ledger kept a parsed `LedgerEntry` (~2.6 KB) for every command it ever saw:
-peak RSS was 318 MB with the 100,000 backlog before the fix. It now keeps each entry's JSON
-(~0.4 KB) and parses it on lookup (once per command processed): see the table. The map still
-grows by ~0.5 KB per command for as long as the worker runs; bounding it needs a retention rule
-for finished commands (e.g. tombstones after the redelivery window).
+What remains against naive is spread thin: aiohttp and asyncio cost the same per request in
+both; the bridge's own work (pydantic validation, the event and its JSON, E.164 lookups,
+CloudEvents headers, two histograms and a counter, the correlator lookup, the error middleware,
+the produce timeout) adds roughly 200 us to naive's ~250 us on this machine, no item above
+~15 us. uvloop was tried for the receiver and the worker and gave no measurable gain, so it is
+not a dependency. Closing the gap to 0.8 x would mean dropping validation or the schema, which
+are what the bridge is for; throughput scales with processes instead (`--workers N`, see
+Scaling, or replicas).
+
+**Commands out.** The worker is CPU-bound as well: about 0.9 core at 64 in flight, with the
+sandbox (~0.35 core) and Kafka (~0.3) on the same two cores. Per command: three acks=all
+produce steps in sequence (ledger `placing` before the request, ledger `done`, then the result
+and `CallPlaced` together), one HTTP request, four keyed records, pydantic models and one INFO
+line: ~1.5 ms of CPU here. A produce that takes 0.6 ms against an idle broker takes ~9 ms in the
+loaded worker (event-loop queueing), so even at 16 in flight a command spends more time in
+Kafka round trips than in the 20 ms API call. Changed: offsets are committed by a background
+task (the consume loop waited a coordinator round trip per batch with its slots idle),
+`CallPlaced` and the result are published concurrently (one round trip less), the ledger follower
+no longer re-parses the worker's own records (and can no longer put `placing` back over
+`done`), FoneStorm's per-call line is DEBUG. The target is against an absolute limit (in-flight
+/ 20 ms): at 64 in flight it needs several cores for the worker on this machine. Next steps, not
+done: fewer produce round trips per command (a Kafka transaction for `done` + result, or the
+result itself as the ledger's `done`), and more worker processes (the worker scales with the
+command topic's partitions).
+
+**Memory.** The ledger keeps each command's entry as JSON (~0.4 KB) with its offset, not a
+parsed model (~2.6 KB; 318 MB peak RSS with the 100,000 backlog before that change, see the
+table now). The map still grows by ~0.5 KB per command for as long as the worker runs; bounding
+it needs a retention rule for finished commands (e.g. tombstones after the redelivery window).
 
 **Correlation.** An outbound callback for a call the bridge did not place waits for the
 correlator (up to `BRIDGE_CALLBACKS__CORRELATION_WAIT`, with a 250 ms grace after catching up):
