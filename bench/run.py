@@ -445,6 +445,7 @@ class Findings:
     verification: dict[str, int] = field(default_factory=dict)
     commands: dict[str, Any] = field(default_factory=dict)
     commands_low: dict[str, Any] = field(default_factory=dict)
+    commands_2p: dict[str, Any] = field(default_factory=dict)
     backlog: dict[str, Any] = field(default_factory=dict)
     profile: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -629,7 +630,13 @@ async def verify(f: Findings, kafka: Kafka) -> None:
 
 
 async def commands_out(
-    f: Findings, kafka: Kafka, logs: Path, count: int, tag: str, in_flight: int = MAX_IN_FLIGHT
+    f: Findings,
+    kafka: Kafka,
+    logs: Path,
+    count: int,
+    tag: str,
+    in_flight: int = MAX_IN_FLIGHT,
+    processes: int = 1,
 ) -> dict[str, Any]:
     topics = {
         "PLACE_CALL": f"bench.{tag}.commands",
@@ -675,7 +682,12 @@ async def commands_out(
         auto_offset_reset="earliest", enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
-    worker = await spawn(f"worker-{tag}", [PY, "-m", "bridge.cli", "worker"], worker_env, logs)
+    worker = await spawn(
+        f"worker-{tag}",
+        [PY, "-m", "bridge.cli", "worker", "--workers", str(processes)],
+        worker_env,
+        logs,
+    )
     seen: dict[str, tuple[datetime, datetime, str]] = {}
     rss_samples: list[int] = []
     cpu_marks: dict[str, tuple[float, float, float, float]] = {}
@@ -701,7 +713,8 @@ async def commands_out(
                                       time.monotonic())  # fmt: skip
         cpu_marks["last"] = (worker.cpu(), sandbox.cpu(), cpu_seconds([kafka_pid or 0]),
                              time.monotonic())  # fmt: skip
-        peak_kb = status_kb(worker.pid, "VmHWM")
+        # With several processes the parent only waits: count the largest child.
+        peak_kb = max(status_kb(pid, "VmHWM") for pid in tree(worker.pid))
     finally:
         await consumer.stop()
         await worker.stop()
@@ -721,7 +734,8 @@ async def commands_out(
         "p50_ms": latencies[len(latencies) // 2],
         "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "in_flight": in_flight,
-        "limit": in_flight / SANDBOX_LATENCY,
+        "processes": processes,
+        "limit": processes * in_flight / SANDBOX_LATENCY,
         "peak_rss_mb": peak_kb / 1024,
         "rss_end_mb": (rss_samples[-1] if rss_samples else 0) / 1024,
         "worker_cpu": (last[0] - first[0]) / span,
@@ -994,14 +1008,18 @@ def report(f: Findings, path: Path, command: str) -> None:
         "",
         "## Commands out",
         "",
-        "| Backlog | in-flight | done | statuses | commands/s | limit (in-flight / latency) | "
-        "ratio | p50 ms | p99 ms | worker CPU | sandbox CPU | Kafka CPU | worker peak RSS |",
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        "| Backlog | processes | in-flight each | done | statuses | commands/s | limit "
+        "(in-flight / latency) | ratio | p50 ms | p99 ms | worker CPU | sandbox CPU | Kafka CPU "
+        "| worker peak RSS |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
-    for r in (cmd, f.commands_low, backlog):
+    for r in (cmd, f.commands_low, f.commands_2p, backlog):
+        if not r:
+            continue
         lines.append(
-            f"| {r['count']:,} | {r['in_flight']} | {r['done']:,} | {r['statuses']} | "
+            f"| {r['count']:,} | {r['processes']} | {r['in_flight']} | {r['done']:,} | "
+            f"{r['statuses']} | "
             f"{r['rate']:,.0f} | "
             f"{r['limit']:,.0f} | {r['ratio']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
             f"{r['worker_cpu']:.0%} | {r['sandbox_cpu']:.0%} | {r['kafka_cpu']:.0%} | "
@@ -1011,9 +1029,10 @@ def report(f: Findings, path: Path, command: str) -> None:
         "",
         "Latency is command-to-`placed` inside the worker: from reading the command (the "
         "result's `received_at`) to the outcome (`finished_at`): ledger `placing` (acks=all), "
-        "the create-call request (20 ms in the sandbox), ledger `done`; the backlog's queueing "
-        "time is not in it. The rate is results over the time from the first command read to "
-        "the last outcome. Peak RSS is the kernel's high-water mark (`VmHWM`) of the worker.",
+        "the create-call request (20 ms in the sandbox); the ledger `done` and the result's own "
+        "produce follow `finished_at`, and the backlog's queueing time is not in it. The rate "
+        "is results over the time from the first command read to the last outcome. Peak RSS is "
+        "the kernel's high-water mark (`VmHWM`) of the worker (the largest process with 2).",
         "",
     ]
     if f.profile:
@@ -1113,6 +1132,9 @@ async def main() -> int:
         await callbacks_in(f, kafka, logs, profile)
         await verify(f, kafka)
         f.commands = await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k")
+        f.commands_2p = await commands_out(
+            f, kafka, logs, 2_000 if args.quick else 20_000, "c20k2p", processes=2
+        )
         f.commands_low = await commands_out(
             f, kafka, logs, 2_000 if args.quick else 10_000, "c10k", in_flight=LOW_IN_FLIGHT
         )

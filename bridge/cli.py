@@ -93,9 +93,14 @@ def cmd_receiver(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the place-call command worker (with /healthz, /readyz, /metrics)."""
-    _run_http(settings, create_app(settings, receiver=False, worker=True))
-    return 0
+    """Run the place-call command worker (with /healthz, /readyz, /metrics).
+
+    With ``--workers N`` each process is one more consumer in the group: partitions, and so
+    commands, are split between them as between replicas.
+    """
+    return _run_processes(
+        settings, args.workers, lambda: create_app(settings, receiver=False, worker=True)
+    )
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "receiver", parents=[workers], help="run the callback receiver (HTTP → Kafka)"
     ).set_defaults(func=cmd_receiver)
     sub.add_parser(
-        "worker", help="run the place-call command worker (Kafka → FoneStorm)"
+        "worker", parents=[workers], help="run the place-call command worker (Kafka → FoneStorm)"
     ).set_defaults(func=cmd_worker)
     sub.add_parser(
         "serve", parents=[workers], help="run everything: the receiver and the command worker"
