@@ -1133,10 +1133,10 @@ async def main() -> int:
         await verify(f, kafka)
         f.commands = await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k")
         f.commands_2p = await commands_out(
-            f, kafka, logs, 2_000 if args.quick else 20_000, "c20k2p", processes=2
+            f, kafka, logs, 2_000 if args.quick else 12_000, "c12k2p", processes=2
         )
         f.commands_low = await commands_out(
-            f, kafka, logs, 2_000 if args.quick else 10_000, "c10k", in_flight=LOW_IN_FLIGHT
+            f, kafka, logs, 2_000 if args.quick else 6_000, "c6k", in_flight=LOW_IN_FLIGHT
         )
         f.backlog = await commands_out(f, kafka, logs, 10_000 if args.quick else 100_000, "c100k")
     finally:
