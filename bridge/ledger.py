@@ -19,6 +19,11 @@ before touching newly assigned partitions. So, after redelivery, rebalance or a 
   have created the call, so the result is ``in_doubt`` (``at-most-once``, the default) or the
   call is placed again (``at-least-once``).
 
+A command id is remembered for ``BRIDGE_WORKER__LEDGER_RETENTION`` after its last ledger write
+(7 days by default): entries older than that are dropped from memory and skipped when the ledger
+is read at start, so memory and start-up time follow the command rate, not the age of the
+deployment; a copy of a command arriving later than that is placed as a new command.
+
 Commands must be keyed by ``command_id`` so that all copies of one command land on one partition
 and so are handled by one worker at a time; a per-command lock covers copies in one process.
 """
@@ -27,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from datetime import datetime
 from enum import StrEnum
 
@@ -77,6 +84,10 @@ class Ledger:
         # ~2.6 KB, its JSON ~0.4 KB, and the map holds every command the ledger ever saw. The
         # offset orders our own writes against the follower, which reads them back later.
         self._entries: dict[str, tuple[int, bytes]] = {}
+        # (time written, command_id, offset) in the order applied, to forget entries older
+        # than BRIDGE_WORKER__LEDGER_RETENTION without scanning the map.
+        self._written: deque[tuple[float, str, int]] = deque()
+        self._retention = settings.worker.ledger_retention
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
@@ -123,12 +134,19 @@ class Ledger:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.key, record.value, record.offset)
+                    # A record without a timestamp (-1) counts as written now.
+                    written_at = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
+                    self._apply(record.key, record.value, record.offset, written_at)
+            self.forget_expired(time.time())
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
-        if key is None:
+    def _apply(
+        self, key: bytes | None, value: bytes | None, offset: int, written_at: float
+    ) -> None:
+        if key is None or written_at < time.time() - self._retention:
+            # Older than the retention: Kafka deletes such segments lazily, so they can
+            # still be read, but the worker has forgotten them.
             return
         command_id = key.decode(errors="replace")
         known = self._entries.get(command_id)
@@ -145,6 +163,17 @@ class Ledger:
             log.warning("ignoring unreadable ledger record for key %r", key)
             return
         self._entries[entry.command_id] = (offset, value)
+        self._written.append((written_at, entry.command_id, offset))
+
+    def forget_expired(self, now: float) -> None:
+        """Drop entries last written more than the retention ago (amortised O(1))."""
+        cutoff = now - self._retention
+        written = self._written
+        while written and written[0][0] < cutoff:
+            _, command_id, offset = written.popleft()
+            known = self._entries.get(command_id)
+            if known is not None and known[0] == offset:  # not rewritten since
+                del self._entries[command_id]
 
     async def catch_up(self) -> None:
         """Wait until everything written to the ledger before now has been read."""
@@ -165,3 +194,4 @@ class Ledger:
         known = self._entries.get(entry.command_id)
         if known is None or known[0] < metadata.offset:
             self._entries[entry.command_id] = (metadata.offset, value)
+            self._written.append((time.time(), entry.command_id, metadata.offset))

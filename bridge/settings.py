@@ -163,6 +163,13 @@ class WorkerSettings(BaseModel):
     )
     backoff_initial: float = Field(0.5, gt=0, description="First retry delay (s).")
     backoff_max: float = Field(30.0, gt=0, description="Largest retry delay (s).")
+    ledger_retention: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Seconds a command_id is remembered: a copy within this window gets "
+        "`duplicate`, after it the id is new again. Bounds the worker's memory and start-up; "
+        "also the `retention.ms` of a ledger topic the bridge creates.",
+    )
     delivery: Literal["at-most-once", "at-least-once"] = Field(
         "at-most-once",
         description="What to do with a command whose outcome is unknown after a crash: "

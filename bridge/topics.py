@@ -20,9 +20,13 @@ class MissingTopicsError(KafkaError):  # type: ignore[misc]
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic the bridge uses, with the configuration it creates it with."""
     topics = settings.topics
-    # The ledger keeps only the latest state per command: compaction bounds it; a long
-    # delete.retention keeps tombstone-free history readable by a worker that was down.
-    ledger = {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
+    # The ledger keeps the latest state per command (compaction) for as long as the worker
+    # remembers command ids (deletion after BRIDGE_WORKER__LEDGER_RETENTION).
+    ledger = {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int(settings.worker.ledger_retention * 1000)),
+        "min.compaction.lag.ms": "3600000",
+    }
     return {
         topics.call_events: {},
         topics.dead_letters: {},

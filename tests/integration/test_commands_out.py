@@ -73,6 +73,22 @@ async def test_same_command_twice_places_one_call(start_bridge: BridgeFactory) -
         assert loop.calls_per_command() == {cmd.command_id: 1}
 
 
+async def test_command_ids_are_forgotten_after_the_ledger_retention(
+    start_bridge: BridgeFactory,
+) -> None:
+    retention = 2.0
+    async with closed_loop(start_bridge, worker={"ledger_retention": retention}) as loop:
+        cmd = command(str(uuid.uuid4()))
+        await loop.send(cmd)
+        assert [r["status"] for r in await loop.results(1)] == ["placed"]
+        await asyncio.sleep(retention + 1.5)  # past the retention, and a follower pass
+        await loop.send(cmd)
+        results = await loop.results(2)
+        assert [r["status"] for r in results] == ["placed", "placed"]
+        assert len({r["call_id"] for r in results}) == 2
+        assert loop.calls_per_command() == {cmd.command_id: 2}
+
+
 async def test_retriable_faults_are_retried_to_one_call(start_bridge: BridgeFactory) -> None:
     async with closed_loop(start_bridge) as loop:
         loop.sandbox.state.faults = loop.sandbox.state.faults.model_copy(
