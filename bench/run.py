@@ -1091,8 +1091,9 @@ command topic's partitions).
 
 **Memory.** The ledger keeps each command's entry as JSON (~0.4 KB) with its offset, not a
 parsed model (~2.6 KB; 318 MB peak RSS with the 100,000 backlog before that change, see the
-table now). The map still grows by ~0.5 KB per command for as long as the worker runs; bounding
-it needs a retention rule for finished commands (e.g. tombstones after the redelivery window).
+table now). Entries are forgotten `BRIDGE_WORKER__LEDGER_RETENTION` (7 days) after their last
+write, so the map holds the commands of one retention window (~0.5 KB each), not of the
+deployment's whole life.
 
 **Correlation.** An outbound callback for a call the bridge did not place waits for the
 correlator (up to `BRIDGE_CALLBACKS__CORRELATION_WAIT`, with a 250 ms grace after catching up):
