@@ -84,6 +84,17 @@ class Metrics:
         self.commands_in_flight = Gauge(
             "bridge_commands_in_flight", "Commands being processed now.", registry=r
         )
+        self.command_lag = Gauge(
+            "bridge_command_lag",
+            "Place-call commands on this worker's partitions not yet read (end offset minus "
+            "position, as of the last fetch).",
+            registry=r,
+        )
+        self.ledger_entries = Gauge(
+            "bridge_ledger_entries",
+            "Command ids the worker remembers (one retention window of the ledger).",
+            registry=r,
+        )
         self.worker_ready = Gauge(
             "bridge_worker_ready", "1 while the command worker is consuming.", registry=r
         )

@@ -46,6 +46,8 @@ class CommandWorker:
     #: Seconds between offset commits. Committing in the consume loop stalled it for a
     #: coordinator round trip per batch, leaving in-flight slots idle (make bench).
     commit_interval: float = 0.5
+    #: Seconds between measurements of the command lag.
+    lag_interval: float = 2.0
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class CommandWorker:
         self._paused = False
         # One commit at a time: two in flight could land out of order and move offsets back.
         self._commit_lock = asyncio.Lock()
+        metrics.ledger_entries.set_function(lambda: len(ledger))
 
     @property
     def ready(self) -> bool:
@@ -98,6 +101,7 @@ class CommandWorker:
         self._running = True
         self._metrics.worker_ready.set(1)
         committer = asyncio.create_task(self._commit_periodically(), name="offset-committer")
+        lag = asyncio.create_task(self._measure_lag_periodically(), name="command-lag")
         try:
             while True:
                 self._follow_auth_gate()
@@ -113,7 +117,8 @@ class CommandWorker:
                 self._metrics.worker_ready.set(1 if self.ready else 0)
         finally:
             committer.cancel()
-            await asyncio.wait([committer])
+            lag.cancel()
+            await asyncio.wait([committer, lag])
             self._running = False
             self._metrics.worker_ready.set(0)
 
@@ -121,6 +126,25 @@ class CommandWorker:
         while True:
             await asyncio.sleep(self.commit_interval)
             await self._commit()
+
+    async def _measure_lag_periodically(self) -> None:
+        """``bridge_command_lag``: end offsets from the brokers minus what was handed out.
+
+        Its own task, because the consume loop stops fetching exactly when the backlog grows
+        (all slots busy, or paused while FoneStorm refuses the token).
+        """
+        while True:
+            assigned = list(self._consumer.assignment())
+            lag = 0
+            try:  # IllegalStateError (a KafkaError): a partition revoked meanwhile
+                ends = await self._consumer.end_offsets(assigned) if assigned else {}
+                for tp, end in ends.items():
+                    lag += max(0, end - await self._consumer.position(tp))
+            except KafkaError:
+                pass  # a rebalance or an outage: keep the last figure
+            else:
+                self._metrics.command_lag.set(lag)
+            await asyncio.sleep(self.lag_interval)
 
     def _follow_auth_gate(self) -> None:
         # Paused partitions still heartbeat and poll, so the group keeps us while we wait.

@@ -160,6 +160,40 @@ async def test_wrong_token_pauses_worker(start_bridge: BridgeFactory) -> None:
         assert 1 <= len(tried) <= 2
 
 
+async def _metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_metrics_show_the_backlog_and_the_ledger(start_bridge: BridgeFactory) -> None:
+    """/metrics: the unread backlog while FoneStorm refuses the token, and ledger size."""
+    async with closed_loop(
+        start_bridge, ready=False, fonestorm={"token": "wrong"}, worker={"max_in_flight": 1}
+    ) as loop:
+        await loop.send(*(command(str(uuid.uuid4())) for _ in range(6)))
+        async with aiohttp.ClientSession() as http:
+            lag = 0.0
+            for _ in range(100):
+                lag = await _metric(http, loop.bridge.url, "bridge_command_lag")
+                if lag >= 5:
+                    break
+                await asyncio.sleep(0.1)
+            # One command was taken (and is held at the paused gate); the rest wait unread.
+            assert lag == 5
+    async with closed_loop(start_bridge) as loop:
+        await loop.send(*(command(str(uuid.uuid4())) for _ in range(4)))
+        assert len(await loop.results(4)) == 4
+        async with aiohttp.ClientSession() as http:
+            for _ in range(50):
+                lag = await _metric(http, loop.bridge.url, "bridge_command_lag")
+                if lag == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert lag == 0
+            assert await _metric(http, loop.bridge.url, "bridge_ledger_entries") == 4
+
+
 async def test_expired_command_is_not_placed(start_bridge: BridgeFactory) -> None:
     async with closed_loop(start_bridge) as loop:
         past = datetime.now(UTC) - timedelta(minutes=1)
