@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 _RESULT_ID_NAMESPACE = uuid.UUID("0b7e8a8e-51b6-4f0e-9d55-3c2f1a0c6d21")
 SOURCE = "/fonestorm-bridge/worker"
+#: FoneStorm errors after which the call may exist: the request was sent and the answer lost,
+#: a 5xx, or a 2xx whose body named no call.
+AMBIGUOUS_CODES = frozenset({"timeout", "connection_error", "server_error", "bad_response"})
 
 
 class AuthGate:
@@ -204,6 +207,14 @@ class CommandProcessor:
                 continue
             except FoneStormError as exc:
                 self._metrics.fonestorm_requests.labels("create_call", exc.code).inc()
+                if exc.code in AMBIGUOUS_CODES and not self._worker.retry_ambiguous:
+                    result = self._result(
+                        job, command, ResultStatus.IN_DOUBT, attempts=attempts,
+                        error_code="in_doubt",
+                        error_message=f"FoneStorm may have created the call ({exc.code}: "
+                        f"{exc.message}); not retried (BRIDGE_WORKER__RETRY_AMBIGUOUS=false)",
+                    )  # fmt: skip
+                    return await self._finish(job, command, result)
                 delay = self._backoff(attempts, exc)
                 exhausted = attempts >= self._worker.max_attempts
                 if not exc.retriable or exhausted or time.monotonic() + delay > deadline:

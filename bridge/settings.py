@@ -170,6 +170,12 @@ class WorkerSettings(BaseModel):
         "`duplicate`, after it the id is new again. Bounds the worker's memory and start-up; "
         "also the `retention.ms` of a ledger topic the bridge creates.",
     )
+    retry_ambiguous: bool = Field(
+        True,
+        description="Retry a create-call whose outcome is unknown (timeout or connection lost "
+        "after sending, 5xx, a 2xx without a call): FoneStorm may have created the call, so a "
+        "retry can ring twice. `false` reports such a command `in_doubt` and does not retry.",
+    )
     delivery: Literal["at-most-once", "at-least-once"] = Field(
         "at-most-once",
         description="What to do with a command whose outcome is unknown after a crash: "

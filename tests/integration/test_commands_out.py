@@ -108,6 +108,36 @@ async def test_retriable_faults_are_retried_to_one_call(start_bridge: BridgeFact
         assert statuses.count(500) == 2
 
 
+async def test_ambiguous_answers_end_in_doubt_when_not_retried(
+    start_bridge: BridgeFactory,
+) -> None:
+    """RETRY_AMBIGUOUS=false: a 500 after the call was created, or a timeout, is not retried."""
+    async with closed_loop(start_bridge, worker={"retry_ambiguous": False}) as loop:
+        state = loop.sandbox.state
+        state.faults = state.faults.model_copy(update={"fail_after_create_next": 1})
+        created = command(str(uuid.uuid4()))
+        await loop.send(created)
+        [result] = await loop.results(1)
+        assert (result["status"], result["attempts"]) == ("in_doubt", 1)
+        assert "server_error" in result["error_message"]
+        state.faults = state.faults.model_copy(update={"rate_limit_next": 1, "retry_after": 0.2})
+        limited = command(str(uuid.uuid4()))
+        await loop.send(limited)
+        # A 429 created nothing: retried as ever.
+        by_id = {r["command_id"]: r for r in await loop.results(2)}
+        assert (by_id[limited.command_id]["status"], by_id[limited.command_id]["attempts"]) == (
+            "placed",
+            2,
+        )
+        state.faults = state.faults.model_copy(update={"timeout_next": 1, "timeout_seconds": 3.0})
+        timed_out = command(str(uuid.uuid4()))
+        await loop.send(timed_out)
+        last = {r["command_id"]: r for r in await loop.results(3)}[timed_out.command_id]
+        assert (last["status"], last["attempts"]) == ("in_doubt", 1)
+        assert "timeout" in last["error_message"]
+        assert loop.calls_per_command() == {created.command_id: 1, limited.command_id: 1}
+
+
 async def test_permanent_error_fails_and_dead_letters(start_bridge: BridgeFactory) -> None:
     async with closed_loop(start_bridge) as loop:
         cmd = command(str(uuid.uuid4()), to="3215550009")  # the sandbox answers 422
