@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from bridge.cli import build_parser
+from bridge.metrics import Metrics
 from bridge.settings import HttpSettings, Settings
 from tests.chart.helmlib import (
     CHART_DIR,
@@ -69,7 +70,7 @@ WORKER_ONLY = CHART_DIR / "ci" / "worker-only-values.yaml"
 DEFAULT = CHART_DIR / "ci" / "default-values.yaml"
 
 #: Kinds that are CustomResources: not in the Kubernetes API schemas.
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 #: Settings that are secrets: never in a ConfigMap or an env ``value:``.
 SECRET_ENV = {
     "BRIDGE_FONESTORM__TOKEN",
@@ -221,6 +222,34 @@ def test_sleep_action_refused_before_kubernetes_1_30(helm: Helm) -> None:
 def test_kube_version_below_chart_minimum_is_refused(helm: Helm) -> None:
     with pytest.raises(HelmError, match="kubeVersion"):
         helm.template(kube_version="1.24.0")
+
+
+def test_prometheus_rule_alerts_on_metrics_the_bridge_exports(render: Render) -> None:
+    manifests = render(FULL)
+    rule = one(manifests, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (group,) = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert "FoneStormBridgeSlowCallbacks" in alerts  # additionalRules are appended
+    assert "> 5000" in alerts["FoneStormBridgeCommandBacklog"]["expr"]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exported = {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in suffixes[family.type]
+    }
+    services = {s["metadata"]["name"] for s in of_kind(manifests, "Service")}
+    for name, alert in alerts.items():
+        used = set(re.findall(r"\bbridge_[a-z_]+", alert["expr"]))
+        assert used, name
+        assert used <= exported, (name, used - exported)
+        if name != "FoneStormBridgeSlowCallbacks":
+            # Scoped to this release's Services (the job label the ServiceMonitor sets).
+            job = re.search(r'job=~"([^"]+)"', alert["expr"])
+            assert job, name
+            assert all(re.fullmatch(job.group(1), service) for service in services), name
+            assert f'namespace="{NAMESPACE}"' in alert["expr"], name
+    assert not of_kind(render(DEFAULT), "PrometheusRule")
 
 
 def test_service_monitor_selects_both_services(render: Render) -> None:
@@ -737,7 +766,13 @@ def test_standard_labels_everywhere(render: Render, values: Path) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE, where
         assert labels["app.kubernetes.io/version"] == "0.1.0", where
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where
-        if manifest["kind"] not in {"ConfigMap", "Secret", "ServiceAccount", "ServiceMonitor"}:
+        if manifest["kind"] not in {
+            "ConfigMap",
+            "Secret",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "PrometheusRule",
+        }:
             assert labels["app.kubernetes.io/component"] in {"receiver", "worker", "test"}, where
 
 
