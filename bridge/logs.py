@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "bridge_log_context", default=MappingProxyType({})
 )
@@ -93,6 +95,25 @@ class TextFormatter(logging.Formatter):
         return f"{line} {' '.join(extras)}" if extras else line
 
 
+class MalformedHttpFilter(logging.Filter):
+    """aiohttp logs every unparseable request at ERROR with a traceback; make it one WARNING.
+
+    It is the client's fault (scanners, broken proxies) and already answered 400; a traceback
+    per request would page people and flood the logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite records about malformed HTTP; keep every record."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code == 400:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "malformed HTTP request refused with 400 (%s): %s"
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.args = (remote, exc.message.split("\n")[0])
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure the root logger once for the process."""
     handler = logging.StreamHandler(sys.stderr)
@@ -107,3 +128,6 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     # aiokafka logs every reconnect attempt at ERROR; our own readiness log says it once.
     logging.getLogger("aiokafka").setLevel(max(logging.getLevelName(level), logging.WARNING))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedHttpFilter) for f in server.filters):
+        server.addFilter(MalformedHttpFilter())
