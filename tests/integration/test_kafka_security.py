@@ -44,19 +44,24 @@ def sasl_kafka() -> Iterator[tuple[str, str]]:
         )  # fmt: skip
 
 
-def sasl_settings(bootstrap: str, password: str, mechanism: str) -> Settings:
+def secured_settings(**kafka: object) -> Settings:
+    """Receiver settings on fresh topics, with these Kafka connection settings."""
     suffix = uuid.uuid4().hex[:8]
     return Settings.model_validate(
         {
-            "kafka": {
-                "bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT",
-                "sasl_mechanism": mechanism, "sasl_username": USER, "sasl_password": password,
-                "create_topics": True, "topic_partitions": 1, "produce_timeout": 3.0,
-            },
+            "kafka": {"create_topics": True, "topic_partitions": 1, "produce_timeout": 3.0}
+            | kafka,
             "topics": {"call_events": f"events-{suffix}", "dead_letters": f"dlq-{suffix}",
                        "place_call_results": f"results-{suffix}"},
             "http": {"host": "127.0.0.1", "port": 0},
         }
+    )  # fmt: skip
+
+
+def sasl_settings(bootstrap: str, password: str, mechanism: str) -> Settings:
+    return secured_settings(
+        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism=mechanism, sasl_username=USER, sasl_password=password,
     )  # fmt: skip
 
 

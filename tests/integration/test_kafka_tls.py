@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from bridge.app import create_app
 from bridge.settings import Settings
 from tests.integration.conftest import serve, wait_ready
+from tests.integration.test_kafka_security import secured_settings
 from tests.kafka_helpers import consume_all
 
 pytestmark = pytest.mark.integration
@@ -128,18 +128,9 @@ def tls_settings(
     certfile: str | None = None,
     keyfile: str | None = None,
 ) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    return Settings.model_validate(
-        {
-            "kafka": {
-                "bootstrap_servers": bootstrap, "security_protocol": "SSL",
-                "ssl_cafile": cafile, "ssl_certfile": certfile, "ssl_keyfile": keyfile,
-                "create_topics": True, "topic_partitions": 1, "produce_timeout": 3.0,
-            },
-            "topics": {"call_events": f"events-{suffix}", "dead_letters": f"dlq-{suffix}",
-                       "place_call_results": f"results-{suffix}"},
-            "http": {"host": "127.0.0.1", "port": 0},
-        }
+    return secured_settings(
+        bootstrap_servers=bootstrap, security_protocol="SSL",
+        ssl_cafile=cafile, ssl_certfile=certfile, ssl_keyfile=keyfile,
     )  # fmt: skip
 
 
