@@ -1084,8 +1084,19 @@ task (the consume loop waited a coordinator round trip per batch with its slots 
 `CallPlaced` and the result are published concurrently (one round trip less), the ledger follower
 no longer re-parses the worker's own records (and can no longer put `placing` back over
 `done`), FoneStorm's per-call line is DEBUG. The target is against an absolute limit (in-flight
-/ 20 ms): at 64 in flight it needs several cores for the worker on this machine. Next steps, not
-done: fewer produce round trips per command (a Kafka transaction for `done` + result, or the
+/ 20 ms): at 64 in flight it needs several cores for the worker on this machine.
+
+**A rebalance race (found by the 2-process run, not fixed).** In the run of 2026-11-27 05:00,
+21 of the 12,000 commands of the 2-process run ended `in_doubt`. When the second process joins,
+the group rebalances; the first process finishes the commands it had started on the revoked
+partitions, but its consume loop can still start records it fetched before the revocation
+(waiting for a free slot). The new owner then finds their ledger entry `placing` and reports
+`in_doubt` (no second call: at-most-once holds), while the old owner places the call and
+publishes `placed`, so such a command has two results. A fix that skipped records fetched before
+a revocation lost records (aiokafka keeps prefetched records of partitions that stay assigned)
+and was reverted; the fix needs the worker to start only records contiguous with what it
+started or committed on that partition. Until then, scale workers while the backlog is small.
+Next steps, not done: fewer produce round trips per command (a Kafka transaction for `done` + result, or the
 result itself as the ledger's `done`), and more worker processes (the worker scales with the
 command topic's partitions).
 
