@@ -1096,9 +1096,10 @@ publishes `placed`, so such a command has two results. A fix that skipped record
 a revocation lost records (aiokafka keeps prefetched records of partitions that stay assigned)
 and was reverted; the fix needs the worker to start only records contiguous with what it
 started or committed on that partition. Until then, scale workers while the backlog is small.
-Next steps, not done: fewer produce round trips per command (a Kafka transaction for `done` + result, or the
-result itself as the ledger's `done`), and more worker processes (the worker scales with the
-command topic's partitions).
+
+Next steps for throughput, not done: fewer produce round trips per command (a Kafka transaction
+for `done` + result, or the result itself as the ledger's `done`), and more worker processes
+(the worker scales with the command topic's partitions).
 
 **Memory.** The ledger keeps each command's entry as JSON (~0.4 KB) with its offset, not a
 parsed model (~2.6 KB; 318 MB peak RSS with the 100,000 backlog before that change, see the
