@@ -98,7 +98,9 @@ async def test_fonestorm_faults_give_one_result_and_at_most_one_call(
         (later.at - earlier.at).total_seconds()
         for attempts in by_key.values()
         for earlier, later in itertools.pairwise(attempts)
-        if earlier.status == 429
+        # The sandbox records a request when it answers: a hung attempt (which the worker gave
+        # up on before its retry got the 429) is recorded after it, and is not a retry.
+        if earlier.status == 429 and later.fault != "hang"
     ]
     assert waited
     assert min(waited) >= RETRY_AFTER - 0.05, sorted(waited)[:5]
