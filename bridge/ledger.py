@@ -81,8 +81,8 @@ class Ledger:
         self._topic = settings.topics.command_ledger
         self._publisher = publisher
         # The latest entry of each command as (ledger offset, JSON): a parsed LedgerEntry takes
-        # ~2.6 KB, its JSON ~0.4 KB, and the map holds every command the ledger ever saw. The
-        # offset orders our own writes against the follower, which reads them back later.
+        # ~2.6 KB, its JSON ~0.4 KB, and the map holds every command of one retention window.
+        # The offset orders our own writes against the follower, which reads them back later.
         self._entries: dict[str, tuple[int, bytes]] = {}
         # (time written, command_id, offset) in the order applied, to forget entries older
         # than BRIDGE_WORKER__LEDGER_RETENTION without scanning the map.

@@ -86,8 +86,8 @@ class Metrics:
         )
         self.command_lag = Gauge(
             "bridge_command_lag",
-            "Place-call commands on this worker's partitions not yet read (end offset minus "
-            "position, as of the last fetch).",
+            "Place-call commands on this worker's partitions not yet read (end offsets minus "
+            "positions, measured every few seconds).",
             registry=r,
         )
         self.ledger_entries = Gauge(
