@@ -15,14 +15,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge import schemas
-from bridge.app import create_app
-from bridge.commands import PlaceCallCommand
+from bridge.contracts import registry as schemas
+from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import BridgeError
-from bridge.logs import setup_logging
-from bridge.registration import produce_command, register_callbacks
-from bridge.sandbox import run_sandbox
+from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.obs.logs import setup_logging
+from bridge.sandbox.app import run_sandbox
 from bridge.settings import Settings, SettingsError, load_settings
+from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from bridge.cli import build_parser
-from bridge.metrics import Metrics
+from bridge.obs.metrics import Metrics
 from bridge.settings import HttpSettings, Settings
 from tests.chart.helmlib import (
     CHART_DIR,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.web.app import create_app
 from tests.conftest import LOCAL_KAFKA, REPO_ROOT
 from tests.fault.support import CALLBACK_PATH, callback, percentile, read_to_end
 from tests.integration.conftest import serve, wait_ready

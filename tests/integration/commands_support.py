@@ -12,8 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from bridge.commands import PlaceCallCommand
-from bridge.registration import register_callbacks
+from bridge.contracts.commands import PlaceCallCommand
+from bridge.fonestorm.registration import register_callbacks
 from bridge.settings import Settings
 from tests.integration.conftest import RunningBridge
 from tests.integration.conftest_sandbox import OURS, TOKEN, Sandbox, running_sandbox

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.web.app import create_app
 
 
 @dataclass

@@ -16,8 +16,8 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from bridge.fonestorm import FoneStormClient
-from bridge.sandbox import STATE_KEY, SandboxState, create_sandbox_app
+from bridge.fonestorm.client import FoneStormClient
+from bridge.sandbox.app import STATE_KEY, SandboxState, create_sandbox_app
 from bridge.settings import FoneStormSettings, SandboxSettings
 
 TOKEN = "s3cret-sandbox-token"

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from bridge.events import CallEvent, CallStatus, DeadLetter, Direction, call_event_id
+from bridge.contracts.calls import CallEvent, CallStatus, DeadLetter, Direction, call_event_id
 from tests.integration.conftest import BridgeFactory, RunningBridge
 from tests.kafka_helpers import consume_all, consume_for
 

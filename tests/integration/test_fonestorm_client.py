@@ -16,15 +16,15 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-import bridge.sandbox
+import bridge.sandbox.app
 from bridge.errors import (
     FoneStormAuthError,
     FoneStormRateLimited,
     FoneStormRejected,
     FoneStormUnavailable,
 )
-from bridge.fonestorm import build_get_template
-from bridge.sandbox import OUTCOME_TABLE, run_sandbox
+from bridge.fonestorm.client import build_get_template
+from bridge.sandbox.app import OUTCOME_TABLE, run_sandbox
 from bridge.settings import SandboxSettings
 from tests.integration.conftest_sandbox import (
     CALLEE,
@@ -317,7 +317,7 @@ async def test_lost_end_callback(client, sandbox, catcher):
 
 
 def test_outcome_table_is_in_the_module_docstring():
-    assert OUTCOME_TABLE in bridge.sandbox.__doc__
+    assert OUTCOME_TABLE in bridge.sandbox.app.__doc__
 
 
 async def test_delivery_retries_on_503_and_stops_on_4xx(client, http, sandbox, catcher):

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.web.app import create_app
 from tests.integration.conftest import serve, wait_ready
 from tests.integration.test_shutdown import free_port
 from tests.kafka_helpers import consume_all

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.web.app import create_app
 from tests.integration.conftest import serve, wait_ready
 from tests.integration.test_kafka_security import secured_settings
 from tests.kafka_helpers import consume_all

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from bridge.commands import PlaceCallCommand
+from bridge.contracts.commands import PlaceCallCommand
 from tests.integration.commands_support import command
 from tests.integration.conftest_sandbox import TOKEN, Sandbox, running_sandbox
 from tests.integration.test_shutdown import free_port

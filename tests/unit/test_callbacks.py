@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge import callbacks
+from bridge.contracts.calls import CallEvent, CallStatus, Direction, Disposition, call_event_id
 from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaType
-from bridge.events import CallEvent, CallStatus, Direction, Disposition, call_event_id
+from bridge.ingest import parsing
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 END = {
@@ -28,7 +28,7 @@ END = {
 
 
 def test_end_callback_maps_every_field() -> None:
-    event = callbacks.to_event(callbacks.validate(END), region="US", received_at=NOW)
+    event = parsing.to_event(parsing.validate(END), region="US", received_at=NOW)
     assert event.call_id == END["uid"]
     assert event.direction is Direction.OUTBOUND
     assert event.status is CallStatus.END
@@ -42,21 +42,21 @@ def test_end_callback_maps_every_field() -> None:
 
 
 def test_inbound_fonenumber_is_the_called_number() -> None:
-    data = callbacks.validate({**END, "direction": "INBOUND"})
-    event = callbacks.to_event(data, region="US", received_at=NOW)
+    data = parsing.validate({**END, "direction": "INBOUND"})
+    event = parsing.to_event(data, region="US", received_at=NOW)
     assert event.fonenumber == "3215551801"
 
 
 def test_failed_disposition_is_split() -> None:
-    data = callbacks.validate({**END, "disposition": "FAILED:503"})
-    event = callbacks.to_event(data, region="US", received_at=NOW)
+    data = parsing.validate({**END, "disposition": "FAILED:503"})
+    event = parsing.to_event(data, region="US", received_at=NOW)
     assert (event.disposition, event.failure_code) == (Disposition.FAILED, "503")
 
 
 @pytest.mark.parametrize("bad", ["FAILED:", "ANSWERED:1", "HUNG_UP", "answered"])
 def test_unknown_dispositions_are_invalid(bad: str) -> None:
     with pytest.raises(InvalidCallback, match="disposition"):
-        callbacks.validate({**END, "disposition": bad})
+        parsing.validate({**END, "disposition": bad})
 
 
 def test_event_id_is_stable_and_distinct_per_status() -> None:
@@ -84,82 +84,82 @@ def test_event_id_is_the_uuid5_of_the_callback(call_id: str) -> None:
     ],
 )
 def test_events_built_without_validation_are_valid(fields: dict[str, object]) -> None:
-    data = callbacks.validate({k: v for k, v in fields.items() if v is not None})
-    event = callbacks.to_event(data, region="US", received_at=NOW, command_id="c1")
+    data = parsing.validate({k: v for k, v in fields.items() if v is not None})
+    event = parsing.to_event(data, region="US", received_at=NOW, command_id="c1")
     assert CallEvent.model_validate_json(event.model_dump_json()) == event
 
 
 def test_get_unreplaced_and_empty_tokens_are_absent() -> None:
-    fields = callbacks.parse_query(
+    fields = parsing.parse_query(
         "uid=u1&account_code=A&direction=INBOUND&status=BEGIN&from=3215551081&to=3215551801"
         "&type=VOICE&disposition={{disposition}}&billable_seconds="
     )
     assert "disposition" not in fields
     assert "billable_seconds" not in fields
-    data = callbacks.validate(fields)
+    data = parsing.validate(fields)
     assert data.disposition is None
 
 
 def test_end_without_disposition_is_invalid() -> None:
     fields = {k: v for k, v in END.items() if k != "disposition"}
     with pytest.raises(InvalidCallback, match="END callback must carry a disposition"):
-        callbacks.validate(fields)
+        parsing.validate(fields)
 
 
 def test_errors_name_every_bad_field() -> None:
     with pytest.raises(InvalidCallback) as info:
-        callbacks.validate({**END, "direction": "SIDEWAYS", "billable_seconds": "lots"})
+        parsing.validate({**END, "direction": "SIDEWAYS", "billable_seconds": "lots"})
     assert "direction" in info.value.message
     assert "billable_seconds" in info.value.message
 
 
 def test_missing_fields_are_named() -> None:
     with pytest.raises(InvalidCallback, match="from: Field required"):
-        callbacks.validate({k: v for k, v in END.items() if k != "from"})
+        parsing.validate({k: v for k, v in END.items() if k != "from"})
 
 
 def test_numbers_as_strings_and_json_numbers() -> None:
-    assert callbacks.validate({**END, "billable_seconds": "7"}).billable_seconds == 7
-    assert callbacks.validate({**END, "billable_seconds": 7}).billable_seconds == 7
+    assert parsing.validate({**END, "billable_seconds": "7"}).billable_seconds == 7
+    assert parsing.validate({**END, "billable_seconds": 7}).billable_seconds == 7
 
 
 def test_non_utf8_query_is_malformed() -> None:
     with pytest.raises(MalformedCallback, match="UTF-8"):
-        callbacks.parse_query("uid=%ff%fe")
+        parsing.parse_query("uid=%ff%fe")
 
 
 def test_non_utf8_body_is_malformed() -> None:
     with pytest.raises(MalformedCallback, match="UTF-8"):
-        callbacks.parse_post("application/json", None, b'{"uid": "\xff"}')
+        parsing.parse_post("application/json", None, b'{"uid": "\xff"}')
 
 
 def test_malformed_json() -> None:
     with pytest.raises(MalformedCallback, match="not valid JSON"):
-        callbacks.parse_post("application/json", "utf-8", b"{nope")
+        parsing.parse_post("application/json", "utf-8", b"{nope")
 
 
 def test_json_must_be_an_object() -> None:
     with pytest.raises(InvalidCallback, match="must be an object"):
-        callbacks.parse_post("application/json", None, b"[1, 2]")
+        parsing.parse_post("application/json", None, b"[1, 2]")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "", "multipart/form-data"])
 def test_unsupported_content_types(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType):
-        callbacks.parse_post(content_type, None, b"uid=1")
+        parsing.parse_post(content_type, None, b"uid=1")
 
 
 def test_non_utf8_charset_is_refused() -> None:
     with pytest.raises(UnsupportedMediaType, match="charset"):
-        callbacks.parse_post("application/json", "latin-1", b"{}")
+        parsing.parse_post("application/json", "latin-1", b"{}")
 
 
 def test_unparseable_numbers_keep_raw_and_null_e164() -> None:
-    data = callbacks.validate({**END, "from": "anonymous"})
-    event = callbacks.to_event(data, region="US", received_at=NOW)
+    data = parsing.validate({**END, "from": "anonymous"})
+    event = parsing.to_event(data, region="US", received_at=NOW)
     assert (event.from_number, event.from_e164) == ("anonymous", None)
 
 
 def test_region_is_used_for_national_numbers() -> None:
-    data = callbacks.validate({**END, "to": "020 7946 0958"})
-    assert callbacks.to_event(data, region="GB", received_at=NOW).to_e164 == "+442079460958"
+    data = parsing.validate({**END, "to": "020 7946 0958"})
+    assert parsing.to_event(data, region="GB", received_at=NOW).to_e164 == "+442079460958"

@@ -6,8 +6,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from bridge.fonestorm import CALLBACK_FIELDS, build_get_template, parse_retry_after
-from bridge.sandbox_callbacks import render_get_url
+from bridge.fonestorm.client import CALLBACK_FIELDS, build_get_template, parse_retry_after
+from bridge.sandbox.delivery import render_get_url
 
 FULL_QUERY = (
     "uid={{uid}}&account_code={{account_code}}&direction={{direction}}&status={{status}}"

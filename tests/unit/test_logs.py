@@ -6,7 +6,7 @@ import logging
 
 from aiohttp.http_exceptions import BadHttpMessage
 
-from bridge.logs import JsonFormatter, MalformedHttpFilter
+from bridge.obs.logs import JsonFormatter, MalformedHttpFilter
 
 
 def _record(exc: BaseException) -> logging.LogRecord:

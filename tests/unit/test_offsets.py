@@ -2,7 +2,7 @@
 
 from aiokafka import TopicPartition
 
-from bridge.offsets import OffsetTracker
+from bridge.commands.offsets import OffsetTracker
 
 TP = TopicPartition("t", 0)
 

@@ -7,7 +7,7 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.partitioner import murmur2, partition_for
+from bridge.kafka.partitioner import murmur2, partition_for
 
 
 @given(st.binary(max_size=300))

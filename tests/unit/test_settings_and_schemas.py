@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import schemas
-from bridge.schemas import PUBLISHED_MODELS
+from bridge.contracts import registry as schemas
+from bridge.contracts.registry import PUBLISHED_MODELS
 from bridge.settings import Settings, SettingsError, env_name, load_settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,13 +10,13 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from bridge.fonestorm import FoneStormClient, new_session
-from bridge.kafka import client_options
-from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
-from bridge.ledger import Ledger
-from bridge.placement import CommandProcessor
-from bridge.topics import ensure_topics
-from bridge.worker import CommandWorker
+from bridge.commands.ledger import Ledger
+from bridge.commands.processor import CommandProcessor
+from bridge.commands.worker import CommandWorker
+from bridge.fonestorm.client import FoneStormClient, new_session
+from bridge.kafka.options import client_options
+from bridge.kafka.topics import ensure_topics
+from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
 

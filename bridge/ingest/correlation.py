@@ -18,9 +18,9 @@ from collections import OrderedDict
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bridge.kafka import client_options, topic_partitions
+from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.topics import ensure_topics
 from bridge.settings import Settings
-from bridge.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

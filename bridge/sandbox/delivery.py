@@ -12,8 +12,8 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from bridge.sandbox_models import NotifyKind
-from bridge.sandbox_state import Attempt, CallRecord, Delivery, Registration, SandboxState
+from bridge.sandbox.models import NotifyKind
+from bridge.sandbox.state import Attempt, CallRecord, Delivery, Registration, SandboxState
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from bridge.kafka import client_options
+from bridge.kafka.options import client_options
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from bridge import callbacks
-from bridge.correlation import CallCorrelator
+from bridge.contracts.calls import DeadLetter, Direction, HttpRequestRecord, utcnow
 from bridge.errors import (
     BodyTimeout,
     BridgeError,
@@ -27,10 +26,11 @@ from bridge.errors import (
     PublishError,
     Unauthorized,
 )
-from bridge.events import DeadLetter, Direction, HttpRequestRecord, utcnow
-from bridge.logs import log_context
-from bridge.metrics import Metrics
-from bridge.publisher import Publisher
+from bridge.ingest import parsing
+from bridge.ingest.correlation import CallCorrelator
+from bridge.kafka.publisher import Publisher
+from bridge.obs.logs import log_context
+from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class CallbackReceiver:
 
     def _fields(self, request: web.Request, body: bytes, truncated: bool) -> dict[str, Any]:
         if request.method == hdrs.METH_GET:
-            return callbacks.parse_query(request.rel_url.raw_query_string)
+            return parsing.parse_query(request.rel_url.raw_query_string)
         if request.method != hdrs.METH_POST:
             raise CallbackError(
                 f"method {request.method} is not allowed; use GET or POST",
@@ -117,7 +117,7 @@ class CallbackReceiver:
             raise PayloadTooLarge(
                 f"body is larger than the limit of {self._settings.http.max_body_bytes} bytes"
             )
-        return callbacks.parse_post(request.content_type, request.charset, body)
+        return parsing.parse_post(request.content_type, request.charset, body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Accept one callback: validate, produce, answer."""
@@ -137,7 +137,7 @@ class CallbackReceiver:
                 )
                 return await self._reject(request, stalled.partial, True, error)
             try:
-                data = callbacks.validate(self._fields(request, body, truncated))
+                data = parsing.validate(self._fields(request, body, truncated))
             except CallbackError as exc:
                 outcome = "rejected"
                 return await self._reject(request, body, truncated, exc)
@@ -162,14 +162,14 @@ class CallbackReceiver:
             m.child(m.callbacks, method, direction, status, outcome).inc()
             m.child(m.callback_latency, outcome).observe(time.perf_counter() - started)
 
-    async def _accept(self, data: callbacks.CallbackData) -> web.Response:
+    async def _accept(self, data: parsing.CallbackData) -> web.Response:
         command_id = correlation_id = None
         if self._correlator is not None:
             # Only outbound calls can have been placed by the bridge; only they wait.
             command_id, correlation_id = await self._correlator.lookup(
                 data.uid, wait=data.direction is Direction.OUTBOUND
             )
-        event = callbacks.to_event(
+        event = parsing.to_event(
             data,
             region=self._settings.callbacks.default_region,
             received_at=utcnow(),
@@ -260,7 +260,7 @@ def _delivery_method(request: web.Request) -> str:
     if request.method == hdrs.METH_GET:
         return "GET"
     if request.method == hdrs.METH_POST:
-        return "JSON" if request.content_type == callbacks.JSON_CONTENT_TYPE else "POST"
+        return "JSON" if request.content_type == parsing.JSON_CONTENT_TYPE else "POST"
     return "other"
 
 

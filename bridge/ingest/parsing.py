@@ -23,8 +23,15 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.contracts.calls import (
+    CallEvent,
+    CallStatus,
+    CallType,
+    Direction,
+    Disposition,
+    call_event_id,
+)
 from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaType
-from bridge.events import CallEvent, CallStatus, CallType, Direction, Disposition, call_event_id
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bridge.commands import PlaceCallCommand
+from bridge.contracts.calls import utcnow
+from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import PublishError
-from bridge.events import utcnow
-from bridge.fonestorm import FoneStormClient, build_get_template, new_session
-from bridge.metrics import Metrics
-from bridge.publisher import Publisher
+from bridge.fonestorm.client import FoneStormClient, build_get_template, new_session
+from bridge.kafka.publisher import Publisher
+from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One place-call command from record to result: ledger, retries, FoneStorm, results.
 
-See :mod:`bridge.ledger` for why this places at most one call per ``command_id``.
+See :mod:`bridge.commands.ledger` for why this places at most one call per ``command_id``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import TypeAlias
 from aiokafka.structs import ConsumerRecord
 from aiolimiter import AsyncLimiter
 
-from bridge.commands import (
+from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState, source_of
+from bridge.contracts.calls import DeadLetter, utcnow, uuid5
+from bridge.contracts.commands import (
     CallPlaced,
     PlaceCallCommand,
     PlaceCallResult,
@@ -34,12 +36,10 @@ from bridge.errors import (
     FoneStormRateLimited,
     InvalidCommand,
 )
-from bridge.events import DeadLetter, utcnow, uuid5
-from bridge.fonestorm import FoneStormClient
-from bridge.ledger import Ledger, LedgerEntry, LedgerState, source_of
-from bridge.logs import bind_log_context
-from bridge.metrics import Metrics
-from bridge.publisher import Publisher
+from bridge.fonestorm.client import FoneStormClient
+from bridge.kafka.publisher import Publisher
+from bridge.obs.logs import bind_log_context
+from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

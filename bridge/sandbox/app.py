@@ -49,8 +49,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
-from bridge.sandbox_callbacks import run_call
-from bridge.sandbox_models import (
+from bridge.sandbox.delivery import run_call
+from bridge.sandbox.models import (
     DEFAULT_OUTCOME,
     OUTCOME_TABLE,
     OUTCOMES_BY_SUFFIX,
@@ -61,7 +61,7 @@ from bridge.sandbox_models import (
     Outcome,
     outcome_for,
 )
-from bridge.sandbox_state import ApiRequest, CallRecord, Registration, SandboxState
+from bridge.sandbox.state import ApiRequest, CallRecord, Registration, SandboxState
 from bridge.settings import SandboxSettings
 
 __all__ = [

@@ -1,7 +1,7 @@
 """In-memory state of the FoneStorm sandbox: calls, registrations, faults, background tasks.
 
-Kept apart from the HTTP handlers (:mod:`bridge.sandbox`) so tests that run the sandbox
-in-process can read and steer it directly through :data:`bridge.sandbox.STATE_KEY`.
+Kept apart from the HTTP handlers (:mod:`bridge.sandbox.app`) so tests that run the sandbox
+in-process can read and steer it directly through :data:`bridge.sandbox.app.STATE_KEY`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from bridge.sandbox_models import (
+from bridge.sandbox.models import (
     DeliveryResult,
     Direction,
     Faults,

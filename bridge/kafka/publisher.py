@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
+from bridge.contracts.calls import VersionedEvent, cloudevent_headers, utcnow
 from bridge.errors import PublishError
-from bridge.events import VersionedEvent, cloudevent_headers, utcnow
-from bridge.kafka import client_options
-from bridge.metrics import Metrics
-from bridge.partitioner import partition_for
+from bridge.kafka.options import client_options
+from bridge.kafka.partitioner import partition_for
+from bridge.obs.metrics import Metrics
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.commands import CallPlaced, PlaceCallCommand, PlaceCallResult
-from bridge.events import CallEvent, DeadLetter, VersionedEvent
+from bridge.contracts.calls import CallEvent, DeadLetter, VersionedEvent
+from bridge.contracts.commands import CallPlaced, PlaceCallCommand, PlaceCallResult
 
 #: Every published model, in the order ``schemas export`` writes them.
 PUBLISHED_MODELS: list[type[VersionedEvent]] = [
@@ -18,7 +18,7 @@ PUBLISHED_MODELS: list[type[VersionedEvent]] = [
 ]
 
 #: Default location: ``schemas/`` at the repository root.
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def render_all() -> dict[str, str]:

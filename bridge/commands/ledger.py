@@ -40,9 +40,9 @@ from enum import StrEnum
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bridge.commands import PlaceCallResult
-from bridge.kafka import client_options, topic_partitions
-from bridge.publisher import Publisher
+from bridge.contracts.commands import PlaceCallResult
+from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,16 +15,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from bridge.correlation import CallCorrelator
+from bridge.commands.service import worker_ctx
 from bridge.errors import BridgeError
-from bridge.keys import METRICS, PUBLISHER, READINESS, SETTINGS
-from bridge.metrics import CONTENT_TYPE, Metrics
-from bridge.publisher import Publisher
-from bridge.receiver import CallbackReceiver, error_response
-from bridge.registration import register_callbacks
+from bridge.fonestorm.registration import register_callbacks
+from bridge.ingest.correlation import CallCorrelator
+from bridge.ingest.receiver import CallbackReceiver, error_response
+from bridge.kafka.publisher import Publisher
+from bridge.kafka.topics import ensure_topics
+from bridge.obs.metrics import CONTENT_TYPE, Metrics
 from bridge.settings import Settings
-from bridge.topics import ensure_topics
-from bridge.worker_app import worker_ctx
+from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
 

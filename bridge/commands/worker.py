@@ -16,12 +16,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from bridge.commands.ledger import Ledger
+from bridge.commands.offsets import OffsetTracker
+from bridge.commands.processor import CommandProcessor, Record
 from bridge.errors import PublishError
-from bridge.ledger import Ledger
-from bridge.logs import log_context
-from bridge.metrics import Metrics
-from bridge.offsets import OffsetTracker
-from bridge.placement import CommandProcessor, Record
+from bridge.obs.logs import log_context
+from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from aiokafka.structs import ConsumerRecord
 from pydantic import AwareDatetime, Field, ValidationError
 
+from bridge.contracts.calls import KafkaRecordRef, VersionedEvent
 from bridge.errors import InvalidCommand
-from bridge.events import KafkaRecordRef, VersionedEvent
 
 
 class PlaceCallCommand(VersionedEvent):

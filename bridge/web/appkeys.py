@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bridge.metrics import Metrics
-from bridge.publisher import Publisher
+from bridge.kafka.publisher import Publisher
+from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
