@@ -20,7 +20,6 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.obs.logs import setup_logging
-from bridge.sandbox.app import run_sandbox
 from bridge.settings import Settings, SettingsError, load_settings
 from bridge.web.app import create_app
 
@@ -111,10 +110,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the FoneStorm sandbox until SIGTERM/SIGINT."""
+    """Run the FoneStorm sandbox (settings ``BRIDGE_SANDBOX__*``) until SIGTERM/SIGINT."""
+    # Imported here: the bridge's services never load the look-alike of what they talk to.
+    from bridge.sandbox.app import run_sandbox  # noqa: PLC0415
+    from bridge.sandbox.settings import SandboxSettings  # noqa: PLC0415
+
+    sandbox_settings = SandboxSettings()
 
     async def main() -> None:
-        task = asyncio.create_task(run_sandbox(settings.sandbox))
+        task = asyncio.create_task(run_sandbox(sandbox_settings))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -190,21 +190,6 @@ class LogSettings(BaseModel):
     format: Literal["json", "text"] = Field("json", description="`json` in production.")
 
 
-class SandboxSettings(BaseModel):
-    """The FoneStorm look-alike (``fonestorm-bridge sandbox``) for local runs and tests."""
-
-    host: str = Field("127.0.0.1", description="Address the sandbox listens on.")
-    port: int = Field(8090, ge=0, le=65535, description="Port the sandbox listens on.")
-    token: SecretStr = Field(
-        SecretStr("sandbox-token"), description="API token the sandbox accepts."
-    )
-    account_code: str = Field("SANDBOX", description="Account code put in callbacks.")
-    ring_delay: float = Field(0.05, ge=0, description="Seconds from create-call to BEGIN.")
-    call_duration: float = Field(0.1, ge=0, description="Seconds from BEGIN to END.")
-    latency: float = Field(0.0, ge=0, description="Added latency of every API response (s).")
-    error_rate: float = Field(0.0, ge=0, le=1, description="Share of API requests answered 500.")
-
-
 class Settings(BaseSettings):
     """All settings of the bridge."""
 
@@ -221,7 +206,6 @@ class Settings(BaseSettings):
     fonestorm: FoneStormSettings = Field(default_factory=FoneStormSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
 
 _SECRET_FIELDS = frozenset({"password", "token", "sasl_password"})

@@ -61,8 +61,8 @@ from bridge.sandbox.models import (
     Outcome,
     outcome_for,
 )
+from bridge.sandbox.settings import SandboxSettings
 from bridge.sandbox.state import ApiRequest, CallRecord, Registration, SandboxState
-from bridge.settings import SandboxSettings
 
 __all__ = [
     "DEFAULT_OUTCOME",

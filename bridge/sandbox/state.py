@@ -27,7 +27,7 @@ from bridge.sandbox.models import (
     Outcome,
     number_key,
 )
-from bridge.settings import SandboxSettings
+from bridge.sandbox.settings import SandboxSettings
 
 log = logging.getLogger(__name__)
 

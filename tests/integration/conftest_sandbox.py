@@ -18,7 +18,8 @@ from pydantic import SecretStr
 
 from bridge.fonestorm.client import FoneStormClient
 from bridge.sandbox.app import STATE_KEY, SandboxState, create_sandbox_app
-from bridge.settings import FoneStormSettings, SandboxSettings
+from bridge.sandbox.settings import SandboxSettings
+from bridge.settings import FoneStormSettings
 
 TOKEN = "s3cret-sandbox-token"
 OURS = "3215551081"

@@ -25,7 +25,7 @@ from bridge.errors import (
 )
 from bridge.fonestorm.client import build_get_template
 from bridge.sandbox.app import OUTCOME_TABLE, run_sandbox
-from bridge.settings import SandboxSettings
+from bridge.sandbox.settings import SandboxSettings
 from tests.integration.conftest_sandbox import (
     CALLEE,
     OURS,

@@ -9,6 +9,7 @@ import pytest
 
 from bridge.contracts import registry as schemas
 from bridge.contracts.registry import PUBLISHED_MODELS
+from bridge.sandbox.settings import settings_table as sandbox_settings_table
 from bridge.settings import Settings, SettingsError, env_name, load_settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +64,9 @@ def test_schema_ids_match_dataschema() -> None:
     for model in PUBLISHED_MODELS:
         assert model.json_schema()["$id"] == model.schema_id()
         assert model.schema_id().endswith(f"/v{model.schema_version}.json")
+
+
+def test_sandbox_settings_are_documented_apart() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sandbox_settings_table() in readme, "run scripts/update-readme"
+    assert "BRIDGE_SANDBOX__" not in settings_table()
