@@ -68,11 +68,6 @@ class LedgerEntry(BaseModel):
     updated_at: datetime
 
 
-def source_of(topic: str, partition: int, offset: int) -> str:
-    """Identity of one command record."""
-    return f"{topic}/{partition}/{offset}"
-
-
 class Ledger:
     """Follows the ledger topic into memory and appends to it."""
 

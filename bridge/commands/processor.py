@@ -14,22 +14,20 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TypeAlias
 
-from aiokafka.structs import ConsumerRecord
 from aiolimiter import AsyncLimiter
 
-from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState, source_of
-from bridge.contracts.calls import DeadLetter, utcnow, uuid5
+from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState
+from bridge.commands.records import Record, readable_command_id, record_ref, source_of
+from bridge.contracts.base import utcnow, uuid5
+from bridge.contracts.calls import PLACED_ID_NAMESPACE, CallPlaced
 from bridge.contracts.commands import (
-    CallPlaced,
     PlaceCallCommand,
     PlaceCallResult,
     ResultStatus,
     parse_command,
-    readable_command_id,
-    record_ref,
 )
+from bridge.contracts.dead_letters import DeadLetter
 from bridge.errors import (
     FoneStormAuthError,
     FoneStormError,
@@ -44,8 +42,6 @@ from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
-_RESULT_ID_NAMESPACE = uuid.UUID("0b7e8a8e-51b6-4f0e-9d55-3c2f1a0c6d21")
 SOURCE = "/fonestorm-bridge/worker"
 #: FoneStorm errors after which the call may exist: the request was sent and the answer lost,
 #: a 5xx, or a 2xx whose body named no call.
@@ -131,7 +127,7 @@ class CommandProcessor:
         """Handle one record; returns once its result is on Kafka (or raises PublishError)."""
         job = _Job(record, utcnow(), time.perf_counter())
         try:
-            command = parse_command(record)
+            command = parse_command(record.value)
         except InvalidCommand as exc:
             await self._reject(job, exc)
             return
@@ -301,21 +297,17 @@ class CommandProcessor:
         placed: CallPlaced | None = None
         if result.status is ResultStatus.PLACED and result.call_id and command is not None:
             placed = CallPlaced(
-                event_id=uuid5(_RESULT_ID_NAMESPACE, f"placed|{result.call_id}"),
+                event_id=uuid5(PLACED_ID_NAMESPACE, f"placed|{result.call_id}"),
                 call_id=result.call_id, command_id=result.command_id,
                 correlation_id=result.correlation_id, fonenumber=command.fonenumber,
                 to=command.to, placed_at=result.finished_at,
             )  # fmt: skip
             publish_placed = self._publisher.publish_event(
-                topics.call_events, placed, event_id=placed.event_id, ce_type=placed.ce_type,
-                source=SOURCE, key=placed.call_id, subject=placed.call_id, ce_time=placed.placed_at,
-            )  # fmt: skip
-        event_id = uuid5(_RESULT_ID_NAMESPACE, f"{result.command_id}|{result.status.value}")
+                topics.call_events, placed, source=SOURCE
+            )
         publish_result = self._publisher.publish_event(
-            topics.place_call_results, result, event_id=event_id, ce_type=result.ce_type,
-            source=SOURCE, key=result.command_id, subject=result.command_id,
-            ce_time=result.finished_at,
-        )  # fmt: skip
+            topics.place_call_results, result, source=SOURCE
+        )
         if placed is None:
             await publish_result
             return
@@ -333,8 +325,7 @@ class CommandProcessor:
             received_at=job.received_at, record=record_ref(job.record),
         )  # fmt: skip
         await self._publisher.publish_event(
-            self._settings.topics.dead_letters, letter, event_id=letter.dead_letter_id,
-            ce_type=letter.ce_type, source=SOURCE,
+            self._settings.topics.dead_letters, letter, source=SOURCE,
             key=command.command_id if command else None,
         )  # fmt: skip
         self._metrics.dead_letters.labels("command", code).inc()

@@ -18,7 +18,8 @@ from aiokafka.structs import OffsetAndMetadata
 
 from bridge.commands.ledger import Ledger
 from bridge.commands.offsets import OffsetTracker
-from bridge.commands.processor import CommandProcessor, Record
+from bridge.commands.processor import CommandProcessor
+from bridge.commands.records import Record
 from bridge.errors import PublishError
 from bridge.obs.logs import log_context
 from bridge.obs.metrics import Metrics

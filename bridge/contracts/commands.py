@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from aiokafka.structs import ConsumerRecord
 from pydantic import AwareDatetime, Field, ValidationError
 
-from bridge.contracts.calls import KafkaRecordRef, VersionedEvent
+from bridge.contracts.base import VersionedEvent, uuid5
+from bridge.contracts.calls import PLACED_ID_NAMESPACE
 from bridge.errors import InvalidCommand
 
 
@@ -38,6 +36,26 @@ class PlaceCallCommand(VersionedEvent):
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Passed through to the result unchanged."
     )
+
+    @property
+    def ce_id(self) -> str:
+        """The command id: a command produced twice is one command."""
+        return self.command_id
+
+    @property
+    def ce_subject(self) -> str:
+        """The command id."""
+        return self.command_id
+
+    @property
+    def kafka_key(self) -> str:
+        """The command id: every copy of a command on one partition, so one owner."""
+        return self.command_id
+
+    @property
+    def ce_type(self) -> str:
+        """CloudEvents type of a command."""
+        return "com.fonestorm.bridge.place-call"
 
 
 class ResultStatus(StrEnum):
@@ -73,67 +91,33 @@ class PlaceCallResult(VersionedEvent):
         """CloudEvents type, e.g. ``com.fonestorm.bridge.place-call.placed``."""
         return f"com.fonestorm.bridge.place-call.{self.status.value}"
 
+    @property
+    def ce_id(self) -> str:
+        """One id per command and outcome: a result published again has the same id."""
+        return uuid5(PLACED_ID_NAMESPACE, f"{self.command_id}|{self.status.value}")
 
-class CallPlaced(VersionedEvent):
-    """A call the bridge placed, on the call-events topic (keyed by call id)."""
+    @property
+    def ce_subject(self) -> str:
+        """The command id."""
+        return self.command_id
 
-    schema_name: ClassVar[str] = "call-placed"
-    schema_version: ClassVar[int] = 1
+    @property
+    def kafka_key(self) -> str:
+        """Keyed like the subject."""
+        return self.ce_subject
 
-    event_id: str = Field(description="Stable id of this event (derived from the call id).")
-    call_id: str = Field(description="FoneStorm call id.")
-    command_id: str = Field(description="The command that placed it.")
-    correlation_id: str | None = Field(None, description="From the command.")
-    fonenumber: str = Field(description="Our FoneNumber (caller).")
-    to: str = Field(description="Called number.")
-    placed_at: datetime = Field(description="When FoneStorm accepted the call (UTC).")
-
-    ce_type: ClassVar[str] = "com.fonestorm.call.placed"
-
-
-def _text(raw: bytes | None) -> tuple[str | None, str]:
-    if raw is None:
-        return None, "utf-8"
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+    @property
+    def ce_time(self) -> datetime:
+        """When the outcome was decided."""
+        return self.finished_at
 
 
-def record_ref(record: ConsumerRecord[bytes, bytes]) -> KafkaRecordRef:
-    """The whole record, for a dead letter."""
-    key, _ = _text(record.key)
-    value, encoding = _text(record.value)
-    headers = {name: (_text(v)[0] or "") for name, v in (record.headers or ())}
-    return KafkaRecordRef(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=key,
-        value=value,
-        value_encoding=encoding,  # type: ignore[arg-type]
-        headers=headers,
-    )
-
-
-def readable_command_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
-    """Best-effort command id of an invalid command (from the JSON, else the key)."""
-    try:
-        data: Any = json.loads(record.value or b"")
-        if isinstance(data, dict) and isinstance(data.get("command_id"), str):
-            return str(data["command_id"]) or None
-    except (ValueError, UnicodeDecodeError):
-        pass
-    key, encoding = _text(record.key)
-    return key if encoding == "utf-8" and key else None
-
-
-def parse_command(record: ConsumerRecord[bytes, bytes]) -> PlaceCallCommand:
-    """The command in ``record``, or :class:`InvalidCommand` saying what is wrong."""
-    if record.value is None:
+def parse_command(value: bytes | None) -> PlaceCallCommand:
+    """The command in a record's ``value``, or :class:`InvalidCommand` saying what is wrong."""
+    if value is None:
         raise InvalidCommand("record has no value")
     try:
-        text = record.value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidCommand("value is not valid UTF-8") from None
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.contracts.calls import CallEvent, DeadLetter, VersionedEvent
-from bridge.contracts.commands import CallPlaced, PlaceCallCommand, PlaceCallResult
+from bridge.contracts.base import VersionedEvent
+from bridge.contracts.calls import CallEvent, CallPlaced
+from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
+from bridge.contracts.dead_letters import DeadLetter
 
 #: Every published model, in the order ``schemas export`` writes them.
 PUBLISHED_MODELS: list[type[VersionedEvent]] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bridge.contracts.calls import utcnow
+from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import PublishError
 from bridge.fonestorm.client import FoneStormClient, build_get_template, new_session
@@ -51,13 +51,7 @@ async def produce_command(settings: Settings, command: PlaceCallCommand) -> None
         else:
             raise PublishError(f"Kafka at {settings.kafka.bootstrap_servers} is not reachable")
         await publisher.publish_event(
-            settings.topics.place_call,
-            command,
-            event_id=command.command_id,
-            ce_type="com.fonestorm.bridge.place-call",
-            source="/fonestorm-bridge/cli",
-            key=command.command_id,
-            subject=command.command_id,
+            settings.topics.place_call, command, source="/fonestorm-bridge/cli"
         )
         log.info("produced command %s at %s", command.command_id, utcnow().isoformat())
     finally:

@@ -17,7 +17,9 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from bridge.contracts.calls import DeadLetter, Direction, HttpRequestRecord, utcnow
+from bridge.contracts.base import utcnow
+from bridge.contracts.calls import Direction
+from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
     BridgeError,
@@ -177,14 +179,7 @@ class CallbackReceiver:
             correlation_id=correlation_id,
         )
         metadata = await self._publisher.publish_event(
-            self._settings.topics.call_events,
-            event,
-            event_id=event.event_id,
-            ce_type=event.ce_type,
-            source=self._settings.callbacks.source,
-            key=event.call_id,
-            subject=event.call_id,
-            ce_time=event.received_at,
+            self._settings.topics.call_events, event, source=self._settings.callbacks.source
         )
         # DEBUG, not INFO: the record in Kafka and bridge_callbacks_total already account for
         # every accepted callback, and this line was a quarter of a callback's CPU (make bench).
@@ -212,13 +207,7 @@ class CallbackReceiver:
             request=_request_record(request, body, truncated),
         )
         await self._publisher.publish_event(
-            self._settings.topics.dead_letters,
-            letter,
-            event_id=letter.dead_letter_id,
-            ce_type=letter.ce_type,
-            source=self._settings.callbacks.source,
-            key=None,
-            ce_time=letter.received_at,
+            self._settings.topics.dead_letters, letter, source=self._settings.callbacks.source
         )
         self._metrics.dead_letters.labels("callback", error.code).inc()
         log.warning(

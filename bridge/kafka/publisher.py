@@ -11,14 +11,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from bridge.contracts.calls import VersionedEvent, cloudevent_headers, utcnow
+from bridge.contracts.base import VersionedEvent, utcnow
 from bridge.errors import PublishError
+from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.obs.metrics import Metrics
@@ -148,26 +148,22 @@ class Publisher:
         return metadata
 
     async def publish_event(
-        self,
-        topic: str,
-        event: VersionedEvent,
-        *,
-        event_id: str,
-        ce_type: str,
-        source: str,
-        key: str | None,
-        subject: str | None = None,
-        ce_time: datetime | None = None,
+        self, topic: str, event: VersionedEvent, *, source: str, key: str | None = None
     ) -> RecordMetadata:
-        """Produce a versioned event as a CloudEvent in binary content mode (``ce_time``: now)."""
+        """Produce ``event`` as a CloudEvent in binary content mode, with its own attributes.
+
+        ``key`` overrides the event's own record key (a command's dead letter is keyed by the
+        command id, so it lands beside the command's other records).
+        """
         headers = cloudevent_headers(
-            event_id=event_id,
+            event_id=event.ce_id,
             source=source,
-            ce_type=ce_type,
-            time=ce_time or utcnow(),
-            subject=subject,
+            ce_type=event.ce_type,
+            time=event.ce_time or utcnow(),
+            subject=event.ce_subject,
             dataschema=event.schema_id(),
         )
+        key = event.kafka_key if key is None else key
         return await self.publish(
             topic,
             event.model_dump_json().encode(),

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from bridge.contracts.calls import CallEvent, CallStatus, DeadLetter, Direction, call_event_id
+from bridge.contracts.calls import CallEvent, CallStatus, Direction, call_event_id
+from bridge.contracts.dead_letters import DeadLetter
 from tests.integration.conftest import BridgeFactory, RunningBridge
 from tests.kafka_helpers import consume_all, consume_for
 

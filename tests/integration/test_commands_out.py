@@ -12,7 +12,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
-from bridge.contracts.commands import CallPlaced, PlaceCallResult
+from bridge.contracts.calls import CallPlaced
+from bridge.contracts.commands import PlaceCallResult
 from bridge.fonestorm.registration import register_callbacks
 from tests.integration.commands_support import BridgeFactory, Loop, closed_loop, command
 from tests.integration.conftest_sandbox import OURS, TOKEN

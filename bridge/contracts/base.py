@@ -1,0 +1,92 @@
+"""What every published model has: a schema id and version, and its CloudEvent attributes.
+
+Every model is a public contract: its JSON Schema lives in ``schemas/`` (written by
+``fonestorm-bridge schemas export``) and its ``$id`` is the ``ce_dataschema`` header of every
+record that carries it. Adding an optional field is a compatible change within a version;
+anything else needs a new model and a new topic version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_BASE_URI = "https://schemas.fonestorm-bridge.dev/"
+
+
+class VersionedEvent(BaseModel):
+    """Base of every published model: frozen, no unknown fields, a schema id and version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    #: Short schema name, used in the file name and ``$id``.
+    schema_name: ClassVar[str]
+    schema_version: ClassVar[int]
+
+    @classmethod
+    def schema_id(cls) -> str:
+        """URI naming this schema version; also the ``ce_dataschema`` header."""
+        return f"{SCHEMA_BASE_URI}{cls.schema_name}/v{cls.schema_version}.json"
+
+    @classmethod
+    def schema_file(cls) -> str:
+        """File name of the schema in ``schemas/``."""
+        return f"{cls.schema_name}.v{cls.schema_version}.json"
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """JSON Schema (draft 2020-12) of this model, with ``$id``."""
+        schema = cls.model_json_schema(mode="serialization")
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": cls.schema_id(),
+            **schema,
+        }
+
+    # The CloudEvent attributes of the record that carries the model: each model knows its
+    # own, so a publisher needs only the topic and the CloudEvents ``source``.
+
+    @property
+    def ce_id(self) -> str:
+        """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
+        raise NotImplementedError
+
+    @property
+    def ce_type(self) -> str:
+        """CloudEvents ``type``."""
+        raise NotImplementedError
+
+    @property
+    def ce_subject(self) -> str | None:
+        """CloudEvents ``subject``: what the event is about (a call or command id)."""
+        return None
+
+    @property
+    def ce_time(self) -> datetime | None:
+        """CloudEvents ``time``: when it happened; ``None`` means when it is published."""
+        return None
+
+    @property
+    def kafka_key(self) -> str | None:
+        """Record key: every record about one call (or one command) on one partition."""
+        return None
+
+
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))``, without the ``UUID`` objects that cost more than
+    the hash itself on the callback and command paths."""
+    sha1 = hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False)
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(UTC)

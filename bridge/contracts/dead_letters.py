@@ -1,0 +1,75 @@
+"""Dead letters: whatever the bridge refused, kept whole with the reason, so nothing is lost."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.contracts.base import VersionedEvent
+
+
+class HttpRequestRecord(BaseModel):
+    """The raw HTTP request of a rejected callback, enough to replay it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = Field(description="HTTP method.")
+    path: str = Field(description="Request path.")
+    query: str = Field(description="Raw query string (undecoded).")
+    headers: dict[str, str] = Field(
+        description="Request headers, credentials (Authorization, Cookie, token) removed."
+    )
+    body: str = Field(description="Body as text (`body_encoding` utf-8) or base64.")
+    body_encoding: Literal["utf-8", "base64"] = Field(description="How `body` is encoded.")
+    body_truncated: bool = Field(
+        description="True when the body is incomplete: cut at the size limit, or stalled past "
+        "the body timeout."
+    )
+    remote: str | None = Field(None, description="Peer address.")
+
+
+class KafkaRecordRef(BaseModel):
+    """A Kafka record that was rejected, with its content."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str = Field(description="Topic the record was read from.")
+    partition: int = Field(description="Partition.")
+    offset: int = Field(description="Offset.")
+    key: str | None = Field(None, description="Key, base64 if not UTF-8.")
+    value: str | None = Field(None, description="Value as text, or base64 if not UTF-8.")
+    value_encoding: Literal["utf-8", "base64"] = Field("utf-8", description="How `value` is.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Record headers.")
+
+
+class DeadLetter(VersionedEvent):
+    """Something the bridge refused, kept whole with the reason, so nothing is lost."""
+
+    schema_name: ClassVar[str] = "dead-letter"
+    schema_version: ClassVar[int] = 1
+
+    dead_letter_id: str = Field(description="Unique id of this dead letter.")
+    source: Literal["callback", "command"] = Field(description="What was refused.")
+    reason_code: str = Field(description="Machine-readable reason, same as the HTTP error code.")
+    reason: str = Field(description="Human-readable reason.")
+    received_at: datetime = Field(description="When the bridge received it (UTC).")
+    http_status: int | None = Field(None, description="Status the bridge answered with.")
+    request: HttpRequestRecord | None = Field(None, description="The rejected HTTP request.")
+    record: KafkaRecordRef | None = Field(None, description="The rejected Kafka record.")
+
+    @property
+    def ce_type(self) -> str:
+        """CloudEvents type of a dead letter."""
+        return f"com.fonestorm.bridge.dead-letter.{self.source}"
+
+    @property
+    def ce_id(self) -> str:
+        """The dead letter's id."""
+        return self.dead_letter_id
+
+    @property
+    def ce_time(self) -> datetime:
+        """When the refused input was received."""
+        return self.received_at
