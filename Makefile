@@ -30,14 +30,14 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 lint: install  ## ruff + mypy strict + schema files in sync
-	$(BIN)/ruff check bridge tests bench scripts/local-kafka
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka
+	$(BIN)/ruff format --check bridge tests bench tools
 	$(BIN)/mypy
 	$(BIN)/fonestorm-bridge schemas check
 
 fmt: install
-	$(BIN)/ruff check --fix bridge tests bench
-	$(BIN)/ruff format bridge tests bench
+	$(BIN)/ruff check --fix bridge tests bench tools
+	$(BIN)/ruff format bridge tests bench tools
 
 schemas: install  ## regenerate schemas/*.json and the README settings table from the code
 	$(BIN)/fonestorm-bridge schemas export

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import socket
 import ssl
-import sys
 import threading
-from collections.abc import Iterator
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "scripts" / "local-kafka"
+from tools.local_kafka.common import LocalKafkaError
+from tools.local_kafka.config import server_properties
+from tools.local_kafka.paths import instance_paths
+from tools.local_kafka.state import load_config, resolve_config, save_state, status_document
+from tools.local_kafka.tls import client_tls_context, ensure_tls
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-@pytest.fixture(scope="module")
-def lk() -> Iterator[ModuleType]:
-    """The launcher script imported as a module (it has no .py suffix)."""
-    loader = SourceFileLoader("local_kafka_under_test", str(LAUNCHER))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # dataclasses look their module up there
-    try:
-        loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[loader.name]
 
 
 @pytest.fixture
@@ -76,11 +60,9 @@ def handshake(
 
 
 @pytest.mark.parametrize("hostname", ["127.0.0.1", "localhost"])
-def test_generated_certificates_authenticate_both_sides(
-    lk: ModuleType, state: Path, hostname: str
-) -> None:
-    paths = lk.instance_paths("unit")
-    lk.ensure_tls(paths, fresh=False)
+def test_generated_certificates_authenticate_both_sides(state: Path, hostname: str) -> None:
+    paths = instance_paths("unit")
+    ensure_tls(paths, fresh=False)
     assert all(path.is_file() for path in paths.tls_files)
     assert paths.client_key.read_text().startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
     assert paths.client_key.stat().st_mode & 0o077 == 0
@@ -90,26 +72,26 @@ def test_generated_certificates_authenticate_both_sides(
     server.load_cert_chain(paths.broker_keystore)
     server.load_verify_locations(paths.ca_cert)
     server.verify_mode = ssl.CERT_REQUIRED
-    client = lk.client_tls_context(paths)
+    client = client_tls_context(paths)
     client.verify_flags |= ssl.VERIFY_X509_STRICT  # Python 3.13's default: keep passing it
     client_cert = ssl.PEM_cert_to_DER_cert(paths.client_cert.read_text())
     assert handshake(server, client, hostname) == client_cert
 
 
-def test_tls_files_are_reused_unless_fresh(lk: ModuleType, state: Path) -> None:
-    paths = lk.instance_paths("unit")
-    lk.ensure_tls(paths, fresh=False)
+def test_tls_files_are_reused_unless_fresh(state: Path) -> None:
+    paths = instance_paths("unit")
+    ensure_tls(paths, fresh=False)
     ca = paths.ca_cert.read_bytes()
-    lk.ensure_tls(paths, fresh=False)
+    ensure_tls(paths, fresh=False)
     assert paths.ca_cert.read_bytes() == ca
-    lk.ensure_tls(paths, fresh=True)
+    ensure_tls(paths, fresh=True)
     assert paths.ca_cert.read_bytes() != ca
 
 
-def test_ssl_listener_config_and_state(lk: ModuleType, state: Path) -> None:
-    config = lk.resolve_config(start_args(ssl_port=19005, ssl_client_auth="required"))
-    paths = lk.instance_paths("unit")
-    props = lk.server_properties(config, paths)
+def test_ssl_listener_config_and_state(state: Path) -> None:
+    config = resolve_config(start_args(ssl_port=19005, ssl_client_auth="required"))
+    paths = instance_paths("unit")
+    props = server_properties(config, paths)
     assert (
         "listeners=PLAINTEXT://127.0.0.1:19000,CONTROLLER://127.0.0.1:19001,SSL://127.0.0.1:19005"
         in props
@@ -121,11 +103,11 @@ def test_ssl_listener_config_and_state(lk: ModuleType, state: Path) -> None:
     assert "listener.name.ssl.ssl.client.auth=required" in props
 
     paths.root.mkdir(parents=True)
-    lk.save_state(paths, config, None)
-    assert lk.load_config("unit") == config
+    save_state(paths, config, None)
+    assert load_config("unit") == config
     # A plain restart keeps the SSL listener and its client auth.
-    assert lk.resolve_config(start_args(port=None)) == config
-    doc = lk.status_document("unit", "stopped", None, None)
+    assert resolve_config(start_args(port=None)) == config
+    doc = status_document("unit", "stopped", None, None)
     assert doc["ssl_bootstrap"] == "127.0.0.1:19005"
     assert doc["ssl_client_auth"] == "required"
     assert doc["tls"] == {
@@ -144,7 +126,7 @@ def test_ssl_listener_config_and_state(lk: ModuleType, state: Path) -> None:
     ],
 )
 def test_bad_ssl_options_are_refused(
-    lk: ModuleType, state: Path, overrides: dict[str, object], message: str
+    state: Path, overrides: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(lk.LocalKafkaError, match=message):
-        lk.resolve_config(start_args(**overrides))
+    with pytest.raises(LocalKafkaError, match=message):
+        resolve_config(start_args(**overrides))
