@@ -1,0 +1,239 @@
+"""Phases 1-3: callbacks in. The bridge receiver against ``bare`` and ``naive``, at full speed
+and at fixed rates, with 2 processes, against body size, under py-spy; then the check that
+Kafka holds every callback the bridge acknowledged.
+
+These phases share the servers under test, the seeded results topic and the acks file, so
+they live together, apart from the worker's phases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.config import POOL, RATE_FRACTIONS, SIZES, Findings
+from bench.harness import (
+    BENCH,
+    PY,
+    PY_SPY,
+    Kafka,
+    Proc,
+    free_port,
+    log,
+    producer,
+    read_topic,
+    spawn,
+    wait_http,
+)
+from bench.wrk import summarise, wrk
+
+EVENTS, DLQ, NAIVE, RESULTS_TOPIC = "bench.events", "bench.dlq", "bench.naive", "bench.results"
+DEBUG_LOGS = {"BRIDGE_LOG__LEVEL": "DEBUG"}
+
+
+def bridge_env(kafka: Kafka, port: int) -> dict[str, str]:
+    """The receiver's settings: defaults, plus where Kafka, the topics and the port are."""
+    return {
+        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "BRIDGE_TOPICS__CALL_EVENTS": EVENTS,
+        "BRIDGE_TOPICS__DEAD_LETTERS": DLQ,
+        "BRIDGE_TOPICS__PLACE_CALL_RESULTS": RESULTS_TOPIC,
+        "BRIDGE_HTTP__HOST": "127.0.0.1",
+        "BRIDGE_HTTP__PORT": str(port),
+    }
+
+
+async def start_server(
+    kind: str, kafka: Kafka, logs: Path, workers: int = 1, env: dict[str, str] | None = None
+) -> tuple[Proc, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    if kind.startswith("bridge"):
+        args = [PY, "-m", "bridge.cli", "receiver", "--workers", str(workers)]
+        env = bridge_env(kafka, port) | (env or {})
+        proc = await spawn(f"{kind}-{workers}", args, env, logs)
+        await wait_http(f"{url}/readyz", proc)
+    else:
+        args = [PY, str(BENCH / "servers.py"), kind, "--port", str(port),
+                "--bootstrap", kafka.bootstrap, "--topic", NAIVE]  # fmt: skip
+        proc = await spawn(kind, args, {}, logs)
+        await wait_http(f"{url}/healthz", proc)
+    return proc, url
+
+
+async def seed_placed_results(kafka: Kafka) -> None:
+    """``placed`` results for the outbound calls of the load, as if the bridge had placed them."""
+    async with producer(kafka.bootstrap) as p:
+        now = datetime.now(UTC).isoformat()
+        for n in range(POOL):
+            result = {"command_id": f"cmd-{n}", "status": "placed", "call_id": f"bench-out-{n:06d}",
+                      "correlation_id": f"corr-{n}", "attempts": 1, "received_at": now,
+                      "finished_at": now, "metadata": {}}  # fmt: skip
+            await p.send(RESULTS_TOPIC, json.dumps(result).encode(), key=f"cmd-{n}".encode())
+        await p.flush()
+
+
+async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> None:
+    acks = BENCH / "out" / "acks.txt"
+    kafka_pid = kafka.pid()
+    bridge_max = 0.0
+    for kind in ("bridge", "naive", "bare"):
+        proc, url = await start_server(kind, kafka, logs)
+        try:
+            collect = acks if kind == "bridge" else None
+            log(f"{kind}: warm-up")
+            await wrk("warm-up", url, 3, proc, kafka_pid, acks=collect)
+            runs = []
+            for rep in range(f.reps):
+                runs.append(await wrk(f"{kind} max {rep}", url, f.seconds, proc, kafka_pid,
+                                      acks=collect))  # fmt: skip
+                log(f"{kind}: {runs[-1].rps:.0f} req/s, p99 {runs[-1].p99:.1f} ms, server CPU "
+                    f"{runs[-1].server_cpu:.0%}, wrk CPU {runs[-1].wrk_cpu:.0%}")  # fmt: skip
+            f.max[kind] = summarise(runs)
+            if kind == "bridge":
+                bridge_max = f.max["bridge"]["rps"]
+                f.scaling[1] = f.max["bridge"]
+                if profile:
+                    f.profile = await profile_receiver(proc, url, kafka_pid, collect)
+            f.sweep[kind] = []
+            for fraction in RATE_FRACTIONS:
+                rate = fraction * bridge_max
+                f.sweep[kind].append(
+                    await wrk(
+                        f"{kind} {fraction:g}x",
+                        url,
+                        f.sweep_seconds,
+                        proc,
+                        kafka_pid,
+                        rate=rate,
+                        acks=collect,
+                    )
+                )
+            half = [r for r in f.sweep[kind] if r.rate == 0.5 * bridge_max]
+            for _ in range(f.reps - 1):
+                half.append(await wrk(f"{kind} half", url, f.sweep_seconds, proc, kafka_pid,
+                                      rate=0.5 * bridge_max, acks=collect))  # fmt: skip
+            f.half[kind] = summarise(half)
+            f.half[kind]["offered"] = 0.5 * bridge_max
+            log(
+                f"{kind}: at {0.5 * bridge_max:.0f} req/s offered: p99 {f.half[kind]['p99']:.1f} ms"
+            )
+            if kind == "bridge":
+                await sizes_and_unknown(f, proc, url, kafka_pid, collect)
+        finally:
+            await proc.stop()
+    # The same receiver with BRIDGE_LOG__LEVEL=DEBUG: what a log line per callback costs.
+    proc, url = await start_server("bridge-debug", kafka, logs, env=DEBUG_LOGS)
+    try:
+        await wrk("warm-up", url, 3, proc, kafka_pid, acks=acks)
+        runs = [await wrk(f"debug {rep}", url, f.seconds, proc, kafka_pid, acks=acks)
+                for rep in range(f.reps)]  # fmt: skip
+        f.max["bridge-debug"] = summarise(runs)
+        half = [
+            await wrk(
+                "debug half",
+                url,
+                f.sweep_seconds,
+                proc,
+                kafka_pid,
+                rate=0.5 * bridge_max,
+                acks=acks,
+            )
+            for _ in range(f.reps)
+        ]
+        f.half["bridge-debug"] = summarise(half) | {"offered": 0.5 * bridge_max}
+        log(f"bridge-debug: {f.max['bridge-debug']['rps']:.0f} req/s, at half rate p99 "
+            f"{f.half['bridge-debug']['p99']:.1f} ms")  # fmt: skip
+    finally:
+        await proc.stop()
+    proc, url = await start_server("bridge", kafka, logs, workers=2)
+    try:
+        await wrk("warm-up", url, 3, proc, kafka_pid, acks=acks)
+        runs = [await wrk(f"bridge x2 {rep}", url, f.seconds, proc, kafka_pid, acks=acks)
+                for rep in range(f.reps)]  # fmt: skip
+        f.scaling[2] = summarise(runs)
+        log(f"bridge --workers 2: {f.scaling[2]['rps']:.0f} req/s")
+    finally:
+        await proc.stop()
+
+
+async def sizes_and_unknown(
+    f: Findings, proc: Proc, url: str, kafka_pid: int | None, acks: Path | None
+) -> None:
+    for pad in SIZES:
+        env = {"BENCH_MIX": "json", "BENCH_PAD": str(pad)}
+        seconds = 2 if f.quick else 3
+        runs = [await wrk(f"size {pad}", url, seconds, proc, kafka_pid, env=env, acks=acks)
+                for _ in range(f.reps)]  # fmt: skip
+        result = summarise(runs)
+        result["body_bytes"] = pad + 250
+        f.sizes.append((pad, result))
+        log(f"bridge JSON body ~{pad + 250} B: {result['rps']:.0f} req/s")
+    # Outbound calls the bridge never placed: every one waits for the correlator.
+    env = {"BENCH_OUT_PREFIX": f"elsewhere-{uuid.uuid4().hex[:6]}-"}
+    run = await wrk("unknown outbound", url, f.sweep_seconds, proc, kafka_pid, env=env, acks=acks)
+    f.unknown_outbound = summarise([run])
+    log(f"bridge, outbound calls it never placed: {run.rps:.0f} req/s, p50 {run.p50:.0f} ms")
+
+
+async def profile_receiver(
+    proc: Proc, url: str, kafka_pid: int | None, acks: Path | None
+) -> list[str]:
+    """py-spy the receiver during a full-speed run: CPU per request by package and function."""
+    py_spy = shutil.which("py-spy") or str(PY_SPY)
+    raw = BENCH / "out" / "profile.txt"
+    rate, seconds = 1000, 6
+    spy = await asyncio.create_subprocess_exec(
+        py_spy, "record", "--pid", str(proc.pid), "--duration", str(seconds), "--rate", str(rate),
+        "--format", "raw", "--output", str(raw), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    run = await wrk("profiled", url, seconds + 1, proc, kafka_pid, acks=acks)
+    await spy.wait()
+    if not raw.exists():
+        return ["(py-spy could not attach)"]
+    by_package: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        leaf = frames[-1]
+        path = leaf.rpartition("(")[2].split(":")[0]
+        by_package[path.split("/")[0] if "/" in path else path] += n
+        for frame in {f for f in frames if "bridge/" in f and "cli.py" not in f}:
+            by_function[frame.split(" (")[0]] += n
+    # One sample = 1/rate s of CPU; per request = samples / rate / (requests per second * s).
+    per_request = 1e6 / rate / (run.rps * seconds)
+    return [
+        f"{total} samples at {rate} Hz over {seconds} s at {run.rps:,.0f} req/s = "
+        f"{total * per_request:.0f} us of CPU per request. By package (own time):",
+        *(f"  {n * per_request:6.1f} us  {name}" for name, n in by_package.most_common(12)),
+        "Bridge functions (inclusive time; coroutine stacks are partly cut by py-spy):",
+        *(f"  {n * per_request:6.1f} us  {name}" for name, n in by_function.most_common(14)),
+    ]
+
+
+async def verify(f: Findings, kafka: Kafka) -> None:
+    acks = BENCH / "out" / "acks.txt"
+    acked: Counter[str] = Counter()
+    for line in acks.read_text().splitlines():
+        if line.strip():
+            acked[json.loads(line)["event_id"]] += 1
+    records = await read_topic(kafka.bootstrap, EVENTS)
+    stored = Counter(json.loads(r.value)["event_id"] for r in records)
+    missing = sum(max(0, n - stored[event_id]) for event_id, n in acked.items())
+    f.verification = {
+        "acknowledged": sum(acked.values()),
+        "distinct_acknowledged": len(acked),
+        "records": len(records),
+        "missing": missing,
+    }
+    log(f"verification: {f.verification}")

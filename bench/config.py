@@ -1,0 +1,57 @@
+"""What a run is: its knobs and targets, and ``Findings``, the record the phases fill.
+
+The phases read the knobs to drive load and the report prints the same ones, so RESULTS.md
+states what was run. ``Findings`` also holds what ``--quick`` shortens: repetitions, durations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.wrk import WrkResult
+
+POOL = 20_000  # outbound calls "placed by the bridge" (their results are seeded)
+SIZES = [0, 1024, 4096, 16384, 61440]  # JSON padding bytes (0 = a plain ~250-byte callback)
+RATE_FRACTIONS = [0.25, 0.5, 0.75, 0.9, 1.1]
+SANDBOX_LATENCY = 0.02
+MAX_IN_FLIGHT = 64  # the default
+LOW_IN_FLIGHT = 16  # an extra run where the in-flight bound, not the CPU, is the limit
+RATE_LIMIT = 100_000.0
+WORKER_EXTRA: dict[str, str] = {}  # more BRIDGE_* settings for the worker (none by default)
+
+TARGET_NAIVE_RATIO = 0.8
+TARGET_P99_MS = 10.0
+TARGET_COMMANDS_RATIO = 0.5
+TARGET_RSS_MB = 200.0
+
+
+@dataclass
+class Findings:
+    quick: bool
+    max: dict[str, dict[str, float]] = field(default_factory=dict)
+    half: dict[str, dict[str, float]] = field(default_factory=dict)
+    sweep: dict[str, list[WrkResult]] = field(default_factory=dict)
+    scaling: dict[int, dict[str, float]] = field(default_factory=dict)
+    sizes: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    unknown_outbound: dict[str, float] = field(default_factory=dict)
+    verification: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, Any] = field(default_factory=dict)
+    commands_low: dict[str, Any] = field(default_factory=dict)
+    commands_2p: dict[str, Any] = field(default_factory=dict)
+    backlog: dict[str, Any] = field(default_factory=dict)
+    profile: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def reps(self) -> int:
+        return 1 if self.quick else 3
+
+    @property
+    def seconds(self) -> float:
+        return 2.0 if self.quick else 5.0
+
+    @property
+    def sweep_seconds(self) -> float:
+        return 2.0 if self.quick else 4.0
