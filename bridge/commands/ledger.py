@@ -30,18 +30,18 @@ and so are handled by one worker at a time; a per-command lock covers copies in 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
 from datetime import datetime
 from enum import StrEnum
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.contracts.commands import PlaceCallResult
-from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
 
@@ -83,10 +83,12 @@ class Ledger:
         # than BRIDGE_WORKER__LEDGER_RETENTION without scanning the map.
         self._written: deque[tuple[float, str, int]] = deque()
         self._retention = settings.worker.ledger_retention
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
-        self._task: asyncio.Task[None] | None = None
-        self._progress = asyncio.Condition()
+        self._follower = TopicFollower(
+            settings.kafka,
+            self._topic,
+            self._apply_record,
+            on_batch=lambda: self.forget_expired(time.time()),
+        )
 
     def get(self, command_id: str) -> LedgerEntry | None:
         """Latest known entry of a command."""
@@ -97,44 +99,29 @@ class Ledger:
         return len(self._entries)
 
     async def start(self) -> None:
-        """Assign every ledger partition from the beginning and follow it in the background."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self._settings.kafka),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            self._partitions = await topic_partitions(consumer, self._topic)
-        except BaseException:
-            await consumer.stop()
-            raise
-        consumer.assign(self._partitions)
-        await consumer.seek_to_beginning(*self._partitions)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._follow(), name="ledger-follower")
+        """Read the ledger from the beginning and follow it (raises ``KafkaError`` if it can't)."""
+        await self._follower.start()
 
     async def stop(self) -> None:
         """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._follower.stop()
 
-    async def _follow(self) -> None:
-        assert self._consumer is not None  # noqa: S101
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    # A record without a timestamp (-1) counts as written now.
-                    written_at = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
-                    self._apply(record.key, record.value, record.offset, written_at)
-            self.forget_expired(time.time())
-            async with self._progress:
-                self._progress.notify_all()
+    def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        # A record without a timestamp (-1) counts as written now.
+        written_at = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
+        self._apply(record.key, record.value, record.offset, written_at)
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """Where the ledger ends now: what :meth:`wait_for` can be asked to reach."""
+        return await self._follower.end_offsets()
+
+    async def wait_for(self, ends: dict[TopicPartition, int]) -> None:
+        """Until every entry before ``ends`` has been read."""
+        await self._follower.wait_for(ends)
+
+    async def catch_up(self) -> None:
+        """Until every entry written to the ledger before now has been read."""
+        await self._follower.catch_up()
 
     def _apply(
         self, key: bytes | None, value: bytes | None, offset: int, written_at: float
@@ -169,18 +156,6 @@ class Ledger:
             known = self._entries.get(command_id)
             if known is not None and known[0] == offset:  # not rewritten since
                 del self._entries[command_id]
-
-    async def catch_up(self) -> None:
-        """Wait until everything written to the ledger before now has been read."""
-        assert self._consumer is not None  # noqa: S101
-        consumer = self._consumer
-        end = await consumer.end_offsets(self._partitions)
-        while True:
-            positions = [await consumer.position(tp) for tp in self._partitions]
-            if all(pos >= end[tp] for pos, tp in zip(positions, self._partitions, strict=True)):
-                return
-            async with self._progress:
-                await self._progress.wait()
 
     async def record(self, entry: LedgerEntry) -> None:
         """Append ``entry``, wait for acks=all, and apply it locally at once."""

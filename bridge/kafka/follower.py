@@ -1,0 +1,140 @@
+"""Follow every partition of one topic into memory, and know when that memory is up to date.
+
+The command ledger (every worker) and the call correlator (every receiver) both read a whole
+topic without a consumer group, apply each record to an in-memory map, and must be able to
+wait until they have read everything written before a given moment. This is that loop, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from bridge.kafka.options import client_options, topic_partitions
+from bridge.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
+Offsets = dict[TopicPartition, int]
+
+
+class TopicFollower:
+    """Reads ``topic`` from a start point into ``apply``; :meth:`catch_up` waits for the end.
+
+    ``since`` (seconds) starts at the first record written that long ago on each partition
+    (the end where there is none); ``None`` reads from the beginning.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        apply: Apply,
+        *,
+        since: float | None = None,
+        batch: int = 5000,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self.topic = topic
+        self._apply = apply
+        self._since = since
+        self._batch = batch
+        self._on_batch = on_batch
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+
+    @property
+    def started(self) -> bool:
+        """Connected and reading."""
+        return self._consumer is not None
+
+    async def start(self) -> None:
+        """Assign every partition, seek to the start point, follow in the background.
+
+        Raises ``KafkaError`` when Kafka or the topic is not there; nothing is left open then.
+        """
+        consumer = AIOKafkaConsumer(
+            **client_options(self._settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await topic_partitions(consumer, self.topic)
+            consumer.assign(partitions)
+            if self._since is None:
+                await consumer.seek_to_beginning(*partitions)
+            else:
+                since_ms = int((time.time() - self._since) * 1000)
+                starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+                for tp in partitions:
+                    found = starts.get(tp)
+                    if found is None:
+                        await consumer.seek_to_end(tp)
+                    else:
+                        consumer.seek(tp, found.offset)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer, self._partitions = consumer, partitions
+        self._task = asyncio.create_task(self._follow(), name=f"follow-{self.topic}")
+
+    async def stop(self) -> None:
+        """Stop following and close the consumer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None  # noqa: S101 - started
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record)
+            if self._on_batch is not None:
+                self._on_batch()
+            # Wake every waiter, then give later ones a fresh event.
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    async def end_offsets(self) -> Offsets:
+        """The offset after the last record of every partition, now (one broker round trip)."""
+        assert self._consumer is not None  # noqa: S101 - started
+        ends: Offsets = await self._consumer.end_offsets(self._partitions)
+        return ends
+
+    async def reached(self, ends: Offsets) -> bool:
+        """Whether everything before ``ends`` has been applied."""
+        assert self._consumer is not None  # noqa: S101 - started
+        for tp in self._partitions:
+            if await self._consumer.position(tp) < ends[tp]:
+                return False
+        return True
+
+    async def wait_for(self, ends: Offsets, until: Callable[[], bool] = lambda: False) -> None:
+        """Until everything before ``ends`` has been applied, or ``until()`` holds."""
+        while not until() and not await self.reached(ends):
+            await self._progress.wait()
+
+    async def progress(self) -> None:
+        """Until the next batch (possibly empty) has been applied."""
+        await self._progress.wait()
+
+    async def catch_up(self) -> None:
+        """Until everything written to the topic before this call has been applied."""
+        await self.wait_for(await self.end_offsets())
