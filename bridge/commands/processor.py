@@ -17,6 +17,7 @@ from datetime import datetime
 
 from aiolimiter import AsyncLimiter
 
+from bridge.commands.auth_gate import AuthGate
 from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState
 from bridge.commands.records import Record, readable_command_id, record_ref, source_of
 from bridge.contracts.base import utcnow, uuid5
@@ -46,42 +47,6 @@ SOURCE = "/fonestorm-bridge/worker"
 #: FoneStorm errors after which the call may exist: the request was sent and the answer lost,
 #: a 5xx, or a 2xx whose body named no call.
 AMBIGUOUS_CODES = frozenset({"timeout", "connection_error", "server_error", "bad_response"})
-
-
-class AuthGate:
-    """Closed while FoneStorm refuses our token; the worker pauses consumption meanwhile."""
-
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-        self.reason = ""
-
-    @property
-    def is_open(self) -> bool:
-        """True while the token is believed good."""
-        return self._open.is_set()
-
-    def close(self, reason: str) -> None:
-        """FoneStorm said 401/403."""
-        if self.is_open:
-            log.error(
-                "FoneStorm refused the API token (%s): pausing command consumption; fix "
-                "BRIDGE_FONESTORM__TOKEN. Retrying periodically.",
-                reason,
-            )
-        self.reason = reason
-        self._open.clear()
-
-    def reopen(self) -> None:
-        """A request with the token succeeded."""
-        if not self.is_open:
-            log.info("FoneStorm accepts the API token again: resuming")
-        self.reason = ""
-        self._open.set()
-
-    async def wait(self) -> None:
-        """Until the gate is open."""
-        await self._open.wait()
 
 
 class CommandProcessor:

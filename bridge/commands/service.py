@@ -16,6 +16,7 @@ from bridge.commands.worker import CommandWorker
 from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
 from bridge.kafka.topics import ensure_topics
+from bridge.retrying import retry
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -56,23 +57,21 @@ async def _run(
     app: web.Application, worker: CommandWorker, consumer: AIOKafkaConsumer, ledger: Ledger
 ) -> None:
     settings = app[SETTINGS]
-    backoff = 0.5
-    while True:
-        try:
-            topics = settings.topics
-            await ensure_topics(
-                settings,
-                [topics.place_call, topics.command_ledger, topics.place_call_results,
-                 topics.call_events, topics.dead_letters],
-            )  # fmt: skip
-            await ledger.start()
-            await consumer.start()
-            break
-        except KafkaError as exc:
-            log.warning("worker cannot start yet (%s); retrying in %.1fs", exc, backoff)
-            await ledger.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+    topics = settings.topics
+
+    async def start() -> None:
+        await ensure_topics(
+            settings,
+            [topics.place_call, topics.command_ledger, topics.place_call_results,
+             topics.call_events, topics.dead_letters],
+        )  # fmt: skip
+        await ledger.start()
+        await consumer.start()
+
+    async def failed(exc: BaseException) -> None:
+        await ledger.stop()
+
+    await retry(start, retry_on=KafkaError, what="starting the worker", on_failure=failed)
     consumer.subscribe([settings.topics.place_call], listener=worker.listener())
     log.info(
         "worker consuming %s as group %s", settings.topics.place_call, settings.worker.group_id

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallCommand
-from bridge.errors import PublishError
-from bridge.fonestorm.client import FoneStormClient, build_get_template, new_session
+from bridge.fonestorm.client import FoneStormClient, new_session
+from bridge.fonestorm.templates import build_get_template
 from bridge.kafka.publisher import Publisher
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
@@ -44,12 +43,7 @@ async def produce_command(settings: Settings, command: PlaceCallCommand) -> None
     publisher = Publisher(settings.kafka, Metrics())
     await publisher.start()
     try:
-        for _ in range(100):
-            if publisher.ready:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise PublishError(f"Kafka at {settings.kafka.bootstrap_servers} is not reachable")
+        await publisher.wait_ready(timeout=10.0)
         await publisher.publish_event(
             settings.topics.place_call, command, source="/fonestorm-bridge/cli"
         )

@@ -22,7 +22,6 @@ from bridge.contracts.calls import Direction
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
-    BridgeError,
     CallbackError,
     PayloadTooLarge,
     PublishError,
@@ -34,6 +33,7 @@ from bridge.kafka.publisher import Publisher
 from bridge.obs.logs import log_context
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
+from bridge.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "token", "x-api-key"}
 )
 _READ_CHUNK = 64 * 1024
-
-
-def error_response(error: BridgeError, *, status: int | None = None) -> web.Response:
-    """The one JSON error shape of the API."""
-    return web.json_response(error.to_json(), status=status or error.http_status)
 
 
 class CallbackReceiver:

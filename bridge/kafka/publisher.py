@@ -22,6 +22,7 @@ from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.obs.metrics import Metrics
+from bridge.retrying import retry
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,26 @@ class Publisher:
         self._ready = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._reachable = asyncio.Event()
 
     @property
     def ready(self) -> bool:
         """True while the producer is started and the last contact with Kafka succeeded."""
         return self._ready and not self._stopping
 
+    async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Until Kafka has answered once; :class:`PublishError` after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._reachable.wait()
+        except TimeoutError:
+            raise PublishError(
+                f"Kafka at {self._settings.bootstrap_servers} is not reachable"
+            ) from None
+
     def _set_ready(self, ready: bool, reason: str = "") -> None:
+        if ready:
+            self._reachable.set()
         if ready != self._ready:
             if ready:
                 log.info("Kafka is reachable at %s", self._settings.bootstrap_servers)
@@ -74,19 +88,21 @@ class Publisher:
         self._task = asyncio.create_task(self._run(), name="kafka-producer")
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while self._producer is None:
+        producer = self._new_producer()
+
+        async def failed(exc: BaseException) -> None:
+            nonlocal producer
+            await producer.stop()
+            self._set_ready(False, f"cannot bootstrap: {exc}")
             producer = self._new_producer()
-            try:
-                await producer.start()
-            except KafkaError as exc:
-                await producer.stop()
-                self._set_ready(False, f"cannot bootstrap: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            self._producer = producer
-            self._set_ready(True)
+
+        # A lambda, not the bound method: a failed producer is replaced by a new one.
+        await retry(
+            lambda: producer.start(),  # noqa: PLW0108
+            retry_on=KafkaError, what="starting the Kafka producer", on_failure=failed,
+        )  # fmt: skip
+        self._producer = producer
+        self._set_ready(True)
         while True:
             await asyncio.sleep(self.probe_interval)
             await self._probe()

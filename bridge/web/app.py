@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -19,12 +19,14 @@ from bridge.commands.service import worker_ctx
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
-from bridge.ingest.receiver import CallbackReceiver, error_response
+from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
 from bridge.obs.metrics import CONTENT_TYPE, Metrics
+from bridge.retrying import retry
 from bridge.settings import Settings
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.errors import json_errors
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +37,6 @@ CALLBACK_PATH = "/callbacks/calls"
 
 # Allocations minus deallocations between young-generation collections (CPython's default: 700).
 _GC_GEN0_THRESHOLD = 20_000
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give aiohttp's own HTTP errors (404, 405, ...) the bridge's JSON error shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = exc.reason.lower().replace(" ", "_")
-        error = BridgeError(exc.text or exc.reason, code=code)
-        response = error_response(error, status=exc.status)
-        for name in ("Allow", "Retry-After"):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
-        return response
 
 
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -111,17 +94,13 @@ async def _receiver_topics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def check() -> None:
         names = [settings.topics.call_events, settings.topics.dead_letters]
-        backoff = 0.5
-        while True:
-            try:
-                await ensure_topics(settings, names)
-            except KafkaError as exc:
-                log.error("receiver topics not usable: %s", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            else:
-                found.set()
-                return
+        # ERROR: a missing topic the bridge may not create needs an operator.
+        await retry(
+            lambda: ensure_topics(settings, names),
+            retry_on=KafkaError, what="checking the receiver's topics", maximum=30.0,
+            level=logging.ERROR,
+        )  # fmt: skip
+        found.set()
 
     task = asyncio.create_task(check(), name="receiver-topics")
     yield

@@ -1,7 +1,8 @@
 """The FoneStorm client against the real sandbox on a real port, and the sandbox's callbacks.
 
 No mocks: the sandbox, a callback catcher and a canned-answer server are real aiohttp servers
-on 127.0.0.1 (see :mod:`tests.integration.conftest_sandbox`).
+on 127.0.0.1 (see :mod:`tests.support.sandbox`; the ``sandbox`` and ``http`` fixtures are from
+there and :mod:`tests.support.bridge_app`).
 """
 
 import asyncio
@@ -12,21 +13,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
-import bridge.sandbox.app
 from bridge.errors import (
     FoneStormAuthError,
     FoneStormRateLimited,
     FoneStormRejected,
     FoneStormUnavailable,
 )
-from bridge.fonestorm.client import build_get_template
-from bridge.sandbox.app import OUTCOME_TABLE, run_sandbox
+from bridge.fonestorm.templates import build_get_template
+from bridge.sandbox.app import run_sandbox
 from bridge.sandbox.settings import SandboxSettings
-from tests.integration.conftest_sandbox import (
+from tests.support.sandbox import (
     CALLEE,
     OURS,
     TOKEN,
@@ -41,18 +40,6 @@ from tests.integration.conftest_sandbox import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def sandbox():
-    async with running_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -314,10 +301,6 @@ async def test_lost_end_callback(client, sandbox, catcher):
     await finished(sandbox, call.id)
     assert [json.loads(c.body)["status"] for c in catcher.requests] == ["BEGIN"]
     assert [d.result for d in sandbox.state.calls[call.id].deliveries] == ["delivered", "dropped"]
-
-
-def test_outcome_table_is_in_the_module_docstring():
-    assert OUTCOME_TABLE in bridge.sandbox.app.__doc__
 
 
 async def test_delivery_retries_on_503_and_stops_on_4xx(client, http, sandbox, catcher):

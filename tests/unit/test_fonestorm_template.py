@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from bridge.fonestorm.client import CALLBACK_FIELDS, build_get_template, parse_retry_after
+from bridge.fonestorm.templates import CALLBACK_FIELDS, build_get_template, parse_retry_after
 from bridge.sandbox.delivery import render_get_url
 
 FULL_QUERY = (
