@@ -25,13 +25,16 @@ How a call ends depends on the last four digits of ``to`` (:data:`OUTCOME_TABLE`
 Admin endpoints (no token): ``GET /healthz``; ``GET /_sandbox/calls`` (filters
 ``?idempotency_key=&to=&direction=``) and ``GET /_sandbox/calls/{id}``;
 ``GET /_sandbox/registrations``; ``GET /_sandbox/requests`` (every ``/v2`` request and its
-status); ``GET|POST|DELETE /_sandbox/faults``; ``POST /_sandbox/inbound`` (simulate an inbound
+status); ``GET|POST|DELETE /_sandbox/faults``; ``GET /_sandbox/held`` (requests held by the
+``hold`` fault); ``POST /_sandbox/inbound`` (simulate an inbound
 call); ``POST /_sandbox/reset``. Every error is ``{"error": {"code", "message"}}``.
 
 Faults apply to ``/v2`` requests before the token is checked, in this order: ``timeout_next``
 (hang ``timeout_seconds``, then 504), ``fail_next`` (``fail_status``), ``rate_limit_next`` (429
 with ``Retry-After``), ``error_rate`` (500), all without creating anything;
 ``fail_after_create_next`` answers 500 *after* creating the call. ``latency`` delays every answer.
+``hold`` holds every request (before the faults above) until it is set false again, so a test can
+stop a request at a known point; ``unauthorized`` answers 401 to every request while it is set.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ async def _guard(request: web.Request) -> SandboxState:
     await request.read()
     if state.faults.latency:
         await asyncio.sleep(state.faults.latency)
+    await state.wait_released()
     fault = state.take_fault()
     if fault is not None:
         request[_FAULT_KEY] = fault.kind
@@ -159,6 +163,8 @@ async def _guard(request: web.Request) -> SandboxState:
             raise SandboxError(429, "rate_limited", "sandbox: injected rate limit", headers)
         raise SandboxError(fault.status, "injected_fault", f"sandbox: injected {fault.status}")
     token = request.headers.get("token", "").encode()
+    if state.faults.unauthorized:
+        raise SandboxError(401, "unauthorized", "sandbox: token refused (unauthorized fault)")
     if not hmac.compare_digest(token, state.settings.token.get_secret_value().encode()):
         raise SandboxError(401, "unauthorized", "missing or invalid token")
     return state
@@ -309,9 +315,14 @@ async def _set_faults(request: web.Request) -> web.Response:
     return web.json_response(faults.model_dump())
 
 
+async def _held(request: web.Request) -> web.Response:
+    return web.json_response({"held": request.app[STATE_KEY].held})
+
+
 async def _clear_faults(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.faults = state.baseline_faults()
+    state.released.set()
     return web.json_response(state.faults.model_dump())
 
 
@@ -357,6 +368,7 @@ def create_sandbox_app(settings: SandboxSettings) -> web.Application:
     app.router.add_get("/_sandbox/faults", _get_faults)
     app.router.add_post("/_sandbox/faults", _set_faults)
     app.router.add_delete("/_sandbox/faults", _clear_faults)
+    app.router.add_get("/_sandbox/held", _held)
     app.router.add_post("/_sandbox/inbound", _inbound)
     app.router.add_post("/_sandbox/reset", _reset)
     return app

@@ -102,6 +102,11 @@ class Faults(BaseModel):
     timeout_next: int = Field(0, ge=0)
     timeout_seconds: float = Field(30.0, gt=0)
     fail_after_create_next: int = Field(0, ge=0)
+    #: While true, API requests wait (whole body received) until it is set false: tests use it
+    #: to make the timing of a rebalance or an outage exact. ``GET /_sandbox/held`` counts them.
+    hold: bool = False
+    #: While true, every API request is answered 401, as when FoneStorm revokes the token.
+    unauthorized: bool = False
 
 
 @dataclass(frozen=True)

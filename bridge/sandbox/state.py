@@ -173,6 +173,10 @@ class SandboxState:
         self.delivery_timeout = 5.0
         #: Set when the app shuts down, so hanging requests answer instead of blocking shutdown.
         self.closing = asyncio.Event()
+        #: Clear while ``faults.hold`` is set; ``held`` counts the requests waiting on it.
+        self.released = asyncio.Event()
+        self.released.set()
+        self.held = 0
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Fault sampling is simulation, not security.
@@ -185,8 +189,28 @@ class SandboxState:
     def update_faults(self, update: dict[str, Any]) -> Faults:
         """Merge ``update`` into the current faults; raises ``ValidationError`` when invalid."""
         self.faults = Faults.model_validate({**self.faults.model_dump(), **update})
+        if self.faults.hold:
+            self.released.clear()
+        else:
+            self.released.set()
         log.info("sandbox faults now %s", self.faults.model_dump())
         return self.faults
+
+    async def wait_released(self) -> None:
+        """Hold an API request while ``faults.hold`` is set (shutdown releases it too)."""
+        if self.released.is_set():
+            return
+        self.held += 1
+        try:
+            closing = asyncio.ensure_future(self.closing.wait())
+            released = asyncio.ensure_future(self.released.wait())
+            try:
+                await asyncio.wait([closing, released], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closing.cancel()
+                released.cancel()
+        finally:
+            self.held -= 1
 
     def take_fault(self) -> InjectedFault | None:
         """Consume the fault the next API request gets, if any."""
@@ -255,4 +279,5 @@ class SandboxState:
             registrations.clear()
         self.requests.clear()
         self.faults = self.baseline_faults()
+        self.released.set()
         log.info("sandbox reset")
