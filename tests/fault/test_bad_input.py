@@ -27,9 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from tests.fault.support import CALLBACK_PATH, callback, free_port, read_to_end
-from tests.integration.conftest import BridgeFactory, RunningBridge
-from tests.kafka_helpers import consume_all
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.callbacks import CALLBACK_PATH, callback
+from tests.support.kafka_records import consume_all, read_to_end
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

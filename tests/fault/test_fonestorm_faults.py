@@ -14,9 +14,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.fault.support import consume_until_distinct, read_to_end
-from tests.integration.commands_support import closed_loop, command
-from tests.integration.conftest import BridgeFactory
+from tests.support.bridge_app import BridgeFactory
+from tests.support.commands import closed_loop, command
+from tests.support.kafka_records import consume_until_distinct, read_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

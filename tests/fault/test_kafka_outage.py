@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,9 +22,12 @@ import pytest
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
-from tests.conftest import LOCAL_KAFKA, REPO_ROOT
-from tests.fault.support import CALLBACK_PATH, callback, percentile, read_to_end
-from tests.integration.conftest import serve, wait_ready
+from tests.support.callbacks import CALLBACK_PATH, callback
+from tests.support.kafka_records import read_to_end
+from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
+from tests.support.ports import free_ports
+from tests.support.servers import serve, wait_ready
+from tests.support.stats import percentile
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -63,20 +65,9 @@ class Broker:
         assert proc.returncode == 0, f"local-kafka {command} failed: {err.decode()}"
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture
 def dedicated_broker() -> Iterator[Broker]:
-    broker = Broker(f"fault-{os.getpid()}", *_free_ports(2))
+    broker = Broker(f"fault-{os.getpid()}", *free_ports(2))
     started = subprocess.run(
         [*broker._args("start"), "--fresh"], cwd=REPO_ROOT, capture_output=True, text=True,
         check=False,

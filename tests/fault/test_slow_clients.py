@@ -26,7 +26,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fault.support import callback, percentile, post_json, read_to_end, receiver_process
+from tests.support.callbacks import callback, post_json
+from tests.support.kafka_records import read_to_end
+from tests.support.processes import receiver_process
+from tests.support.stats import percentile
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 import uuid
 from collections import Counter
@@ -27,24 +26,16 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.fault.support import consume_until_distinct, free_port, read_to_end
-from tests.integration.commands_support import command
-from tests.integration.conftest_sandbox import TOKEN, running_sandbox
+from tests.support.commands import command
+from tests.support.kafka_records import consume_until_distinct, read_to_end
+from tests.support.processes import start_worker
+from tests.support.sandbox import TOKEN, running_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 COMMANDS = 1000
 KILLS = 4
 SANDBOX_LATENCY = 0.05  # every create-call takes 50 ms: kills often land during one
-
-
-async def start_worker(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
-    with log_path.open("ab") as log_file:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge.cli", "worker",
-            env={**os.environ, **env, "BRIDGE_HTTP__PORT": str(free_port())},
-            stdout=log_file, stderr=log_file,
-        )  # fmt: skip
 
 
 @pytest.mark.timeout(220)

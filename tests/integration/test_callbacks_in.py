@@ -15,8 +15,8 @@ import pytest
 
 from bridge.contracts.calls import CallEvent, CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter
-from tests.integration.conftest import BridgeFactory, RunningBridge
-from tests.kafka_helpers import consume_all, consume_for
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.kafka_records import consume_all, consume_for, headers_of
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +66,6 @@ async def send(
         request = http.post(url, json=data, **kwargs)
     async with request as response:
         return response.status, await response.json(), response
-
-
-def headers_of(record: Any) -> dict[str, str]:
-    return {name: value.decode() for name, value in record.headers}
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "JSON"])

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
-from tests.integration.conftest import serve, wait_ready
-from tests.integration.test_shutdown import free_port
-from tests.kafka_helpers import consume_all
+from tests.support.kafka_records import consume_all
+from tests.support.paths import LOCAL_KAFKA
+from tests.support.ports import free_port
+from tests.support.security import secured_settings
+from tests.support.servers import serve, wait_ready
 
 pytestmark = pytest.mark.integration
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "scripts" / "local-kafka"
 USER, PASSWORD = "bridge", "scram-secret-1"
 
 
@@ -29,7 +28,7 @@ def sasl_kafka() -> Iterator[tuple[str, str]]:
     name = f"sasl-{os.getpid()}"
     port, controller, sasl = free_port(), free_port(), free_port()
     result = subprocess.run(
-        [str(LAUNCHER), "start", "--name", name, "--port", str(port), "--controller-port",
+        [str(LOCAL_KAFKA), "start", "--name", name, "--port", str(port), "--controller-port",
          str(controller), "--sasl-port", str(sasl), "--scram-user", f"{USER}:{PASSWORD}",
          "--fresh"],
         capture_output=True, text=True, check=False, timeout=300,
@@ -39,23 +38,9 @@ def sasl_kafka() -> Iterator[tuple[str, str]]:
         yield f"127.0.0.1:{port}", f"127.0.0.1:{sasl}"
     finally:
         subprocess.run(
-            [str(LAUNCHER), "stop", "--name", name, "--purge"], check=False, timeout=60,
+            [str(LOCAL_KAFKA), "stop", "--name", name, "--purge"], check=False, timeout=60,
             capture_output=True,
         )  # fmt: skip
-
-
-def secured_settings(**kafka: object) -> Settings:
-    """Receiver settings on fresh topics, with these Kafka connection settings."""
-    suffix = uuid.uuid4().hex[:8]
-    return Settings.model_validate(
-        {
-            "kafka": {"create_topics": True, "topic_partitions": 1, "produce_timeout": 3.0}
-            | kafka,
-            "topics": {"call_events": f"events-{suffix}", "dead_letters": f"dlq-{suffix}",
-                       "place_call_results": f"results-{suffix}"},
-            "http": {"host": "127.0.0.1", "port": 0},
-        }
-    )  # fmt: skip
 
 
 def sasl_settings(bootstrap: str, password: str, mechanism: str) -> Settings:

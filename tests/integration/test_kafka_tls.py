@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,13 +23,14 @@ import pytest
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
-from tests.integration.conftest import serve, wait_ready
-from tests.integration.test_kafka_security import secured_settings
-from tests.kafka_helpers import consume_all
+from tests.support.kafka_records import consume_all
+from tests.support.paths import LOCAL_KAFKA
+from tests.support.ports import free_ports
+from tests.support.security import secured_settings
+from tests.support.servers import serve, wait_ready
 
 pytestmark = pytest.mark.integration
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "scripts" / "local-kafka"
 CALLBACK = {
     "account_code": "A", "direction": "INBOUND", "status": "BEGIN",
     "from": "3215551081", "to": "3215551801", "type": "VOICE",
@@ -58,21 +58,9 @@ class TlsBroker:
         )
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct ports that are free right now (bound all at once)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def launcher(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(LAUNCHER), *args], capture_output=True, text=True, check=False, timeout=60
+        [str(LOCAL_KAFKA), *args], capture_output=True, text=True, check=False, timeout=60
     )
 
 
@@ -85,7 +73,7 @@ def tls_brokers() -> Iterator[tuple[TlsBroker, TlsBroker]]:
     for index, (name, client_auth) in enumerate(zip(names, ["none", "required"], strict=True)):
         port, controller, ssl_port = ports[3 * index : 3 * index + 3]
         command = [
-            str(LAUNCHER), "start", "--name", name, "--port", str(port), "--controller-port",
+            str(LOCAL_KAFKA), "start", "--name", name, "--port", str(port), "--controller-port",
             str(controller), "--ssl-port", str(ssl_port), "--ssl-client-auth", client_auth,
             "--fresh", "--owner-pid", str(os.getpid()), "--timeout", "90",
         ]  # fmt: skip

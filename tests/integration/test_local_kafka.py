@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.kafka_helpers import NewTopicFactory, consume_all, consume_for
+from tests.support.kafka_broker import NewTopicFactory
+from tests.support.kafka_records import consume_all, consume_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,16 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.conftest import wait_ready
-from tests.kafka_helpers import consume_all
+from tests.support.kafka_records import consume_all
+from tests.support.ports import free_port
+from tests.support.servers import wait_ready
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_sigterm_during_load_keeps_every_acknowledged_callback(

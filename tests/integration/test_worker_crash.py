@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from bridge.contracts.commands import PlaceCallCommand
-from tests.integration.commands_support import command
-from tests.integration.conftest_sandbox import TOKEN, Sandbox, running_sandbox
-from tests.integration.test_shutdown import free_port
-from tests.kafka_helpers import consume_all, consume_for
+from tests.support.commands import command
+from tests.support.kafka_records import consume_all, consume_for
+from tests.support.processes import worker_process
+from tests.support.sandbox import TOKEN, Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def worker_process(
-    env: dict[str, str], log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log_path.open("ab") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge.cli", "worker",
-            env={**os.environ, **env, "BRIDGE_HTTP__PORT": str(free_port())},
-            stdout=log_file, stderr=log_file,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 @pytest.mark.parametrize("moment", ["during-request", "after-response"])

@@ -1,8 +1,10 @@
-"""Fixtures that run the bridge's real HTTP server against the real Kafka broker."""
+"""Fixtures that run the bridge's real HTTP server against the real Kafka broker.
+
+A plugin (``pytest_plugins`` in ``tests/conftest.py``): fixtures ``start_bridge`` and ``http``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,8 @@ from aiohttp import web
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
+from tests.support.kafka_broker import NewTopicFactory
+from tests.support.servers import serve, wait_ready
 
 
 @dataclass
@@ -29,39 +33,13 @@ class RunningBridge:
         return f"{self.url}/callbacks/calls"
 
 
-async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on a free port; returns the runner and base URL."""
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://{host}:{port}"
-
-
-async def wait_ready(url: str, timeout: float = 30.0) -> None:
-    """Poll ``/readyz`` until it answers 200."""
-    async with aiohttp.ClientSession() as session:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                async with session.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            if loop.time() > deadline:
-                raise TimeoutError(f"{url} not ready after {timeout}s")
-            await asyncio.sleep(0.1)
-
-
 BridgeFactory = Callable[..., Awaitable[RunningBridge]]
+"""Type of the ``start_bridge`` fixture."""
 
 
 @pytest.fixture
 async def start_bridge(
-    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]]
+    kafka_bootstrap: str, new_topic: NewTopicFactory
 ) -> AsyncIterator[BridgeFactory]:
     """Factory: start a bridge on fresh topics; ``overrides`` are nested settings dicts."""
     running: list[RunningBridge] = []

@@ -1,10 +1,11 @@
-"""The closed loop under test: real Kafka, the sandbox as FoneStorm, the bridge in-process."""
+"""Place-call commands, and the closed loop under test: real Kafka, the sandbox as FoneStorm,
+the bridge in-process."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +16,9 @@ from pydantic import SecretStr
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.fonestorm.registration import register_callbacks
 from bridge.settings import Settings
-from tests.integration.conftest import RunningBridge
-from tests.integration.conftest_sandbox import OURS, TOKEN, Sandbox, running_sandbox
-from tests.kafka_helpers import Record, consume_all
-
-BridgeFactory = Callable[..., Awaitable[RunningBridge]]
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.kafka_records import Record, consume_all
+from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Shared fixtures: one real Kafka broker per test session, and a fresh topic per test.
+"""Fixtures: one real Kafka broker per test session, and a fresh topic per test.
+
+A plugin (``pytest_plugins`` in ``tests/conftest.py``): fixtures ``kafka_bootstrap`` and
+``new_topic``, and the terminal summary line naming the broker the session used.
 
 Where the broker comes from, first match wins:
 
@@ -17,24 +20,24 @@ import asyncio
 import gc
 import logging
 import os
-import socket
 import subprocess
 import sys
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeAlias
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.kafka_helpers import NewTopicFactory
+from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
+from tests.support.ports import free_ports
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_KAFKA = REPO_ROOT / "scripts" / "local-kafka"
+NewTopicFactory: TypeAlias = Callable[..., Awaitable[str]]
+"""Type of the ``new_topic`` fixture: ``await new_topic(prefix="t", partitions=1) -> str``."""
+
 LOCAL_INSTANCE = "test"
 LOCAL_PORT = 19092
 LOCAL_CONTROLLER_PORT = 19093
@@ -110,18 +113,6 @@ def _testcontainers_kafka() -> Iterator[str]:
         yield bootstrap
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports the OS reports free right now (all bound at once, so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _run_local_kafka(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(LOCAL_KAFKA), *args],
@@ -159,7 +150,7 @@ def _local_kafka() -> Iterator[str]:
         # Another live pytest session owns instance "test" (or something else holds 19092):
         # run a private instance on free ports instead, deleted again at the end.
         name = f"{LOCAL_INSTANCE}-{os.getpid()}"
-        result = _start_local_kafka(name, *_free_ports(2))
+        result = _start_local_kafka(name, *free_ports(2))
     if result.returncode != 0:
         pytest.fail(
             f"scripts/local-kafka start --name {name} failed (exit {result.returncode}):\n"

@@ -1,8 +1,8 @@
-"""Read-back helpers for integration tests against a real Kafka broker.
+"""Reading records back from a real Kafka broker.
 
-Both helpers use a group-less consumer (``group_id=None``): it is assigned every partition of
+Every helper uses a group-less consumer (``group_id=None``): it is assigned every partition of
 the topic directly, never joins a consumer group, commits nothing and therefore cannot disturb
-the consumer groups of the code under test. Both start from the earliest offset and read
+the consumer groups of the code under test. All start from the earliest offset and read
 with ``isolation_level=read_committed`` (what downstream consumers see; for non-transactional
 producers that is every record).
 """
@@ -10,16 +10,13 @@ producers that is every record).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+import json
+from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-NewTopicFactory: TypeAlias = Callable[..., Awaitable[str]]
-"""Type of the ``new_topic`` fixture: ``await new_topic(prefix="t", partitions=1) -> str``."""
 
 _POLL_MS = 200
 
@@ -85,3 +82,66 @@ async def consume_for(bootstrap: str, topic: str, *, seconds: float) -> list[Rec
         return await _drain(consumer, deadline, None)
     finally:
         await consumer.stop()
+
+
+async def consume_until_distinct(
+    bootstrap: str, topic: str, key: Any, expected: int, *, timeout: float
+) -> list[Any]:
+    """Read ``topic`` from the start until ``expected`` distinct ``key(record)`` or ``timeout``.
+
+    Unlike a record count, a distinct count is not fooled by records published twice.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    consumer = _consumer(bootstrap, topic)
+    await consumer.start()
+    records: list[Any] = []
+    seen: set[Any] = set()
+    try:
+        while len(seen) < expected and loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                for record in batch:
+                    records.append(record)
+                    seen.add(key(record))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets as of now (an exact count: no early stop
+    like a record-count wait, no partial read like a fixed time window)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                    return records
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+    finally:
+        await consumer.stop()
+
+
+def headers_of(record: Any) -> dict[str, str]:
+    """A record's headers, values decoded."""
+    return {name: value.decode() for name, value in record.headers}
+
+
+def event_ids(records: list[Any]) -> set[str]:
+    """``event_id`` of every CallEvent record."""
+    return {json.loads(r.value)["event_id"] for r in records}

@@ -1,8 +1,10 @@
-"""Helpers for the FoneStorm client and sandbox tests: real servers on 127.0.0.1, no mocks.
+"""The FoneStorm sandbox and other small servers on real ports of 127.0.0.1, no mocks.
 
-Not a conftest (pytest does not load it by itself): test modules import what they use and wrap
-the context managers in their own fixtures.
+A plugin (``pytest_plugins`` in ``tests/conftest.py``): fixture ``sandbox``. Test modules import
+the constants and context managers they use.
 """
+
+from __future__ import annotations
 
 import asyncio
 import json
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
+import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -20,19 +23,12 @@ from bridge.fonestorm.client import FoneStormClient
 from bridge.sandbox.app import STATE_KEY, SandboxState, create_sandbox_app
 from bridge.sandbox.settings import SandboxSettings
 from bridge.settings import FoneStormSettings
+from tests.support.servers import serve
 
 TOKEN = "s3cret-sandbox-token"
 OURS = "3215551081"
 CALLEE = "3215551801"
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on a free port of 127.0.0.1; the runner and the base URL."""
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+SHUTDOWN_TIMEOUT = 2.0  # seconds the servers here wait for open requests when they stop
 
 
 @dataclass
@@ -54,12 +50,19 @@ async def running_sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
         }
     )
     app = create_sandbox_app(settings)
-    runner, url = await serve(app)
+    runner, url = await serve(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     app[STATE_KEY].delivery_backoff = 0.01
     try:
         yield Sandbox(url, app[STATE_KEY])
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A :func:`running_sandbox` with the default settings."""
+    async with running_sandbox() as running:
+        yield running
 
 
 def make_client(
@@ -162,7 +165,7 @@ async def running_catcher() -> AsyncIterator[Catcher]:
     catcher = Catcher()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", catcher.handle)
-    runner, catcher.url = await serve(app)
+    runner, catcher.url = await serve(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         yield catcher
     finally:
@@ -185,7 +188,7 @@ async def running_canned() -> AsyncIterator[tuple[str, SetAnswer]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner, url = await serve(app)
+    runner, url = await serve(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         yield url, set_answer
     finally:

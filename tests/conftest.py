@@ -1,0 +1,10 @@
+"""The one conftest of the suites outside tests/chart: it loads the fixture plugins.
+
+Fixtures and helpers live in :mod:`tests.support`, one module per role (see its docstring).
+"""
+
+pytest_plugins = [
+    "tests.support.kafka_broker",
+    "tests.support.bridge_app",
+    "tests.support.sandbox",
+]

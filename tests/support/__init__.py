@@ -1,0 +1,22 @@
+"""Test support: fixtures and helpers shared by the test suites, one module per role.
+
+Fixture modules are loaded once, as plugins, by ``pytest_plugins`` in ``tests/conftest.py``;
+test modules import plain helpers (functions, classes, constants) from here, never from another
+test module or from a conftest.
+
+* :mod:`~tests.support.paths`: the repository root and the ``scripts/local-kafka`` launcher.
+* :mod:`~tests.support.ports`: free TCP ports on 127.0.0.1.
+* :mod:`~tests.support.kafka_broker`: fixtures ``kafka_bootstrap`` (the session's Kafka: an
+  external cluster, testcontainers or ``scripts/local-kafka``) and ``new_topic``.
+* :mod:`~tests.support.kafka_records`: reading records back from Kafka.
+* :mod:`~tests.support.servers`: serving an aiohttp app on a free port, waiting for ``/readyz``.
+* :mod:`~tests.support.bridge_app`: fixtures ``start_bridge`` (the bridge app served
+  in-process on fresh topics) and ``http`` (a client session).
+* :mod:`~tests.support.sandbox`: the FoneStorm sandbox, a callback catcher and a canned-answer
+  server on real ports; fixture ``sandbox``.
+* :mod:`~tests.support.commands`: place-call commands and the closed loop (sandbox + bridge).
+* :mod:`~tests.support.callbacks`: callback bodies as FoneStorm sends them, posting them.
+* :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
+* :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
+* :mod:`~tests.support.stats`: small statistics for load reports.
+"""

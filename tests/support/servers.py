@@ -1,0 +1,37 @@
+"""Serve an aiohttp app on a real port of 127.0.0.1, and wait for a server to be ready."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", *, shutdown_timeout: float = 5.0
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free port; returns the runner and base URL."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{host}:{port}"
+
+
+async def wait_ready(url: str, timeout: float = 30.0) -> None:
+    """Poll ``/readyz`` until it answers 200."""
+    async with aiohttp.ClientSession() as session:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+            if loop.time() > deadline:
+                raise TimeoutError(f"{url} not ready after {timeout}s")
+            await asyncio.sleep(0.1)
