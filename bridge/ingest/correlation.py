@@ -21,6 +21,7 @@ from bridge.kafka.follower import TopicFollower
 from bridge.kafka.topics import ensure_topics
 from bridge.retrying import retry
 from bridge.settings import Settings
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ class CallCorrelator:
     async def stop(self) -> None:
         """Stop following."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
+            await cancel_and_wait(self._task)
         await self._follower.stop()
 
     async def _connect(self) -> None:

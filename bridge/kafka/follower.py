@@ -17,6 +17,7 @@ from aiokafka.structs import ConsumerRecord
 
 from bridge.kafka.options import client_options, topic_partitions
 from bridge.settings import KafkaSettings
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,7 @@ class TopicFollower:
     async def stop(self) -> None:
         """Stop following and close the consumer."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
+            await cancel_and_wait(self._task)
             self._task = None
         if self._consumer is not None:
             await self._consumer.stop()

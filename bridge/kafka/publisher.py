@@ -13,21 +13,29 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.structs import RecordMetadata
 
 from bridge.contracts.base import VersionedEvent, utcnow
-from bridge.errors import PublishError
+from bridge.errors import PublishError, RecordRejected
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
 from bridge.settings import KafkaSettings
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+# Errors about the record, not the cluster: the same record will fail again.
+_RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 
 class Publisher:
@@ -125,9 +133,7 @@ class Publisher:
         """Flush what is pending and close the producer."""
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            # wait() rather than await: our own cancellation must still propagate.
-            await asyncio.wait([self._task])
+            await cancel_and_wait(self._task)
         if self._producer is not None:
             # stop() flushes the accumulator before closing.
             await self._producer.stop()
@@ -151,6 +157,9 @@ class Publisher:
             async with asyncio.timeout(self._settings.produce_timeout):
                 future = await producer.send(topic, value=value, key=key, headers=list(headers))
                 metadata: RecordMetadata = await future
+        except _RECORD_ERRORS as exc:
+            self._metrics.produce_errors.labels(topic).inc()
+            raise RecordRejected(f"Kafka refused the record for {topic}: {exc!r}") from exc
         except (TimeoutError, KafkaError) as exc:
             self._metrics.produce_errors.labels(topic).inc()
             self._set_ready(False, f"produce to {topic} failed: {exc!r}")

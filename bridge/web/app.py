@@ -25,6 +25,7 @@ from bridge.kafka.topics import ensure_topics
 from bridge.obs.metrics import CONTENT_TYPE, Metrics
 from bridge.retrying import retry
 from bridge.settings import Settings
+from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import json_errors
 
@@ -104,8 +105,7 @@ async def _receiver_topics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(check(), name="receiver-topics")
     yield
-    task.cancel()
-    await asyncio.wait([task])
+    await cancel_and_wait(task)
 
 
 async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
