@@ -13,6 +13,7 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     │   ├── BodyTimeout               body not received within the body timeout        408
     │   └── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
     ├── PublishError                  Kafka did not acknowledge in time (retriable)    503
+    │   └── RecordRejected            Kafka refused this record (too large): not retriable
     ├── CommandError                  a place-call command we refuse
     │   ├── InvalidCommand            bad JSON or schema violation
     │   └── CommandExpired            ``not_after`` has passed
@@ -102,6 +103,16 @@ class PublishError(BridgeError):
     code = "kafka_unavailable"
     http_status = 503
     retriable = True
+
+
+class RecordRejected(PublishError):
+    """Kafka refused the record itself (too large, invalid): retrying cannot help.
+
+    Not a sign that Kafka is unreachable, so it does not touch readiness.
+    """
+
+    code = "record_rejected"
+    retriable = False
 
 
 class CommandError(BridgeError):

@@ -35,16 +35,20 @@ async def retry(
     maximum: float = 10.0,
     on_failure: Callable[[BaseException], Awaitable[None]] | None = None,
     level: int = logging.WARNING,
+    unless: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """``await action()`` until it does not raise ``retry_on``; log and back off in between.
 
-    ``on_failure`` runs after each failed attempt (to release what the attempt acquired).
+    ``on_failure`` runs after each failed attempt (to release what the attempt acquired);
+    an error for which ``unless`` is true is raised at once.
     """
     delays = backoff_delays(initial, maximum)
     while True:
         try:
             return await action()
         except retry_on as exc:
+            if unless is not None and unless(exc):
+                raise
             if on_failure is not None:
                 await on_failure(exc)
             delay = next(delays)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Literal
 
 import phonenumbers
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "BRIDGE_"
 ENV_NESTED_DELIMITER = "__"
+#: Share of the worker's rebalance timeout that in-flight requests get to finish on revoke.
+REVOKE_SHARE = 0.8
 
 
 class KafkaSettings(BaseModel):
@@ -176,6 +178,28 @@ class WorkerSettings(BaseModel):
         "after sending, 5xx, a 2xx without a call): FoneStorm may have created the call, so a "
         "retry can ring twice. `false` reports such a command `in_doubt` and does not retry.",
     )
+    auth_retry_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between create-call attempts while FoneStorm refuses the token "
+        "(401/403); consumption is paused meanwhile.",
+    )
+    session_timeout: float = Field(
+        10.0, gt=0, description="Kafka consumer group session timeout (s) of the worker."
+    )
+    rebalance_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds the group waits for the worker to give up partitions in a "
+        "rebalance. Create-call requests already sent get 80% of it to finish and record their "
+        "answer, so it must exceed `BRIDGE_FONESTORM__READ_TIMEOUT` plus two produce timeouts.",
+    )
+    max_poll_interval: float = Field(
+        300.0,
+        gt=0,
+        description="Kafka `max.poll.interval.ms` (s): the worker polls every 200 ms, also while "
+        "paused, so only a stuck event loop exceeds it.",
+    )
     delivery: Literal["at-most-once", "at-least-once"] = Field(
         "at-most-once",
         description="What to do with a command whose outcome is unknown after a crash: "
@@ -207,6 +231,19 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
+    @model_validator(mode="after")
+    def _revoke_budget_covers_a_request(self) -> Settings:
+        # A request sent before a rebalance must be able to finish and record its answer
+        # within the revoke budget, or the next owner reports in_doubt for a call we know.
+        needed = self.fonestorm.read_timeout + 2 * self.kafka.produce_timeout
+        if self.worker.rebalance_timeout * REVOKE_SHARE < needed:
+            raise ValueError(
+                f"BRIDGE_WORKER__REBALANCE_TIMEOUT={self.worker.rebalance_timeout:g}: "
+                f"{REVOKE_SHARE:.0%} of it must cover BRIDGE_FONESTORM__READ_TIMEOUT + 2 x "
+                f"BRIDGE_KAFKA__PRODUCE_TIMEOUT ({needed:g}s)"
+            )
+        return self
+
 
 _SECRET_FIELDS = frozenset({"password", "token", "sasl_password"})
 
@@ -228,6 +265,9 @@ def load_settings() -> Settings:
         lines = []
         for err in exc.errors(include_url=False):
             secret = any(str(part) in _SECRET_FIELDS for part in err["loc"])
+            if not err["loc"]:  # a check across sections: its message names the variables
+                lines.append(err["msg"].removeprefix("Value error, "))
+                continue
             shown = "" if secret else f" (got {err.get('input')!r})"
             lines.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

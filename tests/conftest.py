@@ -4,6 +4,7 @@ Fixtures and helpers live in :mod:`tests.support`, one module per role (see its 
 """
 
 pytest_plugins = [
+    "tests.support.dedicated_broker",
     "tests.support.kafka_broker",
     "tests.support.bridge_app",
     "tests.support.sandbox",

@@ -1,4 +1,4 @@
-"""Which offset may be committed when commands finish out of order."""
+"""Which offset may be committed when commands finish out of order, across generations."""
 
 from __future__ import annotations
 
@@ -7,34 +7,61 @@ from collections import deque
 from aiokafka import TopicPartition
 
 
+class _Partition:
+    __slots__ = ("done", "generation", "pending")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.pending: deque[int] = deque()
+        self.done: set[int] = set()
+
+
 class OffsetTracker:
-    """Per partition: commit up to the first offset still in flight, never past it."""
+    """Per owned partition: commit up to the first offset still in flight, never past it.
+
+    A partition is tracked from :meth:`assign` to :meth:`revoke`, in one generation: a late
+    ``finished`` of an earlier generation (a task that outlived its revocation) is ignored,
+    and nothing of a partition no longer owned is ever handed out for commit.
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[TopicPartition, deque[int]] = {}
-        self._done: dict[TopicPartition, set[int]] = {}
+        self._partitions: dict[TopicPartition, _Partition] = {}
         self._committable: dict[TopicPartition, int] = {}
 
-    def started(self, tp: TopicPartition, offset: int) -> None:
-        """A record was taken (offsets arrive in increasing order per partition)."""
-        self._pending.setdefault(tp, deque()).append(offset)
-        self._done.setdefault(tp, set())
+    def assign(self, tp: TopicPartition, generation: int) -> None:
+        """``tp`` is owned from now on, in ``generation``."""
+        self._partitions[tp] = _Partition(generation)
+        self._committable.pop(tp, None)
 
-    def finished(self, tp: TopicPartition, offset: int) -> None:
+    def revoke(self, tp: TopicPartition) -> None:
+        """``tp`` is no longer owned: forget it and anything not yet committed of it."""
+        self._partitions.pop(tp, None)
+        self._committable.pop(tp, None)
+
+    def started(self, tp: TopicPartition, offset: int, generation: int) -> bool:
+        """A record was taken (offsets increase per partition); False when not owned."""
+        partition = self._partitions.get(tp)
+        if partition is None or partition.generation != generation:
+            return False
+        partition.pending.append(offset)
+        return True
+
+    def finished(self, tp: TopicPartition, offset: int, generation: int) -> None:
         """A record's processing is complete (its result and ledger entry are written)."""
-        pending = self._pending.get(tp)
-        if pending is None:
-            return  # partition was revoked meanwhile
-        done = self._done[tp]
-        done.add(offset)
-        while pending and pending[0] in done:
+        partition = self._partitions.get(tp)
+        if partition is None or partition.generation != generation:
+            return  # revoked (and perhaps re-assigned) meanwhile
+        partition.done.add(offset)
+        pending = partition.pending
+        while pending and pending[0] in partition.done:
             first = pending.popleft()
-            done.discard(first)
+            partition.done.discard(first)
             self._committable[tp] = first + 1
 
     def in_flight(self, tp: TopicPartition) -> int:
         """Records of ``tp`` taken and not finished."""
-        return len(self._pending.get(tp, ())) - len(self._done.get(tp, ()))
+        partition = self._partitions.get(tp)
+        return 0 if partition is None else len(partition.pending) - len(partition.done)
 
     def take_commits(self) -> dict[TopicPartition, int]:
         """Offsets to commit now (next offset to read per partition); cleared once taken."""
@@ -44,11 +71,5 @@ class OffsetTracker:
     def restore(self, commits: dict[TopicPartition, int]) -> None:
         """Put back offsets whose commit failed, unless newer ones or a revocation came since."""
         for tp, offset in commits.items():
-            if tp in self._pending and tp not in self._committable:
+            if tp in self._partitions and tp not in self._committable:
                 self._committable[tp] = offset
-
-    def forget(self, tp: TopicPartition) -> None:
-        """Drop a revoked partition."""
-        self._pending.pop(tp, None)
-        self._done.pop(tp, None)
-        self._committable.pop(tp, None)

@@ -27,10 +27,19 @@ def _text(raw: bytes | None) -> tuple[str | None, str]:
         return base64.b64encode(raw).decode("ascii"), "base64"
 
 
-def record_ref(record: Record) -> KafkaRecordRef:
-    """The whole record, for a dead letter."""
+#: Largest command value copied whole into a dead letter: base64 grows it by a third, and the
+#: dead letter must stay under the broker's record size limit (1 MB by default).
+MAX_DEAD_LETTER_VALUE = 256 * 1024
+
+
+def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE) -> KafkaRecordRef:
+    """The record, for a dead letter; its value cut at ``max_value`` bytes (``0``: dropped)."""
     key, _ = _text(record.key)
-    value, encoding = _text(record.value)
+    raw = record.value
+    truncated = raw is not None and max_value is not None and len(raw) > max_value
+    if truncated and raw is not None and max_value is not None:
+        raw = raw[:max_value] or None
+    value, encoding = _text(raw)
     headers = {name: (_text(v)[0] or "") for name, v in (record.headers or ())}
     return KafkaRecordRef(
         topic=record.topic,
@@ -39,6 +48,7 @@ def record_ref(record: Record) -> KafkaRecordRef:
         key=key,
         value=value,
         value_encoding=encoding,  # type: ignore[arg-type]
+        value_truncated=truncated,
         headers=headers,
     )
 

@@ -17,6 +17,7 @@ from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
 from bridge.kafka.topics import ensure_topics
 from bridge.retrying import retry
+from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         group_id=settings.worker.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.worker.session_timeout * 1000),
+        # Not aiokafka's default (the session timeout): a revocation waits for create-call
+        # requests already sent, and that needs longer than 10 s (see CommandWorker.release).
+        rebalance_timeout_ms=int(settings.worker.rebalance_timeout * 1000),
+        max_poll_interval_ms=int(settings.worker.max_poll_interval * 1000),
     )
     worker = app[WORKER] = CommandWorker(settings, consumer, processor, ledger, app[METRICS])
     app[READINESS]["worker"] = lambda: worker.ready
@@ -44,8 +50,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.wait([task])
+        await cancel_and_wait(task)
         await worker.drain(settings.http.shutdown_timeout)
         await consumer.stop()  # leaves the group, so partitions move on at once
         await ledger.stop()

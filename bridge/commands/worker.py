@@ -2,28 +2,45 @@
 
 Records are processed concurrently (``BRIDGE_WORKER__MAX_IN_FLIGHT`` at once, across
 partitions); an offset is committed only when every record before it on its partition is
-finished (its result is on Kafka). On rebalance the worker finishes what it holds of the
-revoked partitions before giving them up, and catches up with the ledger before processing
-newly assigned ones.
+finished (its result is on Kafka). Nothing is queued outside aiokafka: a batch is started the
+moment ``getmany`` returns it, and a record that may not start now is handed back (``seek`` to
+it, ``pause`` its partition), so a revoked partition's records are never started late. The loop
+keeps polling while every slot is busy or FoneStorm refuses our token (partitions paused), so
+the consumer stays in its group.
+
+Rebalances (aiokafka runs them in its own task, see :class:`_Rebalance`):
+
+* **revoke**: the partitions stop being owned at once; their jobs that have not sent a request
+  are cancelled (a job between ``placing`` and sending records ``pending``), jobs whose request
+  is out get up to 80% of ``BRIDGE_WORKER__REBALANCE_TIMEOUT`` to record the answer; then the
+  offsets are committed, while the group still lets us;
+* **assign**: a new generation; the new partitions stay paused until the ledger has caught up
+  with everything written before the assignment (which includes every ``placing`` of their
+  previous owner, who finished revoking before we were assigned).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger
 from bridge.commands.offsets import OffsetTracker
+from bridge.commands.ownership import Ownership
 from bridge.commands.processor import CommandProcessor
 from bridge.commands.records import Record
-from bridge.errors import PublishError
 from bridge.obs.logs import log_context
 from bridge.obs.metrics import Metrics
-from bridge.settings import Settings
+from bridge.retrying import retry
+from bridge.settings import REVOKE_SHARE, Settings
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +53,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._worker.release(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._worker.acquire(assigned)
+        self._worker.acquire(assigned)
 
 
 class CommandWorker:
     """Runs the consume → process → commit loop."""
 
-    #: Seconds to wait for in-flight commands of revoked partitions.
-    revoke_timeout: float = 30.0
     #: Seconds between offset commits. Committing in the consume loop stalled it for a
     #: coordinator round trip per batch, leaving in-flight slots idle (make bench).
     commit_interval: float = 0.5
     #: Seconds between measurements of the command lag.
     lag_interval: float = 2.0
+    #: Longest wait (s) for a free slot before polling anyway, all partitions paused.
+    full_poll_interval: float = 1.0
 
     def __init__(
         self,
@@ -63,11 +80,14 @@ class CommandWorker:
         self._processor = processor
         self._ledger = ledger
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
+        self._max_in_flight = settings.worker.max_in_flight
+        self.revoke_budget = settings.worker.rebalance_timeout * REVOKE_SHARE
+        self._ownership = Ownership()
         self._tracker = OffsetTracker()
-        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._jobs: dict[asyncio.Task[None], tuple[TopicPartition, Job]] = {}
+        self._slot_freed = asyncio.Event()
+        self._catching_up: set[asyncio.Task[None]] = set()
         self._running = False
-        self._paused = False
         # One commit at a time: two in flight could land out of order and move offsets back.
         self._commit_lock = asyncio.Lock()
         metrics.ledger_entries.set_function(lambda: len(ledger))
@@ -77,25 +97,68 @@ class CommandWorker:
         """Consuming, and FoneStorm accepts our token."""
         return self._running and self._processor.auth.is_open
 
+    @property
+    def generation(self) -> int:
+        """How many assignments this worker has had (each rebalance adds one)."""
+        return self._ownership.generation
+
+    def owns(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` is assigned to this worker now (revoked ones stop at once)."""
+        return self._ownership.generation_of(tp) is not None
+
     def listener(self) -> ConsumerRebalanceListener:
         """Rebalance hooks to pass to ``subscribe``."""
         return _Rebalance(self)
 
-    async def acquire(self, assigned: list[TopicPartition]) -> None:
-        """Before processing new partitions, read every ledger entry written so far."""
-        log.info("assigned %s", sorted(tp.partition for tp in assigned))
-        await self._ledger.catch_up()
+    def acquire(self, assigned: list[TopicPartition]) -> None:
+        """New partitions: paused until the ledger has caught up for this generation."""
+        generation = self._ownership.assign(assigned)
+        for tp in assigned:
+            self._tracker.assign(tp, generation)
+        if assigned:
+            self._consumer.pause(*assigned)
+        log.info("assigned %s (generation %d)", sorted(tp.partition for tp in assigned), generation)
+        task = asyncio.create_task(self._catch_up(assigned, generation), name="ledger-catch-up")
+        self._catching_up.add(task)
+        task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(self, assigned: list[TopicPartition], generation: int) -> None:
+        # Measured now, after every previous owner has finished revoking: it covers all their
+        # ledger writes for these partitions.
+        ends = await retry(
+            self._ledger.end_offsets, retry_on=KafkaError, what="reading the ledger's end offsets"
+        )
+        await self._ledger.wait_for(ends)
+        self._ownership.mark_ready(assigned, generation)
+        log.info("ledger caught up; starting %s", sorted(tp.partition for tp in assigned))
 
     async def release(self, revoked: list[TopicPartition]) -> None:
-        """Finish in-flight commands of revoked partitions and commit them."""
+        """Give up partitions: cancel what has not sent, let what has finish, then commit."""
         revoked_set = set(revoked)
-        tasks = [task for task, tp in self._tasks.items() if tp in revoked_set]
-        if tasks:
-            log.info("revoked %d partitions; finishing %d commands", len(revoked), len(tasks))
-            await asyncio.wait(tasks, timeout=self.revoke_timeout)
+        self._ownership.revoke(revoked_set)
+        jobs = {task: job for task, (tp, job) in self._jobs.items() if tp in revoked_set}
+        for task, job in jobs.items():
+            if not job.must_finish:
+                task.cancel()
+        if jobs:
+            log.info(
+                "revoked %d partitions; %d commands in flight, %d with a request out",
+                len(revoked),
+                len(jobs),
+                sum(j.must_finish for j in jobs.values()),
+            )
+            _, late = await asyncio.wait(jobs, timeout=self.revoke_budget)
+            if late:
+                # Their next owner will find ``placing`` and report in_doubt.
+                log.error(
+                    "%d commands did not finish within %.0fs of the revocation; cancelled",
+                    len(late),
+                    self.revoke_budget,
+                )
+                await self._cancel_jobs(late)
         await self._commit()
         for tp in revoked:
-            self._tracker.forget(tp)
+            self._tracker.revoke(tp)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -105,23 +168,80 @@ class CommandWorker:
         lag = asyncio.create_task(self._measure_lag_periodically(), name="command-lag")
         try:
             while True:
-                self._follow_auth_gate()
-                await self._slots.acquire()
-                self._slots.release()
-                batches = await self._consumer.getmany(
-                    timeout_ms=200, max_records=self._settings.worker.max_in_flight
-                )
-                for tp, records in batches.items():
-                    for record in records:
-                        await self._slots.acquire()
-                        self._start(tp, record)
+                await self._poll_once()
                 self._metrics.worker_ready.set(1 if self.ready else 0)
         finally:
-            committer.cancel()
-            lag.cancel()
-            await asyncio.wait([committer, lag])
+            for task in (committer, lag, *self._catching_up):
+                await cancel_and_wait(task)
             self._running = False
             self._metrics.worker_ready.set(0)
+
+    async def _poll_once(self) -> None:
+        free = self._max_in_flight - len(self._jobs)
+        if free == 0:
+            # Usually a slot frees within milliseconds; if not, poll anyway (everything
+            # paused, so nothing is fetched) to stay a live member of the group.
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.full_poll_interval):
+                    await self._slot_freed.wait()
+            if self._slot_freed.is_set():
+                return
+        accepting = free > 0 and self._processor.auth.is_open
+        self._apply_pauses(accepting=accepting)
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=max(free, 1))
+        # No await from here to the last start: the assignment cannot change meanwhile.
+        for tp, records in batches.items():
+            generation = self._ownership.generation_of(tp)
+            free = self._max_in_flight - len(self._jobs)
+            if (
+                generation is None
+                or not self._ownership.startable(tp)
+                or not self._processor.auth.is_open
+                or len(records) > free
+            ):
+                # Not ours to start now: give the records back to aiokafka.
+                self._consumer.seek(tp, records[0].offset)
+                self._consumer.pause(tp)
+                continue
+            for record in records:
+                self._start(tp, generation, record)
+
+    def _apply_pauses(self, *, accepting: bool) -> None:
+        assignment = self._consumer.assignment()
+        wanted = self._ownership.to_pause(assignment, accepting=accepting)
+        paused = self._consumer.paused()
+        if wanted - paused:
+            self._consumer.pause(*(wanted - paused))
+        if (paused - wanted) & assignment:
+            self._consumer.resume(*((paused - wanted) & assignment))
+
+    def _start(self, tp: TopicPartition, generation: int, record: Record) -> None:
+        self._tracker.started(tp, record.offset, generation)
+        self._metrics.commands_in_flight.inc()
+        job = Job(record, lambda: self._ownership.owns(tp, generation))
+        task = asyncio.create_task(self._process(tp, generation, job))
+        self._jobs[task] = (tp, job)
+        task.add_done_callback(self._done)
+
+    async def _process(self, tp: TopicPartition, generation: int, job: Job) -> None:
+        with log_context(command_offset=f"{tp.partition}@{job.record.offset}"):
+            try:
+                await self._processor.process(job)
+            except Revoked:
+                log.info("partition revoked before the request; left to its next owner")
+                return
+            except Exception:
+                # A bug, or a record Kafka refuses: holding the offset would freeze the
+                # partition's commits for the life of the process, so it moves on.
+                log.exception("command failed unexpectedly; moving on")
+                self._metrics.commands.labels("error").inc()
+        self._tracker.finished(tp, job.record.offset, generation)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.pop(task, None)
+        self._slot_freed.set()
+        self._metrics.commands_in_flight.dec()
 
     async def _commit_periodically(self) -> None:
         while True:
@@ -147,46 +267,6 @@ class CommandWorker:
                 self._metrics.command_lag.set(lag)
             await asyncio.sleep(self.lag_interval)
 
-    def _follow_auth_gate(self) -> None:
-        # Paused partitions still heartbeat and poll, so the group keeps us while we wait.
-        gate_open = self._processor.auth.is_open
-        if not gate_open and not self._paused:
-            self._consumer.pause(*self._consumer.assignment())
-            self._paused = True
-        elif gate_open and self._paused:
-            self._consumer.resume(*self._consumer.assignment())
-            self._paused = False
-
-    def _start(self, tp: TopicPartition, record: Record) -> None:
-        self._tracker.started(tp, record.offset)
-        self._metrics.commands_in_flight.inc()
-        task = asyncio.create_task(self._process(tp, record))
-        self._tasks[task] = tp
-        task.add_done_callback(self._done)
-
-    async def _process(self, tp: TopicPartition, record: Record) -> None:
-        with log_context(command_offset=f"{tp.partition}@{record.offset}"):
-            backoff = 0.5
-            while True:
-                try:
-                    await self._processor.process(record)
-                except PublishError as exc:
-                    # Kafka is down: the result cannot be written, so neither can the offset
-                    # be committed. Keep the record and try again; the ledger makes it safe.
-                    log.warning("cannot write results (%s); retrying in %.1fs", exc, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                break
-        self._tracker.finished(tp, record.offset)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
-        self._slots.release()
-        self._metrics.commands_in_flight.dec()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("command task failed", exc_info=task.exception())
-
     async def _commit(self) -> None:
         async with self._commit_lock:
             commits = self._tracker.take_commits()
@@ -201,12 +281,18 @@ class CommandWorker:
                 self._tracker.restore(commits)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Let in-flight commands finish (bounded), then commit."""
-        if self._tasks:
-            log.info("draining %d in-flight commands", len(self._tasks))
-            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
-            for task in pending:
+        """Shutdown: cancel what has not sent, let the rest finish (bounded), then commit."""
+        for task, (_, job) in self._jobs.items():
+            if not job.must_finish:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        if self._jobs:
+            log.info("draining %d in-flight commands", len(self._jobs))
+            _, pending = await asyncio.wait(list(self._jobs), timeout=timeout)
+            await self._cancel_jobs(pending)
         await self._commit()
+
+    async def _cancel_jobs(self, tasks: Iterable[asyncio.Task[None]]) -> None:
+        # A cancelled job between ``placing`` and sending records ``pending`` first: give it
+        # a produce timeout before cancelling again.
+        interval = self._settings.kafka.produce_timeout + 1.0
+        await asyncio.gather(*(cancel_and_wait(task, interval=interval) for task in tasks))

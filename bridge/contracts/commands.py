@@ -4,25 +4,43 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from bridge.contracts.base import VersionedEvent, uuid5
 from bridge.contracts.calls import PLACED_ID_NAMESPACE
 from bridge.errors import InvalidCommand
 
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=1024)]
+
 
 class PlaceCallCommand(VersionedEvent):
-    """Ask the bridge to place one call through FoneStorm."""
+    """Ask the bridge to place one call through FoneStorm.
+
+    Unknown fields are ignored, not refused: an upstream producer may add optional fields
+    within v1 (the additive evolution the README promises) before the bridge knows them.
+    """
+
+    # extra="ignore": see the docstring; frozen as every published model.
+    model_config = ConfigDict(extra="ignore", frozen=True, use_enum_values=False)
 
     schema_name: ClassVar[str] = "place-call-command"
     schema_version: ClassVar[int] = 1
 
     command_id: str = Field(
         min_length=1,
-        max_length=200,
-        description="Idempotency key: the bridge places at most one call per command_id.",
+        max_length=128,
+        description="Idempotency key, printable ASCII, at most 128 characters: the bridge "
+        "places at most one call per command_id.",
     )
     fonenumber: str = Field(min_length=1, max_length=32, description="Our FoneNumber to call from.")
     to: str = Field(min_length=1, max_length=32, description="Number to call.")
@@ -33,9 +51,21 @@ class PlaceCallCommand(VersionedEvent):
     not_after: AwareDatetime | None = Field(
         None, description="Do not place the call after this time (result `expired`)."
     )
-    metadata: dict[str, str] = Field(
-        default_factory=dict, description="Passed through to the result unchanged."
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Passed through to the result unchanged: at most 32 entries, keys of at "
+        "most 64 and values of at most 1,024 characters.",
     )
+
+    @field_validator("command_id")
+    @classmethod
+    def _printable_ascii(cls, value: str) -> str:
+        # It travels as FoneStorm's Idempotency-Key header and in log lines.
+        for position, char in enumerate(value):
+            if not " " <= char <= "~":
+                raise ValueError(f"must be printable ASCII: {char!r} at position {position} is not")
+        return value
 
     @property
     def ce_id(self) -> str:
@@ -126,7 +156,8 @@ def parse_command(value: bytes | None) -> PlaceCallCommand:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise InvalidCommand(f"value is not valid JSON: {exc.errors()[0]['msg']}") from None
         parts = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors(include_url=False)
         ]
         raise InvalidCommand("; ".join(parts)) from None

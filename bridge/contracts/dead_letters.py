@@ -41,6 +41,11 @@ class KafkaRecordRef(BaseModel):
     key: str | None = Field(None, description="Key, base64 if not UTF-8.")
     value: str | None = Field(None, description="Value as text, or base64 if not UTF-8.")
     value_encoding: Literal["utf-8", "base64"] = Field("utf-8", description="How `value` is.")
+    value_truncated: bool = Field(
+        False,
+        description="True when `value` was cut to keep the dead letter within Kafka's "
+        "record size limit.",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Record headers.")
 
 

@@ -15,11 +15,12 @@ read timeout, connection lost mid-request   FoneStormUnavailable         ``timeo
 401, 403, or no token configured            FoneStormAuthError           (class default)
 other 4xx, 1xx/3xx                          FoneStormRejected            (class default)
 2xx whose body is not the documented shape  FoneStormRejected            ``bad_response``
+a header value aiohttp refuses (not sent)   FoneStormRejected            ``invalid_request``
 ==========================================  ===========================  =====================
 
 A 2xx with a body we cannot read is *not* retriable on purpose: FoneStorm accepted the request,
 so the call may well be ringing; retrying would risk a second call to the same person, while
-the contract violation will not fix itself on retry.
+the contract violation will not fix itself on retry. The worker reports it ``in_doubt``.
 
 Error messages carry the HTTP status and a short excerpt of the response body, never the token.
 """
@@ -211,6 +212,11 @@ class FoneStormClient:
         except aiohttp.ClientError as exc:
             raise FoneStormUnavailable(
                 f"POST {path}: {type(exc).__name__}: {exc}", code="connection_error"
+            ) from exc
+        except ValueError as exc:
+            # aiohttp refuses a header value with CR/LF before anything is sent.
+            raise FoneStormRejected(
+                f"POST {path}: request not sent: {exc}", code="invalid_request"
             ) from exc
 
         if 200 <= status < 300:

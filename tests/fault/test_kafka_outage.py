@@ -1,7 +1,7 @@
 """The Kafka broker stopped for several seconds and restarted while callbacks keep arriving.
 
-Runs on a dedicated broker (``scripts/local-kafka`` instance ``fault-<pid>``), never the session
-one, so stopping it cannot disturb other tests. The receiver is the real app, served in-process
+Runs on a dedicated broker (the ``dedicated_broker`` fixture), never the session one, so
+stopping it cannot disturb other tests. The receiver is the real app, served in-process
 on a real port, and is not restarted: it has to find the broker again by itself.
 """
 
@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -23,9 +19,8 @@ import pytest
 from bridge.settings import Settings
 from bridge.web.app import create_app
 from tests.support.callbacks import CALLBACK_PATH, callback
+from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import read_to_end
-from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
-from tests.support.ports import free_ports
 from tests.support.servers import serve, wait_ready
 from tests.support.stats import percentile
 
@@ -34,51 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 OUTAGE_SECONDS = 6.0
 PRODUCE_TIMEOUT = 1.0
 CLIENTS = 8
-
-
-@dataclass
-class Broker:
-    """A dedicated local-kafka instance that the test may stop and start."""
-
-    name: str
-    port: int
-    controller_port: int
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _args(self, command: str) -> list[str]:
-        args = [sys.executable, str(LOCAL_KAFKA), command, "--name", self.name]
-        if command == "start":
-            args += ["--port", str(self.port), "--controller-port", str(self.controller_port)]
-            args += ["--timeout", "90"]
-        return args
-
-    async def run(self, command: str, *extra: str) -> None:
-        """``local-kafka COMMAND`` without blocking the event loop (the load goes on)."""
-        proc = await asyncio.create_subprocess_exec(
-            *self._args(command), *extra, cwd=REPO_ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await proc.communicate()
-        assert proc.returncode == 0, f"local-kafka {command} failed: {err.decode()}"
-
-
-@pytest.fixture
-def dedicated_broker() -> Iterator[Broker]:
-    broker = Broker(f"fault-{os.getpid()}", *free_ports(2))
-    started = subprocess.run(
-        [*broker._args("start"), "--fresh"], cwd=REPO_ROOT, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    try:
-        assert started.returncode == 0, started.stderr
-        yield broker
-    finally:
-        subprocess.run(
-            [*broker._args("stop"), "--purge"], cwd=REPO_ROOT, capture_output=True, check=False
-        )
 
 
 @dataclass

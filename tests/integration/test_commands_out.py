@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from bridge.contracts.calls import CallPlaced
 from bridge.contracts.commands import PlaceCallResult
 from bridge.fonestorm.registration import register_callbacks
-from tests.integration.commands_support import BridgeFactory, Loop, closed_loop, command
-from tests.integration.conftest_sandbox import OURS, TOKEN
-from tests.kafka_helpers import consume_for
+from tests.support.bridge_app import BridgeFactory
+from tests.support.commands import Loop, closed_loop, command
+from tests.support.kafka_records import consume_for
+from tests.support.sandbox import OURS, TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -155,9 +156,10 @@ async def test_permanent_error_fails_and_dead_letters(start_bridge: BridgeFactor
 
 
 async def test_retries_give_up_after_max_attempts(start_bridge: BridgeFactory) -> None:
+    # 429s prove no call was made: after the last attempt the command has certainly failed.
     async with closed_loop(start_bridge, worker={"max_attempts": 3}) as loop:
         loop.sandbox.state.faults = loop.sandbox.state.faults.model_copy(
-            update={"fail_next": 10, "fail_status": 503}
+            update={"rate_limit_next": 10, "retry_after": 0}
         )
         cmd = command(str(uuid.uuid4()))
         await loop.send(cmd)
@@ -165,6 +167,21 @@ async def test_retries_give_up_after_max_attempts(start_bridge: BridgeFactory) -
         assert (result["status"], result["attempts"]) == ("failed", 3)
         assert "retries exhausted" in result["error_message"]
         assert len(await loop.dead_letters(1)) == 1
+
+
+async def test_exhausted_retries_of_5xx_are_in_doubt_not_failed(
+    start_bridge: BridgeFactory,
+) -> None:
+    # A 5xx may come after FoneStorm created the call: "failed" would claim there is none.
+    async with closed_loop(start_bridge, worker={"max_attempts": 3}) as loop:
+        loop.sandbox.state.faults = loop.sandbox.state.faults.model_copy(
+            update={"fail_next": 10, "fail_status": 503}
+        )
+        cmd = command(str(uuid.uuid4()))
+        await loop.send(cmd)
+        [result] = await loop.results(1)
+        assert (result["status"], result["attempts"]) == ("in_doubt", 3)
+        assert "retries exhausted" in result["error_message"]
 
 
 async def test_wrong_token_pauses_worker(start_bridge: BridgeFactory) -> None:

@@ -1,0 +1,101 @@
+"""What to do with a command, from what the ledger knows: a pure function, tested as a table.
+
+The processor (:mod:`bridge.commands.processor`) only performs the action decided here; see
+:mod:`bridge.commands.ledger` for why the ledger makes "at most one call per command" hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from bridge.commands.ledger import LedgerEntry, LedgerState
+from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
+
+Delivery = Literal["at-most-once", "at-least-once"]
+
+
+@dataclass(frozen=True)
+class Republish:
+    """This very record was finished before the crash that kept its offset: publish again."""
+
+    result: PlaceCallResult
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End the command without a call."""
+
+    status: ResultStatus
+    error_code: str
+    message: str
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Place the call."""
+
+    #: An earlier attempt was interrupted mid-request and at-least-once allows another.
+    again: bool = False
+
+
+Action = Republish | Finish | Place
+
+
+def decide(
+    command: PlaceCallCommand,
+    entry: LedgerEntry | None,
+    *,
+    source: str,
+    now: datetime,
+    written_at: datetime | None,
+    retention: float,
+    delivery: Delivery,
+) -> Action:
+    """The action for ``command`` read from the record ``source`` (written at ``written_at``).
+
+    ``entry`` is the ledger's latest entry for the command id, after the ledger has caught up
+    with everything written before the command's partition was assigned to this worker.
+    """
+    if entry is not None and entry.state is LedgerState.DONE and entry.result is not None:
+        if entry.source == source:
+            return Republish(entry.result)
+        done = entry.result
+        return Finish(
+            ResultStatus.DUPLICATE,
+            "duplicate",
+            f"command_id already finished as {done.status.value}",
+            call_id=done.call_id,
+        )
+    if entry is not None and entry.state is LedgerState.PLACING:
+        if delivery == "at-most-once":
+            return Finish(
+                ResultStatus.IN_DOUBT,
+                "in_doubt",
+                "an earlier attempt was interrupted during the create-call request; the call "
+                "may or may not have been placed",
+            )
+        return _unless_expired(command, now) or Place(again=True)
+    if entry is None and written_at is not None and now - written_at > timedelta(seconds=retention):
+        # The ledger forgets command ids after the retention, so it cannot tell whether this
+        # one was placed: an offset reset or a replayed backlog must not ring anyone twice.
+        return Finish(
+            ResultStatus.EXPIRED,
+            "too_old",
+            f"the command was written at {written_at.isoformat()}, longer ago than the ledger "
+            f"remembers command ids (BRIDGE_WORKER__LEDGER_RETENTION={retention:g}s), so "
+            "whether it was placed is unknown; not placed",
+        )
+    return _unless_expired(command, now) or Place()
+
+
+def _unless_expired(command: PlaceCallCommand, now: datetime) -> Finish | None:
+    if command.not_after is not None and command.not_after <= now:
+        return Finish(
+            ResultStatus.EXPIRED,
+            "expired",
+            f"not_after {command.not_after.isoformat()} has passed",
+        )
+    return None

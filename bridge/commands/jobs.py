@@ -1,0 +1,62 @@
+"""A command record in the worker's hands: where it stands, for the worker to act on revoke."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bridge.commands.records import Record, source_of
+from bridge.contracts.base import utcnow
+
+
+class Revoked(Exception):
+    """The command's partition was given up before a request went out; its next owner has it."""
+
+
+class Phase(enum.Enum):
+    """Where a job stands, for the worker to choose on revoke: cancel it, or let it finish."""
+
+    WAITING = "waiting"  # deciding, in the rate limiter, backing off, paused: no request out
+    MARKING = "marking"  # writing ``placing``; no request out yet
+    SENT = "sent"  # a create-call request is out: let it answer
+    RECORDING = "recording"  # the outcome is known: let it be written
+
+
+class Job:
+    """One command record being handled, and what the worker may do with it."""
+
+    __slots__ = (
+        "call_possible",
+        "phase",
+        "placing",
+        "received_at",
+        "record",
+        "source",
+        "started",
+        "still_owned",
+    )
+
+    def __init__(self, record: Record, still_owned: Callable[[], bool]) -> None:
+        self.record = record
+        self.still_owned = still_owned
+        self.received_at = utcnow()
+        self.started = time.perf_counter()
+        self.source = source_of(record.topic, record.partition, record.offset)
+        self.phase = Phase.WAITING
+        #: The ledger's latest entry for this command (from this job) is ``placing``.
+        self.placing = False
+        #: An attempt of this job may have created the call: never write ``pending`` again.
+        self.call_possible = False
+
+    @property
+    def must_finish(self) -> bool:
+        """A request is out or answered: cancelling now could lose a call's result."""
+        return self.phase in (Phase.SENT, Phase.RECORDING)
+
+    @property
+    def written_at(self) -> datetime | None:
+        """When the command record was written (its Kafka timestamp), if it has one."""
+        stamp = self.record.timestamp
+        return None if stamp is None or stamp < 0 else datetime.fromtimestamp(stamp / 1000, UTC)

@@ -1,0 +1,182 @@
+"""Writing what became of a command: dead letter, ledger ``done``, result, ``CallPlaced``.
+
+Every write is retried until Kafka takes it (for as long as the job lives: the worker bounds
+that on revoke and shutdown); the command is never decided again once its outcome is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bridge.commands.jobs import Job
+from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState
+from bridge.commands.records import readable_command_id, record_ref
+from bridge.contracts.base import utcnow, uuid5
+from bridge.contracts.calls import PLACED_ID_NAMESPACE, CallPlaced
+from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
+from bridge.contracts.dead_letters import DeadLetter
+from bridge.errors import InvalidCommand, PublishError, RecordRejected
+from bridge.kafka.publisher import Publisher
+from bridge.obs.logs import bind_log_context
+from bridge.obs.metrics import Metrics
+from bridge.retrying import retry
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/fonestorm-bridge/worker"
+T = TypeVar("T")
+
+
+class OutcomeWriter:
+    """The worker's writes to Kafka about one command."""
+
+    def __init__(
+        self, settings: Settings, publisher: Publisher, ledger: Ledger, metrics: Metrics
+    ) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._ledger = ledger
+        self._metrics = metrics
+
+    async def settle(
+        self,
+        job: Job,
+        command: PlaceCallCommand,
+        result: PlaceCallResult,
+        *,
+        dead_letter: tuple[str, str] | None = None,
+    ) -> None:
+        """Dead letter, ledger ``done``, then the result: each retried until written."""
+        if dead_letter is not None:
+            code, reason = dead_letter
+            await self.until_written(
+                "the dead letter", lambda: self.dead_letter(job, code, reason, command.command_id)
+            )
+        done = LedgerEntry(
+            command_id=command.command_id,
+            state=LedgerState.DONE,
+            source=job.source,
+            result=result,
+            updated_at=utcnow(),
+        )
+        await self.until_written("the ledger entry", lambda: self._ledger.record(done))
+        # A crash from here on republishes the same result (same ce_id) from the ledger.
+        await self.until_written("the result", lambda: self.publish(result, command))
+        log.info(
+            "command %s (call %s, %d attempts)",
+            result.status.value,
+            result.call_id,
+            result.attempts,
+        )
+
+    async def until_written(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        # Kafka unreachable is retried for as long as this task lives (the worker bounds that
+        # on revoke and shutdown); a record Kafka refuses is a bug and is raised.
+        return await retry(
+            write,
+            retry_on=PublishError,
+            what=f"writing {what}",
+            unless=lambda exc: isinstance(exc, RecordRejected),
+        )
+
+    def result(
+        self,
+        job: Job,
+        command: PlaceCallCommand,
+        status: ResultStatus,
+        *,
+        call_id: str | None = None,
+        attempts: int = 0,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> PlaceCallResult:
+        return PlaceCallResult(
+            command_id=command.command_id,
+            status=status,
+            call_id=call_id,
+            attempts=attempts,
+            error_code=error_code,
+            error_message=error_message,
+            correlation_id=command.correlation_id,
+            metadata=command.metadata,
+            received_at=job.received_at,
+            finished_at=utcnow(),
+        )
+
+    async def state(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> None:
+        """Record ``state`` of the command on the ledger (retried until written)."""
+        await self.until_written("the ledger entry", lambda: self.mark(job, command, state))
+
+    async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> None:
+        await self._ledger.record(
+            LedgerEntry(
+                command_id=command.command_id, state=state, source=job.source, updated_at=utcnow()
+            )
+        )
+
+    async def publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:
+        topics = self._settings.topics
+        publish_result = self._publisher.publish_event(
+            topics.place_call_results, result, source=SOURCE
+        )
+        if result.status is not ResultStatus.PLACED or not result.call_id or command is None:
+            await publish_result
+            return
+        placed = CallPlaced(
+            event_id=uuid5(PLACED_ID_NAMESPACE, f"placed|{result.call_id}"),
+            call_id=result.call_id,
+            command_id=result.command_id,
+            correlation_id=result.correlation_id,
+            fonenumber=command.fonenumber,
+            to=command.to,
+            placed_at=result.finished_at,
+        )
+        publish_placed = self._publisher.publish_event(topics.call_events, placed, source=SOURCE)
+        # Two topics, no order between them for consumers anyway: one round trip, not two.
+        outcomes = await asyncio.gather(publish_placed, publish_result, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def dead_letter(self, job: Job, code: str, reason: str, key: str | None) -> None:
+        letter = DeadLetter(
+            dead_letter_id=str(uuid.uuid4()),
+            source="command",
+            reason_code=code,
+            reason=reason,
+            received_at=job.received_at,
+            record=record_ref(job.record),
+        )
+        topic = self._settings.topics.dead_letters
+        try:
+            await self._publisher.publish_event(topic, letter, source=SOURCE, key=key)
+        except RecordRejected:
+            # Still too large for this cluster's limit: keep everything but the value.
+            letter = letter.model_copy(update={"record": record_ref(job.record, max_value=0)})
+            await self._publisher.publish_event(topic, letter, source=SOURCE, key=key)
+        self._metrics.dead_letters.labels("command", code).inc()
+
+    async def reject(self, job: Job, error: InvalidCommand) -> None:
+        """An unreadable command: dead letter, and a ``rejected`` result if it has an id."""
+        command_id = readable_command_id(job.record)
+        bind_log_context(command_id=command_id)
+        log.warning("command rejected: %s", error.message)
+        await self.until_written(
+            "the dead letter", lambda: self.dead_letter(job, error.code, error.message, None)
+        )
+        if command_id is not None:
+            result = PlaceCallResult(
+                command_id=command_id,
+                status=ResultStatus.REJECTED,
+                error_code=error.code,
+                error_message=error.message,
+                received_at=job.received_at,
+                finished_at=utcnow(),
+            )
+            await self.until_written("the result", lambda: self.publish(result, None))
+        self._metrics.commands.labels(ResultStatus.REJECTED.value).inc()

@@ -1,0 +1,100 @@
+"""The broker goes away between FoneStorm's answer and the worker's record of it.
+
+The create-call request is held in the sandbox while the dedicated broker stops; released, the
+call is created, and the ledger ``done`` and the result cannot be written until the broker is
+back. They must then be written as they were: one call, reported ``placed`` with its id, with
+its ``CallPlaced`` event, never ``in_doubt`` and never placed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bridge.settings import Settings
+from bridge.web.app import create_app
+from tests.support.commands import command
+from tests.support.dedicated_broker import Broker
+from tests.support.kafka_records import consume_all, read_to_end
+from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.servers import serve
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+async def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(240)
+async def test_broker_restart_after_the_answer_records_it_without_a_second_call(
+    dedicated_broker: Broker,
+) -> None:
+    async with running_sandbox() as sandbox:
+        settings = Settings.model_validate(
+            {
+                "kafka": {
+                    "bootstrap_servers": dedicated_broker.bootstrap,
+                    "produce_timeout": 1.0,
+                    "create_topics": True,
+                    "topic_partitions": 1,
+                },
+                "topics": {
+                    "call_events": "wo.events",
+                    "dead_letters": "wo.dlq",
+                    "place_call": "wo.commands",
+                    "place_call_results": "wo.results",
+                    "command_ledger": "wo.ledger",
+                },
+                "http": {"host": "127.0.0.1", "port": 0},
+                "fonestorm": {"base_url": f"{sandbox.url}/v2", "token": TOKEN, "read_timeout": 60},
+                "worker": {"group_id": "wo", "rebalance_timeout": 90.0},
+            }
+        )
+        app = create_app(settings, receiver=False, worker=True)
+        runner, _ = await serve(app)
+        try:
+            sandbox.state.update_faults({"hold": True})
+            cmd = command(f"outage-{uuid.uuid4()}")
+            producer = AIOKafkaProducer(bootstrap_servers=dedicated_broker.bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    "wo.commands", cmd.model_dump_json().encode(), key=cmd.command_id.encode()
+                )
+            finally:
+                await producer.stop()
+            await _until(lambda: sandbox.state.held == 1, 60, "the held create-call")
+            await dedicated_broker.run("stop")
+            sandbox.state.update_faults({"hold": False})  # FoneStorm answers: the call exists
+            await _until(lambda: len(sandbox.state.calls) == 1, 10, "the call")
+            await asyncio.sleep(3.0)  # the worker retries its writes against no broker
+            await dedicated_broker.run("start")
+            [result] = [
+                json.loads(r.value)
+                for r in await consume_all(
+                    dedicated_broker.bootstrap, "wo.results", expected=1, timeout=60
+                )
+            ]
+            [call] = sandbox.state.calls.values()
+            assert (result["status"], result["call_id"]) == ("placed", call.id)
+            events = await read_to_end(dedicated_broker.bootstrap, "wo.events")
+            placed = [json.loads(r.value) for r in events]
+            assert [e["call_id"] for e in placed if "placed_at" in e] == [call.id]
+            ledger = await read_to_end(dedicated_broker.bootstrap, "wo.ledger")
+            assert [json.loads(r.value)["state"] for r in ledger][-1] == "done"
+            await asyncio.sleep(1.0)
+            assert Counter(c.idempotency_key for c in sandbox.state.calls.values()) == {
+                cmd.command_id: 1
+            }
+        finally:
+            await runner.cleanup()

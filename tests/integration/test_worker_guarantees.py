@@ -1,0 +1,287 @@
+"""At most one call and exactly one result per command while workers come and go.
+
+Real Kafka, the sandbox as FoneStorm, workers in-process. The interleavings are forced, not
+hoped for: the sandbox's ``hold`` fault keeps create-call requests waiting until released, so
+a rebalance or a shutdown happens at a known point of a command's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from bridge.commands.ledger import LedgerEntry, LedgerState
+from bridge.commands.records import source_of
+from bridge.commands.service import WORKER
+from bridge.commands.worker import CommandWorker
+from bridge.contracts.commands import PlaceCallResult, ResultStatus
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.commands import Loop, closed_loop, command
+from tests.support.kafka_records import consume_for
+
+pytestmark = pytest.mark.integration
+
+# Requests held in the sandbox must not time out on the client side meanwhile.
+PATIENT = {"read_timeout": 20.0}
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        await asyncio.sleep(0.02)
+
+
+def worker_of(bridge: RunningBridge) -> CommandWorker:
+    return bridge.app[WORKER]
+
+
+async def second_worker(start_bridge: BridgeFactory, loop: Loop, **worker: Any) -> RunningBridge:
+    """Another worker process-alike: same topics, same group, same sandbox."""
+    first = loop.settings
+    return await start_bridge(
+        ready=False,
+        worker_enabled=True,
+        topics=first.topics.model_dump(),
+        fonestorm=first.fonestorm.model_dump(),
+        worker={**first.worker.model_dump(), **worker},
+        http={"shutdown_timeout": 2.0},
+    )
+
+
+async def all_results(loop: Loop) -> list[dict[str, Any]]:
+    """Every result on the topic, read for long enough that a late second one would show."""
+    records = await consume_for(
+        loop.settings.kafka.bootstrap_servers, loop.settings.topics.place_call_results, seconds=2
+    )
+    return [json.loads(r.value) for r in records]
+
+
+def one_each(loop: Loop, ids: list[str], results: list[dict[str, Any]]) -> Counter[str]:
+    """Assert at most one call and exactly one result per command; the statuses, counted."""
+    calls = loop.calls_per_command()
+    assert all(calls[i] <= 1 for i in ids), {i: calls[i] for i in ids if calls[i] > 1}
+    per_command = Counter(r["command_id"] for r in results)
+    assert per_command == Counter(ids), "not exactly one result per command"
+    for r in results:  # every call that exists is reported
+        if calls[r["command_id"]]:
+            assert r["status"] in ("placed", "in_doubt"), r
+    return Counter(r["status"] for r in results)
+
+
+async def test_rebalance_with_requests_out_and_commands_waiting_in_the_limiter(
+    start_bridge: BridgeFactory,
+) -> None:
+    # 16 commands in flight at 1 request/s: most wait in the rate limiter when the second
+    # worker joins. They must be cancelled at once (the revocation only waits for requests
+    # already out), not placed over the next 15 s while the whole group stands still.
+    worker = {"rate_limit": 1, "max_in_flight": 16, "rebalance_timeout": 25.0}
+    async with closed_loop(start_bridge, fonestorm={"read_timeout": 10.0}, worker=worker) as loop:
+        first = worker_of(loop.bridge)
+        loop.sandbox.state.update_faults({"hold": True})
+        ids = [f"rebalance-{n}-{uuid.uuid4()}" for n in range(20)]
+        await loop.send(*(command(i) for i in ids))
+        await eventually(lambda: loop.sandbox.state.held >= 1, what="a held request")
+        second = worker_of(await second_worker(start_bridge, loop))
+        owned = [tp for tp in _partitions(loop) if first.owns(tp)]
+        await eventually(lambda: any(not first.owns(tp) for tp in owned), what="a revocation")
+        # The revocation waits for the held request: release it mid-rebalance.
+        loop.sandbox.state.update_faults({"hold": False})
+        released = time.monotonic()
+        await eventually(lambda: any(second.owns(tp) for tp in _partitions(loop)), what="B's share")
+        assert time.monotonic() - released < 6, "the revocation waited for queued commands"
+        await loop.results(len(ids), timeout=60)
+        assert one_each(loop, ids, await all_results(loop)) == {"placed": len(ids)}
+
+
+async def test_restart_on_a_large_ledger_places_nothing_its_predecessor_finished(
+    start_bridge: BridgeFactory,
+) -> None:
+    """A worker reads 200,000 ledger entries before it starts a single command."""
+    async with closed_loop(start_bridge, ready=False, worker={"rate_limit": 1000}) as loop:
+        await loop.bridge.runner.cleanup()  # the predecessor: gone, its offsets uncommitted
+        settings = loop.settings
+        ids = [f"finished-{n}-{uuid.uuid4()}" for n in range(20)]
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            linger_ms=50,
+            acks=1,
+            max_batch_size=512 * 1024,
+        )
+        await producer.start()
+        try:
+            sources = {}
+            for command_id in ids:
+                meta = await producer.send_and_wait(
+                    settings.topics.place_call,
+                    command(command_id).model_dump_json().encode(),
+                    key=command_id.encode(),
+                )
+                sources[command_id] = source_of(meta.topic, meta.partition, meta.offset)
+            now = datetime.now(UTC)
+            # send() only enqueues (waiting while a batch is full); acks come at the flush.
+            for n in range(200_000):
+                key = f"old-{n}"
+                await producer.send(
+                    settings.topics.command_ledger, _entry(key, now), key=key.encode()
+                )
+            # Last, so that only a worker that read the whole ledger knows them.
+            for command_id in ids:
+                done = LedgerEntry(
+                    command_id=command_id,
+                    state=LedgerState.DONE,
+                    source=sources[command_id],
+                    updated_at=now,
+                    result=PlaceCallResult(
+                        command_id=command_id,
+                        status=ResultStatus.PLACED,
+                        call_id=f"call-of-{command_id}",
+                        attempts=1,
+                        received_at=now,
+                        finished_at=now,
+                    ),
+                )
+                await producer.send(
+                    settings.topics.command_ledger,
+                    done.model_dump_json().encode(),
+                    key=command_id.encode(),
+                )
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await second_worker(start_bridge, loop)
+        results = await loop.results(len(ids), timeout=90)
+        assert loop.calls_per_command() == Counter()
+        assert {r["command_id"]: r["call_id"] for r in results} == {i: f"call-of-{i}" for i in ids}
+
+
+async def test_shutdown_mid_backoff_leaves_the_command_to_be_placed_not_in_doubt(
+    start_bridge: BridgeFactory,
+) -> None:
+    """What SIGTERM runs: the app's cleanup, while a command waits out a 429's Retry-After."""
+    async with closed_loop(start_bridge, worker={"max_retry_seconds": 300}) as loop:
+        loop.sandbox.state.update_faults({"rate_limit_next": 1, "retry_after": 60})
+        cmd = command(f"backoff-{uuid.uuid4()}")
+        await loop.send(cmd)
+        await eventually(
+            lambda: any(r.fault == "rate_limit" for r in loop.sandbox.state.requests),
+            what="the 429",
+        )
+        await asyncio.sleep(0.2)  # the answer is recorded; the command backs off for 60 s
+        started = time.monotonic()
+        await loop.bridge.runner.cleanup()
+        assert time.monotonic() - started < 5, "shutdown waited out the backoff"
+        ledger = await consume_for(
+            loop.settings.kafka.bootstrap_servers, loop.settings.topics.command_ledger, seconds=1
+        )
+        states = [json.loads(r.value)["state"] for r in ledger]
+        assert states == ["placing", "pending"]
+        await second_worker(start_bridge, loop)
+        [result] = await loop.results(1)
+        assert result["status"] == "placed"
+        assert loop.calls_per_command() == Counter({cmd.command_id: 1})
+
+
+async def test_401_outage_longer_than_max_poll_interval_keeps_the_group(
+    start_bridge: BridgeFactory,
+) -> None:
+    worker = {"max_poll_interval": 2.0, "auth_retry_interval": 0.3, "max_in_flight": 4}
+    async with closed_loop(start_bridge, worker=worker) as loop:
+        first = worker_of(loop.bridge)
+        generation = first.generation
+        loop.sandbox.state.update_faults({"unauthorized": True})
+        ids = [f"auth-{n}-{uuid.uuid4()}" for n in range(12)]
+        await loop.send(*(command(i) for i in ids))
+        await asyncio.sleep(5.0)  # more than twice max.poll.interval, every slot busy
+        assert first.generation == generation, "the worker left its group"
+        assert not first.ready
+        loop.sandbox.state.update_faults({"unauthorized": False})
+        await loop.results(len(ids), timeout=30)
+        assert one_each(loop, ids, await all_results(loop)) == {"placed": len(ids)}
+        assert first.generation == generation
+
+
+async def test_unknown_fields_are_ignored_and_hostile_ids_rejected_precisely(
+    start_bridge: BridgeFactory,
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        future = command(f"future-{uuid.uuid4()}").model_dump(mode="json")
+        future["priority"] = "high"  # a field v1 does not know yet
+        hostile = {
+            "line\nbreak": "must be printable ASCII: '\\n' at position 4 is not",
+            "x" * 129: "at most 128 characters",
+            "caf\u00e9": "must be printable ASCII: 'é' at position 3 is not",
+        }
+        for command_id in hostile:
+            await loop.send(
+                json.dumps({**future, "command_id": command_id}).encode(), key=b"hostile"
+            )
+        await loop.send(json.dumps(future).encode(), key=future["command_id"].encode())
+        results = {r["command_id"]: r for r in await loop.results(len(hostile) + 1)}
+        assert results[future["command_id"]]["status"] == "placed"
+        for command_id, reason in hostile.items():
+            assert results[command_id]["status"] == "rejected"
+            assert reason in results[command_id]["error_message"]
+        letters = await loop.dead_letters(len(hostile))
+        assert {letter["reason_code"] for letter in letters} == {"invalid_command"}
+
+
+async def test_commands_older_than_the_ledger_remembers_end_without_a_call(
+    start_bridge: BridgeFactory,
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        cmd = command(f"replayed-{uuid.uuid4()}")
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+            await producer.send_and_wait(
+                loop.settings.topics.place_call,
+                cmd.model_dump_json().encode(),
+                key=cmd.command_id.encode(),
+                timestamp_ms=int(eight_days_ago.timestamp() * 1000),
+            )
+        finally:
+            await producer.stop()
+        [result] = await loop.results(1)
+        assert (result["status"], result["error_code"]) == ("expired", "too_old")
+        assert loop.calls_per_command() == Counter()
+
+
+async def test_a_command_too_large_to_dead_letter_whole_is_kept_cut(
+    start_bridge: BridgeFactory,
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        garbage = bytes(range(256)) * 3500  # ~900 KB, not UTF-8: base64 would exceed 1 MB
+        await loop.send(garbage, key=b"garbage")
+        after = command(f"after-{uuid.uuid4()}")
+        await loop.send(after)
+        [letter] = await loop.dead_letters(1)
+        assert letter["record"]["value_truncated"] is True
+        assert letter["reason_code"] == "invalid_command"
+        results = {r["command_id"]: r["status"] for r in await loop.results(2)}
+        # The key is all the worker could read of the garbage: it gets a rejected result.
+        assert results == {"garbage": "rejected", after.command_id: "placed"}
+
+
+def _partitions(loop: Loop) -> list[TopicPartition]:
+    return [TopicPartition(loop.settings.topics.place_call, p) for p in range(3)]
+
+
+def _entry(command_id: str, now: datetime) -> bytes:
+    return (
+        LedgerEntry(
+            command_id=command_id, state=LedgerState.PENDING, source="elsewhere/0/0", updated_at=now
+        )
+        .model_dump_json()
+        .encode()
+    )
