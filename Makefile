@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools bench lint fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools bench soak lint fmt run kafka-start kafka-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,6 @@ clean:
 bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~7 min)
 	bench/ensure-wrk
 	$(BIN)/python bench/run.py
+
+soak: install  ## chaos soak of the command worker (~6 min): bench/SOAK.md; exits 1 on a violation
+	$(BIN)/python -m bench.soak

@@ -111,11 +111,13 @@ class Proc:
                 await self.proc.wait()
 
 
-async def spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Proc:
+async def spawn(
+    name: str, args: list[str], env: dict[str, str], logs: Path, cwd: Path = ROOT
+) -> Proc:
     log_path = logs / f"{name}.log"
     with log_path.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            *args, env={**os.environ, **env}, stdout=out, stderr=out, cwd=ROOT
+            *args, env={**os.environ, **env}, stdout=out, stderr=out, cwd=cwd
         )
     return Proc(name, proc, log_path)
 

@@ -1,0 +1,399 @@
+"""Chaos soak of the command worker: at most one call and one outcome per command, whatever happens.
+
+Thousands of place-call commands on a dedicated local broker; worker processes
+(``fonestorm-bridge worker``) join, leave (SIGTERM) and die (SIGKILL) at random, the broker is
+restarted once, the sandbox injects 500s, timeouts and 429s, and the rate limit is low, so
+every rebalance meets a backlog. Then it counts, from the sandbox's own record, the calls made
+to each command's destination (one number per command) and checks:
+
+* at most one call per command;
+* exactly one outcome per command (the same result published again after a crash, same
+  ``ce_id``, is counted as a republication, not a second outcome);
+* every call that exists is reported ``placed`` or ``in_doubt``;
+* the group's committed offsets reach the command topic's end offsets.
+
+``make soak`` runs the long version and writes ``bench/SOAK.md``; ``tests/fault/test_soak.py``
+runs a short one in CI. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.harness import LOCAL_KAFKA, PY, ROOT, Proc, free_port, log, read_topic, spawn, wait_http
+from bench.harness import producer as kafka_producer
+
+TOKEN = "soak-token"  # noqa: S105 - the loopback sandbox's token
+TOPICS = {
+    "place_call": "soak.commands",
+    "place_call_results": "soak.results",
+    "command_ledger": "soak.ledger",
+    "call_events": "soak.events",
+    "dead_letters": "soak.dlq",
+}
+GROUP = "soak-workers"
+
+
+@dataclass
+class SoakConfig:
+    """How long and how hard."""
+
+    commands: int = 3000
+    chaos_seconds: float = 240.0
+    interval: float = 5.0
+    max_workers: int = 4
+    # Low, so that the backlog flows through the whole chaos period.
+    rate_limit: float = 5.0
+    settle_seconds: float = 300.0
+    seed: int = 1
+    out: Path = ROOT / "bench" / "out" / "soak"
+    #: Checkout whose ``bridge`` the workers run: another version, for a before/after run.
+    worker_dir: Path = ROOT
+
+
+@dataclass
+class Report:
+    """What the soak did and what it found."""
+
+    config: SoakConfig
+    actions: Counter[str] = field(default_factory=Counter)
+    calls_per_command: Counter[str] = field(default_factory=Counter)
+    outcomes: dict[str, set[str]] = field(default_factory=dict)
+    result_records: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    lag: int = -1
+    seconds: float = 0.0
+
+    @property
+    def called_twice(self) -> dict[str, int]:
+        """Commands the sandbox saw more than one call for."""
+        return {c: n for c, n in self.calls_per_command.items() if n > 1}
+
+    @property
+    def several_outcomes(self) -> dict[str, set[str]]:
+        """Commands with more than one distinct result status."""
+        return {c: s for c, s in self.outcomes.items() if len(s) > 1}
+
+    @property
+    def violations(self) -> list[str]:
+        """Every broken promise, as a sentence."""
+        found = []
+        if twice := self.called_twice:
+            found.append(f"{len(twice)} commands rang more than once: {sorted(twice)[:5]}")
+        missing = self.config.commands - len(self.outcomes)
+        if missing:
+            found.append(f"{missing} commands have no result")
+        if several := self.several_outcomes:
+            found.append(f"{len(several)} with several outcomes: {list(several.items())[:3]}")
+        unreported = [
+            c
+            for c in self.calls_per_command
+            if not self.outcomes.get(c, set()) & {"placed", "in_doubt"}
+        ]
+        if unreported:
+            found.append(f"{len(unreported)} calls not reported placed/in_doubt: {unreported[:5]}")
+        if self.lag != 0:
+            found.append(f"committed offsets are {self.lag} behind the end offsets")
+        return found
+
+    def markdown(self) -> str:
+        """The figures, for ``bench/SOAK.md``."""
+        c = self.config
+        calls = sum(self.calls_per_command.values())
+        lines = [
+            "# Chaos soak of the command worker (`make soak`)",
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {self.seconds:.0f} s, seed {c.seed}: "
+            f"`python -m bench.soak --commands {c.commands} --chaos-seconds {c.chaos_seconds:g} "
+            f"--rate-limit {c.rate_limit:g} --seed {c.seed}`.",
+            "",
+            f"{c.commands} commands, rate limit {c.rate_limit:g}/s per worker, up to "
+            f"{c.max_workers} workers; sandbox 3% 500s, 20 ms latency, 429 and timeout bursts.",
+            "",
+            "| What | Count |",
+            "| --- | --- |",
+            *(f"| {name} | {n} |" for name, n in sorted(self.actions.items())),
+            f"| calls made | {calls} |",
+            f"| commands called more than once | {len(self.called_twice)} |",
+            f"| result records (incl. republications) | {self.result_records} |",
+            *(f"| outcome `{s}` | {n} |" for s, n in sorted(self.statuses.items())),
+            f"| commands with more than one outcome | {len(self.several_outcomes)} |",
+            f"| committed offsets behind end offsets | {self.lag} |",
+            "",
+            "Violations: " + ("; ".join(self.violations) or "none") + ".",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+class Soak:
+    """One run: broker, sandbox, a changing set of workers, chaos, then the count."""
+
+    def __init__(self, config: SoakConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)  # noqa: S311 - chaos, not crypto
+        self.report = Report(config)
+        self.kafka_name = f"soak-{os.getpid()}"
+        self.kafka_port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+        self.sandbox_port = free_port()
+        self.workers: list[Proc] = []
+        self.dead: list[Proc] = []
+        self.started = 0
+
+    def _kafka(self, command: str, *extra: str) -> None:
+        args = [PY, str(LOCAL_KAFKA), command, "--name", self.kafka_name]
+        if command == "start":
+            args += [
+                "--port",
+                str(self.kafka_port),
+                "--controller-port",
+                str(self.controller_port),
+                "--timeout",
+                "120",
+            ]
+        subprocess.run(  # noqa: S603 - our own script, fixed arguments
+            [*args, *extra],
+            check=command == "start",
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "BRIDGE_KAFKA__CREATE_TOPICS": "true",
+            "BRIDGE_KAFKA__TOPIC_PARTITIONS": "6",
+            "BRIDGE_WORKER__GROUP_ID": GROUP,
+            "BRIDGE_WORKER__RATE_LIMIT": str(self.config.rate_limit),
+            "BRIDGE_WORKER__MAX_IN_FLIGHT": "32",
+            "BRIDGE_WORKER__BACKOFF_INITIAL": "0.2",
+            "BRIDGE_WORKER__BACKOFF_MAX": "2",
+            "BRIDGE_WORKER__MAX_RETRY_SECONDS": "600",
+            "BRIDGE_WORKER__MAX_ATTEMPTS": "20",
+            "BRIDGE_FONESTORM__BASE_URL": f"http://127.0.0.1:{self.sandbox_port}/v2",
+            "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__READ_TIMEOUT": "3",
+            "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "10",
+            "BRIDGE_LOG__FORMAT": "text",
+        }
+        return env | {f"BRIDGE_TOPICS__{k.upper()}": v for k, v in TOPICS.items()}
+
+    async def start_worker(self, *, ready: bool = False) -> None:
+        self.started += 1
+        port = free_port()
+        env = self._env() | {"BRIDGE_HTTP__PORT": str(port)}
+        if self.config.worker_dir != ROOT:
+            env["PYTHONPATH"] = str(self.config.worker_dir)
+        proc = await spawn(
+            f"worker-{self.started}",
+            [PY, "-m", "bridge.cli", "worker"],
+            env,
+            self.config.out,
+            cwd=self.config.worker_dir,
+        )
+        # /readyz once the topics exist (the first worker creates them), else just alive.
+        await wait_http(f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}", proc)
+        self.workers.append(proc)
+        self.report.actions["worker started"] += 1
+
+    async def stop_worker(self, *, kill: bool) -> None:
+        proc = self.workers.pop(self.rng.randrange(len(self.workers)))
+        if kill:
+            proc.proc.send_signal(signal.SIGKILL)
+            await proc.proc.wait()
+        else:
+            await proc.stop()
+        self.dead.append(proc)
+        self.report.actions["worker SIGKILLed" if kill else "worker stopped (SIGTERM)"] += 1
+
+    def sandbox_faults(self, **faults: Any) -> None:
+        body = json.dumps(faults).encode()
+        url = f"http://127.0.0.1:{self.sandbox_port}/_sandbox/faults"
+        with urlopen(url, data=body, timeout=5):
+            pass
+
+    def sandbox_calls(self) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.sandbox_port}/_sandbox/calls"
+        with urlopen(url, timeout=30) as response:
+            data: Any = json.loads(response.read())
+        return data["calls"] if isinstance(data, dict) else data
+
+    async def produce(self) -> dict[str, str]:
+        """The commands, each to a number of its own; returns destination -> command id."""
+        by_number = {}
+        async with kafka_producer(self.bootstrap) as p:
+            for n in range(self.config.commands):
+                command_id = f"soak-{n}-{uuid.uuid4()}"
+                to = f"41{n:08d}"
+                by_number[to] = command_id
+                value = {"command_id": command_id, "fonenumber": "3215551081", "to": to}
+                await p.send(
+                    TOPICS["place_call"], json.dumps(value).encode(), key=command_id.encode()
+                )
+            await p.flush()
+        return by_number
+
+    async def chaos(self) -> None:
+        c = self.config
+        end = time.monotonic() + c.chaos_seconds
+        restart_at = time.monotonic() + c.chaos_seconds * 0.4
+        restarted = False
+        while time.monotonic() < end:
+            await asyncio.sleep(c.interval * self.rng.uniform(0.5, 1.5))
+            if not restarted and time.monotonic() >= restart_at:
+                restarted = True
+                log("soak: restarting Kafka")
+                self._kafka("stop")
+                await asyncio.sleep(3)
+                await asyncio.to_thread(self._kafka, "start")
+                self.report.actions["Kafka restarted"] += 1
+                continue
+            roll = self.rng.random()
+            if roll < 0.15:
+                self.sandbox_faults(rate_limit_next=20, retry_after=1)
+                self.report.actions["429 burst"] += 1
+            elif roll < 0.25:
+                self.sandbox_faults(timeout_next=3, timeout_seconds=4)
+                self.report.actions["timeout burst"] += 1
+            elif len(self.workers) < c.max_workers and roll < 0.6:
+                await self.start_worker()
+            elif len(self.workers) > 1:
+                await self.stop_worker(kill=roll < 0.8)
+            log(f"soak: {len(self.workers)} workers; {dict(self.report.actions)}")
+
+    async def lag(self) -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(GROUP)
+        finally:
+            await admin.close()
+        records = await read_topic(self.bootstrap, TOPICS["place_call"], max_seconds=1)
+        ends: Counter[TopicPartition] = Counter()
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            ends[tp] = max(ends[tp], r.offset + 1)
+        return sum(
+            max(0, end - (committed[tp].offset if tp in committed else 0))
+            for tp, end in ends.items()
+        )
+
+    async def run(self) -> Report:
+        c = self.config
+        c.out.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        sandbox = await spawn(
+            "sandbox",
+            [PY, "-m", "bridge.cli", "sandbox"],
+            {
+                "BRIDGE_SANDBOX__PORT": str(self.sandbox_port),
+                "BRIDGE_SANDBOX__TOKEN": TOKEN,
+                "BRIDGE_SANDBOX__ERROR_RATE": "0.03",
+                "BRIDGE_SANDBOX__LATENCY": "0.02",
+                "BRIDGE_SANDBOX__RING_DELAY": "0",
+                "BRIDGE_SANDBOX__CALL_DURATION": "0",
+                "BRIDGE_LOG__LEVEL": "WARNING",
+            },
+            c.out,
+        )
+        self._kafka("start", "--fresh")
+        try:
+            await wait_http(f"http://127.0.0.1:{self.sandbox_port}/healthz", sandbox)
+            await self.start_worker(ready=True)
+            by_number = await self.produce()
+            await self.start_worker()
+            await self.chaos()
+            while len(self.workers) < 2:
+                await self.start_worker()
+            await self.settle(by_number)
+        finally:
+            for proc in self.workers:
+                await proc.stop()
+            self.count_calls(by_number if "by_number" in locals() else {})
+            await sandbox.stop()
+            self._kafka("stop", "--purge")
+        self.report.seconds = time.monotonic() - began
+        return self.report
+
+    async def settle(self, by_number: dict[str, str]) -> None:
+        """Until every command has an outcome and every offset is committed (bounded)."""
+        deadline = time.monotonic() + self.config.settle_seconds
+        while time.monotonic() < deadline:
+            await self.read_results()
+            if len(self.report.outcomes) >= self.config.commands:
+                break
+            await asyncio.sleep(2)
+        while time.monotonic() < deadline:
+            self.report.lag = await self.lag()
+            if self.report.lag == 0:
+                break
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)  # a late second outcome would show now
+        await self.read_results()
+
+    async def read_results(self) -> None:
+        records = await read_topic(self.bootstrap, TOPICS["place_call_results"], max_seconds=60)
+        outcomes: dict[str, set[str]] = {}
+        statuses: Counter[str] = Counter()
+        for r in records:
+            result = json.loads(r.value)
+            seen = outcomes.setdefault(result["command_id"], set())
+            if result["status"] not in seen:
+                statuses[result["status"]] += 1
+            seen.add(result["status"])
+        self.report.outcomes, self.report.statuses = outcomes, statuses
+        self.report.result_records = len(records)
+
+    def count_calls(self, by_number: dict[str, str]) -> None:
+        calls = Counter(by_number[c["to"]] for c in self.sandbox_calls() if c["to"] in by_number)
+        self.report.calls_per_command = calls
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.soak``: run, print the figures, write ``bench/SOAK.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--commands", type=int, default=SoakConfig.commands)
+    parser.add_argument("--chaos-seconds", type=float, default=SoakConfig.chaos_seconds)
+    parser.add_argument("--rate-limit", type=float, default=SoakConfig.rate_limit)
+    parser.add_argument("--seed", type=int, default=SoakConfig.seed)
+    parser.add_argument(
+        "--worker-dir", type=Path, default=ROOT, help="run the workers from this checkout"
+    )
+    parser.add_argument("--write", type=Path, default=ROOT / "bench" / "SOAK.md")
+    args = parser.parse_args(argv)
+    config = SoakConfig(
+        commands=args.commands,
+        chaos_seconds=args.chaos_seconds,
+        rate_limit=args.rate_limit,
+        seed=args.seed,
+        worker_dir=args.worker_dir.resolve(),
+    )
+    report = asyncio.run(Soak(config).run())
+    text = report.markdown()
+    print(text)
+    args.write.write_text(text, encoding="utf-8")
+    return 1 if report.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
