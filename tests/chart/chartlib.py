@@ -1,0 +1,35 @@
+"""Values files, constants and helpers shared by the chart test modules (``test_*.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.chart.helmlib import CHART_DIR, CI_VALUES, TEST_VALUES, Manifest, one
+
+SENTINEL_VALUES = TEST_VALUES / "secret-sentinels-values.yaml"
+ALL_VALUES = [*CI_VALUES, SENTINEL_VALUES]
+CI_IDS = [path.name.removesuffix("-values.yaml") for path in CI_VALUES]
+ALL_IDS = [path.name.removesuffix("-values.yaml") for path in ALL_VALUES]
+FULL = CHART_DIR / "ci" / "full-values.yaml"
+WORKER_ONLY = CHART_DIR / "ci" / "worker-only-values.yaml"
+DEFAULT = CHART_DIR / "ci" / "default-values.yaml"
+
+#: Settings that are secrets: never in a ConfigMap or an env ``value:``.
+SECRET_ENV = {
+    "BRIDGE_FONESTORM__TOKEN",
+    "BRIDGE_CALLBACKS__USERNAME",
+    "BRIDGE_CALLBACKS__PASSWORD",
+    "BRIDGE_KAFKA__SASL_USERNAME",
+    "BRIDGE_KAFKA__SASL_PASSWORD",
+}
+
+
+def values_of(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def configmap_data(manifests: list[Manifest]) -> dict[str, str]:
+    return one(manifests, "ConfigMap")["data"] or {}

@@ -1,0 +1,184 @@
+"""Pods' lifecycle: probes, shutdown timing (preStop + graceful shutdown within the grace
+period), rollout on config/secret change, image reference, autoscaling and disruption budgets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bridge.settings import HttpSettings
+from tests.chart.chartlib import (
+    ALL_IDS,
+    ALL_VALUES,
+    FULL,
+    SENTINEL_VALUES,
+    WORKER_ONLY,
+    configmap_data,
+    values_of,
+)
+from tests.chart.helmlib import (
+    CHART_DIR,
+    Helm,
+    HelmError,
+    Manifest,
+    Render,
+    env_of,
+    kn,
+    of_kind,
+    one,
+)
+
+# ---------------------------------------------------------------- probes, shutdown, rollout
+
+
+@pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
+def test_probes(render: Render, values: Path) -> None:
+    manifests = render(values)
+    port = int(configmap_data(manifests).get("BRIDGE_HTTP__PORT", HttpSettings().port))
+    for deployment in of_kind(manifests, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["envFrom"] == [{"configMapRef": {"name": "fsb-fonestorm-bridge"}}]
+
+
+def _prestop_seconds(container: Manifest) -> int:
+    pre_stop = container["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        return int(pre_stop["sleep"]["seconds"])
+    command = pre_stop["exec"]["command"]
+    assert command[0] == "sleep"
+    return int(command[1])
+
+
+@pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
+def test_grace_period_exceeds_prestop_plus_shutdown(render: Render, values: Path) -> None:
+    manifests = render(values)
+    data = configmap_data(manifests)
+    shutdown = float(data.get("BRIDGE_HTTP__SHUTDOWN_TIMEOUT", HttpSettings().shutdown_timeout))
+    deployments = of_kind(manifests, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        sleep = _prestop_seconds(spec["containers"][0])
+        assert sleep > 0, kn(deployment)
+        assert spec["terminationGracePeriodSeconds"] > sleep + shutdown, kn(deployment)
+
+
+def test_default_shutdown_budget_matches_the_bridge() -> None:
+    """The chart's 25 s fallback in _helpers.tpl is the bridge's default."""
+    helpers = (CHART_DIR / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    default = HttpSettings().shutdown_timeout
+    assert f"shutdownTimeout | default {default:g} " in helpers
+    assert f"| default {HttpSettings().port} " in helpers
+
+
+def test_too_short_grace_period_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError, match=r"worker.terminationGracePeriodSeconds \(35\) must exceed"):
+        helm.template(set_values=["worker.terminationGracePeriodSeconds=35"])
+    with pytest.raises(HelmError, match=r"receiver.terminationGracePeriodSeconds \(45\)"):
+        helm.template(set_values=["config.http.shutdownTimeout=40"])
+
+
+def test_prestop_modes(render: Render) -> None:
+    default = one(render(), "Deployment", "-receiver")["spec"]["template"]["spec"]
+    assert default["containers"][0]["lifecycle"]["preStop"] == {
+        "exec": {"command": ["sleep", "10"]}
+    }
+    full = one(render(FULL), "Deployment", "-receiver")["spec"]["template"]["spec"]
+    assert full["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
+
+
+def test_checksum_annotations(helm: Helm, render: Render) -> None:
+    def annotations(manifests: list[Manifest], component: str) -> dict[str, str]:
+        deployment = one(manifests, "Deployment", f"-{component}")
+        return deployment["spec"]["template"]["metadata"]["annotations"]
+
+    base = render(SENTINEL_VALUES)
+    changed_config = helm.template(SENTINEL_VALUES, set_values=["config.log.level=DEBUG"])
+    changed_secret = helm.template(SENTINEL_VALUES, set_values=["secrets.fonestormToken=rotated"])
+    for component in ("receiver", "worker"):
+        before = annotations(base, component)
+        for key in ("checksum/config", "checksum/secret"):
+            assert re.fullmatch(r"[0-9a-f]{64}", before[key]), (component, key)
+        config = annotations(changed_config, component)
+        assert config["checksum/config"] != before["checksum/config"]
+        assert config["checksum/secret"] == before["checksum/secret"]
+        secret = annotations(changed_secret, component)
+        assert secret["checksum/secret"] != before["checksum/secret"]
+        assert secret["checksum/config"] == before["checksum/config"]
+
+
+def test_pod_annotations(render: Render) -> None:
+    receiver = one(render(FULL), "Deployment", "-receiver")["spec"]["template"]["metadata"]
+    annotations = receiver["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8081"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["example.com/owner"] == "telephony"
+    assert receiver["labels"]["tier"] == "edge"
+    default = one(render(), "Deployment", "-receiver")["spec"]["template"]["metadata"]
+    assert "prometheus.io/scrape" not in default["annotations"]
+
+
+def test_image_reference(render: Render) -> None:
+    default = one(render(), "Deployment", "-worker")["spec"]["template"]["spec"]
+    assert default["containers"][0]["image"] == "fonestorm-bridge:0.1.0"
+    full = one(render(FULL), "Deployment", "-worker")["spec"]["template"]["spec"]
+    digest = values_of(FULL)["image"]["digest"]
+    assert full["containers"][0]["image"] == (
+        f"registry.example.com/telephony/fonestorm-bridge@{digest}"
+    )
+    assert full["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+# ---------------------------------------------------------------- scaling
+
+
+def test_full_autoscaling_and_disruption_budgets(render: Render) -> None:
+    manifests = render(FULL)
+    hpas = {
+        m["spec"]["scaleTargetRef"]["name"]: m
+        for m in of_kind(manifests, "HorizontalPodAutoscaler")
+    }
+    assert set(hpas) == {"fsb-fonestorm-bridge-receiver", "fsb-fonestorm-bridge-worker"}
+    worker = hpas["fsb-fonestorm-bridge-worker"]["spec"]
+    assert worker["maxReplicas"] == values_of(FULL)["config"]["kafka"]["topicPartitions"]
+    receiver = hpas["fsb-fonestorm-bridge-receiver"]["spec"]
+    assert (receiver["minReplicas"], receiver["maxReplicas"]) == (3, 20)
+    metrics = {m["resource"]["name"]: m["resource"]["target"] for m in receiver["metrics"]}
+    assert metrics == {
+        "cpu": {"type": "Utilization", "averageUtilization": 60},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+    for deployment in of_kind(manifests, "Deployment"):
+        assert "replicas" not in deployment["spec"], kn(deployment)
+    pdbs = {m["metadata"]["name"]: m["spec"] for m in of_kind(manifests, "PodDisruptionBudget")}
+    assert pdbs["fsb-fonestorm-bridge-receiver"]["maxUnavailable"] == "25%"
+    assert pdbs["fsb-fonestorm-bridge-worker"]["maxUnavailable"] == 1
+
+
+def test_worker_only(render: Render) -> None:
+    manifests = render(WORKER_ONLY)
+    components = {
+        m["metadata"]["labels"].get("app.kubernetes.io/component")
+        for m in manifests
+        if m["kind"] not in {"ConfigMap", "Secret", "ServiceAccount"}
+    }
+    assert components == {"worker", "test"}
+    assert not of_kind(manifests, "Ingress")
+    (hpa,) = of_kind(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["maxReplicas"] == 6
+    test_pod = one(manifests, "Pod")
+    env = env_of(test_pod["spec"]["containers"][0])
+    assert env["READYZ_URLS"]["value"] == "http://fsb-fonestorm-bridge-worker:8080/readyz"
+
+
+def test_both_components_disabled_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError, match="enable at least one"):
+        helm.template(set_values=["receiver.enabled=false", "worker.enabled=false"])
