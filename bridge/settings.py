@@ -6,6 +6,7 @@ README's settings table; keep the two in step (a unit test checks it).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import phonenumbers
@@ -205,6 +206,37 @@ class WorkerSettings(BaseModel):
         description="What to do with a command whose outcome is unknown after a crash: "
         "`at-most-once` reports `in_doubt`, `at-least-once` places it again.",
     )
+    allowed_destinations: list[str] = Field(
+        default_factory=list,
+        description='E.164 prefixes (JSON list, e.g. `["+1", "+44"]`) a command\'s `to` '
+        "must start with, else it is `rejected` (`destination_not_allowed`); a `to` that is not "
+        "a phone number is then refused too. Empty: any destination.",
+    )
+    denied_destinations: list[str] = Field(
+        default_factory=list,
+        description='E.164 prefixes (JSON list, e.g. `["+1900", "+1976"]`) a command\'s '
+        "`to` must not start with, checked after `BRIDGE_WORKER__ALLOWED_DESTINATIONS`; a match "
+        "is `rejected` (`destination_not_allowed`).",
+    )
+    deny_premium_rate: bool = Field(
+        True,
+        description="Refuse a `to` that libphonenumber classifies as premium-rate or "
+        "shared-cost (e.g. +1 900, +44 909): `rejected` (`destination_not_allowed`), against "
+        "toll fraud.",
+    )
+
+    @field_validator("allowed_destinations", "denied_destinations")
+    @classmethod
+    def _e164_prefixes(cls, value: list[str]) -> list[str]:
+        prefixes = []
+        for prefix in value:
+            compact = re.sub(r"[\s().-]", "", prefix)
+            if not re.fullmatch(r"\+[0-9]{1,15}", compact):
+                raise ValueError(
+                    f'{prefix!r} is not an E.164 prefix: a `+` and 1 to 15 digits, e.g. "+44"'
+                )
+            prefixes.append(compact)
+        return prefixes
 
 
 class LogSettings(BaseModel):

@@ -31,6 +31,8 @@ class Finish:
     error_code: str
     message: str
     call_id: str | None = None
+    #: Also write a dead letter with ``error_code`` as its reason code.
+    dead_letter: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,16 @@ def decide(
     written_at: datetime | None,
     retention: float,
     delivery: Delivery,
+    refusal: tuple[str, str] | None,
 ) -> Action:
     """The action for ``command`` read from the record ``source`` (written at ``written_at``).
 
     ``entry`` is the ledger's latest entry for the command id, after the ledger has caught up
     with everything written before the command's partition was assigned to this worker.
+    ``refusal`` is why the call must not be placed (``(error_code, message)`` from
+    :func:`bridge.commands.destinations.refusal`), or None: it turns a ``Place`` into a
+    ``rejected`` result with a dead letter, and changes nothing else (a finished command is
+    still republished or a duplicate, an expired one still expired).
     """
     if entry is not None and entry.state is LedgerState.DONE and entry.result is not None:
         if entry.source == source:
@@ -77,7 +84,7 @@ def decide(
                 "an earlier attempt was interrupted during the create-call request; the call "
                 "may or may not have been placed",
             )
-        return _unless_expired(command, now) or Place(again=True)
+        return _unless_expired(command, now) or _place(refusal, again=True)
     if entry is None and written_at is not None and now - written_at > timedelta(seconds=retention):
         # The ledger forgets command ids after the retention, so it cannot tell whether this
         # one was placed: an offset reset or a replayed backlog must not ring anyone twice.
@@ -88,7 +95,14 @@ def decide(
             f"remembers command ids (BRIDGE_WORKER__LEDGER_RETENTION={retention:g}s), so "
             "whether it was placed is unknown; not placed",
         )
-    return _unless_expired(command, now) or Place()
+    return _unless_expired(command, now) or _place(refusal)
+
+
+def _place(refusal: tuple[str, str] | None, *, again: bool = False) -> Place | Finish:
+    if refusal is not None:
+        code, message = refusal
+        return Finish(ResultStatus.REJECTED, code, message, dead_letter=True)
+    return Place(again=again)
 
 
 def _unless_expired(command: PlaceCallCommand, now: datetime) -> Finish | None:

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
 
-from bridge.commands import decision, policy
+from bridge.commands import decision, destinations, policy
 from bridge.commands.auth_gate import AuthGate
 from bridge.commands.jobs import Job, Phase, Revoked
 from bridge.commands.ledger import Ledger, LedgerState
@@ -123,6 +123,12 @@ class CommandProcessor:
                 written_at=job.written_at,
                 retention=self._worker.ledger_retention,
                 delivery=self._worker.delivery,
+                refusal=destinations.refusal(
+                    command,
+                    fonenumbers=self._settings.fonestorm.fonenumbers,
+                    worker_settings=self._worker,
+                    region=self._settings.callbacks.default_region,
+                ),
             )
             if isinstance(action, decision.Republish):
                 # Redelivery of the record we finished: the crash hit before the commit.
@@ -135,6 +141,8 @@ class CommandProcessor:
                 )
                 status = action.result.status
             elif isinstance(action, decision.Finish):
+                if action.dead_letter:
+                    log.warning("command refused: %s", action.message)
                 result = self._out.result(
                     job,
                     command,
@@ -143,7 +151,12 @@ class CommandProcessor:
                     error_code=action.error_code,
                     error_message=action.message,
                 )
-                await self._out.settle(job, command, result)
+                await self._out.settle(
+                    job,
+                    command,
+                    result,
+                    dead_letter=(action.error_code, action.message) if action.dead_letter else None,
+                )
                 status = result.status
             else:
                 if action.again:

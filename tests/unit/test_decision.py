@@ -34,6 +34,9 @@ def entry(
     return LedgerEntry(command_id="c1", state=state, source=source, result=result, updated_at=NOW)
 
 
+REFUSED = ("destination_not_allowed", "to '9005550100' (+19005550100) is a premium-rate number")
+
+
 @pytest.mark.parametrize(
     ("ledger", "cmd", "written_at", "delivery", "expected"),
     [
@@ -130,6 +133,7 @@ def test_decision_table(ledger, cmd, written_at, delivery, expected) -> None:
         written_at=written_at,
         retention=WEEK,
         delivery=delivery,
+        refusal=None,
     )
     if expected == "republish":
         assert isinstance(action, Republish)
@@ -150,6 +154,7 @@ def test_duplicate_names_the_first_call_and_too_old_says_why() -> None:
         written_at=NOW,
         retention=WEEK,
         delivery="at-most-once",
+        refusal=None,
     )
     assert isinstance(dup, Finish)
     assert dup.call_id == "call-9"
@@ -162,7 +167,95 @@ def test_duplicate_names_the_first_call_and_too_old_says_why() -> None:
         written_at=NOW - timedelta(days=8),
         retention=WEEK,
         delivery="at-most-once",
+        refusal=None,
     )
     assert isinstance(old, Finish)
     assert old.error_code == "too_old"
     assert "BRIDGE_WORKER__LEDGER_RETENTION" in old.message
+
+
+REJECTED = Finish(ResultStatus.REJECTED, *REFUSED, dead_letter=True)
+
+
+@pytest.mark.parametrize(
+    ("ledger", "cmd", "written_at", "delivery", "expected"),
+    [
+        pytest.param(None, command(), NOW, "at-most-once", REJECTED, id="new command: rejected"),
+        pytest.param(
+            entry(LedgerState.PENDING),
+            command(),
+            NOW,
+            "at-most-once",
+            REJECTED,
+            id="pending: rejected",
+        ),
+        pytest.param(
+            entry(LedgerState.PLACING),
+            command(),
+            NOW,
+            "at-least-once",
+            REJECTED,
+            id="placing, at-least-once: rejected, not placed again",
+        ),
+        pytest.param(
+            entry(LedgerState.PLACING),
+            command(),
+            NOW,
+            "at-most-once",
+            ResultStatus.IN_DOUBT,
+            id="placing, at-most-once: still in doubt",
+        ),
+        pytest.param(
+            entry(LedgerState.DONE, status=ResultStatus.PLACED),
+            command(),
+            NOW,
+            "at-most-once",
+            "republish",
+            id="done by this record: still republished",
+        ),
+        pytest.param(
+            entry(LedgerState.DONE, source="commands/0/7", status=ResultStatus.PLACED),
+            command(),
+            NOW,
+            "at-most-once",
+            ResultStatus.DUPLICATE,
+            id="done by a copy: still a duplicate",
+        ),
+        pytest.param(
+            None,
+            command(not_after=NOW),
+            NOW,
+            "at-most-once",
+            ResultStatus.EXPIRED,
+            id="expired: still expired",
+        ),
+        pytest.param(
+            None,
+            command(),
+            NOW - timedelta(seconds=WEEK + 1),
+            "at-most-once",
+            ResultStatus.EXPIRED,
+            id="too old: still expired",
+        ),
+    ],
+)
+def test_a_refusal_only_replaces_placing(ledger, cmd, written_at, delivery, expected) -> None:
+    action = decide(
+        cmd,
+        ledger,
+        source=SOURCE,
+        now=NOW,
+        written_at=written_at,
+        retention=WEEK,
+        delivery=delivery,
+        refusal=REFUSED,
+    )
+    if expected == "republish":
+        assert isinstance(action, Republish)
+        assert action.result == ledger.result
+    elif isinstance(expected, ResultStatus):
+        assert isinstance(action, Finish)
+        assert action.status is expected
+        assert not action.dead_letter
+    else:
+        assert action == expected
