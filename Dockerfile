@@ -8,7 +8,17 @@
 # Two stages on the same pinned base: the builder makes a virtualenv with the bridge and its
 # dependencies (all of them ship manylinux wheels, so no compiler is needed); the final stage
 # copies only that venv and runs as an unprivileged numeric user, so Kubernetes can verify
-# runAsNonRoot. Bump PYTHON_IMAGE deliberately (and pin by digest in your registry mirror).
+# runAsNonRoot.
+#
+# Supply chain: nothing is resolved at build time. The dependencies are exactly the versions of
+# requirements.lock (runtime) and requirements-build.lock (setuptools for the bridge's wheel),
+# each file checked against its sha256 (`make lock` regenerates them from pyproject.toml; `make
+# lint` checks that they still match). The base image is the one input left to pin: a tag can be
+# re-pointed, a digest cannot. Read the digest of the tag (the multi-platform index) with
+#   docker buildx imagetools inspect python:3.11.14-slim-bookworm     # the "Digest:" line
+# and build with --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>, or put
+# that in the default below. Bump tag and digest together, deliberately (Python patch releases,
+# Debian security updates), and re-run `make lock` if the Python minor version changes.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 ############################ builder ############################
@@ -16,21 +26,36 @@ FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-RUN python -m venv /opt/venv
+# /opt/venv is what the image ships; /opt/build only builds the bridge's wheel. Both use the pip
+# of the base image: upgrading it here would download an unpinned pip.
+RUN python -m venv /opt/venv \
+    && python -m venv /opt/build
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
+# The locked dependencies, in a layer that only changes with the locks: exact versions, every
+# file checked against the lock's hashes (--require-hashes), wheels only (no sdist can run a
+# build), and no resolver (--no-deps): pip installs exactly the lock or fails. Byte-compiled now
+# because the runtime root filesystem is read-only.
+COPY requirements.lock requirements-build.lock ./
+RUN /opt/build/bin/pip install --require-hashes --no-deps --only-binary :all: \
+        -r requirements-build.lock \
+    && pip install --require-hashes --no-deps --only-binary :all: --compile -r requirements.lock
+
 # Only what the wheel needs: the package metadata, its readme and the package itself.
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
-# A non-editable install builds a wheel of the bridge and installs it with its dependencies,
-# byte-compiled now because the runtime root filesystem is read-only. pip itself is not needed
-# at run time.
-RUN pip install --upgrade pip \
-    && pip install --compile . \
-    && pip uninstall --yes pip
+# The bridge: a wheel built with the locked setuptools (no build isolation, so no build
+# requirements are fetched), installed without dependencies. `pip check` fails the build if the
+# lock misses a dependency or pins an incompatible one. pip and setuptools (from ensurepip) are
+# not needed at run time.
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir dist . \
+    && pip install --no-deps --compile dist/fonestorm_bridge-*.whl \
+    && pip check \
+    && pip uninstall --yes pip setuptools
 
 ############################ runtime ############################
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,2 +1,2 @@
-"""Developer tooling of the repository (not part of the bridge package); stdlib-only Python run
-by scripts/ with the system python3."""
+"""Developer tooling of the repository, not part of the bridge package: local_kafka (stdlib only,
+run by scripts/ with the system python3) and lockcheck (run with the venv by make lint)."""

@@ -1,8 +1,9 @@
 """The Dockerfile's structure (there is no Docker engine here to build it).
 
-Multi-stage on a base pinned to an exact Python patch release, a final stage with only the
-venv, a numeric non-root user matching the chart's securityContext, and the
-``fonestorm-bridge`` entrypoint with a subcommand the CLI knows.
+Multi-stage on a base pinned to an exact Python patch release (a digest can be supplied with the
+``PYTHON_IMAGE`` build argument), dependencies installed only from the hashed lock files without
+resolving anything, a final stage with only the venv, a numeric non-root user matching the
+chart's securityContext, and the ``fonestorm-bridge`` entrypoint with a subcommand the CLI knows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +22,13 @@ import yaml
 from bridge.cli import build_parser
 from bridge.settings import HttpSettings
 from tests.chart.helmlib import CHART_DIR, REPO_ROOT
+from tools import lockcheck
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 PINNED_BASE = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
+BASE_ARG = "PYTHON_IMAGE"
+LOCKS = (lockcheck.RUNTIME_LOCK, lockcheck.BUILD_LOCK)
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|make|build-essential|clang|apt-get|apk|pip)\b")
 
 
@@ -98,6 +103,21 @@ def test_base_image_pinned_to_an_exact_version(stages: list[Stage]) -> None:
     for stage in stages:
         assert PINNED_BASE.match(stage.base), stage.base
     assert len({stage.base for stage in stages}) == 1, "builder and runtime share one base"
+
+
+def test_base_image_is_one_build_argument_for_a_digest() -> None:
+    """Every stage comes FROM ${PYTHON_IMAGE}, so one --build-arg pins all of them by digest, and
+    the Dockerfile says how to read the digest. None is invented: a default digest must be one."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    global_args, _ = parse(text)
+    assert PINNED_BASE.match(global_args[BASE_ARG]), global_args[BASE_ARG]
+    froms = [line for line in _logical_lines(text) if line.upper().startswith("FROM ")]
+    assert froms
+    for line in froms:
+        assert line.split()[1] == f"${{{BASE_ARG}}}", line
+    assert "docker buildx imagetools inspect python:3.11" in text
+    assert f"--build-arg {BASE_ARG}=python:3.11" in text
+    assert "@sha256:<digest>" in text
 
 
 def test_final_stage_runs_as_numeric_non_root_user(final: Stage) -> None:
@@ -189,7 +209,7 @@ def test_builder_copies_exist_and_are_in_the_context(stages: list[Stage]) -> Non
                 continue
             *srcs, _dest = args.split()
             sources += srcs
-    assert {"pyproject.toml", "README.md", "bridge"} <= set(sources)
+    assert {"pyproject.toml", "README.md", "bridge", *LOCKS} <= set(sources)
     for source in sources:
         assert (REPO_ROOT / source).exists(), source
         assert not _ignored(source, patterns), f"{source} is excluded by .dockerignore"
@@ -199,10 +219,92 @@ def test_builder_copies_exist_and_are_in_the_context(stages: list[Stage]) -> Non
         assert package.rstrip("*") in sources, package
 
 
+def _commands(stage: Stage) -> list[list[str]]:
+    """The simple commands of the stage's RUN instructions (split on && and ;), as words."""
+    commands: list[list[str]] = []
+    for run in stage.all("RUN"):
+        for command in re.split(r"&&|;", run):
+            if words := shlex.split(command):
+                commands.append(words)
+    return commands
+
+
+PIP_OPTION_VALUES = {"-r", "--requirement", "-w", "--wheel-dir", "--only-binary", "-c"}
+
+
+def _pip_calls(stage: Stage) -> list[tuple[str, list[str]]]:
+    """(subcommand, arguments) of the stage's pip runs (pip, /a/venv/bin/pip, python -m pip)."""
+    calls: list[tuple[str, list[str]]] = []
+    for command in _commands(stage):
+        if Path(command[0]).name in {"pip", "pip3"}:
+            rest = command[1:]
+        elif command[1:3] == ["-m", "pip"]:
+            rest = command[3:]
+        else:
+            continue
+        if rest:
+            calls.append((rest[0], rest[1:]))
+    return calls
+
+
+def _option_values(args: list[str], options: set[str]) -> list[str]:
+    return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in options]
+
+
+def _targets(args: list[str]) -> list[str]:
+    """The positional arguments: what pip installs or builds."""
+    values = {i + 1 for i, arg in enumerate(args) if arg in PIP_OPTION_VALUES}
+    return [arg for i, arg in enumerate(args) if not arg.startswith("-") and i not in values]
+
+
 def test_builder_installs_the_project(stages: list[Stage]) -> None:
     runs = " ".join(stages[0].all("RUN"))
     assert "python -m venv /opt/venv" in runs
-    assert "pip install --compile ." in runs
+    calls = _pip_calls(stages[0])
+    wheels = [args for subcommand, args in calls if subcommand == "wheel"]
+    assert wheels, "the builder builds the bridge's wheel"
+    for args in wheels:
+        assert _targets(args) == ["."]
+        assert {"--no-deps", "--no-build-isolation"} <= set(args), "no build requirement fetched"
+    installs = [args for subcommand, args in calls if subcommand == "install"]
+    assert any(
+        "--no-deps" in args and any(t == "." or t.endswith(".whl") for t in _targets(args))
+        for args in installs
+    ), "the bridge is installed on its own"
+
+
+def test_builder_installs_only_the_locked_dependencies(stages: list[Stage]) -> None:
+    """Nothing resolved at build time: every pip install is --no-deps, and what it installs from
+    an index comes from a lock with --require-hashes; both locks are installed."""
+    installed: list[str] = []
+    for subcommand, args in _pip_calls(stages[0]):
+        assert subcommand in {"install", "wheel", "check", "uninstall"}, subcommand
+        if subcommand not in {"install", "wheel"}:
+            continue
+        assert "--no-deps" in args, f"pip {subcommand} resolves dependencies: {args}"
+        assert not {"-U", "--upgrade"} & set(args), f"an unpinned upgrade: {args}"
+        assert not any(arg.startswith(("-i", "--index-url", "--extra-index-url")) for arg in args)
+        locks = _option_values(args, {"-r", "--requirement"})
+        if locks:
+            assert "--require-hashes" in args, args
+            assert _option_values(args, {"--only-binary"}) == [":all:"], "an sdist would build"
+            assert _targets(args) == [], "only the lock"
+            installed += locks
+        else:  # the bridge itself: the build context or the wheel built from it
+            assert _targets(args), args
+            for target in _targets(args):
+                assert target == "." or re.fullmatch(r"dist/[\w*.-]+\.whl", target), target
+    assert sorted(installed) == sorted(LOCKS)
+    commands = [" ".join(command) for command in _commands(stages[0])]
+    assert "pip check" in commands, "the build fails if the lock is incomplete"
+
+
+def test_the_locks_match_pyproject() -> None:
+    """The lock files the image installs are complete and hashed (`make lint` checks this too)."""
+    assert lockcheck.check_repository(REPO_ROOT) == []
+    for name in LOCKS:
+        first = (REPO_ROOT / name).read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# Generated by `make lock`"), first
 
 
 def test_healthcheck_uses_the_liveness_endpoint(final: Stage) -> None:
