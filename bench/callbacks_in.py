@@ -45,6 +45,8 @@ def bridge_env(kafka: Kafka, port: int) -> dict[str, str]:
         "BRIDGE_TOPICS__PLACE_CALL_RESULTS": RESULTS_TOPIC,
         "BRIDGE_HTTP__HOST": "127.0.0.1",
         "BRIDGE_HTTP__PORT": str(port),
+        # Like the naive and bare servers it is compared with: no basic auth.
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
     }
 
 

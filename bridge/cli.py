@@ -20,7 +20,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.obs.logs import setup_logging
-from bridge.settings import Settings, SettingsError, load_settings
+from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,20 @@ def _run_processes(
     return 0 if all(code == 0 for code in codes) else 1
 
 
+def _refuse_without_auth(settings: Settings) -> int | None:
+    """Exit status 2 and the reason when the receiver may not start (fail closed)."""
+    problem = receiver_auth_problem(settings)
+    if problem is None:
+        return None
+    print(f"fonestorm-bridge: {problem}", file=sys.stderr)
+    return 2
+
+
 def cmd_receiver(settings: Settings, args: argparse.Namespace) -> int:
     """Run the callback receiver."""
+    refused = _refuse_without_auth(settings)
+    if refused is not None:
+        return refused
     return _run_processes(settings, args.workers, lambda: create_app(settings))
 
 
@@ -104,6 +116,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run everything the bridge has (in one process, or ``--workers`` processes)."""
+    refused = _refuse_without_auth(settings)
+    if refused is not None:
+        return refused
     return _run_processes(
         settings, args.workers, lambda: create_app(settings, receiver=True, worker=True)
     )

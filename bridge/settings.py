@@ -101,9 +101,20 @@ class CallbackSettings(BaseModel):
     """How callbacks are authenticated and mapped to events."""
 
     username: str | None = Field(
-        None, description="Basic-auth user FoneStorm must send; unset disables auth."
+        None,
+        description="Basic-auth user FoneStorm must send. Required, with a non-empty password, "
+        "unless `BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true`: the receiver refuses to start "
+        "without them.",
     )
-    password: SecretStr | None = Field(None, description="Basic-auth password (secret).")
+    password: SecretStr | None = Field(
+        None, description="Basic-auth password (secret); non-empty, set with the user."
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Run the receiver without basic auth: anyone who reaches it can put events on "
+        "the topic. Only behind a boundary that authenticates FoneStorm itself; logged as a "
+        "WARNING at start and shown by the `bridge_callbacks_unauthenticated` metric.",
+    )
     default_region: str = Field(
         "US", min_length=2, max_length=2, description="Region for numbers without country code."
     )
@@ -123,6 +134,25 @@ class CallbackSettings(BaseModel):
         "/fonestorm-bridge/callbacks",
         description="CloudEvents `source` attribute of the events the receiver produces.",
     )
+
+    @model_validator(mode="after")
+    def _credentials_come_in_pairs(self) -> CallbackSettings:
+        # A user with an empty password, or a password without a user, silently turned
+        # authentication off before: refuse both, naming the variables.
+        user = bool(self.username)
+        password = bool(self.password and self.password.get_secret_value())
+        if user and not password:
+            raise ValueError(
+                "BRIDGE_CALLBACKS__USERNAME is set without a non-empty BRIDGE_CALLBACKS__PASSWORD"
+            )
+        if password and not user:
+            raise ValueError("BRIDGE_CALLBACKS__PASSWORD is set without BRIDGE_CALLBACKS__USERNAME")
+        return self
+
+    @property
+    def authenticated(self) -> bool:
+        """Basic-auth credentials are configured."""
+        return bool(self.username)
 
     @field_validator("default_region")
     @classmethod
@@ -284,6 +314,18 @@ class SettingsError(Exception):
     """Settings could not be loaded; the message names every offending variable."""
 
 
+def receiver_auth_problem(settings: Settings) -> str | None:
+    """Why the receiver must not start (no credentials and no explicit opt-out), or None."""
+    callbacks = settings.callbacks
+    if callbacks.authenticated or callbacks.allow_unauthenticated:
+        return None
+    return (
+        "the callback receiver needs basic-auth credentials: set BRIDGE_CALLBACKS__USERNAME and "
+        "BRIDGE_CALLBACKS__PASSWORD (and register them with FoneStorm), or set "
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true to accept callbacks from anyone"
+    )
+
+
 def env_name(loc: tuple[int | str, ...]) -> str:
     """The environment variable that sets the field at ``loc``."""
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
@@ -296,10 +338,12 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False):
-            secret = any(str(part) in _SECRET_FIELDS for part in err["loc"])
-            if not err["loc"]:  # a check across sections: its message names the variables
+            if len(err["loc"]) < 2:
+                # A check across fields: its message names the variables, and its input is a
+                # whole section, secrets included, so it is never shown.
                 lines.append(err["msg"].removeprefix("Value error, "))
                 continue
+            secret = any(str(part) in _SECRET_FIELDS for part in err["loc"])
             shown = "" if secret else f" (got {err.get('input')!r})"
             lines.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -58,14 +58,14 @@ class CallEvent(VersionedEvent):
         description="Stable id derived from call id, direction and status: a redelivered "
         "callback has the same id, so consumers can de-duplicate."
     )
-    call_id: str = Field(description="FoneStorm's unique call identifier (`uid`).")
-    account_code: str = Field(description="FoneStorm account code.")
+    call_id: str = Field(max_length=128, description="FoneStorm's unique call identifier (`uid`).")
+    account_code: str = Field(max_length=64, description="FoneStorm account code.")
     direction: Direction = Field(description="`INBOUND` or `OUTBOUND`.")
     status: CallStatus = Field(description="`BEGIN` or `END`.")
     call_type: CallType = Field(description="Call type (`VOICE`).")
-    from_number: str = Field(description="Caller number as FoneStorm sent it.")
+    from_number: str = Field(max_length=32, description="Caller number as FoneStorm sent it.")
     from_e164: str | None = Field(description="Caller number in E.164, null if not a number.")
-    to_number: str = Field(description="Called number as FoneStorm sent it.")
+    to_number: str = Field(max_length=32, description="Called number as FoneStorm sent it.")
     to_e164: str | None = Field(description="Called number in E.164, null if not a number.")
     fonenumber: str = Field(
         description="Our FoneNumber on this call: `from` for outbound, `to` for inbound."
@@ -78,7 +78,7 @@ class CallEvent(VersionedEvent):
         None, description="The `XXX` of a `FAILED:XXX` disposition (e.g. `503`)."
     )
     billable_seconds: int | None = Field(
-        None, ge=0, description="Billable seconds; set on `END` only."
+        None, ge=0, le=2**31 - 1, description="Billable seconds; set on `END` only."
     )
     received_at: datetime = Field(description="When the bridge received the callback (UTC).")
     command_id: str | None = Field(

@@ -19,7 +19,9 @@ class HttpRequestRecord(BaseModel):
     path: str = Field(description="Request path.")
     query: str = Field(description="Raw query string (undecoded).")
     headers: dict[str, str] = Field(
-        description="Request headers, credentials (Authorization, Cookie, token) removed."
+        description="Request headers kept by an allow-list (content type, length and encoding, "
+        "user agent, host, forwarding, request id, traceparent), never credentials; each value "
+        "cut at 1,024 characters and made valid UTF-8."
     )
     body: str = Field(description="Body as text (`body_encoding` utf-8) or base64.")
     body_encoding: Literal["utf-8", "base64"] = Field(description="How `body` is encoded.")

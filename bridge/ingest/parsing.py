@@ -36,6 +36,12 @@ from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaTy
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
 
+#: Bounds of callback fields (also in the CallEvent schema): a FoneStorm uid is a UUID, numbers
+#: are at most 15 digits plus formatting, billable seconds fit a signed 32-bit integer.
+MAX_UID = 128
+MAX_NUMBER = 32
+MAX_SECONDS = 2**31 - 1
+
 # A GET template token FoneStorm left unreplaced because the field has no value, e.g.
 # ``{{disposition}}`` on a BEGIN callback.
 _UNREPLACED_TOKEN = re.compile(r"^\{\{\s*[A-Za-z_]+\s*\}\}$")
@@ -46,15 +52,42 @@ class CallbackData(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
 
-    uid: str = Field(min_length=1, max_length=256)
-    account_code: str = Field(min_length=1, max_length=256)
+    uid: str = Field(min_length=1, max_length=MAX_UID)
+    account_code: str = Field(min_length=1, max_length=64)
     direction: Direction
     status: CallStatus
-    from_: str = Field(alias="from", min_length=1, max_length=64)
-    to: str = Field(min_length=1, max_length=64)
+    from_: str = Field(alias="from", min_length=1, max_length=MAX_NUMBER)
+    to: str = Field(min_length=1, max_length=MAX_NUMBER)
     type: CallType
     disposition: str | None = Field(None, max_length=64)
-    billable_seconds: int | None = Field(None, ge=0)
+    billable_seconds: int | None = Field(None, ge=0, le=MAX_SECONDS)
+
+    @field_validator("uid", "account_code", "from_", "to", "disposition")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        # These become Kafka keys, headers and log fields: no control characters.
+        if value is not None:
+            for position, char in enumerate(value):
+                if not char.isprintable():
+                    raise ValueError(f"must be printable: {char!r} at position {position} is not")
+        return value
+
+    @field_validator("billable_seconds", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: Any) -> Any:
+        # Strict: JSON true is not 1, and "1e3" or "12.5" are not whole seconds. Form and GET
+        # values are strings of digits; JSON may send a number.
+        if value is None:
+            return value
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number of seconds, not a boolean")  # noqa: TRY004 - pydantic reports ValueError
+        if isinstance(value, str):
+            if not value.isascii() or not value.isdigit() or len(value) > len(str(MAX_SECONDS)):
+                raise ValueError(f"must be a whole number of seconds from 0 to {MAX_SECONDS}")
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("disposition")
     @classmethod
@@ -133,6 +166,9 @@ def parse_json(body: bytes) -> dict[str, Any]:
     except RecursionError:
         # json's C scanner recurses per nesting level: "[" * 50000 is not a 500.
         raise MalformedCallback("body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        # An integer of more than 4,300 digits (CPython's int conversion limit).
+        raise MalformedCallback(f"body is not acceptable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidCallback(f"JSON body must be an object, got {type(data).__name__}")
     return clean_fields(data.items())

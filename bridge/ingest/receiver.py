@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -26,21 +27,32 @@ from bridge.errors import (
     PayloadTooLarge,
     PublishError,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from bridge.ingest import parsing
 from bridge.ingest.correlation import CallCorrelator
 from bridge.kafka.publisher import Publisher
-from bridge.obs.logs import log_context
+from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 from bridge.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "token", "x-api-key"}
-)
+# Request headers a dead letter keeps (lower case).
+_KEPT_HEADERS = frozenset(
+    {
+        "content-type", "content-length", "content-encoding", "transfer-encoding",
+        "user-agent", "host", "x-forwarded-for", "x-forwarded-proto", "x-real-ip",
+        "x-request-id", "traceparent", "accept",
+    }
+)  # fmt: skip
+_MAX_HEADER_CHARS = 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MAX_QUERY_CHARS = 16 * 1024
 _READ_CHUNK = 64 * 1024
+#: Seconds between log lines about refused credentials (bridge_callbacks_total counts each).
+UNAUTHORIZED_LOG_INTERVAL = 60.0
 
 
 class CallbackReceiver:
@@ -58,8 +70,9 @@ class CallbackReceiver:
         self._metrics = metrics
         self._correlator = correlator
         auth = settings.callbacks
+        self._unauthorized_log = Throttle(UNAUTHORIZED_LOG_INTERVAL)
         self._credentials: tuple[bytes, bytes] | None = None
-        if auth.username is not None:
+        if auth.username:
             password = auth.password.get_secret_value() if auth.password else ""
             self._credentials = (auth.username.encode(), password.encode())
 
@@ -110,6 +123,12 @@ class CallbackReceiver:
                 f"method {request.method} is not allowed; use GET or POST",
                 code="method_not_allowed",
             )
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",
+                code="unsupported_content_encoding",
+            )
         if truncated:
             raise PayloadTooLarge(
                 f"body is larger than the limit of {self._settings.http.max_body_bytes} bytes"
@@ -143,7 +162,15 @@ class CallbackReceiver:
                 return await self._accept(data)
         except Unauthorized as exc:
             outcome = "unauthorized"
-            log.warning("callback refused: %s", exc.message)
+            count = self._unauthorized_log.hit(time.monotonic())
+            if count is not None:
+                log.warning(
+                    "%d callbacks refused for credentials since the last such line (this one: "
+                    "%s, from %s)",
+                    count,
+                    exc.message,
+                    request.remote,
+                )
             response = error_response(exc)
             response.headers[hdrs.WWW_AUTHENTICATE] = (
                 'Basic realm="fonestorm-bridge", charset="UTF-8"'
@@ -249,22 +276,34 @@ def _delivery_method(request: web.Request) -> str:
 
 
 def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpRequestRecord:
+    # Text only when it is plain text: JSON escapes a control character in six bytes, so a body
+    # of them would make a dead letter six times its size; base64 costs a third, whatever it is.
     try:
         text, encoding = body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
+        text, encoding = "", "base64"
+    if encoding == "base64" or _CONTROL.search(text):
         text, encoding = base64.b64encode(body).decode("ascii"), "base64"
+    # An allow-list, not a deny-list: a dead letter keeps what explains a request, never a
+    # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
+    # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
     headers = {
-        name: value
+        name: _header_text(value)
         for name, value in request.headers.items()
-        if name.lower() not in _CREDENTIAL_HEADERS
+        if name.lower() in _KEPT_HEADERS
     }
     return HttpRequestRecord(
         method=request.method,
         path=request.path,
-        query=request.rel_url.raw_query_string,
+        query=_header_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
         headers=headers,
         body=text,
         body_encoding=encoding,  # type: ignore[arg-type]
         body_truncated=truncated,
         remote=request.remote,
     )
+
+
+def _header_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:
+    clean = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return clean if len(clean) <= limit else clean[:limit] + "…"

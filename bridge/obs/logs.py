@@ -131,3 +131,25 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedHttpFilter) for f in server.filters):
         server.addFilter(MalformedHttpFilter())
+
+
+class Throttle:
+    """At most one log line per ``interval`` seconds for a repeated event, with a count.
+
+    For events a stranger can cause at will (a wrong password): logging each would let anyone
+    flood the logs. The metric counts every one; the log says how many since the last line.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next = float("-inf")
+        self._count = 0
+
+    def hit(self, now: float) -> int | None:
+        """Count one event; the number of events to report now, or None to stay quiet."""
+        self._count += 1
+        if now < self._next:
+            return None
+        count, self._count = self._count, 0
+        self._next = now + self._interval
+        return count

@@ -62,6 +62,12 @@ class Metrics:
         self.kafka_ready = Gauge(
             "bridge_kafka_ready", "1 while the Kafka producer is connected.", registry=r
         )
+        self.callbacks_unauthenticated = Gauge(
+            "bridge_callbacks_unauthenticated",
+            "1 when the receiver accepts callbacks without basic auth "
+            "(BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED).",
+            registry=r,
+        )
         self.commands = Counter(
             "bridge_commands",
             "Place-call commands finished, by result status.",

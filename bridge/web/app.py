@@ -24,7 +24,7 @@ from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
 from bridge.obs.metrics import CONTENT_TYPE, Metrics
 from bridge.retrying import retry
-from bridge.settings import Settings
+from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import json_errors
@@ -123,6 +123,9 @@ def create_app(
         middlewares=[json_errors],
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,
+        # Bodies stay as they came: a compressed body is refused (415), never inflated, so a
+        # 100-byte "gzip bomb" costs 100 bytes (and so does its dead letter).
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -134,6 +137,16 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if receiver:
+        problem = receiver_auth_problem(settings)
+        if problem is not None:
+            raise SettingsError(problem)
+        if not settings.callbacks.authenticated:
+            log.warning(
+                "callback authentication is OFF (BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true): "
+                "anyone who reaches this receiver can put call events on %s",
+                settings.topics.call_events,
+            )
+            app[METRICS].callbacks_unauthenticated.set(1)
         app.cleanup_ctx.append(_receiver_topics_ctx)
         correlator = None
         if settings.callbacks.correlation_wait > 0:

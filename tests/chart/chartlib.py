@@ -10,11 +10,14 @@ import yaml
 from tests.chart.helmlib import CHART_DIR, CI_VALUES, TEST_VALUES, Manifest, one
 
 SENTINEL_VALUES = TEST_VALUES / "secret-sentinels-values.yaml"
-ALL_VALUES = [*CI_VALUES, SENTINEL_VALUES]
+#: No callback credentials, `config.callbacks.allowUnauthenticated: true` (the opt-out).
+UNAUTHENTICATED = TEST_VALUES / "unauthenticated-values.yaml"
+ALL_VALUES = [*CI_VALUES, SENTINEL_VALUES, UNAUTHENTICATED]
 CI_IDS = [path.name.removesuffix("-values.yaml") for path in CI_VALUES]
 ALL_IDS = [path.name.removesuffix("-values.yaml") for path in ALL_VALUES]
 FULL = CHART_DIR / "ci" / "full-values.yaml"
 WORKER_ONLY = CHART_DIR / "ci" / "worker-only-values.yaml"
+#: The chart defaults plus literal callback credentials, which the chart cannot do without.
 DEFAULT = CHART_DIR / "ci" / "default-values.yaml"
 
 #: Settings that are secrets: never in a ConfigMap or an env ``value:``.

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.chartlib import FULL, WORKER_ONLY
+from tests.chart.chartlib import DEFAULT, FULL, UNAUTHENTICATED, WORKER_ONLY
 from tests.chart.helmlib import CHART_DIR, NAMESPACE, RELEASE, Helm, Render, env_of, one
 
 # ---------------------------------------------------------------- helm test hook
 
 
 def test_readyz_hook_pod(render: Render) -> None:
-    manifests = render()
+    manifests = render(DEFAULT)
     pod = one(manifests, "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert "hook-succeeded" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
@@ -69,7 +69,7 @@ def readyz_server() -> Iterator[tuple[str, type[_Readyz]]]:
 
 
 def _run_hook_script(render: Render, urls: str, timeout: str) -> subprocess.CompletedProcess[str]:
-    (container,) = one(render(), "Pod")["spec"]["containers"]
+    (container,) = one(render(DEFAULT), "Pod")["spec"]["containers"]
     return subprocess.run(
         [sys.executable, "-c", container["command"][2]],
         env={"READYZ_URLS": urls, "READYZ_TIMEOUT": timeout, "PATH": ""},
@@ -135,9 +135,18 @@ def test_notes_explain_callback_registration(helm: Helm, tmp_path: Path) -> None
     assert "deploy/fsb-fonestorm-bridge-receiver" in notes
     assert "Secret/fonestorm-bridge-credentials" in notes
     assert "maxReplicas: 12" in notes
-    default = _notes(helm, tmp_path / "default")
+    assert "without basic auth" not in notes
+    default = _notes(helm, tmp_path / "default", DEFAULT)
     assert "port-forward svc/fsb-fonestorm-bridge-receiver 8080:80" in default
-    assert "without basic auth" in default
+    assert (
+        "Callbacks need basic auth: the user/password from Secret/fsb-fonestorm-bridge" in default
+    )
+    assert "without basic auth" not in default
+    unauthenticated = _notes(helm, tmp_path / "unauthenticated", UNAUTHENTICATED)
+    assert "WARNING: config.callbacks.allowUnauthenticated is true" in unauthenticated
+    assert "without basic auth from anyone" in unauthenticated
+    assert "url_username" not in unauthenticated
+    assert "http://fonestorm-bridge.example.com/callbacks/calls" in unauthenticated
     worker_only = _notes(helm, tmp_path / "worker", WORKER_ONLY)
     assert "register-callbacks" not in worker_only
     assert "worker:   Deployment/fsb-fonestorm-bridge-worker" in worker_only

@@ -13,6 +13,7 @@ from bridge.settings import HttpSettings
 from tests.chart.chartlib import (
     ALL_IDS,
     ALL_VALUES,
+    DEFAULT,
     FULL,
     SENTINEL_VALUES,
     WORKER_ONLY,
@@ -80,13 +81,13 @@ def test_default_shutdown_budget_matches_the_bridge() -> None:
 
 def test_too_short_grace_period_is_refused(helm: Helm) -> None:
     with pytest.raises(HelmError, match=r"worker.terminationGracePeriodSeconds \(35\) must exceed"):
-        helm.template(set_values=["worker.terminationGracePeriodSeconds=35"])
+        helm.template(DEFAULT, set_values=["worker.terminationGracePeriodSeconds=35"])
     with pytest.raises(HelmError, match=r"receiver.terminationGracePeriodSeconds \(45\)"):
-        helm.template(set_values=["config.http.shutdownTimeout=40"])
+        helm.template(DEFAULT, set_values=["config.http.shutdownTimeout=40"])
 
 
 def test_prestop_modes(render: Render) -> None:
-    default = one(render(), "Deployment", "-receiver")["spec"]["template"]["spec"]
+    default = one(render(DEFAULT), "Deployment", "-receiver")["spec"]["template"]["spec"]
     assert default["containers"][0]["lifecycle"]["preStop"] == {
         "exec": {"command": ["sleep", "10"]}
     }
@@ -122,12 +123,12 @@ def test_pod_annotations(render: Render) -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
     assert annotations["example.com/owner"] == "telephony"
     assert receiver["labels"]["tier"] == "edge"
-    default = one(render(), "Deployment", "-receiver")["spec"]["template"]["metadata"]
+    default = one(render(DEFAULT), "Deployment", "-receiver")["spec"]["template"]["metadata"]
     assert "prometheus.io/scrape" not in default["annotations"]
 
 
 def test_image_reference(render: Render) -> None:
-    default = one(render(), "Deployment", "-worker")["spec"]["template"]["spec"]
+    default = one(render(DEFAULT), "Deployment", "-worker")["spec"]["template"]["spec"]
     assert default["containers"][0]["image"] == "fonestorm-bridge:0.1.0"
     full = one(render(FULL), "Deployment", "-worker")["spec"]["template"]["spec"]
     digest = values_of(FULL)["image"]["digest"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.chart.chartlib import FULL
+from tests.chart.chartlib import DEFAULT, FULL
 from tests.chart.helmlib import Helm, Render, component_labels, of_kind, one
 
 # ---------------------------------------------------------------- exposure, network
@@ -27,7 +27,7 @@ def test_receiver_service_and_ingress(render: Render) -> None:
     assert path["backend"] == {
         "service": {"name": "fsb-fonestorm-bridge-receiver", "port": {"name": "http"}}
     }
-    default_service = one(render(), "Service", "-receiver")
+    default_service = one(render(DEFAULT), "Service", "-receiver")
     assert default_service["spec"]["ports"][0]["port"] == 80
     worker = one(manifests, "Service", "-worker")
     assert worker["spec"]["clusterIP"] == "None"
@@ -63,7 +63,7 @@ def test_network_policies(render: Render) -> None:
 
 
 def test_receiver_ingress_open_by_default(helm: Helm) -> None:
-    manifests = helm.template(set_values=["networkPolicy.enabled=true"])
+    manifests = helm.template(DEFAULT, set_values=["networkPolicy.enabled=true"])
     receiver = one(manifests, "NetworkPolicy", "-receiver")["spec"]
     assert "from" not in receiver["ingress"][0]  # FoneStorm calls in from anywhere
     worker = one(manifests, "NetworkPolicy", "-worker")["spec"]

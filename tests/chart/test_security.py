@@ -14,9 +14,11 @@ import pytest
 from tests.chart.chartlib import (
     ALL_IDS,
     ALL_VALUES,
+    DEFAULT,
     FULL,
     SECRET_ENV,
     SENTINEL_VALUES,
+    UNAUTHENTICATED,
     configmap_data,
     values_of,
 )
@@ -80,7 +82,7 @@ def test_every_pod_meets_restricted_pod_security(render: Render, values: Path) -
 
 
 def test_tmp_is_an_empty_dir(render: Render) -> None:
-    for name, spec in pod_specs(render()):
+    for name, spec in pod_specs(render(DEFAULT)):
         if name.startswith("Pod/"):
             continue
         volumes = {v["name"]: v for v in spec["volumes"]}
@@ -99,7 +101,7 @@ def test_service_account(render: Render) -> None:
 
 
 def test_service_account_not_created(helm: Helm) -> None:
-    manifests = helm.template(set_values=["serviceAccount.create=false"])
+    manifests = helm.template(DEFAULT, set_values=["serviceAccount.create=false"])
     assert not of_kind(manifests, "ServiceAccount")
     for name, spec in pod_specs(manifests):
         assert spec["serviceAccountName"] == "default", name
@@ -177,7 +179,7 @@ def test_secret_env_refs_point_at_the_chart_secret(render: Render) -> None:
 
 
 def test_no_secret_env_when_no_secret_values(render: Render) -> None:
-    for name, spec in pod_specs(render()):
+    for name, spec in pod_specs(render(UNAUTHENTICATED)):
         if name.startswith("Deployment/"):
             assert not SECRET_ENV & set(env_of(spec["containers"][0])), name
 
@@ -241,4 +243,6 @@ def test_kafka_tls_files_mounted_from_secret(render: Render) -> None:
 
 def test_kafka_mtls_needs_both_files(helm: Helm) -> None:
     with pytest.raises(HelmError, match="go together"):
-        helm.template(set_values=["kafkaTls.existingSecret=tls", "kafkaTls.certKey=tls.crt"])
+        helm.template(
+            DEFAULT, set_values=["kafkaTls.existingSecret=tls", "kafkaTls.certKey=tls.crt"]
+        )

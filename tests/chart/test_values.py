@@ -18,7 +18,15 @@ import yaml
 
 from bridge.cli import build_parser
 from bridge.settings import Settings
-from tests.chart.chartlib import ALL_IDS, ALL_VALUES, FULL, SECRET_ENV, configmap_data, values_of
+from tests.chart.chartlib import (
+    ALL_IDS,
+    ALL_VALUES,
+    DEFAULT,
+    FULL,
+    SECRET_ENV,
+    configmap_data,
+    values_of,
+)
 from tests.chart.helmlib import (
     CHART_DIR,
     RELEASE,
@@ -160,7 +168,7 @@ def test_component_args_are_cli_commands() -> None:
 
 
 def test_config_null_keeps_bridge_default(render: Render) -> None:
-    data = configmap_data(render())
+    data = configmap_data(render(DEFAULT))
     assert data == {
         "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
         "BRIDGE_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",

@@ -405,6 +405,7 @@ def test_fuzzed_callbacks_never_5xx_and_are_all_dead_lettered(
         "BRIDGE_HTTP__HOST": "127.0.0.1",
         "BRIDGE_HTTP__PORT": str(port),
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "3",
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
     }
     log_path = tmp_path / "receiver.log"
     fuzz = _FuzzLog()

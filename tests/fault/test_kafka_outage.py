@@ -87,6 +87,7 @@ async def test_broker_outage_answers_503_loses_nothing_and_recovers(
             },
             "topics": {"call_events": "fault.events", "dead_letters": "fault.dlq"},
             "http": {"host": "127.0.0.1", "port": 0},
+            "callbacks": {"allow_unauthenticated": True},
         }
     )
     app = create_app(settings)

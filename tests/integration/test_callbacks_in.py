@@ -217,7 +217,7 @@ async def test_bad_input_is_rejected_and_dead_lettered(
     content_type = spec.get("ct", "application/json")
     if body is None:
         body = json.dumps(callback("OUTBOUND", "END") | spec["json_extra"]).encode()
-    headers = {"Content-Type": content_type, "X-Trace": "t1"}
+    headers = {"Content-Type": content_type, "X-Request-Id": "t1", "X-Custom": "dropped"}
     async with http.post(bridge.callback_url, data=body, headers=headers) as response:
         assert response.status == status
         error = (await response.json())["error"]
@@ -234,7 +234,10 @@ async def test_bad_input_is_rejected_and_dead_lettered(
     )  # fmt: skip
     assert letter.request is not None
     assert letter.request.method == "POST"
-    assert letter.request.headers["X-Trace"] == "t1"
+    # Headers are kept by allow-list: what explains the request, never credentials.
+    kept_headers = {name.lower(): value for name, value in letter.request.headers.items()}
+    assert kept_headers["x-request-id"] == "t1"
+    assert "x-custom" not in kept_headers
     kept = (
         letter.request.body.encode()
         if letter.request.body_encoding == "utf-8"

@@ -34,6 +34,7 @@ async def test_sigterm_during_load_keeps_every_acknowledged_callback(
         "BRIDGE_HTTP__HOST": "127.0.0.1",
         "BRIDGE_HTTP__PORT": str(port),
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "10",
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
     }
     log_path = tmp_path / "receiver.log"
     with log_path.open("wb") as log_file:

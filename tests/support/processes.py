@@ -24,6 +24,7 @@ async def receiver_process(
         "BRIDGE_HTTP__HOST": "127.0.0.1",
         "BRIDGE_HTTP__PORT": str(port),
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "3",
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
         **env,
     }
     with log_path.open("ab") as log_file:

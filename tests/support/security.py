@@ -17,5 +17,6 @@ def secured_settings(**kafka: object) -> Settings:
             "topics": {"call_events": f"events-{suffix}", "dead_letters": f"dlq-{suffix}",
                        "place_call_results": f"results-{suffix}"},
             "http": {"host": "127.0.0.1", "port": 0},
+            "callbacks": {"allow_unauthenticated": True},
         }
     )  # fmt: skip

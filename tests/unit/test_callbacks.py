@@ -163,3 +163,34 @@ def test_unparseable_numbers_keep_raw_and_null_e164() -> None:
 def test_region_is_used_for_national_numbers() -> None:
     data = parsing.validate({**END, "to": "020 7946 0958"})
     assert parsing.to_event(data, region="GB", received_at=NOW).to_e164 == "+442079460958"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("billable_seconds", True, "not a boolean"),
+        ("billable_seconds", "1" * 4000, "whole number of seconds from 0 to 2147483647"),
+        ("billable_seconds", 2**31, "less than or equal to 2147483647"),
+        ("billable_seconds", "12.5", "whole number of seconds"),
+        ("billable_seconds", -1, "greater than or equal to 0"),
+        ("uid", "call\nid", "must be printable: '\\n' at position 4"),
+        ("uid", "x" * 129, "at most 128 characters"),
+        ("to", "3215551801\x00", "must be printable"),
+        ("from", "1" * 33, "at most 32 characters"),
+    ],
+)
+def test_fields_are_bounded_with_a_precise_reason(field: str, value: object, message: str) -> None:
+    with pytest.raises(InvalidCallback) as info:
+        parsing.validate({**END, field: value})
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize("seconds", ["125", 125, 125.0])
+def test_billable_seconds_accepts_digits_and_whole_numbers(seconds: object) -> None:
+    assert parsing.validate({**END, "billable_seconds": seconds}).billable_seconds == 125
+
+
+def test_a_json_integer_beyond_the_conversion_limit_is_malformed_not_a_crash() -> None:
+    body = b'{"uid": "c1", "billable_seconds": ' + b"9" * 4301 + b"}"
+    with pytest.raises(MalformedCallback, match="not acceptable JSON"):
+        parsing.parse_json(body)

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp.http_exceptions import BadHttpMessage
 
-from bridge.obs.logs import JsonFormatter, MalformedHttpFilter
+from bridge.obs.logs import JsonFormatter, MalformedHttpFilter, Throttle
 
 
 def _record(exc: BaseException) -> logging.LogRecord:
@@ -31,3 +31,12 @@ def test_other_errors_keep_their_traceback() -> None:
     assert MalformedHttpFilter().filter(record)
     assert record.levelno == logging.ERROR
     assert "RuntimeError: boom" in JsonFormatter().format(record)
+
+
+def test_throttle_lets_one_line_through_per_interval_with_the_count() -> None:
+    throttle = Throttle(60.0)
+    assert throttle.hit(0.0) == 1
+    assert [throttle.hit(t) for t in (1.0, 2.0, 59.9)] == [None, None, None]
+    assert throttle.hit(60.0) == 4  # three quiet ones and this one
+    assert throttle.hit(61.0) is None
+    assert throttle.hit(500.0) == 2

@@ -10,7 +10,14 @@ import pytest
 from bridge.contracts import registry as schemas
 from bridge.contracts.registry import PUBLISHED_MODELS
 from bridge.sandbox.settings import settings_table as sandbox_settings_table
-from bridge.settings import Settings, SettingsError, env_name, load_settings, settings_table
+from bridge.settings import (
+    Settings,
+    SettingsError,
+    env_name,
+    load_settings,
+    receiver_auth_problem,
+    settings_table,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_nested_env_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
     monkeypatch.setenv("BRIDGE_HTTP__PORT", "9999")
+    monkeypatch.setenv("BRIDGE_CALLBACKS__USERNAME", "fone")
     monkeypatch.setenv("BRIDGE_CALLBACKS__PASSWORD", "s3cret")
     settings = load_settings()
     assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
@@ -70,3 +78,42 @@ def test_sandbox_settings_are_documented_apart() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert sandbox_settings_table() in readme, "run scripts/update-readme"
     assert "BRIDGE_SANDBOX__" not in settings_table()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BRIDGE_CALLBACKS__USERNAME": "fone"}, "without a non-empty BRIDGE_CALLBACKS__PASSWORD"),
+        (
+            {"BRIDGE_CALLBACKS__USERNAME": "fone", "BRIDGE_CALLBACKS__PASSWORD": ""},
+            "without a non-empty BRIDGE_CALLBACKS__PASSWORD",
+        ),
+        ({"BRIDGE_CALLBACKS__PASSWORD": "s3cret"}, "without BRIDGE_CALLBACKS__USERNAME"),
+    ],
+)
+def test_callback_credentials_come_in_pairs_and_are_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert message in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "refused"),
+    [
+        ({}, True),
+        ({"allow_unauthenticated": True}, False),
+        ({"username": "fone", "password": "s3cret"}, False),
+    ],
+)
+def test_the_receiver_fails_closed_without_credentials(
+    callbacks: dict[str, object], refused: bool
+) -> None:
+    problem = receiver_auth_problem(Settings.model_validate({"callbacks": callbacks}))
+    assert (problem is not None) is refused
+    if problem:
+        assert "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true" in problem

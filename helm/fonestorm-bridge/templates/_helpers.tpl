@@ -140,12 +140,44 @@ The secret settings as a list of [env var, key name, value, needs SASL] entries.
 {{- end }}
 
 {{/*
+Whether callback basic-auth credentials reach the pods: both key names set, and either an
+existing Secret (trusted to hold them) or both literal values. Empty when not.
+*/}}
+{{- define "fonestorm-bridge.callbackAuth" -}}
+{{- $s := .Values.secrets }}
+{{- if and $s.keys.callbacksUsername $s.keys.callbacksPassword (or $s.existingSecret (and $s.callbacksUsername $s.callbacksPassword)) }}true{{ end }}
+{{- end }}
+
+{{/*
 Refuse values that would deploy something broken or leak a secret.
 */}}
 {{- define "fonestorm-bridge.validate" -}}
 {{- $s := .Values.secrets }}
 {{- if and $s.existingSecret (or $s.fonestormToken $s.callbacksUsername $s.callbacksPassword $s.kafkaSaslUsername $s.kafkaSaslPassword) }}
 {{- fail "secrets.existingSecret is set: leave the literal secret values (secrets.fonestormToken, ...) empty, they would be ignored" }}
+{{- end }}
+{{- /* Callback basic auth. Every component loads the callback settings, and the bridge refuses
+a user without a password (or the reverse) anywhere: check the pair whatever is enabled. */}}
+{{- if $s.existingSecret }}
+{{- if and (or $s.keys.callbacksUsername $s.keys.callbacksPassword) (not (and $s.keys.callbacksUsername $s.keys.callbacksPassword)) }}
+{{- fail "secrets.keys.callbacksUsername and secrets.keys.callbacksPassword go together: name both keys of secrets.existingSecret (the bridge refuses a callback user without a password and the reverse)" }}
+{{- end }}
+{{- else }}
+{{- if and (or $s.callbacksUsername $s.callbacksPassword) (not (and $s.callbacksUsername $s.callbacksPassword)) }}
+{{- fail "secrets.callbacksUsername and secrets.callbacksPassword go together: set both (the bridge refuses a callback user without a password and the reverse)" }}
+{{- end }}
+{{- if and $s.callbacksUsername (not (and $s.keys.callbacksUsername $s.keys.callbacksPassword)) }}
+{{- fail "secrets.callbacksUsername/callbacksPassword are set but secrets.keys.callbacksUsername or callbacksPassword is empty: the credentials would not reach the pods" }}
+{{- end }}
+{{- end }}
+{{- $callbackAuth := include "fonestorm-bridge.callbackAuth" . }}
+{{- if .Values.receiver.enabled }}
+{{- if and (not $callbackAuth) (not .Values.config.callbacks.allowUnauthenticated) }}
+{{- fail "the callback receiver needs basic-auth credentials (it refuses to start without them): set secrets.callbacksUsername and secrets.callbacksPassword, or secrets.existingSecret holding the keys secrets.keys.callbacksUsername and secrets.keys.callbacksPassword; or set config.callbacks.allowUnauthenticated=true to accept callbacks from anyone who reaches the receiver (dangerous)" }}
+{{- end }}
+{{- if and $callbackAuth .Values.receiver.ingress.enabled (not .Values.receiver.ingress.tls) }}
+{{- fail "receiver.ingress is enabled without receiver.ingress.tls: FoneStorm would send the callback basic-auth credentials over plain HTTP; add a receiver.ingress.tls entry (secretName, hosts)" }}
+{{- end }}
 {{- end }}
 {{- if and (not .Values.receiver.enabled) (not .Values.worker.enabled) }}
 {{- fail "enable at least one of receiver.enabled and worker.enabled" }}

@@ -1,0 +1,120 @@
+"""Hostile input costs little, gets a precise 4xx and a bounded dead letter, changes nothing.
+
+Raw HTTP over a socket where a client library would tidy the bytes up (compressed bodies,
+non-UTF-8 header bytes, header floods).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.callbacks import callback
+from tests.support.kafka_records import consume_all, consume_for
+
+pytestmark = pytest.mark.integration
+
+
+async def raw(bridge: RunningBridge, head: bytes, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """Send one raw request to the callback path; the status and the JSON answer."""
+    url = urlsplit(bridge.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(head + b"\r\n" + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    answer = data.split(b"\r\n\r\n", 1)[1]
+    return int(status_line.split()[1]), json.loads(answer) if answer.strip() else {}
+
+
+def post_head(body: bytes, *extra: bytes) -> bytes:
+    lines = [
+        b"POST /callbacks/calls HTTP/1.1",
+        b"Host: bridge",
+        b"Content-Type: application/json",
+        b"Content-Length: " + str(len(body)).encode(),
+        b"Connection: close",
+        *extra,
+    ]
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+async def only_dead_letter(bridge: RunningBridge) -> tuple[dict[str, Any], int]:
+    """The one dead letter written, and its size on the wire."""
+    servers, topics = bridge.settings.kafka.bootstrap_servers, bridge.settings.topics
+    [record] = await consume_all(servers, topics.dead_letters, expected=1)
+    assert await consume_for(servers, topics.call_events, seconds=0.3) == []
+    return json.loads(record.value), len(record.value)
+
+
+async def still_ready(bridge: RunningBridge) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/readyz") as response:
+        assert response.status == 200, await response.text()
+
+
+async def test_a_gzip_body_is_refused_without_inflating_it(start_bridge: BridgeFactory) -> None:
+    bridge = await start_bridge()
+    bomb = gzip.compress(b"{" + b" " * 400_000 + b"}")
+    assert len(bomb) < 1000
+    status, answer = await raw(bridge, post_head(bomb, b"Content-Encoding: gzip"), bomb)
+    assert (status, answer["error"]["code"]) == (415, "unsupported_content_encoding")
+    letter, size = await only_dead_letter(bridge)
+    assert size < 4096  # ~ the compressed body, base64: never the 400 KB it inflates to
+    assert letter["request"]["body_encoding"] == "base64"
+    await still_ready(bridge)
+
+
+async def test_non_utf8_header_bytes_on_a_refused_request_still_make_a_dead_letter(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge()
+    body = b"not json"
+    status, answer = await raw(bridge, post_head(body, b"User-Agent: caf\xe9-\xff"), body)
+    assert (status, answer["error"]["code"]) == (400, "malformed_body")
+    letter, _ = await only_dead_letter(bridge)
+    assert letter["request"]["headers"]["User-Agent"].startswith("caf")
+    await still_ready(bridge)
+
+
+async def test_a_header_flood_makes_a_small_dead_letter(start_bridge: BridgeFactory) -> None:
+    bridge = await start_bridge()
+    flood = [f"X-Junk-{n}: {'j' * 8000}".encode() for n in range(60)]
+    body = b"\x01" * 60_000  # control characters, not JSON
+    status, _ = await raw(bridge, post_head(body, b"User-Agent: " + b"u" * 8000, *flood), body)
+    assert status == 400
+    letter, size = await only_dead_letter(bridge)
+    assert size < 100_000
+    assert len(letter["request"]["headers"]["User-Agent"]) <= 1025
+    await still_ready(bridge)
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "code"),
+    [
+        (b"9" * 4301, 400, "malformed_body"),
+        (b"1" * 4000 + b"0", 422, "invalid_fields"),
+        (b'"' + b"1" * 4000 + b'"', 422, "invalid_fields"),
+        (b"true", 422, "invalid_fields"),
+        (b"2147483648", 422, "invalid_fields"),
+    ],
+)
+async def test_absurd_billable_seconds_are_refused_precisely(
+    start_bridge: BridgeFactory, value: bytes, status: int, code: str
+) -> None:
+    bridge = await start_bridge()
+    fields = json.dumps(callback("OUTBOUND", "END", disposition="ANSWERED"))
+    body = fields[:-1].encode() + b', "billable_seconds": ' + value + b"}"
+    got, answer = await raw(bridge, post_head(body), body)
+    assert (got, answer["error"]["code"]) == (status, code)
+    await only_dead_letter(bridge)
+    await still_ready(bridge)

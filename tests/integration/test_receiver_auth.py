@@ -1,0 +1,78 @@
+"""The receiver fails closed: no credentials, no receiver, unless the operator opts out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import sys
+
+import aiohttp
+import pytest
+
+from tests.support.bridge_app import BridgeFactory
+from tests.support.callbacks import CALLBACK_PATH, callback
+
+pytestmark = pytest.mark.integration
+
+
+async def _cli(*args: str, **env: str) -> tuple[int, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        *args,
+        env={**clean, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.parametrize("command", ["receiver", "serve"])
+async def test_the_receiver_refuses_to_start_without_credentials(command: str) -> None:
+    code, err = await _cli(command)
+    assert code == 2
+    assert "needs basic-auth credentials" in err
+    assert "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true" in err
+
+
+async def test_a_user_without_a_password_is_a_settings_error_that_names_it() -> None:
+    code, err = await _cli("receiver", BRIDGE_CALLBACKS__USERNAME="fone")
+    assert code == 2
+    assert "BRIDGE_CALLBACKS__USERNAME is set without a non-empty BRIDGE_CALLBACKS__PASSWORD" in err
+
+
+async def test_the_opt_out_is_loud(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bridge.web.app"):
+        bridge = await start_bridge()  # the test fixture opts out explicitly
+    assert "callback authentication is OFF" in caplog.text
+    async with http.get(f"{bridge.url}/metrics") as response:
+        assert "bridge_callbacks_unauthenticated 1.0" in await response.text()
+
+
+async def test_a_flood_of_wrong_passwords_is_one_log_line_and_every_one_counted(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await start_bridge(
+        callbacks={"username": "fone", "password": "st0rm", "allow_unauthenticated": False}
+    )
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"fone:guess").decode()}
+    with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
+        for _ in range(50):
+            async with http.post(
+                bridge.url + CALLBACK_PATH, json=callback(), headers=wrong
+            ) as response:
+                assert response.status == 401
+    lines = [r for r in caplog.records if "refused for credentials" in r.getMessage()]
+    assert len(lines) == 1
+    async with http.get(f"{bridge.url}/metrics") as response:
+        metrics = await response.text()
+    assert 'outcome="unauthorized"} 50.0' in metrics
+    assert "bridge_callbacks_unauthenticated 0.0" in metrics
