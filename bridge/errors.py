@@ -11,7 +11,8 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     │   ├── UnsupportedMediaType      content type we do not accept                    415
     │   ├── PayloadTooLarge           body over the configured limit                   413
     │   ├── BodyTimeout               body not received within the body timeout        408
-    │   └── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
+    │   ├── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
+    │   └── InternalError             a bug met on this callback (dead-lettered)      500
     ├── PublishError                  Kafka did not acknowledge in time (retriable)    503
     │   └── RecordRejected            Kafka refused this record (too large): not retriable
     ├── CommandError                  a place-call command we refuse
@@ -95,6 +96,13 @@ class Unauthorized(CallbackError):
     code = "unauthorized"
     http_status = 401
     dead_letter = False
+
+
+class InternalError(CallbackError):
+    """The bridge failed on this callback (a bug): answered 500, kept as a dead letter."""
+
+    code = "internal_error"
+    http_status = 500
 
 
 class PublishError(BridgeError):

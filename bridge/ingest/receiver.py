@@ -24,6 +24,7 @@ from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
+    InternalError,
     PayloadTooLarge,
     PublishError,
     Unauthorized,
@@ -141,6 +142,7 @@ class CallbackReceiver:
         method = _delivery_method(request)
         direction = status = "unknown"
         outcome = "accepted"
+        body, truncated = b"", False
         try:
             self._check_auth(request)
             try:
@@ -162,29 +164,42 @@ class CallbackReceiver:
                 return await self._accept(data)
         except Unauthorized as exc:
             outcome = "unauthorized"
-            count = self._unauthorized_log.hit(time.monotonic())
-            if count is not None:
-                log.warning(
-                    "%d callbacks refused for credentials since the last such line (this one: "
-                    "%s, from %s)",
-                    count,
-                    exc.message,
-                    request.remote,
-                )
-            response = error_response(exc)
-            response.headers[hdrs.WWW_AUTHENTICATE] = (
-                'Basic realm="fonestorm-bridge", charset="UTF-8"'
-            )
-            return response
+            return self._refuse(request, exc)
         except PublishError as exc:
             outcome = "unavailable"
-            response = error_response(exc)
-            response.headers[hdrs.RETRY_AFTER] = "1"
-            return response
+            return _unavailable(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, not the endpoint
+            outcome = "error"
+            return await self._failed(request, body, truncated, exc)
         finally:
             m = self._metrics
             m.child(m.callbacks, method, direction, status, outcome).inc()
             m.child(m.callback_latency, outcome).observe(time.perf_counter() - started)
+
+    def _refuse(self, request: web.Request, error: Unauthorized) -> web.Response:
+        count = self._unauthorized_log.hit(time.monotonic())
+        if count is not None:
+            log.warning(
+                "%d callbacks refused for credentials since the last such line (this one: "
+                "%s, from %s)",
+                count,
+                error.message,
+                request.remote,
+            )
+        response = error_response(error)
+        response.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="fonestorm-bridge", charset="UTF-8"'
+        return response
+
+    async def _failed(
+        self, request: web.Request, body: bytes, truncated: bool, exc: Exception
+    ) -> web.Response:
+        # One line, no traceback: a request that triggers a bug can be repeated at will.
+        log.error("callback failed unexpectedly: %r", exc)
+        error = InternalError(f"the bridge failed on this callback ({type(exc).__name__})")
+        try:
+            return await self._reject(request, body, truncated, error, logged=True)
+        except PublishError as unavailable:
+            return _unavailable(unavailable)
 
     async def _accept(self, data: parsing.CallbackData) -> web.Response:
         command_id = correlation_id = None
@@ -217,7 +232,13 @@ class CallbackReceiver:
         return web.json_response({"event_id": event.event_id, "call_id": event.call_id})
 
     async def _reject(
-        self, request: web.Request, body: bytes, truncated: bool, error: CallbackError
+        self,
+        request: web.Request,
+        body: bytes,
+        truncated: bool,
+        error: CallbackError,
+        *,
+        logged: bool = False,
     ) -> web.Response:
         letter = DeadLetter(
             dead_letter_id=str(uuid.uuid4()),
@@ -232,17 +253,24 @@ class CallbackReceiver:
             self._settings.topics.dead_letters, letter, source=self._settings.callbacks.source
         )
         self._metrics.dead_letters.labels("callback", error.code).inc()
-        log.warning(
-            "callback rejected (%s): %s",
-            error.code,
-            error.message,
-            extra={"dead_letter_id": letter.dead_letter_id},
-        )
+        if not logged:
+            log.warning(
+                "callback rejected (%s): %s",
+                error.code,
+                error.message,
+                extra={"dead_letter_id": letter.dead_letter_id},
+            )
         response = error_response(error)
         if truncated:
             # The rest of the body (oversized or stalled) is never read: drop the connection.
             response.force_close()
         return response
+
+
+def _unavailable(error: PublishError) -> web.Response:
+    response = error_response(error)
+    response.headers[hdrs.RETRY_AFTER] = "1"
+    return response
 
 
 class _BodyStalled(Exception):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
+from bridge.ingest import parsing
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all, consume_for
@@ -117,4 +119,29 @@ async def test_absurd_billable_seconds_are_refused_precisely(
     got, answer = await raw(bridge, post_head(body), body)
     assert (got, answer["error"]["code"]) == (status, code)
     await only_dead_letter(bridge)
+    await still_ready(bridge)
+
+
+async def test_a_bug_costs_one_500_with_a_dead_letter_and_one_log_line(
+    start_bridge: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Fault injection, not a mock: the real app and broker, with the event mapping broken.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    bridge = await start_bridge()
+    monkeypatch.setattr(parsing, "to_event", broken)
+    body = json.dumps(callback()).encode()
+    with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
+        status, answer = await raw(bridge, post_head(body), body)
+    assert (status, answer["error"]["code"]) == (500, "internal_error")
+    assert "RuntimeError" in answer["error"]["message"]
+    letter, _ = await only_dead_letter(bridge)
+    assert (letter["reason_code"], letter["http_status"]) == ("internal_error", 500)
+    [line] = [r for r in caplog.records if r.name == "bridge.ingest.receiver"]
+    assert line.exc_info is None  # no traceback per request
+    async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/metrics") as response:
+        assert 'outcome="error"} 1.0' in await response.text()
     await still_ready(bridge)
