@@ -80,6 +80,13 @@ class HttpSettings(BaseModel):
 
     host: str = Field("0.0.0.0", description="Address to listen on.")  # noqa: S104
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    admin_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of `/healthz`, `/readyz` and `/metrics`; when set, they are served only "
+        "there and the callback port answers only callbacks. Unset: all on the callback port.",
+    )
     max_body_bytes: int = Field(
         64 * 1024, gt=0, description="Largest callback body accepted (bytes); larger gets 413."
     )
@@ -95,6 +102,12 @@ class HttpSettings(BaseModel):
     keepalive_timeout: float = Field(
         75.0, gt=0, description="Idle keep-alive connection timeout (s)."
     )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> HttpSettings:
+        if self.admin_port is not None and self.admin_port == self.port != 0:
+            raise ValueError("BRIDGE_HTTP__ADMIN_PORT must differ from BRIDGE_HTTP__PORT")
+        return self
 
 
 class CallbackSettings(BaseModel):

@@ -22,10 +22,11 @@ from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
-from bridge.obs.metrics import CONTENT_TYPE, Metrics
+from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
+from bridge.web.admin import add_operations_routes, admin_site_ctx
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import json_errors
 
@@ -63,28 +64,6 @@ async def _freeze_heap(app: web.Application) -> None:
 async def _on_shutdown(app: web.Application) -> None:
     # Not ready from the first moment of shutdown, so the Service stops routing to us.
     app[PUBLISHER].begin_shutdown()
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the event loop answers."""
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Readiness: Kafka is reachable and every registered component is ready."""
-    checks = {"kafka": request.app[PUBLISHER].ready}
-    checks.update({name: check() for name, check in request.app[READINESS].items()})
-    ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition."""
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _receiver_topics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -133,9 +112,11 @@ def create_app(
     app[READINESS] = {}
     app.cleanup_ctx.append(_publisher_ctx)
     app.on_shutdown.append(_on_shutdown)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if settings.http.admin_port is None:
+        add_operations_routes(app.router)
+    else:
+        # Before every other resource: cleaned up last, it reports not-ready during shutdown.
+        app.cleanup_ctx.insert(0, admin_site_ctx)
     if receiver:
         problem = receiver_auth_problem(settings)
         if problem is not None:

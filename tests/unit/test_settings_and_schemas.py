@@ -11,6 +11,7 @@ from bridge.contracts import registry as schemas
 from bridge.contracts.registry import PUBLISHED_MODELS
 from bridge.sandbox.settings import settings_table as sandbox_settings_table
 from bridge.settings import (
+    HttpSettings,
     Settings,
     SettingsError,
     env_name,
@@ -117,3 +118,9 @@ def test_the_receiver_fails_closed_without_credentials(
     assert (problem is not None) is refused
     if problem:
         assert "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED=true" in problem
+
+
+def test_the_admin_port_must_differ_from_the_callback_port() -> None:
+    with pytest.raises(ValueError, match="must differ"):
+        HttpSettings(port=8080, admin_port=8080)
+    assert HttpSettings(port=0, admin_port=0).admin_port == 0  # both chosen by the OS

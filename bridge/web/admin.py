@@ -1,0 +1,67 @@
+"""Operations endpoints (``/healthz``, ``/readyz``, ``/metrics``): on the callback port, or apart.
+
+With ``BRIDGE_HTTP__ADMIN_PORT`` they are served only on that port, so the port that faces the
+internet answers nothing but callbacks: no metrics for strangers to read, no readiness to probe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bridge.obs.metrics import CONTENT_TYPE
+from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.errors import json_errors
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Kafka is reachable and every registered component is ready."""
+    checks = {"kafka": request.app[PUBLISHER].ready}
+    checks.update({name: check() for name, check in request.app[READINESS].items()})
+    ready = all(checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_operations_routes(router: web.UrlDispatcher) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on ``router``."""
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    router.add_get("/metrics", metrics)
+
+
+async def admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the operations endpoints on ``BRIDGE_HTTP__ADMIN_PORT``."""
+    settings = app[SETTINGS]
+    admin = web.Application(middlewares=[json_errors])
+    # The same objects as the main app: readiness and metrics are the process's.
+    admin[SETTINGS] = settings
+    admin[METRICS] = app[METRICS]
+    admin[PUBLISHER] = app[PUBLISHER]
+    admin[READINESS] = app[READINESS]
+    add_operations_routes(admin.router)
+    runner = web.AppRunner(admin, access_log=None, handle_signals=False)
+    await runner.setup()
+    # reuse_port: with --workers N every process serves it, like the callback port.
+    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
+    await site.start()
+    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
+    yield
+    await runner.cleanup()
