@@ -7,12 +7,15 @@ from typing import Any
 
 import yaml
 
+from bridge.settings import HttpSettings
 from tests.chart.helmlib import CHART_DIR, CI_VALUES, TEST_VALUES, Manifest, one
 
 SENTINEL_VALUES = TEST_VALUES / "secret-sentinels-values.yaml"
 #: No callback credentials, `config.callbacks.allowUnauthenticated: true` (the opt-out).
 UNAUTHENTICATED = TEST_VALUES / "unauthenticated-values.yaml"
-ALL_VALUES = [*CI_VALUES, SENTINEL_VALUES, UNAUTHENTICATED]
+#: `config.http.adminPort: null`: everything on the callback port, as before the admin port.
+SINGLE_PORT = TEST_VALUES / "single-port-values.yaml"
+ALL_VALUES = [*CI_VALUES, SENTINEL_VALUES, UNAUTHENTICATED, SINGLE_PORT]
 CI_IDS = [path.name.removesuffix("-values.yaml") for path in CI_VALUES]
 ALL_IDS = [path.name.removesuffix("-values.yaml") for path in ALL_VALUES]
 FULL = CHART_DIR / "ci" / "full-values.yaml"
@@ -36,3 +39,12 @@ def values_of(path: Path) -> dict[str, Any]:
 
 def configmap_data(manifests: list[Manifest]) -> dict[str, str]:
     return one(manifests, "ConfigMap")["data"] or {}
+
+
+def http_ports(manifests: list[Manifest]) -> tuple[int, int | None]:
+    """(callback port, admin port or None) the rendered ConfigMap gives the bridge."""
+    data = configmap_data(manifests)
+    admin = data.get("BRIDGE_HTTP__ADMIN_PORT")
+    return int(data.get("BRIDGE_HTTP__PORT", HttpSettings().port)), (
+        None if admin is None else int(admin)
+    )

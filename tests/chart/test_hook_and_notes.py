@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.chartlib import DEFAULT, FULL, UNAUTHENTICATED, WORKER_ONLY
+from tests.chart.chartlib import DEFAULT, FULL, SINGLE_PORT, UNAUTHENTICATED, WORKER_ONLY
 from tests.chart.helmlib import CHART_DIR, NAMESPACE, RELEASE, Helm, Render, env_of, one
 
 # ---------------------------------------------------------------- helm test hook
@@ -35,9 +35,47 @@ def test_readyz_hook_pod(render: Render) -> None:
     assert container["command"][:2] == ["python", "-c"]
     assert "urllib.request" in container["command"][2]
     env = env_of(container)
+    # The admin port, through the headless Services (they resolve to the pods' own ports).
     assert env["READYZ_URLS"]["value"].split() == [
+        "http://fsb-fonestorm-bridge-receiver-metrics:9090/readyz",
+        "http://fsb-fonestorm-bridge-worker:9090/readyz",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "urls"),
+    [
+        (
+            FULL,
+            [
+                "http://fsb-fonestorm-bridge-receiver-metrics:9091/readyz",
+                "http://fsb-fonestorm-bridge-worker:9091/readyz",
+            ],
+        ),
+        (
+            SINGLE_PORT,
+            [
+                "http://fsb-fonestorm-bridge-receiver:80/readyz",
+                "http://fsb-fonestorm-bridge-worker:8080/readyz",
+            ],
+        ),
+    ],
+    ids=["full", "single-port"],
+)
+def test_readyz_hook_urls(render: Render, values: Path, urls: list[str]) -> None:
+    (container,) = one(render(values), "Pod")["spec"]["containers"]
+    assert env_of(container)["READYZ_URLS"]["value"].split() == urls
+
+
+def test_readyz_hook_reaches_the_worker_on_its_container_port(helm: Helm) -> None:
+    """The worker's Service is headless: the URL must carry the pod's port, not the Service's."""
+    manifests = helm.template(
+        DEFAULT, set_values=["config.http.adminPort=null", "config.http.port=8081"]
+    )
+    (container,) = one(manifests, "Pod")["spec"]["containers"]
+    assert env_of(container)["READYZ_URLS"]["value"].split() == [
         "http://fsb-fonestorm-bridge-receiver:80/readyz",
-        "http://fsb-fonestorm-bridge-worker:8080/readyz",
+        "http://fsb-fonestorm-bridge-worker:8081/readyz",
     ]
 
 
@@ -150,3 +188,16 @@ def test_notes_explain_callback_registration(helm: Helm, tmp_path: Path) -> None
     worker_only = _notes(helm, tmp_path / "worker", WORKER_ONLY)
     assert "register-callbacks" not in worker_only
     assert "worker:   Deployment/fsb-fonestorm-bridge-worker" in worker_only
+
+
+def test_notes_tell_where_the_operations_endpoints_are(helm: Helm, tmp_path: Path) -> None:
+    default = _notes(helm, tmp_path / "default", DEFAULT)
+    assert "Service/fsb-fonestorm-bridge-receiver (port 80, callbacks only)" in default
+    assert "/metrics are served only on port 9090" in default
+    assert "headless Service/fsb-fonestorm-bridge-receiver-metrics" in default
+    worker_only = _notes(helm, tmp_path / "worker", WORKER_ONLY)
+    assert "only on port 9090" in worker_only
+    assert "receiver-metrics" not in worker_only
+    single = _notes(helm, tmp_path / "single", SINGLE_PORT)
+    assert "Service/fsb-fonestorm-bridge-receiver (port 80)" in single
+    assert "config.http.adminPort is null" in single

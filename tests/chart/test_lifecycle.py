@@ -16,8 +16,10 @@ from tests.chart.chartlib import (
     DEFAULT,
     FULL,
     SENTINEL_VALUES,
+    SINGLE_PORT,
     WORKER_ONLY,
     configmap_data,
+    http_ports,
     values_of,
 )
 from tests.chart.helmlib import (
@@ -37,15 +39,52 @@ from tests.chart.helmlib import (
 
 @pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
 def test_probes(render: Render, values: Path) -> None:
+    """Both components: `http` is the callback port; with an admin port the probes use it."""
     manifests = render(values)
-    port = int(configmap_data(manifests).get("BRIDGE_HTTP__PORT", HttpSettings().port))
+    port, admin = http_ports(manifests)
+    expected = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    if admin is not None:
+        expected.append({"name": "admin", "containerPort": admin, "protocol": "TCP"})
+    probe_port = "http" if admin is None else "admin"
+    deployments = of_kind(manifests, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["ports"] == expected, kn(deployment)
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": probe_port}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": probe_port}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": probe_port}
+        assert container["envFrom"] == [{"configMapRef": {"name": "fsb-fonestorm-bridge"}}]
+
+
+def test_admin_port_on_by_default(render: Render) -> None:
+    """Secure by default: the chart's own values put the operations endpoints apart."""
+    assert http_ports(render(DEFAULT)) == (HttpSettings().port, 9090)
+    assert http_ports(render(FULL)) == (8081, 9091)
+    assert http_ports(render(SINGLE_PORT)) == (HttpSettings().port, None)
+
+
+@pytest.mark.parametrize(
+    "set_values",
+    [
+        ["config.http.adminPort=8080"],  # the bridge's default callback port
+        ["config.http.port=9090"],  # the chart's default admin port
+        ["config.http.port=8081", "config.http.adminPort=8081"],
+    ],
+    ids=["admin-on-default-port", "port-on-default-admin", "both-set"],
+)
+def test_admin_port_equal_to_http_port_is_refused(helm: Helm, set_values: list[str]) -> None:
+    with pytest.raises(HelmError, match=r"config\.http\.adminPort \((\d+)\) must differ from"):
+        helm.template(DEFAULT, set_values=set_values)
+
+
+def test_admin_port_null_from_the_command_line(helm: Helm) -> None:
+    manifests = helm.template(DEFAULT, set_values=["config.http.adminPort=null"])
+    assert "BRIDGE_HTTP__ADMIN_PORT" not in configmap_data(manifests)
     for deployment in of_kind(manifests, "Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["envFrom"] == [{"configMapRef": {"name": "fsb-fonestorm-bridge"}}]
+        assert [p["name"] for p in container["ports"]] == ["http"], kn(deployment)
+        assert container["readinessProbe"]["httpGet"]["port"] == "http", kn(deployment)
 
 
 def _prestop_seconds(container: Manifest) -> int:
@@ -93,6 +132,9 @@ def test_prestop_modes(render: Render) -> None:
     }
     full = one(render(FULL), "Deployment", "-receiver")["spec"]["template"]["spec"]
     assert full["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
+    # The admin port changes the probes, not the shutdown: same hook without it.
+    single = one(render(SINGLE_PORT), "Deployment", "-receiver")["spec"]["template"]["spec"]
+    assert single["containers"][0]["lifecycle"] == default["containers"][0]["lifecycle"]
 
 
 def test_checksum_annotations(helm: Helm, render: Render) -> None:
@@ -119,12 +161,14 @@ def test_pod_annotations(render: Render) -> None:
     receiver = one(render(FULL), "Deployment", "-receiver")["spec"]["template"]["metadata"]
     annotations = receiver["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == "8081"
+    assert annotations["prometheus.io/port"] == "9091"  # the admin port, not 8081
     assert annotations["prometheus.io/path"] == "/metrics"
     assert annotations["example.com/owner"] == "telephony"
     assert receiver["labels"]["tier"] == "edge"
     default = one(render(DEFAULT), "Deployment", "-receiver")["spec"]["template"]["metadata"]
     assert "prometheus.io/scrape" not in default["annotations"]
+    single = one(render(SINGLE_PORT), "Deployment", "-worker")["spec"]["template"]["metadata"]
+    assert single["annotations"]["prometheus.io/port"] == str(HttpSettings().port)
 
 
 def test_image_reference(render: Render) -> None:
@@ -177,7 +221,7 @@ def test_worker_only(render: Render) -> None:
     assert hpa["spec"]["maxReplicas"] == 6
     test_pod = one(manifests, "Pod")
     env = env_of(test_pod["spec"]["containers"][0])
-    assert env["READYZ_URLS"]["value"] == "http://fsb-fonestorm-bridge-worker:8080/readyz"
+    assert env["READYZ_URLS"]["value"] == "http://fsb-fonestorm-bridge-worker:9090/readyz"
 
 
 def test_both_components_disabled_is_refused(helm: Helm) -> None:

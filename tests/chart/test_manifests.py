@@ -79,6 +79,7 @@ def test_default_render_contents(render: Render) -> None:
             "Pod/fsb-fonestorm-bridge-test-readyz",
             "Secret/fsb-fonestorm-bridge",
             "Service/fsb-fonestorm-bridge-receiver",
+            "Service/fsb-fonestorm-bridge-receiver-metrics",
             "Service/fsb-fonestorm-bridge-worker",
             "ServiceAccount/fsb-fonestorm-bridge",
         ]

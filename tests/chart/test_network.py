@@ -1,11 +1,31 @@
-"""How the bridge is exposed: the receiver's Service and Ingress, and the NetworkPolicies."""
+"""How the bridge is exposed: the receiver's Service and Ingress carry only the callback port,
+the `admin` port (/healthz, /readyz, /metrics) stays on headless Services, and the
+NetworkPolicies.
+"""
 
 from __future__ import annotations
 
-from tests.chart.chartlib import DEFAULT, FULL
-from tests.chart.helmlib import Helm, Render, component_labels, of_kind, one
+from pathlib import Path
 
-# ---------------------------------------------------------------- exposure, network
+import pytest
+
+from tests.chart.chartlib import ALL_IDS, ALL_VALUES, DEFAULT, FULL, SINGLE_PORT, http_ports
+from tests.chart.helmlib import (
+    Helm,
+    Manifest,
+    Render,
+    component_labels,
+    kn,
+    of_kind,
+    one,
+)
+
+RECEIVER = "fsb-fonestorm-bridge-receiver"
+RECEIVER_METRICS = "fsb-fonestorm-bridge-receiver-metrics"
+WORKER = "fsb-fonestorm-bridge-worker"
+TEST_POD_PEER = {"podSelector": {"matchLabels": component_labels("test")}}
+
+# ---------------------------------------------------------------- exposure
 
 
 def test_receiver_service_and_ingress(render: Render) -> None:
@@ -24,28 +44,107 @@ def test_receiver_service_and_ingress(render: Render) -> None:
     assert rule["host"] == "fonestorm-bridge.example.com"
     (path,) = rule["http"]["paths"]
     assert path["path"] == "/callbacks"
-    assert path["backend"] == {
-        "service": {"name": "fsb-fonestorm-bridge-receiver", "port": {"name": "http"}}
-    }
+    assert path["backend"] == {"service": {"name": RECEIVER, "port": {"name": "http"}}}
     default_service = one(render(DEFAULT), "Service", "-receiver")
     assert default_service["spec"]["ports"][0]["port"] == 80
     worker = one(manifests, "Service", "-worker")
     assert worker["spec"]["clusterIP"] == "None"
 
 
-def test_network_policies(render: Render) -> None:
-    manifests = render(FULL)
-    policies = {
+def _services(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {m["metadata"]["name"]: m for m in of_kind(manifests, "Service")}
+
+
+@pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
+def test_public_receiver_exposes_only_the_callback_port(render: Render, values: Path) -> None:
+    """Whatever reaches the receiver from outside (its Service, possibly a LoadBalancer, and
+    the Ingress) gets the `http` port: never `admin`, by name or by number."""
+    manifests = render(values)
+    port, admin = http_ports(manifests)
+    services = _services(manifests)
+    if RECEIVER not in services:
+        assert not of_kind(manifests, "Ingress")
+        return
+    (entry,) = services[RECEIVER]["spec"]["ports"]
+    assert entry["name"] == "http"
+    assert entry["targetPort"] == "http"
+    assert admin is None or admin not in {entry["port"], entry.get("nodePort")}
+    for ingress in of_kind(manifests, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"] == {
+                    "service": {"name": RECEIVER, "port": {"name": "http"}}
+                }, kn(ingress)
+    for deployment in of_kind(manifests, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        http = next(p for p in container["ports"] if p["name"] == "http")
+        assert http["containerPort"] == port, kn(deployment)
+
+
+@pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
+def test_admin_port_only_on_headless_services(render: Render, values: Path) -> None:
+    manifests = render(values)
+    _, admin = http_ports(manifests)
+    services = _services(manifests)
+    receiver_on = any(m["metadata"]["name"] == RECEIVER for m in of_kind(manifests, "Deployment"))
+    expect_metrics = receiver_on and admin is not None
+    assert (RECEIVER_METRICS in services) == expect_metrics
+    for name, service in services.items():
+        admin_entries = [p for p in service["spec"]["ports"] if p["name"] == "admin"]
+        if name == RECEIVER:
+            assert not admin_entries
+            continue
+        assert service["spec"]["clusterIP"] == "None", name  # cluster-internal, no VIP
+        assert service["spec"]["type"] == "ClusterIP", name
+        if admin is None:
+            assert not admin_entries, name
+        else:
+            assert admin_entries == [
+                {"name": "admin", "port": admin, "targetPort": "admin", "protocol": "TCP"}
+            ], name
+    if expect_metrics:
+        metrics = services[RECEIVER_METRICS]
+        assert metrics["spec"]["ports"] == [
+            {"name": "admin", "port": admin, "targetPort": "admin", "protocol": "TCP"}
+        ]
+        assert metrics["spec"]["selector"] == component_labels("receiver")
+        assert metrics["metadata"]["labels"]["app.kubernetes.io/component"] == "receiver"
+
+
+def test_long_names_stay_valid_and_distinct(helm: Helm) -> None:
+    manifests = helm.template(DEFAULT, set_values=["fullnameOverride=" + "b" * 60])
+    names = [m["metadata"]["name"] for m in of_kind(manifests, "Service")]
+    assert len(names) == 3
+    assert len(set(names)) == 3
+    assert all(len(name) <= 63 and not name.endswith("-") for name in names), names
+
+
+# ---------------------------------------------------------------- network policies
+
+
+def _policies(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {
         m["metadata"]["labels"]["app.kubernetes.io/component"]: m["spec"]
         for m in of_kind(manifests, "NetworkPolicy")
     }
+
+
+def _ports(rule: Manifest) -> list[str]:
+    return [port["port"] for port in rule["ports"]]
+
+
+def test_network_policies(render: Render) -> None:
+    manifests = render(FULL)
+    policies = _policies(manifests)
     assert set(policies) == {"receiver", "worker"}
-    test_pod_peer = {"podSelector": {"matchLabels": component_labels("test")}}
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
     for component, spec in policies.items():
         assert spec["policyTypes"] == ["Ingress", "Egress"]
-        (rule,) = spec["ingress"]
-        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-        assert test_pod_peer in rule["from"], component
+        for rule in spec["ingress"]:
+            assert all(port["protocol"] == "TCP" for port in rule["ports"]), component
         egress_ports = {
             (port["port"], port["protocol"]) for rule in spec["egress"] for port in rule["ports"]
         }
@@ -56,19 +155,49 @@ def test_network_policies(render: Render) -> None:
             (443, "TCP"),
             (4317, "TCP"),
         } <= egress_ports
-    receiver_from = policies["receiver"]["ingress"][0]["from"]
-    assert {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
-    } in receiver_from
+    # Receiver: the callback rule as before the admin port, and the admin port for scrapers.
+    callbacks, scraping = policies["receiver"]["ingress"]
+    assert _ports(callbacks) == ["http"]
+    assert callbacks["from"] == [
+        TEST_POD_PEER,
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    ]
+    assert _ports(scraping) == ["admin"]
+    assert scraping["from"] == [TEST_POD_PEER, prometheus]
+    # Worker: its one rule covers both ports, for the same peers.
+    (worker,) = policies["worker"]["ingress"]
+    assert _ports(worker) == ["http", "admin"]
+    assert worker["from"] == [TEST_POD_PEER, prometheus]
 
 
 def test_receiver_ingress_open_by_default(helm: Helm) -> None:
     manifests = helm.template(DEFAULT, set_values=["networkPolicy.enabled=true"])
     receiver = one(manifests, "NetworkPolicy", "-receiver")["spec"]
-    assert "from" not in receiver["ingress"][0]  # FoneStorm calls in from anywhere
+    callbacks, scraping = receiver["ingress"]
+    assert _ports(callbacks) == ["http"]
+    assert "from" not in callbacks  # FoneStorm calls in from anywhere
+    # ... but not to /metrics and /readyz: only the `helm test` pod (no scraper listed yet).
+    assert _ports(scraping) == ["admin"]
+    assert scraping["from"] == [TEST_POD_PEER]
     worker = one(manifests, "NetworkPolicy", "-worker")["spec"]
-    assert worker["ingress"][0]["from"] == [
-        {"podSelector": {"matchLabels": component_labels("test")}}
-    ]
+    (rule,) = worker["ingress"]
+    assert _ports(rule) == ["http", "admin"]
+    assert rule["from"] == [TEST_POD_PEER]
     kafka_rule = next(r for r in receiver["egress"] if r["ports"][0]["port"] == 9092)
     assert "to" not in kafka_rule
+
+
+def test_network_policies_single_port(render: Render) -> None:
+    """`config.http.adminPort: null`: one rule per component on `http`, as before."""
+    policies = _policies(render(SINGLE_PORT))
+    (receiver,) = policies["receiver"]["ingress"]
+    assert receiver == {"ports": [{"port": "http", "protocol": "TCP"}]}
+    (worker,) = policies["worker"]["ingress"]
+    assert worker == {
+        "ports": [{"port": "http", "protocol": "TCP"}],
+        "from": [
+            TEST_POD_PEER,
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        ],
+    }

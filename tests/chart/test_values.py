@@ -122,9 +122,14 @@ def test_rendered_config_loads_in_the_bridge(
         assert settings.fonestorm.register_on_start is True
         assert settings.worker.rate_limit == 5.5
         assert settings.http.port == 8081
+        assert settings.http.admin_port == 9091
         assert settings.kafka.ssl_cafile == "/etc/kafka-tls/ca.crt"
     expected_servers = config.get("kafka", {}).get("bootstrapServers", "kafka:9092")
     assert settings.kafka.bootstrap_servers == expected_servers
+    # The chart's default admin port reaches the bridge; an explicit null leaves it unset.
+    admin = config.get("http", {}).get("adminPort", chart_default("config", "http", "adminPort"))
+    assert settings.http.admin_port == admin
+    assert settings.http.admin_port != settings.http.port
 
 
 def _as_stated(default: Any) -> str:
@@ -172,6 +177,8 @@ def test_config_null_keeps_bridge_default(render: Render) -> None:
     assert data == {
         "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
         "BRIDGE_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",
+        # Not the bridge's default (unset): the chart keeps /metrics off the callback port.
+        "BRIDGE_HTTP__ADMIN_PORT": "9090",
     }
 
 
@@ -197,6 +204,9 @@ BAD_VALUES = {
     "bad quantity": ["--set", "receiver.resources.limits.memory=lots"],
     "bad preStop mode": ["--set", "lifecycle.preStopMode=httpGet"],
     "privileged http port": ["--set", "config.http.port=80"],
+    "privileged admin port": ["--set", "config.http.adminPort=90"],
+    "admin port out of range": ["--set", "config.http.adminPort=70000"],
+    "admin port as a string": ["--set-string", "config.http.adminPort=9090"],
     "bad digest": ["--set", "image.digest=latest"],
     "overriding a chart label": ["--set", "receiver.podLabels.app\\.kubernetes\\.io/name=x"],
 }

@@ -104,6 +104,55 @@ Container port of the bridge's HTTP server (config.http.port, else the bridge de
 {{- end }}
 
 {{/*
+Container port of the operations endpoints (/healthz, /readyz, /metrics) when they have their
+own: config.http.adminPort. Empty when unset: then the HTTP port serves them with the callbacks.
+*/}}
+{{- define "fonestorm-bridge.adminPort" -}}
+{{- with .Values.config.http.adminPort }}{{ . | int }}{{ end }}
+{{- end }}
+
+{{/*
+The container port serving /healthz, /readyz and /metrics: its name (`admin`, else `http`)...
+*/}}
+{{- define "fonestorm-bridge.opsPortName" -}}
+{{- if include "fonestorm-bridge.adminPort" . }}admin{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
+...and its number.
+*/}}
+{{- define "fonestorm-bridge.opsPort" -}}
+{{- include "fonestorm-bridge.adminPort" . | default (include "fonestorm-bridge.httpPort" .) }}
+{{- end }}
+
+{{/*
+Name of the receiver's headless metrics Service (only with config.http.adminPort), which keeps
+the `admin` port off the receiver's public Service.
+*/}}
+{{- define "fonestorm-bridge.receiverMetricsName" -}}
+{{- printf "%s-metrics" (include "fonestorm-bridge.componentName" (dict "root" . "component" "receiver")) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Names of the Services the ServiceMonitor scrapes (their job label), as a JSON list: the
+receiver's metrics Service (its public Service without config.http.adminPort) and the worker's.
+*/}}
+{{- define "fonestorm-bridge.scrapedServices" -}}
+{{- $names := list }}
+{{- if .Values.receiver.enabled }}
+{{- if include "fonestorm-bridge.adminPort" . }}
+{{- $names = append $names (include "fonestorm-bridge.receiverMetricsName" .) }}
+{{- else }}
+{{- $names = append $names (include "fonestorm-bridge.componentName" (dict "root" . "component" "receiver")) }}
+{{- end }}
+{{- end }}
+{{- if .Values.worker.enabled }}
+{{- $names = append $names (include "fonestorm-bridge.componentName" (dict "root" . "component" "worker")) }}
+{{- end }}
+{{- $names | toJson }}
+{{- end }}
+
+{{/*
 Seconds the bridge gives in-flight requests after SIGTERM (config.http.shutdownTimeout, else
 the bridge default 25), rounded up.
 */}}
@@ -195,6 +244,10 @@ a user without a password (or the reverse) anywhere: check the pair whatever is 
 {{- if and (eq .Values.lifecycle.preStopMode "sleepAction") (semverCompare "<1.30-0" .Capabilities.KubeVersion.Version) }}
 {{- fail "lifecycle.preStopMode=sleepAction needs Kubernetes >= 1.30 (PodLifecycleSleepAction); use exec" }}
 {{- end }}
+{{- $adminPort := include "fonestorm-bridge.adminPort" . }}
+{{- if and $adminPort (eq (int $adminPort) (include "fonestorm-bridge.httpPort" . | int)) }}
+{{- fail (printf "config.http.adminPort (%s) must differ from config.http.port (%s, the callback port): the admin port keeps /metrics and /readyz off the port the callbacks come in on; pick another port, or set config.http.adminPort=null to serve everything on one port" $adminPort (include "fonestorm-bridge.httpPort" .)) }}
+{{- end }}
 {{- if and (or .Values.kafkaTls.certKey .Values.kafkaTls.keyKey) (not (and .Values.kafkaTls.certKey .Values.kafkaTls.keyKey)) }}
 {{- fail "kafkaTls.certKey and kafkaTls.keyKey go together (mTLS needs both)" }}
 {{- end }}
@@ -211,6 +264,8 @@ Pod template of one component. Call with (dict "root" $ "component" "receiver").
 {{- $component := .component }}
 {{- $values := index $root.Values $component }}
 {{- $port := include "fonestorm-bridge.httpPort" $root | int }}
+{{- $adminPort := include "fonestorm-bridge.adminPort" $root }}
+{{- $opsPort := include "fonestorm-bridge.opsPortName" $root }}
 {{- $sasl := include "fonestorm-bridge.kafkaSasl" $root -}}
 metadata:
   labels:
@@ -223,7 +278,7 @@ metadata:
     checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
     {{- if $root.Values.metrics.podAnnotations }}
     prometheus.io/scrape: "true"
-    prometheus.io/port: {{ $port | quote }}
+    prometheus.io/port: {{ include "fonestorm-bridge.opsPort" $root | quote }}
     prometheus.io/path: /metrics
     {{- end }}
     {{- with $values.podAnnotations }}
@@ -250,9 +305,17 @@ spec:
       args:
         {{- toYaml $values.args | nindent 8 }}
       ports:
+        # Callbacks (the receiver's /callbacks/calls); also /healthz, /readyz and /metrics
+        # unless config.http.adminPort gives them their own port.
         - name: http
           containerPort: {{ $port }}
           protocol: TCP
+        {{- if $adminPort }}
+        # /healthz, /readyz and /metrics only: probes, scraping, `helm test`.
+        - name: admin
+          containerPort: {{ $adminPort }}
+          protocol: TCP
+        {{- end }}
       envFrom:
         - configMapRef:
             name: {{ include "fonestorm-bridge.fullname" $root }}
@@ -273,17 +336,17 @@ spec:
       livenessProbe:
         httpGet:
           path: /healthz
-          port: http
+          port: {{ $opsPort }}
         {{- toYaml $values.livenessProbe | nindent 8 }}
       readinessProbe:
         httpGet:
           path: /readyz
-          port: http
+          port: {{ $opsPort }}
         {{- toYaml $values.readinessProbe | nindent 8 }}
       startupProbe:
         httpGet:
           path: /healthz
-          port: http
+          port: {{ $opsPort }}
         {{- toYaml $values.startupProbe | nindent 8 }}
       lifecycle:
         preStop:
