@@ -12,6 +12,7 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     │   ├── PayloadTooLarge           body over the configured limit                   413
     │   ├── BodyTimeout               body not received within the body timeout        408
     │   ├── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
+    │   ├── Forbidden                 source not in the allowed networks (not kept)    403
     │   └── InternalError             a bug met on this callback (dead-lettered)      500
     ├── PublishError                  Kafka did not acknowledge in time (retriable)    503
     │   └── RecordRejected            Kafka refused this record (too large): not retriable
@@ -95,6 +96,14 @@ class Unauthorized(CallbackError):
 
     code = "unauthorized"
     http_status = 401
+    dead_letter = False
+
+
+class Forbidden(CallbackError):
+    """The source is not in ``BRIDGE_CALLBACKS__ALLOWED_NETWORKS``; never dead-lettered."""
+
+    code = "forbidden"
+    http_status = 403
     dead_letter = False
 
 

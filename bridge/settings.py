@@ -7,6 +7,7 @@ README's settings table; keep the two in step (a unit test checks it).
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 import phonenumbers
@@ -87,6 +88,11 @@ class HttpSettings(BaseModel):
         description="Port of `/healthz`, `/readyz` and `/metrics`; when set, they are served only "
         "there and the callback port answers only callbacks. Unset: all on the callback port.",
     )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="Proxies (CIDRs, JSON list) whose `X-Forwarded-For` is believed when "
+        "checking `BRIDGE_CALLBACKS__ALLOWED_NETWORKS`; from anyone else the header is ignored.",
+    )
     max_body_bytes: int = Field(
         64 * 1024, gt=0, description="Largest callback body accepted (bytes); larger gets 413."
     )
@@ -121,6 +127,12 @@ class CallbackSettings(BaseModel):
     )
     password: SecretStr | None = Field(
         None, description="Basic-auth password (secret); non-empty, set with the user."
+    )
+    allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description='Sources (CIDRs, JSON list, e.g. `["203.0.113.0/24"]`) callbacks are '
+        "accepted from; others get 403 and nothing is produced. Behind a proxy, set "
+        "`BRIDGE_HTTP__TRUSTED_PROXIES` too. Empty: any source.",
     )
     allow_unauthenticated: bool = Field(
         False,

@@ -24,6 +24,7 @@ from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
+    Forbidden,
     InternalError,
     PayloadTooLarge,
     PublishError,
@@ -32,6 +33,7 @@ from bridge.errors import (
 )
 from bridge.ingest import parsing
 from bridge.ingest.correlation import CallCorrelator
+from bridge.ingest.sources import client_address, source_allowed
 from bridge.kafka.publisher import Publisher
 from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
@@ -144,6 +146,7 @@ class CallbackReceiver:
         outcome = "accepted"
         body, truncated = b"", False
         try:
+            self._check_source(request)
             self._check_auth(request)
             try:
                 body, truncated = await self._read_body(request)
@@ -162,8 +165,8 @@ class CallbackReceiver:
             direction, status = data.direction.value, data.status.value
             with log_context(call_id=data.uid):
                 return await self._accept(data)
-        except Unauthorized as exc:
-            outcome = "unauthorized"
+        except (Forbidden, Unauthorized) as exc:
+            outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
             return self._refuse(request, exc)
         except PublishError as exc:
             outcome = "unavailable"
@@ -176,18 +179,31 @@ class CallbackReceiver:
             m.child(m.callbacks, method, direction, status, outcome).inc()
             m.child(m.callback_latency, outcome).observe(time.perf_counter() - started)
 
-    def _refuse(self, request: web.Request, error: Unauthorized) -> web.Response:
+    def _check_source(self, request: web.Request) -> None:
+        allowed = self._settings.callbacks.allowed_networks
+        if not allowed:
+            return
+        forwarded = request.headers.get("X-Forwarded-For")
+        address = client_address(request.remote, forwarded, self._settings.http.trusted_proxies)
+        if not source_allowed(address, allowed):
+            raise Forbidden(f"source {address} is not allowed to send callbacks")
+
+    def _refuse(self, request: web.Request, error: Forbidden | Unauthorized) -> web.Response:
+        """401 or 403, nothing produced; logged at most once a minute (a stranger can repeat)."""
         count = self._unauthorized_log.hit(time.monotonic())
         if count is not None:
             log.warning(
-                "%d callbacks refused for credentials since the last such line (this one: "
-                "%s, from %s)",
+                "%d callbacks refused for their source or credentials since the last such line "
+                "(this one: %s, from %s)",
                 count,
                 error.message,
                 request.remote,
             )
         response = error_response(error)
-        response.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="fonestorm-bridge", charset="UTF-8"'
+        if isinstance(error, Unauthorized):
+            response.headers[hdrs.WWW_AUTHENTICATE] = (
+                'Basic realm="fonestorm-bridge", charset="UTF-8"'
+            )
         return response
 
     async def _failed(

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.bridge_app import BridgeFactory
 from tests.support.callbacks import CALLBACK_PATH, callback
+from tests.support.kafka_records import consume_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +71,44 @@ async def test_a_flood_of_wrong_passwords_is_one_log_line_and_every_one_counted(
                 bridge.url + CALLBACK_PATH, json=callback(), headers=wrong
             ) as response:
                 assert response.status == 401
-    lines = [r for r in caplog.records if "refused for credentials" in r.getMessage()]
+    lines = [r for r in caplog.records if "callbacks refused" in r.getMessage()]
     assert len(lines) == 1
     async with http.get(f"{bridge.url}/metrics") as response:
         metrics = await response.text()
     assert 'outcome="unauthorized"} 50.0' in metrics
     assert "bridge_callbacks_unauthenticated 0.0" in metrics
+
+
+async def test_sources_outside_the_allowed_networks_get_403_and_nothing_is_produced(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession
+) -> None:
+    bridge = await start_bridge(callbacks={"allowed_networks": ["198.51.100.0/24"]})
+    servers, topics = bridge.settings.kafka.bootstrap_servers, bridge.settings.topics
+    # The test client is 127.0.0.1, which is not allowed, and not a trusted proxy either, so
+    # its X-Forwarded-For is ignored.
+    for headers in ({}, {"X-Forwarded-For": "198.51.100.7"}):
+        async with http.post(
+            bridge.url + CALLBACK_PATH, json=callback(), headers=headers
+        ) as response:
+            assert response.status == 403
+            assert (await response.json())["error"]["code"] == "forbidden"
+    assert await consume_for(servers, topics.call_events, seconds=0.3) == []
+    assert await consume_for(servers, topics.dead_letters, seconds=0.2) == []
+
+
+async def test_x_forwarded_for_is_believed_from_trusted_proxies_only(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession
+) -> None:
+    bridge = await start_bridge(
+        callbacks={"allowed_networks": ["198.51.100.0/24"]},
+        http={"trusted_proxies": ["127.0.0.0/8"]},
+    )
+    for forwarded, status in (
+        ("198.51.100.7", 200),
+        ("198.51.100.7, 203.0.113.1", 403),  # the hop next to the proxy is not allowed
+        ("203.0.113.1, 198.51.100.7", 200),  # the sender's own claim on the left is ignored
+    ):
+        async with http.post(
+            bridge.url + CALLBACK_PATH, json=callback(), headers={"X-Forwarded-For": forwarded}
+        ) as response:
+            assert response.status == status, forwarded
