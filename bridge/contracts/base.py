@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from abc import abstractmethod
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -50,15 +51,18 @@ class VersionedEvent(BaseModel):
     # The CloudEvent attributes of the record that carries the model: each model knows its
     # own, so a publisher needs only the topic and the CloudEvents ``source``.
 
-    @property
-    def ce_id(self) -> str:
-        """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
-        raise NotImplementedError
+    # Abstract (pydantic's model metaclass is an ABCMeta): a published model that forgets
+    # one cannot even be instantiated.
 
     @property
+    @abstractmethod
+    def ce_id(self) -> str:
+        """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
+
+    @property
+    @abstractmethod
     def ce_type(self) -> str:
         """CloudEvents ``type``."""
-        raise NotImplementedError
 
     @property
     def ce_subject(self) -> str | None:

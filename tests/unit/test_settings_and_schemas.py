@@ -124,3 +124,8 @@ def test_the_admin_port_must_differ_from_the_callback_port() -> None:
     with pytest.raises(ValueError, match="must differ"):
         HttpSettings(port=8080, admin_port=8080)
     assert HttpSettings(port=0, admin_port=0).admin_port == 0  # both chosen by the OS
+
+
+def test_every_published_model_has_its_cloudevent_id_and_type() -> None:
+    for model in PUBLISHED_MODELS:
+        assert not getattr(model, "__abstractmethods__", None), model
