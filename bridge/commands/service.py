@@ -15,7 +15,7 @@ from bridge.commands.processor import CommandProcessor
 from bridge.commands.worker import CommandWorker
 from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
-from bridge.kafka.topics import ensure_topics
+from bridge.kafka.topics import TopicWatch
 from bridge.retrying import retry
 from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
@@ -64,12 +64,15 @@ async def _run(
     settings = app[SETTINGS]
     topics = settings.topics
 
+    await TopicWatch(
+        settings,
+        [topics.place_call, topics.command_ledger, topics.place_call_results,
+         topics.call_events, topics.dead_letters],
+        what="the worker",
+        on_change=app[PUBLISHER].set_missing_topics,
+    ).wait()  # fmt: skip
+
     async def start() -> None:
-        await ensure_topics(
-            settings,
-            [topics.place_call, topics.command_ledger, topics.place_call_results,
-             topics.call_events, topics.dead_letters],
-        )  # fmt: skip
         await ledger.start()
         await consumer.start()
 

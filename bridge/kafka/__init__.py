@@ -2,3 +2,8 @@
 
 May import `bridge.contracts`, `bridge.obs`, `bridge.settings` and `bridge.errors`.
 """
+
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
+
+# Before any client exists: topics are created by the bridge's own settings or by an operator.
+forbid_topic_auto_creation()

@@ -52,11 +52,21 @@ class Publisher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._reachable = asyncio.Event()
+        self._missing_topics: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
         """True while the producer is started and the last contact with Kafka succeeded."""
         return self._ready and not self._stopping
+
+    @property
+    def missing_topics(self) -> list[str]:
+        """Topics known not to exist (reported by a :class:`~bridge.kafka.topics.TopicWatch`)."""
+        return sorted(self._missing_topics)
+
+    def set_missing_topics(self, names: list[str]) -> None:
+        """Refuse to produce to ``names`` at once, instead of waiting for their metadata."""
+        self._missing_topics = frozenset(names)
 
     async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109
         """Until Kafka has answered once; :class:`PublishError` after ``timeout`` seconds."""
@@ -152,6 +162,10 @@ class Publisher:
         if producer is None:
             self._metrics.produce_errors.labels(topic).inc()
             raise PublishError("Kafka is not reachable; retry later")
+        if topic in self._missing_topics:
+            # Without auto-creation the producer would wait for metadata that never comes.
+            self._metrics.produce_errors.labels(topic).inc()
+            raise PublishError(f"topic {topic!r} does not exist yet; retry later")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.produce_timeout):

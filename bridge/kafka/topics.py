@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bridge.kafka.options import client_options
+from bridge.retrying import backoff_delays
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -15,6 +18,13 @@ log = logging.getLogger(__name__)
 
 class MissingTopicsError(KafkaError):  # type: ignore[misc]
     """Topics the bridge needs do not exist and it may not create them."""
+
+    def __init__(self, topics: list[str]) -> None:
+        super().__init__(
+            f"topics {topics} do not exist: create them, or run `serve` with "
+            "BRIDGE_KAFKA__CREATE_TOPICS=true to let the bridge create them"
+        )
+        self.topics = topics
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -46,10 +56,7 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
         if not missing:
             return
         if not settings.kafka.create_topics:
-            raise MissingTopicsError(
-                f"topics {missing} do not exist: create them, or set "
-                "BRIDGE_KAFKA__CREATE_TOPICS=true to let the bridge create them"
-            )
+            raise MissingTopicsError(missing)
         configs = topic_configs(settings)
         new = [
             NewTopic(
@@ -68,3 +75,55 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
         log.info("created topics %s", missing)
     finally:
         await admin.close()
+
+
+class TopicWatch:
+    """Waits until topics exist (creating them when allowed) and says once which are missing.
+
+    A missing topic needs an operator, so it is logged once (and again only when the set of
+    missing topics changes), not once per retry; the topics are checked again every
+    ``recheck`` seconds. Other Kafka errors (broker unreachable) are retried with backoff.
+    """
+
+    #: Seconds between checks while topics are missing.
+    recheck: float = 5.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        names: list[str],
+        *,
+        what: str,
+        level: int = logging.ERROR,
+        on_change: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._names = names
+        self._what = what
+        self._level = level
+        self._on_change = on_change or (lambda missing: None)
+
+    async def wait(self) -> None:
+        """Return once every topic exists; ``on_change`` hears what is missing meanwhile."""
+        reported: list[str] = []
+        delays = backoff_delays(0.5, 10.0)
+        while True:
+            try:
+                await ensure_topics(self._settings, self._names)
+            except MissingTopicsError as exc:
+                if exc.topics != reported:
+                    log.log(self._level, "%s: %s", self._what, exc)
+                    reported = exc.topics
+                    self._on_change(reported)
+                await asyncio.sleep(self.recheck)
+            except KafkaError as exc:
+                delay = next(delays)
+                log.warning(
+                    "%s: checking topics failed (%s); retrying in %.1fs", self._what, exc, delay
+                )
+                await asyncio.sleep(delay)
+            else:
+                if reported:
+                    log.info("%s: topics %s exist now", self._what, reported)
+                    self._on_change([])
+                return

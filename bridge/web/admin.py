@@ -28,10 +28,11 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {"kafka": request.app[PUBLISHER].ready}
     checks.update({name: check() for name, check in request.app[READINESS].items()})
     ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    missing = request.app[PUBLISHER].missing_topics
+    if missing:
+        body["missing_topics"] = missing
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from bridge.commands.service import worker_ctx
 from bridge.errors import BridgeError
@@ -21,9 +20,8 @@ from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.publisher import Publisher
-from bridge.kafka.topics import ensure_topics
+from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
-from bridge.retrying import retry
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes, admin_site_ctx
@@ -75,11 +73,10 @@ async def _receiver_topics_ctx(app: web.Application) -> AsyncIterator[None]:
     async def check() -> None:
         names = [settings.topics.call_events, settings.topics.dead_letters]
         # ERROR: a missing topic the bridge may not create needs an operator.
-        await retry(
-            lambda: ensure_topics(settings, names),
-            retry_on=KafkaError, what="checking the receiver's topics", maximum=30.0,
-            level=logging.ERROR,
-        )  # fmt: skip
+        watch = TopicWatch(
+            settings, names, what="the receiver", on_change=app[PUBLISHER].set_missing_topics
+        )
+        await watch.wait()
         found.set()
 
     task = asyncio.create_task(check(), name="receiver-topics")
