@@ -54,6 +54,19 @@ _MAX_HEADER_CHARS = 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_QUERY_CHARS = 16 * 1024
 _READ_CHUNK = 64 * 1024
+_MAX_REASON_CHARS = 2048
+
+
+def dead_letter_bound(max_body_bytes: int) -> int:
+    """Most bytes a callback's dead letter can take, whatever the request was.
+
+    The body is cut at ``max_body_bytes`` (base64 adds a third); query, kept headers and
+    reason are cut in characters, and JSON may spend up to six bytes on one (``\\u0001``).
+    """
+    texts = _MAX_QUERY_CHARS + len(_KEPT_HEADERS) * _MAX_HEADER_CHARS + _MAX_REASON_CHARS
+    return 4 * -(-max_body_bytes // 3) + 6 * texts + 4096
+
+
 #: Seconds between log lines about refused credentials (bridge_callbacks_total counts each).
 UNAUTHORIZED_LOG_INTERVAL = 60.0
 
@@ -260,7 +273,7 @@ class CallbackReceiver:
             dead_letter_id=str(uuid.uuid4()),
             source="callback",
             reason_code=error.code,
-            reason=error.message,
+            reason=_bounded_text(error.message, limit=_MAX_REASON_CHARS),
             received_at=utcnow(),
             http_status=error.http_status,
             request=_request_record(request, body, truncated),
@@ -332,14 +345,14 @@ def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpR
     # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
     # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
     headers = {
-        name: _header_text(value)
+        name: _bounded_text(value)
         for name, value in request.headers.items()
         if name.lower() in _KEPT_HEADERS
     }
     return HttpRequestRecord(
         method=request.method,
         path=request.path,
-        query=_header_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
+        query=_bounded_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
         headers=headers,
         body=text,
         body_encoding=encoding,  # type: ignore[arg-type]
@@ -348,6 +361,6 @@ def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpR
     )
 
 
-def _header_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:
+def _bounded_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:
     clean = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return clean if len(clean) <= limit else clean[:limit] + "…"
