@@ -89,7 +89,7 @@ EXPOSE 8080
 
 # Liveness for plain `docker run`; Kubernetes uses the chart's probes instead.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"]
+    CMD ["fonestorm-bridge", "healthcheck"]
 
 ENTRYPOINT ["fonestorm-bridge"]
 CMD ["serve"]

@@ -1,4 +1,4 @@
-"""Command line: ``fonestorm-bridge receiver|worker|serve|sandbox|register-callbacks|schemas``."""
+"""Command line: ``fonestorm-bridge COMMAND``; `--help` lists the commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -183,6 +184,18 @@ def cmd_schemas_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if out else 0
 
 
+def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when this container's ``/healthz`` answers 200 (the image's HEALTHCHECK)."""
+    # The admin port when set: the callback port then answers nothing but callbacks.
+    port = settings.http.admin_port or settings.http.port
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as exc:
+        print(f"fonestorm-bridge: /healthz on port {port}: {exc}", file=sys.stderr)
+        return 1
+
+
 _SERVICES = frozenset({"receiver", "worker", "serve", "sandbox"})
 
 
@@ -225,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         "register-callbacks",
         help="point send/receive-notify of the FoneNumbers at BRIDGE_FONESTORM__PUBLIC_URL",
     ).set_defaults(func=cmd_register_callbacks)
+    sub.add_parser(
+        "healthcheck", help="exit 0 when /healthz of the local bridge answers (admin port if set)"
+    ).set_defaults(func=cmd_healthcheck)
     place = sub.add_parser("place-call", help="produce one place-call command to Kafka")
     place.add_argument("--to", required=True, help="number to call")
     place.add_argument("--fonenumber", required=True, help="our FoneNumber to call from")

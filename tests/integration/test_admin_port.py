@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from bridge import cli
 from tests.support.bridge_app import BridgeFactory
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.ports import free_port
@@ -36,3 +37,16 @@ async def test_operations_endpoints_move_to_the_admin_port(
         assert response.status == 200
     async with http.post(f"{admin_url}{CALLBACK_PATH}", json=callback()) as response:
         assert response.status == 404
+
+
+async def test_the_image_healthcheck_asks_the_admin_port(
+    start_bridge: BridgeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = free_port()
+    bridge = await start_bridge(ready=False, http={"admin_port": admin})
+    monkeypatch.setenv("BRIDGE_HTTP__PORT", bridge.url.rsplit(":", 1)[1])
+    monkeypatch.setenv("BRIDGE_HTTP__ADMIN_PORT", str(admin))
+    # The CLI blocks (urllib): run it off the loop that serves the bridge.
+    assert await asyncio.to_thread(cli.main, ["healthcheck"]) == 0
+    monkeypatch.setenv("BRIDGE_HTTP__ADMIN_PORT", str(free_port()))
+    assert await asyncio.to_thread(cli.main, ["healthcheck"]) == 1
