@@ -187,6 +187,14 @@ def test_ingress_with_tls_renders_with_auth(helm: Helm, render: Render) -> None:
     assert one(manifests, "Ingress")["spec"]["tls"][0]["secretName"] == "bridge-tls"
 
 
+def test_ingress_without_tls_renders_when_https_ends_upstream(helm: Helm) -> None:
+    manifests = helm.template(
+        DEFAULT,
+        set_values=["receiver.ingress.enabled=true", "receiver.ingress.tlsTerminatedUpstream=true"],
+    )
+    assert "tls" not in one(manifests, "Ingress")["spec"]
+
+
 def test_ingress_without_tls_renders_without_auth(render: Render) -> None:
     # No credentials to expose: the opt-out values enable a plain-HTTP Ingress.
     ingress = one(render(UNAUTHENTICATED), "Ingress")

@@ -224,8 +224,8 @@ a user without a password (or the reverse) anywhere: check the pair whatever is 
 {{- if and (not $callbackAuth) (not .Values.config.callbacks.allowUnauthenticated) }}
 {{- fail "the callback receiver needs basic-auth credentials (it refuses to start without them): set secrets.callbacksUsername and secrets.callbacksPassword, or secrets.existingSecret holding the keys secrets.keys.callbacksUsername and secrets.keys.callbacksPassword; or set config.callbacks.allowUnauthenticated=true to accept callbacks from anyone who reaches the receiver (dangerous)" }}
 {{- end }}
-{{- if and $callbackAuth .Values.receiver.ingress.enabled (not .Values.receiver.ingress.tls) }}
-{{- fail "receiver.ingress is enabled without receiver.ingress.tls: FoneStorm would send the callback basic-auth credentials over plain HTTP; add a receiver.ingress.tls entry (secretName, hosts)" }}
+{{- if and $callbackAuth .Values.receiver.ingress.enabled (not .Values.receiver.ingress.tls) (not .Values.receiver.ingress.tlsTerminatedUpstream) }}
+{{- fail "receiver.ingress is enabled without receiver.ingress.tls: FoneStorm would send the callback basic-auth credentials over plain HTTP; add a receiver.ingress.tls entry (secretName, hosts), or set receiver.ingress.tlsTerminatedUpstream=true when HTTPS ends in front of the Ingress" }}
 {{- end }}
 {{- end }}
 {{- if and (not .Values.receiver.enabled) (not .Values.worker.enabled) }}
