@@ -146,11 +146,12 @@ class CallbackSettings(BaseModel):
     correlation_wait: float = Field(
         1.0,
         ge=0,
-        description="Longest wait (s) for an outbound call's place-call result, so its events "
-        "carry command_id/correlation_id; 0 disables correlation.",
+        description="Longest wait (s) of an outbound callback whose numbers have a placement in "
+        "flight (it waits for the ledger to name the call, so its event carries command_id and "
+        "correlation_id); other callbacks never wait. 0 disables correlation.",
     )
     correlation_lookback: float = Field(
-        86400.0, ge=0, description="At start, read place-call results this far back (s)."
+        86400.0, ge=0, description="At start, read the command ledger this far back (s)."
     )
     correlation_cache_size: int = Field(
         200_000, gt=0, description="Placed calls remembered for correlation."

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bridge.commands.ledger import LedgerEntry, LedgerState
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 
 Delivery = Literal["at-most-once", "at-least-once"]
 

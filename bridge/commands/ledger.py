@@ -33,39 +33,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import datetime
-from enum import StrEnum
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from bridge.contracts.commands import PlaceCallResult
+from bridge.contracts.ledger import LedgerEntry
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class LedgerState(StrEnum):
-    """Where a command stands."""
-
-    PLACING = "placing"
-    PENDING = "pending"
-    DONE = "done"
-
-
-class LedgerEntry(BaseModel):
-    """Value of one ledger record (key: ``command_id``)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    command_id: str
-    state: LedgerState
-    source: str = Field(description="topic/partition/offset of the command record.")
-    result: PlaceCallResult | None = None
-    updated_at: datetime
 
 
 class Ledger:

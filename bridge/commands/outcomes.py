@@ -12,13 +12,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from bridge.commands.destinations import parse
 from bridge.commands.jobs import Job
-from bridge.commands.ledger import Ledger, LedgerEntry, LedgerState
+from bridge.commands.ledger import Ledger
 from bridge.commands.records import readable_command_id, record_ref
 from bridge.contracts.base import utcnow, uuid5
 from bridge.contracts.calls import PLACED_ID_NAMESPACE, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.dead_letters import DeadLetter
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.errors import InvalidCommand, PublishError, RecordRejected
 from bridge.kafka.publisher import Publisher
 from bridge.obs.logs import bind_log_context
@@ -57,13 +59,7 @@ class OutcomeWriter:
             await self.until_written(
                 "the dead letter", lambda: self.dead_letter(job, code, reason, command.command_id)
             )
-        done = LedgerEntry(
-            command_id=command.command_id,
-            state=LedgerState.DONE,
-            source=job.source,
-            result=result,
-            updated_at=utcnow(),
-        )
+        done = self._entry(job, command, LedgerState.DONE, result)
         await self.until_written("the ledger entry", lambda: self._ledger.record(done))
         # A crash from here on republishes the same result (same ce_id) from the ledger.
         await self.until_written("the result", lambda: self.publish(result, command))
@@ -113,10 +109,27 @@ class OutcomeWriter:
         await self.until_written("the ledger entry", lambda: self.mark(job, command, state))
 
     async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> None:
-        await self._ledger.record(
-            LedgerEntry(
-                command_id=command.command_id, state=state, source=job.source, updated_at=utcnow()
-            )
+        await self._ledger.record(self._entry(job, command, state))
+
+    def _entry(
+        self,
+        job: Job,
+        command: PlaceCallCommand,
+        state: LedgerState,
+        result: PlaceCallResult | None = None,
+    ) -> LedgerEntry:
+        # The numbers as FoneStorm's callbacks will name them (E.164): receivers hold back only
+        # the outbound callbacks whose pair has a placement in flight.
+        region = self._settings.callbacks.default_region
+        fonenumber, to = parse(command.fonenumber, region), parse(command.to, region)
+        return LedgerEntry(
+            command_id=command.command_id,
+            state=state,
+            source=job.source,
+            result=result,
+            updated_at=utcnow(),
+            fonenumber=fonenumber.e164 if fonenumber else None,
+            to=to.e164 if to else None,
         )
 
     async def publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:

@@ -31,7 +31,7 @@ from aiolimiter import AsyncLimiter
 from bridge.commands import decision, destinations, policy
 from bridge.commands.auth_gate import AuthGate
 from bridge.commands.jobs import Job, Phase, Revoked
-from bridge.commands.ledger import Ledger, LedgerState
+from bridge.commands.ledger import Ledger
 from bridge.commands.outcomes import OutcomeWriter
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import (
@@ -40,6 +40,7 @@ from bridge.contracts.commands import (
     ResultStatus,
     parse_command,
 )
+from bridge.contracts.ledger import LedgerState
 from bridge.errors import (
     FoneStormAuthError,
     FoneStormError,

@@ -1,24 +1,35 @@
 """Tags callbacks of calls the bridge placed with their ``command_id`` and ``correlation_id``.
 
-Every receiver replica follows the place-call results topic (no consumer group: each replica
-reads every partition) and remembers ``call_id → (command_id, correlation_id)`` of ``placed``
-results, so whichever replica FoneStorm calls back can tag the event. A callback may overtake
-the result that announces its call, so an unknown outbound call waits, bounded by
-``BRIDGE_CALLBACKS__CORRELATION_WAIT``, for the follower to catch up with the topic.
+Every receiver replica follows the command ledger (no consumer group: each replica reads every
+partition, from ``BRIDGE_CALLBACKS__CORRELATION_LOOKBACK`` ago) and learns from it:
+
+* ``done`` entries of placed commands: ``call_id → (command_id, correlation_id)``, written
+  before the result is published, so earlier than the results topic could tell;
+* ``placing`` entries: which ``(fonenumber, to)`` pairs have a create-call request in flight.
+
+The worker writes ``placing`` (acks=all) *before* it sends the request, so once this replica
+has read the ledger up to where it ended when a callback arrived, it knows every placement that
+could have produced that callback. An outbound callback of an unknown call then waits only
+while a placement to the same pair is in flight (its ``done`` names the call), bounded by
+``BRIDGE_CALLBACKS__CORRELATION_WAIT``; any other is produced at once. Events are tagged only
+on an exact call id match. Concurrent callbacks share one end-offsets request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
+from bridge.contracts.commands import ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.kafka.follower import TopicFollower
-from bridge.kafka.topics import ensure_topics
+from bridge.kafka.topics import TopicWatch
 from bridge.retrying import retry
 from bridge.settings import Settings
 from bridge.tasks import cancel_and_wait
@@ -26,25 +37,38 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 Correlation = tuple[str | None, str | None]
+Pair = tuple[str, str]
 _NONE: Correlation = (None, None)
 
 
 class CallCorrelator:
-    """Follows ``placed`` results; answers which command placed a call."""
+    """Follows the command ledger; answers which command placed a call."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._wait = settings.callbacks.correlation_wait
         self._max = settings.callbacks.correlation_cache_size
+        # A placement still in flight after this long lost its worker (whose successor writes
+        # its own entry); without a bound, its pair would hold callbacks back for ever.
+        self._in_flight_for = settings.worker.rebalance_timeout
         self._calls: OrderedDict[str, Correlation] = OrderedDict()
-        # Start where results from the last lookback window begin: older calls are over.
+        # command_id -> (pair, when written), oldest first; and how many are in flight per pair.
+        self._placing: OrderedDict[str, tuple[Pair, float]] = OrderedDict()
+        self._pairs: Counter[Pair] = Counter()
+        self._replaying = False
         self._follower = TopicFollower(
             settings.kafka,
-            settings.topics.place_call_results,
+            settings.topics.command_ledger,
             self._apply,
             since=settings.callbacks.correlation_lookback,
+            on_batch=lambda: self._expire(time.time()),
         )
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """False only while the ledger's look-back is being read at start."""
+        return not self._replaying
 
     async def start(self) -> None:
         """Start following in the background (retrying until Kafka answers)."""
@@ -57,45 +81,99 @@ class CallCorrelator:
         await self._follower.stop()
 
     async def _connect(self) -> None:
-        topic = self._settings.topics.place_call_results
-
-        async def connect() -> None:
-            await ensure_topics(self._settings, [topic])
-            await self._follower.start()
-
-        await retry(connect, retry_on=KafkaError, what=f"following {topic}")
+        topic = self._settings.topics.command_ledger
+        # A receiver-only deployment may run before any worker: one line, not one per retry.
+        await TopicWatch(
+            self._settings,
+            [topic],
+            what="correlating callbacks with commands (until then events carry no command_id)",
+            level=logging.WARNING,
+        ).wait()
+        self._replaying = True
+        try:
+            await retry(self._follower.start, retry_on=KafkaError, what=f"following {topic}")
+            await retry(self._follower.catch_up, retry_on=KafkaError, what=f"reading {topic}")
+        finally:
+            self._replaying = False
+        log.info(
+            "correlating callbacks: %d placed calls and %d placements in flight from %s",
+            len(self._calls),
+            len(self._placing),
+            topic,
+        )
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.key is None:
+            return
+        command_id = record.key.decode(errors="replace")
+        self._forget_placing(command_id)
+        if record.value is None:
+            return
         try:
-            result = json.loads(record.value or b"")
-        except ValueError:
+            entry = LedgerEntry.model_validate_json(record.value)
+        except ValidationError:
             return
-        if not isinstance(result, dict) or result.get("status") != "placed":
+        if entry.state is LedgerState.PLACING:
+            if entry.fonenumber and entry.to:
+                written = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
+                pair = (entry.fonenumber, entry.to)
+                self._placing[command_id] = (pair, written)
+                self._pairs[pair] += 1
             return
-        call_id = result.get("call_id")
-        if isinstance(call_id, str):
-            self._calls[call_id] = (result.get("command_id"), result.get("correlation_id"))
-            self._calls.move_to_end(call_id)
+        result = entry.result
+        if (
+            entry.state is LedgerState.DONE
+            and result is not None
+            and result.status is ResultStatus.PLACED
+            and result.call_id
+        ):
+            self._calls[result.call_id] = (result.command_id, result.correlation_id)
+            self._calls.move_to_end(result.call_id)
             while len(self._calls) > self._max:
                 self._calls.popitem(last=False)
 
-    async def lookup(self, call_id: str, *, wait: bool) -> Correlation:
-        """``(command_id, correlation_id)`` of ``call_id``; ``wait`` lets the follower catch up."""
+    def _forget_placing(self, command_id: str) -> None:
+        found = self._placing.pop(command_id, None)
+        if found is not None:
+            pair = found[0]
+            self._pairs[pair] -= 1
+            if self._pairs[pair] <= 0:
+                del self._pairs[pair]
+
+    def _expire(self, now: float) -> None:
+        # Oldest first, but a record's timestamp is the producer's clock: stop at the first
+        # young one rather than scan everything.
+        cutoff = now - self._in_flight_for
+        while self._placing:
+            command_id, (_, written) = next(iter(self._placing.items()))
+            if written >= cutoff and len(self._placing) <= self._max:
+                break
+            self._forget_placing(command_id)
+
+    def in_flight(self, pair: Pair) -> bool:
+        """Whether a placement from ``pair[0]`` to ``pair[1]`` is in flight (as read so far)."""
+        return pair in self._pairs
+
+    async def lookup(
+        self, call_id: str, *, outbound: bool, numbers: tuple[str | None, str | None]
+    ) -> Correlation:
+        """``(command_id, correlation_id)`` of ``call_id``; outbound calls may wait (see above).
+
+        ``numbers`` are the callback's ``from`` and ``to`` in E.164.
+        """
         found = self._calls.get(call_id)
-        if found is not None or not wait or not self._follower.started or self._wait <= 0:
+        if found is not None or not outbound or self._wait <= 0 or not self._follower.started:
             return found or _NONE
-
-        def known() -> bool:
-            return call_id in self._calls
-
         try:
             async with asyncio.timeout(self._wait):
-                await self._follower.wait_for(await self._follower.end_offsets(), known)
-                # Caught up with everything written before the callback came. The worker
-                # writes its result right after FoneStorm answers, which can be just after
-                # FoneStorm's first callback: allow it a short grace.
-                async with asyncio.timeout(min(self._wait, 0.25)):
-                    while not known():
+                # Everything acknowledged before the callback came: every placement that could
+                # have made this call is known from here on.
+                await self._follower.wait_for(
+                    await self._follower.end_offsets(), lambda: call_id in self._calls
+                )
+                fonenumber, to = numbers
+                if fonenumber is not None and to is not None:
+                    while call_id not in self._calls and (fonenumber, to) in self._pairs:
                         await self._follower.progress()
         except (TimeoutError, KafkaError):
             pass

@@ -233,9 +233,12 @@ class CallbackReceiver:
     async def _accept(self, data: parsing.CallbackData) -> web.Response:
         command_id = correlation_id = None
         if self._correlator is not None:
-            # Only outbound calls can have been placed by the bridge; only they wait.
+            # Only outbound calls can have been placed by the bridge; only they may wait.
+            region = self._settings.callbacks.default_region
             command_id, correlation_id = await self._correlator.lookup(
-                data.uid, wait=data.direction is Direction.OUTBOUND
+                data.uid,
+                outbound=data.direction is Direction.OUTBOUND,
+                numbers=(parsing.to_e164(data.from_, region), parsing.to_e164(data.to, region)),
             )
         event = parsing.to_event(
             data,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -49,9 +49,11 @@ class TopicFollower:
         self._batch = batch
         self._on_batch = on_batch
         self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
+        self._ends = _Coalesced(self._fetch_end_offsets)
 
     @property
     def started(self) -> bool:
@@ -63,14 +65,14 @@ class TopicFollower:
 
         Raises ``KafkaError`` when Kafka or the topic is not there; nothing is left open then.
         """
-        consumer = AIOKafkaConsumer(
-            **client_options(self._settings),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = self._new_consumer()
+        # End offsets on a connection of their own: the broker answers one connection's
+        # requests in order, so a ListOffsets queued behind the follower's long-polling fetch
+        # waited up to fetch_max_wait_ms (500 ms) each time.
+        offsets = self._new_consumer()
         await consumer.start()
         try:
+            await offsets.start()
             partitions = await topic_partitions(consumer, self.topic)
             consumer.assign(partitions)
             if self._since is None:
@@ -85,19 +87,29 @@ class TopicFollower:
                     else:
                         consumer.seek(tp, found.offset)
         except BaseException:
+            await offsets.stop()
             await consumer.stop()
             raise
-        self._consumer, self._partitions = consumer, partitions
+        self._consumer, self._offsets, self._partitions = consumer, offsets, partitions
         self._task = asyncio.create_task(self._follow(), name=f"follow-{self.topic}")
 
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **client_options(self._settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
     async def stop(self) -> None:
-        """Stop following and close the consumer."""
+        """Stop following and close the consumers."""
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        for consumer in (self._offsets, self._consumer):
+            if consumer is not None:
+                await consumer.stop()
+        self._consumer = self._offsets = None
 
     async def _follow(self) -> None:
         assert self._consumer is not None  # noqa: S101 - started
@@ -113,9 +125,16 @@ class TopicFollower:
             self._progress = asyncio.Event()
 
     async def end_offsets(self) -> Offsets:
-        """The offset after the last record of every partition, now (one broker round trip)."""
-        assert self._consumer is not None  # noqa: S101 - started
-        ends: Offsets = await self._consumer.end_offsets(self._partitions)
+        """The offset after the last record of every partition, as of a moment after this call.
+
+        Concurrent callers share one broker round trip: a caller joins the request that starts
+        next (one already in flight may have been answered before the caller came).
+        """
+        return await self._ends.get()
+
+    async def _fetch_end_offsets(self) -> Offsets:
+        assert self._offsets is not None  # noqa: S101 - started
+        ends: Offsets = await self._offsets.end_offsets(self._partitions)
         return ends
 
     async def reached(self, ends: Offsets) -> bool:
@@ -138,3 +157,47 @@ class TopicFollower:
     async def catch_up(self) -> None:
         """Until everything written to the topic before this call has been applied."""
         await self.wait_for(await self.end_offsets())
+
+
+class _Coalesced:
+    """At most one ``fetch()`` in flight; callers wait for one that started after they came."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[Offsets]]) -> None:
+        self._fetch = fetch
+        self._running: asyncio.Future[Offsets] | None = None
+        self._next: asyncio.Future[Offsets] | None = None
+
+    async def get(self) -> Offsets:
+        if self._running is None:
+            self._running = self._start()
+            return await asyncio.shield(self._running)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._next)
+
+    def _start(self) -> asyncio.Future[Offsets]:
+        running = asyncio.ensure_future(self._fetch())
+        running.add_done_callback(self._finished)
+        return running
+
+    def _finished(self, done: asyncio.Future[Offsets]) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have given up already
+        self._running = None
+        waiting, self._next = self._next, None
+        if waiting is None:
+            return
+        self._running = running = self._start()
+
+        def hand_over(result: asyncio.Future[Offsets]) -> None:
+            if waiting.done():
+                return
+            if result.cancelled():
+                waiting.cancel()
+            elif (exc := result.exception()) is not None:
+                waiting.set_exception(exc)
+                waiting.exception()
+            else:
+                waiting.set_result(result.result())
+
+        running.add_done_callback(hand_over)

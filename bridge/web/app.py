@@ -130,6 +130,9 @@ def create_app(
         if settings.callbacks.correlation_wait > 0:
             correlator = app[CORRELATOR] = CallCorrelator(settings)
             app.cleanup_ctx.append(_correlator_ctx)
+            # Not ready while the ledger's look-back is read: a callback of a call placed just
+            # before a restart must find it.
+            app[READINESS]["correlation"] = lambda: correlator.ready
         app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS], correlator)
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
     if worker:

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from bridge.commands.ledger import LedgerEntry, LedgerState
 from bridge.commands.records import source_of
 from bridge.commands.service import WORKER
 from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_records import consume_for

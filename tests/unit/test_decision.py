@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.commands.decision import Finish, Place, Republish, decide
-from bridge.commands.ledger import LedgerEntry, LedgerState
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SOURCE = "commands/0/41"

@@ -1,0 +1,41 @@
+"""The command ledger's records: written by the worker, read by workers and receivers.
+
+Workers read it to place each command at most once; receivers read it to tag the callbacks of
+calls the bridge placed (``done`` names the call id) and to know which ``(fonenumber, to)``
+pairs have a placement in flight (``placing``), so only those callbacks wait.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.contracts.commands import PlaceCallResult
+
+
+class LedgerState(StrEnum):
+    """Where a command stands."""
+
+    PLACING = "placing"
+    PENDING = "pending"
+    DONE = "done"
+
+
+class LedgerEntry(BaseModel):
+    """Value of one ledger record (key: ``command_id``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command_id: str
+    state: LedgerState
+    source: str = Field(description="topic/partition/offset of the command record.")
+    result: PlaceCallResult | None = None
+    updated_at: datetime
+    fonenumber: str | None = Field(
+        None, description="The command's FoneNumber in E.164 (None when it is not a number)."
+    )
+    to: str | None = Field(
+        None, description="The number called, in E.164 (None when it is not a number)."
+    )

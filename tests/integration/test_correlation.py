@@ -1,0 +1,186 @@
+"""Correlation on a real receiver and broker: callbacks wait only for placements in flight.
+
+The ledger records are written here as the worker writes them (``placing`` before the request,
+``done`` with the call id after FoneStorm answered), so each interleaving is forced, not hoped
+for; the last test races real callbacks from the sandbox against the worker's ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bridge.contracts.base import utcnow
+from bridge.contracts.commands import PlaceCallResult, ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.callbacks import callback
+from tests.support.commands import closed_loop, command
+from tests.support.kafka_records import consume_all
+
+pytestmark = pytest.mark.integration
+
+OURS, THEIRS = "+13215551081", "+13215551801"  # the callback() defaults, in E.164
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+class Ledger:
+    """Writes ledger entries as the worker does."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer, self._topic = producer, topic
+
+    async def write(
+        self,
+        command_id: str,
+        state: LedgerState,
+        *,
+        call_id: str | None = None,
+        pair: tuple[str, str] = (OURS, THEIRS),
+    ) -> None:
+        now = utcnow()
+        result = None
+        if call_id is not None:
+            result = PlaceCallResult(
+                command_id=command_id, status=ResultStatus.PLACED, call_id=call_id,
+                correlation_id=f"corr-{command_id}", attempts=1, received_at=now,
+                finished_at=now,
+            )  # fmt: skip
+        entry = LedgerEntry(
+            command_id=command_id, state=state, source="t/0/0", result=result, updated_at=now,
+            fonenumber=pair[0], to=pair[1],
+        )  # fmt: skip
+        await self._producer.send_and_wait(
+            self._topic, entry.model_dump_json().encode(), key=command_id.encode()
+        )
+
+
+def _ledger(bridge: RunningBridge, producer: AIOKafkaProducer) -> Ledger:
+    return Ledger(producer, bridge.settings.topics.command_ledger)
+
+
+async def _warm_up(http: aiohttp.ClientSession, bridge: RunningBridge) -> None:
+    """One callback first: the producer's first record to a topic waits for its metadata."""
+    async with http.post(bridge.callback_url, json=callback()) as response:
+        assert response.status == 200
+
+
+async def _post(http: aiohttp.ClientSession, bridge: RunningBridge, uid: str) -> float:
+    started = time.perf_counter()
+    async with http.post(bridge.callback_url, json=callback("OUTBOUND", uid=uid)) as response:
+        assert response.status == 200, await response.text()
+    return time.perf_counter() - started
+
+
+async def _event(bridge: RunningBridge, uid: str, expected: int = 1) -> dict[str, object]:
+    settings = bridge.settings
+    records = await consume_all(
+        settings.kafka.bootstrap_servers, settings.topics.call_events, expected=expected
+    )
+    events = [json.loads(r.value) for r in records]
+    return next(e for e in events if e["call_id"] == uid)
+
+
+async def test_a_call_not_placed_by_the_bridge_is_not_held(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    bridge = await start_bridge(callbacks={"allow_unauthenticated": True, "correlation_wait": 5})
+    # A placement in flight to *other* numbers must not hold this callback.
+    await _ledger(bridge, producer).write("elsewhere", LedgerState.PLACING, pair=(OURS, "+1407"))
+    await _warm_up(http, bridge)
+    uid = f"not-ours-{uuid.uuid4()}"
+    took = await _post(http, bridge, uid)
+    # The fixed 250 ms grace of earlier versions (and the 5 s wait) would show here.
+    assert took < 0.2, took
+    event = await _event(bridge, uid, expected=2)
+    assert event["command_id"] is None
+    assert event["correlation_id"] is None
+
+
+async def test_a_callback_racing_its_done_entry_waits_for_it_and_is_tagged(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    bridge = await start_bridge(callbacks={"allow_unauthenticated": True, "correlation_wait": 5})
+    ledger = _ledger(bridge, producer)
+    await ledger.write("cmd-race", LedgerState.PLACING)
+    uid = f"raced-{uuid.uuid4()}"
+    # FoneStorm's BEGIN overtakes its create-call answer: the callback is held...
+    posted = asyncio.create_task(_post(http, bridge, uid))
+    await asyncio.sleep(0.3)
+    assert not posted.done()
+    # ...until the worker records the answer.
+    await ledger.write("cmd-race", LedgerState.DONE, call_id=uid)
+    took = await posted
+    assert 0.3 <= took < 2.0, took
+    event = await _event(bridge, uid)
+    assert (event["command_id"], event["correlation_id"]) == ("cmd-race", "corr-cmd-race")
+
+
+async def test_a_pending_pair_releases_callbacks_of_other_calls_when_it_is_done(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    bridge = await start_bridge(callbacks={"allow_unauthenticated": True, "correlation_wait": 5})
+    ledger = _ledger(bridge, producer)
+    await ledger.write("cmd-same-pair", LedgerState.PLACING)
+    uid = f"other-{uuid.uuid4()}"  # same numbers, but a call placed elsewhere
+    posted = asyncio.create_task(_post(http, bridge, uid))
+    await asyncio.sleep(0.2)
+    await ledger.write("cmd-same-pair", LedgerState.DONE, call_id=f"ours-{uuid.uuid4()}")
+    assert await posted < 2.0
+    event = await _event(bridge, uid)
+    assert event["command_id"] is None  # tagged only on an exact call id match
+
+
+async def test_a_receiver_started_after_the_placement_still_tags_it(
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+) -> None:
+    first = await start_bridge()
+    ledger = _ledger(first, producer)
+    uid = f"before-{uuid.uuid4()}"
+    await ledger.write("cmd-before", LedgerState.PLACING)
+    await ledger.write("cmd-before", LedgerState.DONE, call_id=uid)
+    later = await start_bridge(topics=first.settings.topics.model_dump())
+    await _warm_up(http, later)
+    took = await _post(http, later, uid)
+    assert took < 0.2, took
+    event = await _event(later, uid, expected=2)
+    assert (event["command_id"], event["correlation_id"]) == ("cmd-before", "corr-cmd-before")
+
+
+@pytest.mark.timeout(120)
+async def test_real_callbacks_overtaking_the_create_call_answer_are_all_tagged(
+    start_bridge: BridgeFactory,
+) -> None:
+    # The sandbox calls back at once but answers create-call 300 ms later: every BEGIN arrives
+    # before the worker knows the call id, and must wait for the ledger's done.
+    commands = 20
+    async with closed_loop(
+        start_bridge, sandbox={"ring_delay": 0.0, "latency": 0.3, "call_duration": 0.05}
+    ) as loop:
+        sent = [
+            command(f"race-{n}-{uuid.uuid4()}", correlation_id=f"c-{n}") for n in range(commands)
+        ]
+        await loop.send(*sent)
+        records = await loop.events(3 * commands, timeout=60)
+        events = [json.loads(r.value) for r in records if b'"status"' in r.value]
+    expected = {c.command_id: c.correlation_id for c in sent}
+    assert len(events) == 2 * commands
+    untagged = [e for e in events if e["command_id"] not in expected]
+    assert not untagged, untagged[:3]
+    assert all(e["correlation_id"] == expected[e["command_id"]] for e in events)
