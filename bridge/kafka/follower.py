@@ -54,6 +54,7 @@ class TopicFollower:
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._ends = _Coalesced(self._fetch_end_offsets)
+        self._positions: Offsets = {}
 
     @property
     def started(self) -> bool:
@@ -112,17 +113,25 @@ class TopicFollower:
         self._consumer = self._offsets = None
 
     async def _follow(self) -> None:
-        assert self._consumer is not None  # noqa: S101 - started
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - started
+        await self._note_positions(consumer)
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
+            batches = await consumer.getmany(timeout_ms=200, max_records=self._batch)
             for records in batches.values():
                 for record in records:
                     self._apply(record)
             if self._on_batch is not None:
                 self._on_batch()
+            await self._note_positions(consumer)
             # Wake every waiter, then give later ones a fresh event.
             self._progress.set()
             self._progress = asyncio.Event()
+
+    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
+        # Once per batch, so that reached() costs waiters no await per partition; a position
+        # moves only in getmany() (it may skip offsets that hold no record: compaction).
+        self._positions = {tp: await consumer.position(tp) for tp in self._partitions}
 
     async def end_offsets(self) -> Offsets:
         """The offset after the last record of every partition, as of a moment after this call.
@@ -137,17 +146,14 @@ class TopicFollower:
         ends: Offsets = await self._offsets.end_offsets(self._partitions)
         return ends
 
-    async def reached(self, ends: Offsets) -> bool:
+    def reached(self, ends: Offsets) -> bool:
         """Whether everything before ``ends`` has been applied."""
-        assert self._consumer is not None  # noqa: S101 - started
-        for tp in self._partitions:
-            if await self._consumer.position(tp) < ends[tp]:
-                return False
-        return True
+        positions = self._positions
+        return all(positions.get(tp, -1) >= end for tp, end in ends.items())
 
     async def wait_for(self, ends: Offsets, until: Callable[[], bool] = lambda: False) -> None:
         """Until everything before ``ends`` has been applied, or ``until()`` holds."""
-        while not until() and not await self.reached(ends):
+        while not until() and not self.reached(ends):
             await self._progress.wait()
 
     async def progress(self) -> None:
