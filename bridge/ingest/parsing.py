@@ -188,6 +188,26 @@ def parse_post(content_type: str, charset: str | None, body: bytes) -> dict[str,
     )
 
 
+def validate_post(content_type: str, charset: str | None, body: bytes) -> CallbackData:
+    """Decode and validate a POST body; raises the same errors as ``validate(parse_post(...))``.
+
+    A JSON body goes from bytes straight into the model (pydantic-core parses it in Rust: 14 us
+    against 23 us for ``json.loads``, cleaning and validating). Whatever that refuses, and any
+    body with a ``{{`` that cleaning might drop as an unreplaced token, takes the exact path,
+    which names the problem; so only the cost differs, never the answer.
+    """
+    if (
+        content_type == JSON_CONTENT_TYPE
+        and (charset is None or charset.lower().replace("_", "-") in {"utf-8", "utf8"})
+        and b"{{" not in body
+    ):
+        try:
+            return CallbackData.model_validate_json(body)
+        except ValidationError:
+            pass
+    return validate(parse_post(content_type, charset, body))
+
+
 def describe_errors(exc: ValidationError) -> str:
     """One line naming every invalid field, in FoneStorm's field names."""
     parts = []
@@ -235,26 +255,27 @@ def to_event(
         split_disposition(data.disposition) if data.disposition is not None else (None, None)
     )
     ours = data.from_ if data.direction is Direction.OUTBOUND else data.to
-    # model_construct: every value below is already validated (CallbackData) or built here,
-    # and validating them again was a tenth of a callback's CPU. A unit test checks that the
-    # result validates.
-    return CallEvent.model_construct(
-        event_id=call_event_id(data.uid, data.direction, data.status),
-        call_id=data.uid,
-        account_code=data.account_code,
-        direction=data.direction,
-        status=data.status,
-        call_type=data.type,
-        from_number=data.from_,
-        from_e164=to_e164(data.from_, region),
-        to_number=data.to,
-        to_e164=to_e164(data.to, region),
-        fonenumber=ours,
-        fonenumber_e164=to_e164(ours, region),
-        disposition=disposition,
-        failure_code=failure_code,
-        billable_seconds=data.billable_seconds,
-        received_at=received_at,
-        command_id=command_id,
-        correlation_id=correlation_id,
+    # model_validate, not model_construct: pydantic-core checks a dict in Rust faster (6 us)
+    # than model_construct builds one in Python (13 us), and the event is checked as well.
+    return CallEvent.model_validate(
+        {
+            "event_id": call_event_id(data.uid, data.direction, data.status),
+            "call_id": data.uid,
+            "account_code": data.account_code,
+            "direction": data.direction,
+            "status": data.status,
+            "call_type": data.type,
+            "from_number": data.from_,
+            "from_e164": to_e164(data.from_, region),
+            "to_number": data.to,
+            "to_e164": to_e164(data.to, region),
+            "fonenumber": ours,
+            "fonenumber_e164": to_e164(ours, region),
+            "disposition": disposition,
+            "failure_code": failure_code,
+            "billable_seconds": data.billable_seconds,
+            "received_at": received_at,
+            "command_id": command_id,
+            "correlation_id": correlation_id,
+        }
     )

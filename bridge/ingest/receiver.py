@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -131,9 +130,9 @@ class CallbackReceiver:
             raise _BodyStalled(b"".join(chunks)) from None
         return b"".join(chunks), False
 
-    def _fields(self, request: web.Request, body: bytes, truncated: bool) -> dict[str, Any]:
+    def _data(self, request: web.Request, body: bytes, truncated: bool) -> parsing.CallbackData:
         if request.method == hdrs.METH_GET:
-            return parsing.parse_query(request.rel_url.raw_query_string)
+            return parsing.validate(parsing.parse_query(request.rel_url.raw_query_string))
         if request.method != hdrs.METH_POST:
             raise CallbackError(
                 f"method {request.method} is not allowed; use GET or POST",
@@ -149,7 +148,7 @@ class CallbackReceiver:
             raise PayloadTooLarge(
                 f"body is larger than the limit of {self._settings.http.max_body_bytes} bytes"
             )
-        return parsing.parse_post(request.content_type, request.charset, body)
+        return parsing.validate_post(request.content_type, request.charset, body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Accept one callback: validate, produce, answer."""
@@ -171,7 +170,7 @@ class CallbackReceiver:
                 )
                 return await self._reject(request, stalled.partial, True, error)
             try:
-                data = parsing.validate(self._fields(request, body, truncated))
+                data = self._data(request, body, truncated)
             except CallbackError as exc:
                 outcome = "rejected"
                 return await self._reject(request, body, truncated, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -194,3 +195,63 @@ def test_a_json_integer_beyond_the_conversion_limit_is_malformed_not_a_crash() -
     body = b'{"uid": "c1", "billable_seconds": ' + b"9" * 4301 + b"}"
     with pytest.raises(MalformedCallback, match="not acceptable JSON"):
         parsing.parse_json(body)
+
+
+def _outcome(call: object) -> object:
+    """A callable's result, or the type and message of what it raised."""
+    try:
+        return call()  # type: ignore[operator]
+    except (InvalidCallback, MalformedCallback, UnsupportedMediaType) as exc:
+        return (type(exc).__name__, exc.message)
+
+
+_json_field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        ["OUTBOUND", "INBOUND", "BEGIN", "END", "VOICE", "ANSWERED", "FAILED:503", "FAILED:",
+         "{{disposition}}", "{{ uid }}", "", " ", " 42 ", "42", "3215551081", "\x00", "ü"]
+    ),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@given(
+    fields=st.dictionaries(
+        st.sampled_from([*END, "extra", "from_"]), _json_field_values, max_size=12
+    ),
+    base=st.booleans(),
+)
+def test_json_fast_path_answers_exactly_as_the_exact_path(
+    fields: dict[str, object], base: bool
+) -> None:
+    data = (END | fields) if base else fields
+    body = json.dumps(data).encode()
+    fast = _outcome(lambda: parsing.validate_post(parsing.JSON_CONTENT_TYPE, None, body))
+    exact = _outcome(
+        lambda: parsing.validate(parsing.parse_post(parsing.JSON_CONTENT_TYPE, None, body))
+    )
+    assert fast == exact
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"uid": "a", "uid": "b"}',  # duplicate keys: the last wins in both
+        json.dumps(END | {"uid": "{{uid}}"}).encode(),  # an unreplaced token is absent
+        json.dumps(END | {"billable_seconds": True}).encode(),
+        json.dumps(END | {"billable_seconds": 1e3}).encode(),
+        json.dumps(END | {"billable_seconds": "7"}).encode(),
+        json.dumps(END).encode() + b" ",
+        b"\xef\xbb\xbf" + json.dumps(END).encode(),  # a UTF-8 byte order mark
+        json.dumps(END | {"billable_seconds": 0}).encode().replace(b": 0", b": " + b"9" * 5000),
+    ],
+)
+def test_json_fast_path_edge_cases(body: bytes) -> None:
+    fast = _outcome(lambda: parsing.validate_post(parsing.JSON_CONTENT_TYPE, "utf-8", body))
+    exact = _outcome(
+        lambda: parsing.validate(parsing.parse_post(parsing.JSON_CONTENT_TYPE, "utf-8", body))
+    )
+    assert fast == exact
