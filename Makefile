@@ -72,7 +72,7 @@ run: install  ## local Kafka + FoneStorm sandbox + the bridge (receiver and work
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~7 min)
+bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~10 min)
 	bench/ensure-wrk
 	$(BIN)/python bench/run.py
 

@@ -3,11 +3,15 @@
 -- Environment:
 --   BENCH_RUN        run id, part of every inbound call id (default "r")
 --   BENCH_POOL       outbound call ids cycle through bench-out-000000 .. POOL-1, calls the bridge
---                    "placed" (the benchmark seeds their place-call results) (default 20000)
+--                    "placed" (the benchmark seeds their command-ledger entries and place-call
+--                    results) (default 20000)
 --   BENCH_OUT_PREFIX prefix of outbound call ids (default "bench-out-"); a fresh prefix makes
 --                    them calls the bridge never placed
 --   BENCH_MIX        "mix" (GET / form POST / JSON POST, both directions, BEGIN and END) or
 --                    "json" (JSON POST only)
+--   BENCH_DIRECTION  "both" (default: INBOUND and OUTBOUND alternate), "INBOUND" or "OUTBOUND"
+--                    (every request that direction; methods and BEGIN / END still cycle, and
+--                    each outbound call id gets a BEGIN, then its END)
 --   BENCH_PAD        bytes of an extra, ignored "padding" field in JSON bodies (default 0)
 --   BENCH_RATE       total requests per second for this wrk thread (fixed-rate mode); unset or
 --                    0 = as fast as the connections go
@@ -29,6 +33,7 @@ local run = os.getenv("BENCH_RUN") or "r"
 local pool = tonumber(os.getenv("BENCH_POOL") or "20000")
 local out_prefix = os.getenv("BENCH_OUT_PREFIX") or "bench-out-"
 local mix = os.getenv("BENCH_MIX") or "mix"
+local only_direction = os.getenv("BENCH_DIRECTION") or "both"
 local pad = tonumber(os.getenv("BENCH_PAD") or "0")
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
 local acks_path = os.getenv("BENCH_ACKS")
@@ -40,6 +45,9 @@ local next_at = nil
 local acks = nil
 
 function init(args)
+  if only_direction ~= "both" and only_direction ~= "INBOUND" and only_direction ~= "OUTBOUND" then
+    error("BENCH_DIRECTION must be both, INBOUND or OUTBOUND, not " .. only_direction)
+  end
   math.randomseed(os.time())
   if rate > 0 then
     interval = 1.0 / rate
@@ -100,8 +108,15 @@ end
 function request()
   counter = counter + 1
   local n = counter
-  local direction = directions[(n % 2) + 1]
-  local status = (math.floor(n / 2) % 2 == 0) and "BEGIN" or "END"
+  local direction, status
+  if only_direction == "both" then
+    direction = directions[(n % 2) + 1]
+    status = (math.floor(n / 2) % 2 == 0) and "BEGIN" or "END"
+  else
+    -- One direction: request 2k is call k's BEGIN, 2k + 1 its END.
+    direction = only_direction
+    status = (n % 2 == 0) and "BEGIN" or "END"
+  end
   local uid
   if direction == "OUTBOUND" then
     uid = string.format("%s%06d", out_prefix, math.floor(n / 2) % pool)

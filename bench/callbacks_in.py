@@ -2,8 +2,9 @@
 and at fixed rates, with 2 processes, against body size, under py-spy; then the check that
 Kafka holds every callback the bridge acknowledged.
 
-These phases share the servers under test, the seeded results topic and the acks file, so
-they live together, apart from the worker's phases.
+These phases share the servers under test, the seeded ledger and results topics and the acks
+file, so they live together, apart from the worker's phases (the "mixes" phase, in ``mixes``,
+uses them too).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ from bench.harness import (
 from bench.wrk import summarise, wrk
 
 EVENTS, DLQ, NAIVE, RESULTS_TOPIC = "bench.events", "bench.dlq", "bench.naive", "bench.results"
+LEDGER_TOPIC = "bench.ledger"
+ACKS = BENCH / "out" / "acks.txt"  # every 200 the bridge answered, for verify()
 DEBUG_LOGS = {"BRIDGE_LOG__LEVEL": "DEBUG"}
 
 
@@ -43,6 +45,7 @@ def bridge_env(kafka: Kafka, port: int) -> dict[str, str]:
         "BRIDGE_TOPICS__CALL_EVENTS": EVENTS,
         "BRIDGE_TOPICS__DEAD_LETTERS": DLQ,
         "BRIDGE_TOPICS__PLACE_CALL_RESULTS": RESULTS_TOPIC,
+        "BRIDGE_TOPICS__COMMAND_LEDGER": LEDGER_TOPIC,
         "BRIDGE_HTTP__HOST": "127.0.0.1",
         "BRIDGE_HTTP__PORT": str(port),
         # Like the naive and bare servers it is compared with: no basic auth.
@@ -68,20 +71,31 @@ async def start_server(
     return proc, url
 
 
-async def seed_placed_results(kafka: Kafka) -> None:
-    """``placed`` results for the outbound calls of the load, as if the bridge had placed them."""
+async def seed_placed(kafka: Kafka) -> None:
+    """The outbound calls of the load as if the bridge had placed them: for each, the ledger's
+    ``placing`` then ``done`` (with the result), and the ``placed`` result on the results topic.
+
+    The outbound callbacks of ``callbacks.lua`` are from 3215551081 to 3215551801 (region US).
+    """
     async with producer(kafka.bootstrap) as p:
         now = datetime.now(UTC).isoformat()
         for n in range(POOL):
+            key = f"cmd-{n}".encode()
             result = {"command_id": f"cmd-{n}", "status": "placed", "call_id": f"bench-out-{n:06d}",
                       "correlation_id": f"corr-{n}", "attempts": 1, "received_at": now,
                       "finished_at": now, "metadata": {}}  # fmt: skip
-            await p.send(RESULTS_TOPIC, json.dumps(result).encode(), key=f"cmd-{n}".encode())
+            entry = {"command_id": f"cmd-{n}", "state": "placing", "source": f"bench/0/{n}",
+                     "updated_at": now, "fonenumber": "+13215551081",
+                     "to": "+13215551801"}  # fmt: skip
+            await p.send(LEDGER_TOPIC, json.dumps(entry).encode(), key=key)
+            done = entry | {"state": "done", "result": result}
+            await p.send(LEDGER_TOPIC, json.dumps(done).encode(), key=key)
+            await p.send(RESULTS_TOPIC, json.dumps(result).encode(), key=key)
         await p.flush()
 
 
 async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> None:
-    acks = BENCH / "out" / "acks.txt"
+    acks = ACKS
     kafka_pid = kafka.pid()
     bridge_max = 0.0
     for kind in ("bridge", "naive", "bare"):
@@ -126,7 +140,7 @@ async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> 
                 f"{kind}: at {0.5 * bridge_max:.0f} req/s offered: p99 {f.half[kind]['p99']:.1f} ms"
             )
             if kind == "bridge":
-                await sizes_and_unknown(f, proc, url, kafka_pid, collect)
+                await sizes(f, proc, url, kafka_pid, collect)
         finally:
             await proc.stop()
     # The same receiver with BRIDGE_LOG__LEVEL=DEBUG: what a log line per callback costs.
@@ -164,7 +178,7 @@ async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> 
         await proc.stop()
 
 
-async def sizes_and_unknown(
+async def sizes(
     f: Findings, proc: Proc, url: str, kafka_pid: int | None, acks: Path | None
 ) -> None:
     for pad in SIZES:
@@ -176,11 +190,6 @@ async def sizes_and_unknown(
         result["body_bytes"] = pad + 250
         f.sizes.append((pad, result))
         log(f"bridge JSON body ~{pad + 250} B: {result['rps']:.0f} req/s")
-    # Outbound calls the bridge never placed: every one waits for the correlator.
-    env = {"BENCH_OUT_PREFIX": f"elsewhere-{uuid.uuid4().hex[:6]}-"}
-    run = await wrk("unknown outbound", url, f.sweep_seconds, proc, kafka_pid, env=env, acks=acks)
-    f.unknown_outbound = summarise([run])
-    log(f"bridge, outbound calls it never placed: {run.rps:.0f} req/s, p50 {run.p50:.0f} ms")
 
 
 async def profile_receiver(
@@ -224,7 +233,7 @@ async def profile_receiver(
 
 
 async def verify(f: Findings, kafka: Kafka) -> None:
-    acks = BENCH / "out" / "acks.txt"
+    acks = ACKS
     acked: Counter[str] = Counter()
     for line in acks.read_text().splitlines():
         if line.strip():

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.wrk import WrkResult
 
-POOL = 20_000  # outbound calls "placed by the bridge" (their results are seeded)
+POOL = 20_000  # outbound calls "placed by the bridge" (their ledger entries are seeded)
 SIZES = [0, 1024, 4096, 16384, 61440]  # JSON padding bytes (0 = a plain ~250-byte callback)
 RATE_FRACTIONS = [0.25, 0.5, 0.75, 0.9, 1.1]
 SANDBOX_LATENCY = 0.02
@@ -22,6 +22,8 @@ RATE_LIMIT = 100_000.0
 WORKER_EXTRA: dict[str, str] = {}  # more BRIDGE_* settings for the worker (none by default)
 
 TARGET_NAIVE_RATIO = 0.8
+TARGET_MIX_NAIVE_RATIO = 0.7  # every mix of the "mixes" phase, bridge against naive
+TARGET_NOT_PLACED_VS_INBOUND = 0.95  # outbound calls the bridge did not place against inbound
 TARGET_P99_MS = 10.0
 TARGET_COMMANDS_RATIO = 0.5
 TARGET_RSS_MB = 200.0
@@ -35,7 +37,11 @@ class Findings:
     sweep: dict[str, list[WrkResult]] = field(default_factory=dict)
     scaling: dict[int, dict[str, float]] = field(default_factory=dict)
     sizes: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    unknown_outbound: dict[str, float] = field(default_factory=dict)
+    # mix -> server kind -> summarised full-speed runs (the "mixes" phase)
+    mixes: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # the bridge at half its maximum of the outbound-not-placed mix
+    not_placed_half: dict[str, float] = field(default_factory=dict)
+    inbound_half: dict[str, float] = field(default_factory=dict)  # same rate, for reference
     verification: dict[str, int] = field(default_factory=dict)
     commands: dict[str, Any] = field(default_factory=dict)
     commands_low: dict[str, Any] = field(default_factory=dict)
@@ -54,4 +60,9 @@ class Findings:
 
     @property
     def sweep_seconds(self) -> float:
+        return 2.0 if self.quick else 4.0
+
+    @property
+    def mix_seconds(self) -> float:
+        """Each full-speed run of the "mixes" phase (4 mixes x 3 servers x ``reps`` of them)."""
         return 2.0 if self.quick else 4.0

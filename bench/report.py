@@ -25,12 +25,15 @@ from bench.config import (
     RATE_LIMIT,
     SANDBOX_LATENCY,
     TARGET_COMMANDS_RATIO,
+    TARGET_MIX_NAIVE_RATIO,
     TARGET_NAIVE_RATIO,
+    TARGET_NOT_PLACED_VS_INBOUND,
     TARGET_P99_MS,
     TARGET_RSS_MB,
     Findings,
 )
 from bench.harness import BENCH
+from bench.mixes import MIXES, NOT_PLACED
 from bench.wrk import CONNECTIONS
 
 NOTES = BENCH / "NOTES.md"  # the hand-written analysis, appended to RESULTS.md as it is
@@ -110,6 +113,64 @@ def others_running() -> list[str]:
     return found
 
 
+def mix_checks(f: Findings) -> tuple[list[str], float, bool, bool]:
+    """Mixes below the naive-ratio target; not-placed / inbound; its verdict; p99's verdict."""
+    below = [
+        mix
+        for mix, by in f.mixes.items()
+        if by["bridge"]["rps"] / by["naive"]["rps"] < TARGET_MIX_NAIVE_RATIO
+    ]
+    vs_inbound = f.mixes[NOT_PLACED]["bridge"]["rps"] / f.mixes["inbound"]["bridge"]["rps"]
+    p99_ok = f.not_placed_half["p99"] <= TARGET_P99_MS
+    return below, vs_inbound, vs_inbound >= TARGET_NOT_PLACED_VS_INBOUND, p99_ok
+
+
+def mixes_section(f: Findings) -> list[str]:
+    """The section "Every mix": the mixes phase's table and its two not-placed targets."""
+    _, vs_inbound, vs_ok, p99_ok = mix_checks(f)
+    half = f.not_placed_half
+    lines = [
+        f"## Every mix ({CONNECTIONS} connections, same run)",
+        "",
+        "Bridge, naive and bare ran side by side, each repetition taking every mix on every "
+        f"server in turn (median of {f.reps} x {f.mix_seconds:g} s at full speed). Every mix "
+        "cycles GET / form POST / JSON POST and BEGIN / END: `inbound` a new call id per "
+        "request; `outbound-placed` calls whose ledger entries were seeded (placed by the "
+        "bridge); `outbound-not-placed` call ids the ledger never saw (a fresh prefix per run); "
+        "`mixed` inbound and outbound-placed alternating (the load of the other sections).",
+        "",
+        f"| Mix | bridge req/s | naive req/s | bare req/s | bridge / naive | p99 bridge ms | "
+        f"≥ {TARGET_MIX_NAIVE_RATIO} x naive |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for mix in MIXES:
+        by = f.mixes[mix]
+        ratio = by["bridge"]["rps"] / by["naive"]["rps"]
+        lines.append(
+            f"| {mix} | {by['bridge']['rps']:,.0f} | {by['naive']['rps']:,.0f} | "
+            f"{by['bare']['rps']:,.0f} | {ratio:.2f} | {by['bridge']['p99']:.1f} | "
+            f"{verdict(ratio >= TARGET_MIX_NAIVE_RATIO)} |"
+        )
+    errors = sum(r["errors"] for by in f.mixes.values() for r in by.values())
+    lines += [
+        "",
+        f"- Outbound not placed by the bridge against inbound (bridge): **{vs_inbound:.2f} x** "
+        f"({f.mixes[NOT_PLACED]['bridge']['rps']:,.0f} / "
+        f"{f.mixes['inbound']['bridge']['rps']:,.0f} req/s); target ≥ "
+        f"{TARGET_NOT_PLACED_VS_INBOUND} x: {verdict(vs_ok)}",
+        f"- Outbound not placed, bridge at half its maximum of that mix "
+        f"({half['offered']:,.0f} req/s offered, {half['rps']:,.0f} achieved, median of "
+        f"{half['reps']:.0f} x {f.sweep_seconds:g} s): p99 **{half['p99']:.1f} ms** (range "
+        f"{half['p99_min']:.1f} - {half['p99_max']:.1f}); target ≤ {TARGET_P99_MS:g} ms: "
+        f"{verdict(p99_ok)}; inbound at the same rate, alternating with it: p99 "
+        f"{f.inbound_half['p99']:.1f} ms (range {f.inbound_half['p99_min']:.1f} - "
+        f"{f.inbound_half['p99_max']:.1f})",
+        f"- Non-2xx answers and socket errors over all these runs: {errors:.0f}",
+        "",
+    ]
+    return lines
+
+
 def report(f: Findings, path: Path, command: str) -> None:
     m, h = f.max, f.half
     bridge, naive, bare = m["bridge"], m["naive"], m["bare"]
@@ -117,6 +178,7 @@ def report(f: Findings, path: Path, command: str) -> None:
     bare_ratio = bridge["rps"] / bare["rps"]
     half_p99 = h["bridge"]["p99"]
     cmd, backlog = f.commands, f.backlog
+    below, vs_inbound, vs_ok, p99_ok = mix_checks(f)
     lines = [
         "# Benchmark results",
         "",
@@ -133,8 +195,9 @@ def report(f: Findings, path: Path, command: str) -> None:
         "| Callback mix | GET (query, unfilled `{{tokens}}` on BEGIN) / form POST / JSON POST in "
         "equal parts x INBOUND / OUTBOUND x BEGIN / END (END with disposition and billable "
         "seconds), ~250-byte bodies, a new call id per inbound request; outbound call ids cycle "
-        f"through {POOL:,} calls whose `placed` results are on the results topic (calls the bridge "
-        "placed, as in production) |",
+        f"through {POOL:,} calls whose `placing` and `done` entries are on the command ledger "
+        "(and their `placed` results on the results topic: calls the bridge placed, as in "
+        "production); the *Every mix* section splits this load by direction |",
         "| Bridge receiver | `python -m bridge.cli receiver`, default settings (acks=all, "
         "idempotent producer, linger 0, JSON logs at INFO to a file, correlation on) |",
         "| Naive | `bench/servers.py naive`: decode, `json.dumps`, `send_and_wait` with acks=all |",
@@ -186,7 +249,16 @@ def report(f: Findings, path: Path, command: str) -> None:
         f"{verdict(backlog['peak_rss_mb'] <= TARGET_RSS_MB)} |",
         f"| Kafka holds every acknowledged callback | {f.verification['missing']} missing of "
         f"{f.verification['acknowledged']:,} | {verdict(f.verification['missing'] == 0)} |",
+        f"| every mix: bridge ≥ {TARGET_MIX_NAIVE_RATIO} x naive, same run (*Every mix*) | "
+        f"{len(f.mixes) - len(below)} of {len(f.mixes)} mixes"
+        + (f" (below: {', '.join(below)})" if below else "")
+        + f" | {verdict(not below)} |",
+        f"| outbound not placed by the bridge ≥ {TARGET_NOT_PLACED_VS_INBOUND} x inbound | "
+        f"{vs_inbound:.2f} x | {verdict(vs_ok)} |",
+        f"| outbound not placed: p99 ≤ {TARGET_P99_MS:g} ms at half the bridge's maximum of "
+        f"that mix | {f.not_placed_half['p99']:.1f} ms | {verdict(p99_ok)} |",
         "",
+        *mixes_section(f),
         "## Callbacks in: full speed at 50 connections",
         "",
         "| Server | req/s | p50 ms | p99 ms | p99.9 ms | server CPU | wrk CPU | Kafka CPU | "
@@ -246,8 +318,8 @@ def report(f: Findings, path: Path, command: str) -> None:
         "",
         "## Nothing lost",
         "",
-        f"Every 200 the bridge answered in this run (all its repetitions, sizes and the 2-process "
-        f"runs) was recorded by wrk: {v['acknowledged']:,} acknowledgements of "
+        f"Every 200 the bridge answered in this run (all its repetitions, sizes, mixes and the "
+        f"2-process runs) was recorded by wrk: {v['acknowledged']:,} acknowledgements of "
         f"{v['distinct_acknowledged']:,} distinct event ids. The events topic holds "
         f"{v['records']:,} records; counted by event id, **{v['missing']} acknowledged callbacks "
         "are missing**. (Outbound call ids repeat by design, so the check is per event id with "
@@ -277,18 +349,10 @@ def report(f: Findings, path: Path, command: str) -> None:
             f"{r['rps'] * r['body_bytes'] / 1e6:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
             f"{r['server_cpu']:.0%} |"
         )
-    u = f.unknown_outbound
     lines += [
         "",
         "The padding is an unknown field: it is read, parsed and dropped, so the Kafka record "
         "stays the size of a CallEvent (~0.7 KB); this measures the HTTP and JSON side.",
-        "",
-        "### Outbound calls the bridge did not place",
-        "",
-        f"The same mix, but the outbound call ids are unknown to the correlator: {u['rps']:,.0f} "
-        f"req/s at 50 connections, mean {u['mean']:.0f} ms, p99 {u['p99']:.0f} ms. Each such "
-        "callback waits for the correlator to catch up with the results topic plus a grace of "
-        "up to 250 ms (`BRIDGE_CALLBACKS__CORRELATION_WAIT`, see below).",
         "",
         "## Commands out",
         "",

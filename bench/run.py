@@ -3,22 +3,29 @@
 Everything here talks to 127.0.0.1 only, and every load is bounded in time (wrk ``-d``) and
 count (command backlogs). Writes ``bench/RESULTS.md`` and ``bench/latency.png``.
 
-    .venv/bin/python bench/run.py [--quick] [--no-profile]
+    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes]
 
-Phases (all against one dedicated ``scripts/local-kafka`` broker started here):
+Phases (all against one dedicated ``scripts/local-kafka`` broker started here, whose command
+ledger and results topics are first seeded with the outbound calls "placed by the bridge"):
 
 1. callbacks in: ``bare`` / ``naive`` (bench/servers.py) / the bridge receiver
    (``python -m bridge.cli receiver``, real settings), wrk at 50 connections (median of 3),
    then a fixed-rate sweep (fractions of the bridge's maximum) for the latency chart;
 2. the bridge with ``--workers 2``; throughput against body size;
-3. Kafka holds every acknowledged callback (multiset of event ids, nothing missing);
-4. commands out: 20,000 commands against the sandbox at 20 ms API latency; then the worker's
+3. mixes: inbound, outbound placed by the bridge, outbound not placed by it and the mixed load,
+   bridge / naive / bare interleaved in one run; the not-placed mix at half the bridge's rate;
+4. Kafka holds every acknowledged callback (multiset of event ids, nothing missing);
+5. commands out: 20,000 commands against the sandbox at 20 ms API latency; then the worker's
    peak RSS with a 100,000-command backlog.
+
+``--only mixes`` runs phases 3 and 4 alone and prints the mixes table instead of writing
+RESULTS.md (for trying changes to the receiver or the load quickly).
 
 This module is the entry point (flags and the order of the phases); the rest of ``bench/`` is
 split by role: ``harness`` (processes, ports, the broker), ``wrk`` (load and its numbers),
-``config`` (knobs, targets, ``Findings``), ``callbacks_in`` (phases 1-3), ``commands_out``
-(phase 4), ``report`` (RESULTS.md and the chart; the prose is ``NOTES.md``).
+``config`` (knobs, targets, ``Findings``), ``callbacks_in`` (phases 1, 2 and 4), ``mixes``
+(phase 3), ``commands_out`` (phase 5), ``report`` (RESULTS.md and the chart; the prose is
+``NOTES.md``).
 """
 
 from __future__ import annotations
@@ -37,16 +44,18 @@ if not __package__:  # `python bench/run.py` (make bench): import `bench` from t
 from bench.callbacks_in import (
     DLQ,
     EVENTS,
+    LEDGER_TOPIC,
     NAIVE,
     RESULTS_TOPIC,
     callbacks_in,
-    seed_placed_results,
+    seed_placed,
     verify,
 )
 from bench.commands_out import commands_out
 from bench.config import LOW_IN_FLIGHT, Findings
 from bench.harness import BENCH, PY_SPY, Kafka, create_topics, free_port, log
-from bench.report import chart, report
+from bench.mixes import mixes
+from bench.report import chart, mixes_section, report
 
 
 async def main() -> int:
@@ -54,6 +63,12 @@ async def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, for trying it out")
     parser.add_argument(
         "--no-profile", action="store_true", help="skip the py-spy profile of the receiver"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["mixes"],
+        help="run only this phase (and the check that Kafka holds every callback); print its "
+        "table, leave RESULTS.md alone",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -73,10 +88,21 @@ async def main() -> int:
     log(f"starting Kafka instance {kafka.name} on {kafka.bootstrap}")
     kafka.start()
     try:
-        await create_topics(kafka.bootstrap, [EVENTS, DLQ, NAIVE, RESULTS_TOPIC])
-        await seed_placed_results(kafka)
+        await create_topics(
+            kafka.bootstrap,
+            [EVENTS, DLQ, NAIVE, RESULTS_TOPIC, LEDGER_TOPIC],
+            compacted=[LEDGER_TOPIC],
+        )
+        await seed_placed(kafka)
+        if args.only == "mixes":
+            await mixes(f, kafka, logs)
+            await verify(f, kafka)
+            print("\n".join(mixes_section(f)), flush=True)
+            log(f"--only mixes: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
+            return 0
         profile = not args.no_profile and bool(shutil.which("py-spy") or PY_SPY.exists())
         await callbacks_in(f, kafka, logs, profile)
+        await mixes(f, kafka, logs)
         await verify(f, kafka)
         f.commands = await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k")
         f.commands_2p = await commands_out(

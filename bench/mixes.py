@@ -1,0 +1,89 @@
+"""The "mixes" phase: every callback mix, bridge / naive / bare side by side in one run.
+
+The three servers are started once each and run together (only one is loaded at a time); then,
+for each repetition, for each mix, for each server, one full-speed wrk run, so drift (the
+machine, the broker's segments, other work on the two cores) hits every cell alike. After
+that the bridge alone takes the outbound-not-placed mix at half its maximum of that mix, for
+its p99.
+
+Mixes (``callbacks.lua``; every one cycles GET / form POST / JSON POST and BEGIN / END):
+
+* ``inbound``: every callback an inbound call, each with a new call id;
+* ``outbound-placed``: every callback an outbound call the bridge placed (seeded ledger);
+* ``outbound-not-placed``: outbound calls the ledger never saw (a fresh id prefix per run);
+* ``mixed``: inbound and outbound-placed alternating (the mix of the other phases).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from bench.callbacks_in import ACKS, start_server
+from bench.config import Findings
+from bench.harness import Kafka, Proc, log
+from bench.wrk import WrkResult, summarise, wrk
+
+KINDS = ("bridge", "naive", "bare")
+MIXES: dict[str, dict[str, str]] = {
+    "inbound": {"BENCH_DIRECTION": "INBOUND"},
+    "outbound-placed": {"BENCH_DIRECTION": "OUTBOUND"},
+    "outbound-not-placed": {"BENCH_DIRECTION": "OUTBOUND"},  # + a fresh BENCH_OUT_PREFIX
+    "mixed": {},
+}
+NOT_PLACED = "outbound-not-placed"
+
+
+def mix_env(mix: str) -> dict[str, str]:
+    """wrk's environment for one run of ``mix`` (not-placed: call ids nobody has seen)."""
+    env = dict(MIXES[mix])
+    if mix == NOT_PLACED:
+        env["BENCH_OUT_PREFIX"] = f"elsewhere-{uuid.uuid4().hex[:8]}-"
+    return env
+
+
+async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
+    kafka_pid = kafka.pid()
+    servers: dict[str, tuple[Proc, str]] = {}
+    try:
+        for kind in KINDS:
+            servers[kind] = await start_server(kind, kafka, logs)
+        for kind, (proc, url) in servers.items():
+            acks = ACKS if kind == "bridge" else None
+            await wrk(f"mixes warm-up {kind}", url, 3, proc, kafka_pid, acks=acks)
+        runs: dict[str, dict[str, list[WrkResult]]] = {m: {k: [] for k in KINDS} for m in MIXES}
+        for rep in range(f.reps):
+            for mix in MIXES:
+                for kind, (proc, url) in servers.items():
+                    run = await wrk(
+                        f"{mix} {kind} {rep}",
+                        url,
+                        f.mix_seconds,
+                        proc,
+                        kafka_pid,
+                        env=mix_env(mix),
+                        acks=ACKS if kind == "bridge" else None,
+                    )
+                    runs[mix][kind].append(run)
+                    log(f"{mix}: {kind} {run.rps:.0f} req/s, p99 {run.p99:.1f} ms, "
+                        f"{run.errors} errors")  # fmt: skip
+        f.mixes = {mix: {kind: summarise(r) for kind, r in by.items()} for mix, by in runs.items()}
+        for mix, by in f.mixes.items():
+            log(f"{mix}: bridge / naive = {by['bridge']['rps'] / by['naive']['rps']:.2f}")
+        proc, url = servers["bridge"]
+        rate = 0.5 * f.mixes[NOT_PLACED]["bridge"]["rps"]
+        # Inbound at the same rate, alternating with not-placed: what correlation adds to p99.
+        half: dict[str, list[WrkResult]] = {NOT_PLACED: [], "inbound": []}
+        for rep in range(f.reps):
+            for mix, results in half.items():
+                results.append(
+                    await wrk(f"{mix} bridge half {rep}", url, f.sweep_seconds, proc, kafka_pid,
+                              env=mix_env(mix), rate=rate, acks=ACKS)
+                )  # fmt: skip
+        f.not_placed_half = summarise(half[NOT_PLACED]) | {"offered": rate}
+        f.inbound_half = summarise(half["inbound"]) | {"offered": rate}
+        log(f"bridge at {rate:.0f} req/s offered: p99 {f.not_placed_half['p99']:.1f} ms "
+            f"(outbound not placed), {f.inbound_half['p99']:.1f} ms (inbound)")  # fmt: skip
+    finally:
+        for proc, _ in servers.values():
+            await proc.stop()
