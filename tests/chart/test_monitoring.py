@@ -115,3 +115,11 @@ def test_service_monitor_settings(render: Render) -> None:
         "jobLabel",
         "targetLabels",
     }
+
+
+def test_worker_not_ready_alert_looks_only_at_worker_pods(render: Render) -> None:
+    # Receivers export bridge_worker_ready too (always 0): without the component matcher the
+    # alert fired for every receiver pod.
+    (group,) = one(render(FULL), "PrometheusRule")["spec"]["groups"]
+    alert = next(r for r in group["rules"] if r["alert"] == "FoneStormBridgeWorkerNotReady")
+    assert 'app_kubernetes_io_component="worker"' in alert["expr"]
