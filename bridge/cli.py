@@ -20,6 +20,7 @@ from bridge.contracts import registry as schemas
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.obs import tracing
 from bridge.obs.logs import setup_logging
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web.app import create_app
@@ -49,6 +50,18 @@ def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = Fa
     log.info("stopped")
 
 
+def _serve(
+    settings: Settings, make_app: Callable[[], web.Application], *, reuse_port: bool = False
+) -> None:
+    # In the serving process (after any fork): the instrumentation patches classes the app is
+    # built from, and the span exporter's thread must live in the process that makes spans.
+    tracing.setup()
+    try:
+        _run_http(settings, make_app(), reuse_port=reuse_port)
+    finally:
+        tracing.shutdown()  # flushes what is left (a forked child leaves by os._exit)
+
+
 def _run_processes(
     settings: Settings, workers: int, make_app: Callable[[], web.Application]
 ) -> int:
@@ -58,7 +71,7 @@ def _run_processes(
     ignores SIGINT, which a terminal already delivers to the whole process group.
     """
     if workers == 1:
-        _run_http(settings, make_app())
+        _serve(settings, make_app)
         return 0
     children: list[int] = []
     for _ in range(workers):
@@ -66,7 +79,7 @@ def _run_processes(
         if pid == 0:  # child: its own app, producer and event loop
             code = 0
             try:
-                _run_http(settings, make_app(), reuse_port=True)
+                _serve(settings, make_app, reuse_port=True)
             except BaseException:
                 log.exception("worker process failed")
                 code = 1
@@ -132,6 +145,8 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.sandbox.settings import SandboxSettings  # noqa: PLC0415
 
     sandbox_settings = SandboxSettings()
+    # Traced too when OTEL_* says so: FoneStorm's side of each create-call joins the trace.
+    tracing.setup()
 
     async def main() -> None:
         task = asyncio.create_task(run_sandbox(sandbox_settings))
@@ -141,7 +156,10 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()
     return 0
 
 

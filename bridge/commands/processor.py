@@ -50,6 +50,7 @@ from bridge.errors import (
 )
 from bridge.fonestorm.client import FoneStormClient
 from bridge.kafka.publisher import Publisher
+from bridge.obs import tracing
 from bridge.obs.logs import bind_log_context
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
@@ -113,6 +114,7 @@ class CommandProcessor:
             await self._out.reject(job, exc)
             return
         bind_log_context(command_id=command.command_id)
+        tracing.annotate(**{"fonestorm_bridge.command_id": command.command_id})
         async with self._exclusive(command.command_id):
             if not job.still_owned():
                 raise Revoked

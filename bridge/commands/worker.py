@@ -36,6 +36,7 @@ from bridge.commands.offsets import OffsetTracker
 from bridge.commands.ownership import Ownership
 from bridge.commands.processor import CommandProcessor
 from bridge.commands.records import Record
+from bridge.obs import tracing
 from bridge.obs.logs import log_context
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
@@ -225,7 +226,10 @@ class CommandWorker:
         task.add_done_callback(self._done)
 
     async def _process(self, tp: TopicPartition, generation: int, job: Job) -> None:
-        with log_context(command_offset=f"{tp.partition}@{job.record.offset}"):
+        with (
+            log_context(command_offset=f"{tp.partition}@{job.record.offset}"),
+            tracing.processing(job.record, self._settings.worker.group_id),
+        ):
             try:
                 await self._processor.process(job)
             except Revoked:

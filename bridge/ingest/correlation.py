@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
+from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
@@ -30,15 +31,25 @@ from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.topics import TopicWatch
+from bridge.obs.tracing import record_traceparent
 from bridge.retrying import retry
 from bridge.settings import Settings
 from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-Correlation = tuple[str | None, str | None]
 Pair = tuple[str, str]
-_NONE: Correlation = (None, None)
+
+
+class Correlation(NamedTuple):
+    """Which command placed a call, and the trace of its placement (when traced)."""
+
+    command_id: str | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+_NONE = Correlation()
 
 
 class CallCorrelator:
@@ -127,7 +138,9 @@ class CallCorrelator:
             and result.status is ResultStatus.PLACED
             and result.call_id
         ):
-            self._calls[result.call_id] = (result.command_id, result.correlation_id)
+            self._calls[result.call_id] = Correlation(
+                result.command_id, result.correlation_id, record_traceparent(record)
+            )
             self._calls.move_to_end(result.call_id)
             while len(self._calls) > self._max:
                 self._calls.popitem(last=False)
@@ -157,7 +170,7 @@ class CallCorrelator:
     async def lookup(
         self, call_id: str, *, outbound: bool, numbers: tuple[str | None, str | None]
     ) -> Correlation:
-        """``(command_id, correlation_id)`` of ``call_id``; outbound calls may wait (see above).
+        """Which command placed ``call_id``; outbound callbacks may wait (see the module doc).
 
         ``numbers`` are the callback's ``from`` and ``to`` in E.164.
         """

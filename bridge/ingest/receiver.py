@@ -34,6 +34,7 @@ from bridge.ingest import parsing
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.sources import client_address, source_allowed
 from bridge.kafka.publisher import Publisher
+from bridge.obs import tracing
 from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
@@ -230,15 +231,19 @@ class CallbackReceiver:
             return _unavailable(unavailable)
 
     async def _accept(self, data: parsing.CallbackData) -> web.Response:
+        tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
         command_id = correlation_id = None
         if self._correlator is not None:
             # Only outbound calls can have been placed by the bridge; only they may wait.
             region = self._settings.callbacks.default_region
-            command_id, correlation_id = await self._correlator.lookup(
+            found = await self._correlator.lookup(
                 data.uid,
                 outbound=data.direction is Direction.OUTBOUND,
                 numbers=(parsing.to_e164(data.from_, region), parsing.to_e164(data.to, region)),
             )
+            command_id, correlation_id = found.command_id, found.correlation_id
+            # The callback's trace is FoneStorm's request; the placement's is the command's.
+            tracing.link_current_span(found.traceparent)
         event = parsing.to_event(
             data,
             region=self._settings.callbacks.default_region,

@@ -52,6 +52,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
+from bridge.obs import tracing
 from bridge.sandbox.delivery import run_call
 from bridge.sandbox.models import (
     DEFAULT_OUTCOME,
@@ -353,7 +354,7 @@ async def _release_hangs(app: web.Application) -> None:
 
 def create_sandbox_app(settings: SandboxSettings) -> web.Application:
     """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``."""
-    app = web.Application(middlewares=[_middleware])
+    app = web.Application(middlewares=[*tracing.server_middlewares(), _middleware])
     app[STATE_KEY] = SandboxState(settings)
     app.cleanup_ctx.append(_callback_session)
     app.on_shutdown.append(_release_hangs)

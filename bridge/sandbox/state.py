@@ -7,6 +7,7 @@ in-process can read and steer it directly through :data:`bridge.sandbox.app.STAT
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
@@ -259,8 +260,12 @@ class SandboxState:
         return str(uuid.uuid1(node=random.getrandbits(48) | 1 << 40))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` in a task that app cleanup and reset cancel."""
-        task = asyncio.create_task(coro)
+        """Run ``coro`` in a task that app cleanup and reset cancel.
+
+        In a fresh context: FoneStorm's callbacks do not carry the trace of the create-call
+        request that caused them, so neither do the sandbox's.
+        """
+        task = asyncio.create_task(coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
