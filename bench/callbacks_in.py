@@ -143,30 +143,15 @@ async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> 
                 await sizes(f, proc, url, kafka_pid, collect)
         finally:
             await proc.stop()
-    # The same receiver with BRIDGE_LOG__LEVEL=DEBUG: what a log line per callback costs.
-    proc, url = await start_server("bridge-debug", kafka, logs, env=DEBUG_LOGS)
+    # The same receiver with a log line per callback (DEBUG), and with tracing on (every
+    # callback a sampled trace, exported over OTLP/HTTP to a sink that drops it).
+    sink, sink_url = await start_server("otlp-sink", kafka, logs)
+    traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, "OTEL_SERVICE_NAME": "bench-bridge"}
     try:
-        await wrk("warm-up", url, 3, proc, kafka_pid, acks=acks)
-        runs = [await wrk(f"debug {rep}", url, f.seconds, proc, kafka_pid, acks=acks)
-                for rep in range(f.reps)]  # fmt: skip
-        f.max["bridge-debug"] = summarise(runs)
-        half = [
-            await wrk(
-                "debug half",
-                url,
-                f.sweep_seconds,
-                proc,
-                kafka_pid,
-                rate=0.5 * bridge_max,
-                acks=acks,
-            )
-            for _ in range(f.reps)
-        ]
-        f.half["bridge-debug"] = summarise(half) | {"offered": 0.5 * bridge_max}
-        log(f"bridge-debug: {f.max['bridge-debug']['rps']:.0f} req/s, at half rate p99 "
-            f"{f.half['bridge-debug']['p99']:.1f} ms")  # fmt: skip
+        for kind, env in (("bridge-debug", DEBUG_LOGS), ("bridge-traced", traced)):
+            await variant(f, kind, env, kafka, logs, bridge_max)
     finally:
-        await proc.stop()
+        await sink.stop()
     proc, url = await start_server("bridge", kafka, logs, workers=2)
     try:
         await wrk("warm-up", url, 3, proc, kafka_pid, acks=acks)
@@ -174,6 +159,28 @@ async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> 
                 for rep in range(f.reps)]  # fmt: skip
         f.scaling[2] = summarise(runs)
         log(f"bridge --workers 2: {f.scaling[2]['rps']:.0f} req/s")
+    finally:
+        await proc.stop()
+
+
+async def variant(
+    f: Findings, kind: str, env: dict[str, str], kafka: Kafka, logs: Path, bridge_max: float
+) -> None:
+    """The bridge receiver with ``env`` added: full speed and half the plain bridge's rate."""
+    proc, url = await start_server(kind, kafka, logs, env=env)
+    try:
+        await wrk("warm-up", url, 3, proc, kafka.pid(), acks=ACKS)
+        runs = [await wrk(f"{kind} {rep}", url, f.seconds, proc, kafka.pid(), acks=ACKS)
+                for rep in range(f.reps)]  # fmt: skip
+        f.max[kind] = summarise(runs)
+        half = [
+            await wrk(f"{kind} half", url, f.sweep_seconds, proc, kafka.pid(),
+                      rate=0.5 * bridge_max, acks=ACKS)
+            for _ in range(f.reps)
+        ]  # fmt: skip
+        f.half[kind] = summarise(half) | {"offered": 0.5 * bridge_max}
+        log(f"{kind}: {f.max[kind]['rps']:.0f} req/s, at half rate p99 "
+            f"{f.half[kind]['p99']:.1f} ms")  # fmt: skip
     finally:
         await proc.stop()
 

@@ -235,6 +235,9 @@ def report(f: Findings, path: Path, command: str) -> None:
         f"| (bridge ≥ {TARGET_NAIVE_RATIO} x naive, receiver with `BRIDGE_LOG__LEVEL=DEBUG`) | "
         f"{m['bridge-debug']['rps'] / naive['rps']:.2f} x | "
         f"{verdict(m['bridge-debug']['rps'] / naive['rps'] >= TARGET_NAIVE_RATIO)} |",
+        "| (tracing on: every callback a trace, OTLP/HTTP to a local sink; not a target) | "
+        f"{m['bridge-traced']['rps']:,.0f} req/s = {m['bridge-traced']['rps'] / bridge['rps']:.2f}"
+        f" x the bridge untraced; p99 at half rate {h['bridge-traced']['p99']:.1f} ms | info |",
         *(
             f"| commands ≥ {TARGET_COMMANDS_RATIO} x in-flight limit ({r['in_flight']} / "
             f"{SANDBOX_LATENCY * 1000:g} ms = {r['limit']:,.0f}/s){note} | {r['rate']:,.0f}/s = "
@@ -265,7 +268,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         "machine busy | non-2xx / errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced"):
         r = m[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
@@ -285,7 +288,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         "server CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced"):
         r = h[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "

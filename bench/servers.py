@@ -2,6 +2,7 @@
 
 * ``bare``: an aiohttp handler that reads the body and answers 204 — the HTTP limit of the
   stack (same aiohttp, same event loop, same ``run_app`` options as the bridge).
+* ``otlp-sink``: accepts OTLP/HTTP trace exports and drops them (tracing's cost in the bench).
 * ``naive``: what a user would write in an afternoon: decode the callback (query, form or JSON),
   ``json.dumps`` it and ``await producer.send_and_wait(...)`` with ``acks="all"``, answer 200.
 """
@@ -37,13 +38,20 @@ async def naive(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def otlp_sink(request: web.Request) -> web.Response:
+    """An OTLP/HTTP trace receiver that keeps nothing: what exporting spans costs the sender."""
+    await request.read()
+    # An empty ExportTraceServiceResponse: full success.
+    return web.Response(body=b"", content_type="application/x-protobuf")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["bare", "naive"])
+    parser.add_argument("kind", choices=["bare", "naive", "otlp-sink"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic", default="bench.naive")
@@ -51,6 +59,7 @@ def main() -> None:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/callbacks/calls", bare if args.kind == "bare" else naive)
+    app.router.add_post("/v1/traces", otlp_sink)
     if args.kind == "naive":
         app[TOPIC] = args.topic
 
