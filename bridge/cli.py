@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bridge.contracts import registry as schemas
 from bridge.contracts.commands import PlaceCallCommand
+from bridge.deadletters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.obs import tracing
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = schemas_sub.add_parser("check", help="exit 1 when schemas/ differs from the models")
     check.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="schema folder")
     check.set_defaults(func=cmd_schemas_check)
+    add_dead_letters_parser(sub)
     return parser
 
 

@@ -66,6 +66,11 @@ class TopicSettings(BaseModel):
     dead_letters: str = Field(
         "fonestorm.dead-letters.v1", description="Rejected callbacks and commands."
     )
+    dead_letter_replays: str = Field(
+        "fonestorm.dead-letter-replays.v1",
+        description="Compacted record of `dead-letters replay`, keyed by dead_letter_id: what "
+        "each replay did, so no dead letter is replayed twice.",
+    )
     place_call: str = Field("fonestorm.place-call.v1", description="PlaceCallCommand topic.")
     place_call_results: str = Field(
         "fonestorm.place-call-results.v1", description="PlaceCallResult topic."

@@ -40,6 +40,8 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {
         topics.call_events: {},
         topics.dead_letters: {},
+        # The latest replay of each dead letter is all `dead-letters replay` reads.
+        topics.dead_letter_replays: {"cleanup.policy": "compact"},
         topics.place_call: {},
         topics.place_call_results: {},
         topics.command_ledger: ledger,

@@ -107,7 +107,14 @@ def _testcontainers_kafka() -> Iterator[str]:
     from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
 
     image = os.environ.get("BRIDGE_TEST_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
-    with KafkaContainer(image).with_kraft() as container:
+    # One broker: the transaction log (dead-letter replay) must not ask for 3 replicas.
+    container = (
+        KafkaContainer(image)
+        .with_kraft()
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+    )
+    with container:
         bootstrap: str = container.get_bootstrap_server()
         _chose(f"testcontainers KafkaContainer({image}, KRaft) at {bootstrap}")
         yield bootstrap

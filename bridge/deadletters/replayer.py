@@ -1,0 +1,254 @@
+"""``dead-letters replay``: the decisions of :mod:`~bridge.deadletters.decision`, written so that
+no dead letter is ever replayed twice.
+
+**Why a Kafka transaction.** Each batch of dead letters (one fetch, at most
+:data:`~bridge.deadletters.reading.BATCH`) is written in one transaction: the replayed records
+(events, commands) and, for every dead letter decided, its replay record on the compacted
+replay topic. Either both are committed or neither is, so the replay record never claims a
+record that is not there, and a record is never there without its replay record. A replay
+that crashes or loses Kafka half-way leaves an aborted batch and committed batches; run again,
+it skips what was committed (``read_committed`` read of the replay topic at start) and does the
+rest. Produce-then-record instead leaves a window (after the record, before its replay record)
+in which a crash makes the next run produce it again.
+
+The transactional id is fixed per replay topic, so starting a replay *fences* any other one
+still running against the same topic (its next write fails with ``ProducerFenced``) and
+completes or aborts whatever transaction it left open, *before* the replay topic is read. Two
+replays can therefore not both decide that a dead letter is still to do.
+
+What the transaction does not cover: consumers reading ``read_uncommitted`` (Kafka's default,
+and the worker's) also see records of an aborted batch, which the next run produces again.
+Those are the same records (a callback's event has the same ``event_id``, so ``ce_id``; a
+command the same ``command_id``, which the worker's ledger places at most once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TextIO
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+
+from bridge.contracts.base import utcnow
+from bridge.deadletters.decision import Decision, ReplayContext, decide
+from bridge.deadletters.model import ProducedTo, ReplayRecord, Selection
+from bridge.deadletters.reading import (
+    Record,
+    group_less_consumer,
+    parse_entry,
+    read_ledger,
+    read_range,
+    read_replays,
+)
+from bridge.deadletters.summary import Progress, Tally, decision_line, progress_line
+from bridge.kafka.options import client_options
+from bridge.kafka.partitioner import partition_for
+from bridge.kafka.topics import MissingTopicsError, ensure_topics
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Prefix of the transactional id (grant it ``WRITE`` and ``DESCRIBE`` where ACLs are on).
+TRANSACTIONAL_ID_PREFIX = "fonestorm-bridge.dead-letter-replay."
+
+
+class ReplayFailed(Exception):
+    """The replay stopped; the message says why and what is safe to do."""
+
+
+def transactional_id(settings: Settings) -> str:
+    """One id per replay topic: concurrent replays of the same dead letters fence each other."""
+    return TRANSACTIONAL_ID_PREFIX + settings.topics.dead_letter_replays
+
+
+@dataclass
+class Output:
+    """Where the replay writes: lines per dead letter (``out``), progress (``err``)."""
+
+    out: TextIO
+    err: TextIO
+    verbose: bool = False
+
+
+class Replayer:
+    """One run of ``dead-letters replay`` (or ``--dry-run``); :attr:`tally` counts it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        selection: Selection,
+        output: Output,
+        *,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._selection = selection
+        self._output = output
+        self._dry_run = dry_run
+        self._clock = clock
+        self.tally = Tally()
+        kafka = settings.kafka
+        # Long enough for a produce and the commit, each within the client's request timeout.
+        self._write_timeout = 2 * kafka.request_timeout_ms / 1000 + kafka.produce_timeout
+
+    async def run(self) -> None:
+        """Replay every selected dead letter; :class:`ReplayFailed` when it cannot go on."""
+        producer = None if self._dry_run else await self._start_producer()
+        try:
+            await self._replay(producer)
+        except UnknownTopicOrPartitionError:
+            raise ReplayFailed(
+                f"topic {self._settings.topics.dead_letters} does not exist"
+            ) from None
+        except KafkaError as exc:
+            raise ReplayFailed(f"reading from Kafka failed: {exc}") from exc
+        finally:
+            if producer is not None:
+                await producer.stop()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        settings = self._settings
+        topic = settings.topics.dead_letter_replays
+        try:
+            await ensure_topics(settings, [topic])
+        except MissingTopicsError as exc:
+            raise ReplayFailed(
+                f"the replay topic {topic} does not exist: create it compacted "
+                "(cleanup.policy=compact), or run the replay with BRIDGE_KAFKA__CREATE_TOPICS=true"
+            ) from exc
+        except KafkaError as exc:
+            raise ReplayFailed(f"cannot reach Kafka: {exc}") from exc
+        kafka = settings.kafka
+        producer = AIOKafkaProducer(
+            **client_options(kafka),
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=transactional_id(settings),
+            partitioner=partition_for,  # where the receiver and producers put the same keys
+            linger_ms=kafka.linger_ms,
+            compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
+        )
+        try:
+            # start() registers the transactional id: this fences an earlier replay.
+            async with asyncio.timeout(kafka.request_timeout_ms / 1000):
+                await producer.start()
+        except (KafkaError, TimeoutError) as exc:
+            await producer.stop()
+            raise ReplayFailed(
+                f"cannot start a transactional producer ({exc!r}): the brokers need a "
+                "transaction state log (transaction.state.log.replication.factor and min.isr "
+                "within the broker count) and, with ACLs, WRITE on the transactional id "
+                f"{transactional_id(settings)!r}"
+            ) from exc
+        return producer
+
+    async def _replay(self, producer: AIOKafkaProducer | None) -> None:
+        settings, selection = self._settings, self._selection
+        kafka, topics = settings.kafka, settings.topics
+        # After the producer started (and fenced any other replay): nothing changes it now.
+        previous = await read_replays(kafka, topics.dead_letter_replays) or {}
+        ledger = await read_ledger(kafka, topics.command_ledger)
+        context = ReplayContext(
+            call_events=topics.call_events,
+            place_call=topics.place_call,
+            region=settings.callbacks.default_region,
+            max_body_bytes=settings.http.max_body_bytes,
+            ce_source=settings.callbacks.source,
+            ledger=ledger,
+        )
+        progress = Progress(self._clock())
+        async with group_less_consumer(kafka) as consumer:
+            batches = read_range(
+                consumer,
+                topics.dead_letters,
+                since=selection.since,
+                until=selection.until,
+                stall_timeout=kafka.request_timeout_ms / 1000,
+            )
+            async for batch in batches:
+                decisions = self._decide(batch, previous, context)
+                if producer is not None:
+                    previous.update(await self._write(producer, decisions))
+                for decision in decisions:
+                    self.tally.add(decision)
+                    self._say(decision_line(decision, dry_run=self._dry_run))
+                if progress.due(self.tally.read, self._clock()):
+                    print(progress_line(self.tally), file=self._output.err, flush=True)
+
+    def _decide(
+        self, batch: list[Record], previous: dict[str, ReplayRecord], context: ReplayContext
+    ) -> list[Decision]:
+        decisions = []
+        for entry in map(parse_entry, batch):
+            if not self._selection.wants(entry):
+                continue
+            if entry.letter is None:
+                self.tally.add_unreadable()
+                self._say(f"unreadable       {entry.where}  {entry.error}")
+                continue
+            previous_replay = previous.get(entry.letter.dead_letter_id)
+            decisions.append(decide(entry.letter, previous_replay, context))
+        return decisions
+
+    def _say(self, line: str) -> None:
+        if self._dry_run or self._output.verbose:
+            print(line, file=self._output.out)
+
+    async def _write(
+        self, producer: AIOKafkaProducer, decisions: list[Decision]
+    ) -> dict[str, ReplayRecord]:
+        """The batch's records and replay records in one transaction; the records written."""
+        todo = [d for d in decisions if d.outcome != "already_replayed"]
+        if not todo:
+            return {}
+        replayed = [d for d in todo if d.outgoing is not None]
+        topic = self._settings.topics.dead_letter_replays
+        now = utcnow()
+        try:
+            async with asyncio.timeout(self._write_timeout), producer.transaction():
+                sent = [
+                    await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers))
+                    for d in replayed
+                    if (o := d.outgoing) is not None
+                ]
+                # Their offsets go into the replay records: wait for the acknowledgements
+                # (still inside the transaction: nothing is visible before the commit).
+                where = {
+                    d.letter.dead_letter_id: ProducedTo(
+                        topic=m.topic, partition=m.partition, offset=m.offset
+                    )
+                    for d, m in zip(replayed, await asyncio.gather(*sent), strict=True)
+                }
+                records = {d.letter.dead_letter_id: _record(d, now, where) for d in todo}
+                for dead_letter_id, record in records.items():
+                    await producer.send(
+                        topic, record.model_dump_json().encode(), key=dead_letter_id.encode()
+                    )
+        except (KafkaError, TimeoutError) as exc:
+            raise ReplayFailed(
+                f"a batch of {len(todo)} dead letters was not committed ({exc!r}): none of it "
+                "counts as replayed; run the replay again to do it"
+            ) from exc
+        return records
+
+
+def _record(decision: Decision, now: datetime, where: dict[str, ProducedTo]) -> ReplayRecord:
+    letter = decision.letter
+    return ReplayRecord.model_validate(
+        {
+            "dead_letter_id": letter.dead_letter_id,
+            "source": letter.source,
+            "outcome": decision.outcome,
+            "reason_code": decision.reason_code,
+            "reason": decision.reason,
+            "replayed_at": now,
+            "produced_to": where.get(letter.dead_letter_id),
+        }
+    )
