@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools bench soak lint lock fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak lint lock fmt run kafka-start kafka-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ install: $(STAMP)  ## create .venv and install the bridge with its dev tools
 helm-tools:  ## build once (~2 min on 2 cores) or reuse the cached Helm CLI the chart tests use
 	scripts/helm-tools install
 
-test: install helm-tools  ## the whole suite: unit, integration (real Kafka), fault, chart checks
+jaeger-tools:  ## build once (~5-7 min on 2 cores) or reuse the cached Jaeger the tracing tests use
+	scripts/jaeger-tools install
+
+test: install helm-tools jaeger-tools  ## the whole suite: unit, integration (real Kafka), fault, chart checks
 	$(BIN)/pytest
 
 chart: install helm-tools  ## helm lint/template + Kubernetes schemas + Dockerfile checks only
@@ -30,7 +33,7 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 lint: install  ## ruff + mypy strict + schema files in sync + lock files match pyproject.toml
-	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka
+	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka scripts/show-trace
 	$(BIN)/ruff format --check bridge tests bench tools
 	$(BIN)/mypy
 	$(BIN)/fonestorm-bridge schemas check
@@ -66,8 +69,8 @@ kafka-start:  ## local single-node Kafka (KRaft) on 127.0.0.1:9092
 kafka-stop:
 	scripts/local-kafka stop
 
-run: install  ## local Kafka + FoneStorm sandbox + the bridge (receiver and worker), wired together
-	VENV=$(VENV) scripts/run-local
+run: install  ## local Kafka + FoneStorm sandbox + the bridge, wired together (TRACING=1: + Jaeger)
+	TRACING=$(TRACING) VENV=$(VENV) scripts/run-local
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

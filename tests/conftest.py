@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.kafka_broker",
     "tests.support.bridge_app",
     "tests.support.sandbox",
+    "tests.support.jaeger",
 ]

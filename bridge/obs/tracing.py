@@ -84,8 +84,12 @@ def setup(exporter: SpanExporter | None = None) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override this default.
-    provider = TracerProvider(resource=Resource.create({"service.name": "fonestorm-bridge"}))
+    # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; only when they
+    # name no service is it ours rather than the SDK's "unknown_service".
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "fonestorm-bridge"}))
+    provider = TracerProvider(resource=resource)
     if exporter is None:
         provider.add_span_processor(BatchSpanProcessor(_exporter_from_env()))
     else:
