@@ -20,7 +20,7 @@ helm-tools:  ## build once (~2 min on 2 cores) or reuse the cached Helm CLI the 
 jaeger-tools:  ## build once (~5-7 min on 2 cores) or reuse the cached Jaeger the tracing tests use
 	scripts/jaeger-tools install
 
-test: install helm-tools jaeger-tools  ## the whole suite: unit, integration (real Kafka), fault, chart checks
+test: install helm-tools  ## the whole suite: unit, integration (real Kafka), fault, chart checks
 	$(BIN)/pytest
 
 chart: install helm-tools  ## helm lint/template + Kubernetes schemas + Dockerfile checks only

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from bridge.obs import tracing
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import closed_loop, command
-from tests.support.jaeger import Jaeger
+from tests.support.jaeger import WITH_BUILD_TIMEOUT, Jaeger
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def _tag(span: dict[str, Any], key: str) -> Any:
     return next((t["value"] for t in span["tags"] if t["key"] == key), None)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(WITH_BUILD_TIMEOUT)
 async def test_jaeger_shows_the_command_as_one_trace_and_callbacks_referring_to_it(
     start_bridge: BridgeFactory, traced: Jaeger
 ) -> None:
