@@ -215,3 +215,20 @@ def test_common_labels_and_overrides(helm: Helm) -> None:
     for manifest in manifests:
         assert manifest["metadata"]["name"].startswith("bridge"), kn(manifest)
         assert manifest["metadata"]["labels"]["team"] == "voice", kn(manifest)
+
+
+def test_extra_env_reaches_every_bridge_container(helm: Helm) -> None:
+    # How tracing is turned on in Kubernetes: the standard OTEL_* variables, through extraEnv.
+    manifests = helm.template(
+        DEFAULT,
+        set_values=[
+            "extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT",
+            "extraEnv[0].value=http://otel-collector:4318",
+        ],
+    )
+    deployments = of_kind(manifests, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        (bridge,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item for item in bridge.get("env", [])}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector:4318"

@@ -329,6 +329,7 @@ spec:
       {{- $env = append $env (dict "name" $name "valueFrom" (dict "secretKeyRef" (dict "name" (include "fonestorm-bridge.secretName" $root) "key" $key))) }}
       {{- end }}
       {{- end }}
+      {{- $env = concat $env $root.Values.extraEnv }}
       {{- with $env }}
       env:
         {{- toYaml . | nindent 8 }}
