@@ -94,10 +94,25 @@ async def seed_placed(kafka: Kafka) -> None:
         await p.flush()
 
 
+async def warm_broker(kafka: Kafka, logs: Path) -> None:
+    """Load a fresh broker for 10 s (naive, not measured) before anything is measured.
+
+    A fresh JVM spends its first seconds of load compiling: Kafka took a third of a core more
+    from whichever server ran first (the bridge) than from the same server later on.
+    """
+    proc, url = await start_server("naive", kafka, logs)
+    try:
+        log("broker warm-up (naive, 10 s, not measured)")
+        await wrk("broker warm-up", url, 10, proc, kafka.pid())
+    finally:
+        await proc.stop()
+
+
 async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> None:
     acks = ACKS
     kafka_pid = kafka.pid()
     bridge_max = 0.0
+    await warm_broker(kafka, logs)
     for kind in ("bridge", "naive", "bare"):
         proc, url = await start_server(kind, kafka, logs)
         try:
@@ -148,7 +163,10 @@ async def callbacks_in(f: Findings, kafka: Kafka, logs: Path, profile: bool) -> 
     sink, sink_url = await start_server("otlp-sink", kafka, logs)
     traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, "OTEL_SERVICE_NAME": "bench-bridge"}
     try:
-        for kind, env in (("bridge-debug", DEBUG_LOGS), ("bridge-traced", traced)):
+        sampled = traced | {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                            "OTEL_TRACES_SAMPLER_ARG": "0.01"}  # fmt: skip
+        for kind, env in (("bridge-debug", DEBUG_LOGS), ("bridge-traced", traced),
+                          ("bridge-traced-1%", sampled)):  # fmt: skip
             await variant(f, kind, env, kafka, logs, bridge_max)
     finally:
         await sink.stop()

@@ -238,6 +238,11 @@ def report(f: Findings, path: Path, command: str) -> None:
         "| (tracing on: every callback a trace, OTLP/HTTP to a local sink; not a target) | "
         f"{m['bridge-traced']['rps']:,.0f} req/s = {m['bridge-traced']['rps'] / bridge['rps']:.2f}"
         f" x the bridge untraced; p99 at half rate {h['bridge-traced']['p99']:.1f} ms | info |",
+        "| (tracing on, 1% of callbacks sampled: `OTEL_TRACES_SAMPLER=parentbased_traceidratio`, "
+        "`OTEL_TRACES_SAMPLER_ARG=0.01`; not a target) | "
+        f"{m['bridge-traced-1%']['rps']:,.0f} req/s = "
+        f"{m['bridge-traced-1%']['rps'] / bridge['rps']:.2f} x the bridge untraced; p99 at half "
+        f"rate {h['bridge-traced-1%']['p99']:.1f} ms | info |",
         *(
             f"| commands ≥ {TARGET_COMMANDS_RATIO} x in-flight limit ({r['in_flight']} / "
             f"{SANDBOX_LATENCY * 1000:g} ms = {r['limit']:,.0f}/s){note} | {r['rate']:,.0f}/s = "
@@ -268,7 +273,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         "machine busy | non-2xx / errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced", "bridge-traced-1%"):
         r = m[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
@@ -288,7 +293,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         "server CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced", "bridge-traced-1%"):
         r = h[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
