@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.contracts.commands import PlaceCallResult
 
@@ -39,3 +39,16 @@ class LedgerEntry(BaseModel):
     to: str | None = Field(
         None, description="The number called, in E.164 (None when it is not a number)."
     )
+
+
+def read_entry(value: bytes | None) -> LedgerEntry | None:
+    """The entry a ledger record's value holds; None for a tombstone or a value that is not one.
+
+    Readers skip what they cannot read: a newer writer's record must not stop an older reader.
+    """
+    if value is None:
+        return None
+    try:
+        return LedgerEntry.model_validate_json(value)
+    except ValidationError:
+        return None

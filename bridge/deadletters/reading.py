@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadletters.model import Entry, LedgerView, ReplayRecord
 from bridge.deadletters.timespec import to_millis
 from bridge.kafka.options import client_options, topic_partitions
@@ -185,11 +185,8 @@ async def read_ledger(settings: KafkaSettings, ledger_topic: str) -> LedgerView:
             return
         command_id = record.key.decode("utf-8", "replace")
         view.finished.pop(command_id, None)
-        if record.value is None:
-            return
-        try:
-            entry = LedgerEntry.model_validate_json(record.value)
-        except ValidationError:
+        entry = read_entry(record.value)
+        if entry is None:
             return
         result = entry.result
         if entry.state is not LedgerState.DONE or result is None:

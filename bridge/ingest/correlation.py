@@ -25,10 +25,9 @@ from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
 from bridge.contracts.commands import ResultStatus
-from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.tracing import record_traceparent
@@ -118,11 +117,8 @@ class CallCorrelator:
             return
         command_id = record.key.decode(errors="replace")
         self._forget_placing(command_id)
-        if record.value is None:
-            return
-        try:
-            entry = LedgerEntry.model_validate_json(record.value)
-        except ValidationError:
+        entry = read_entry(record.value)
+        if entry is None:
             return
         if entry.state is LedgerState.PLACING:
             if entry.fonenumber and entry.to:
