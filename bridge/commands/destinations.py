@@ -17,14 +17,13 @@ FoneStorm judges it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from bridge.contracts.commands import PlaceCallCommand
+from bridge.phone import number_type, to_e164
 from bridge.settings import WorkerSettings, env_name
 
 FONENUMBER_NOT_ALLOWED = "fonenumber_not_allowed"
@@ -47,17 +46,10 @@ class Number(NamedTuple):
     type: int
 
 
-@functools.lru_cache(maxsize=4096)
 def parse(number: str, region: str) -> Number | None:
     """``number`` (national numbers read in ``region``) in E.164, or None if not a number."""
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return Number(str(e164), int(phonenumbers.number_type(parsed)))
+    e164, kind = to_e164(number, region), number_type(number, region)
+    return None if e164 is None or kind is None else Number(e164, kind)
 
 
 def refusal(

@@ -5,7 +5,6 @@ Pure functions only (no I/O), so every rule here is unit-tested without a server
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -13,7 +12,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +30,7 @@ from bridge.contracts.calls import (
     call_event_id,
 )
 from bridge.errors import InvalidCallback, MalformedCallback, UnsupportedMediaType
+from bridge.phone import to_e164
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
@@ -224,22 +223,6 @@ def validate(fields: Mapping[str, Any]) -> CallbackData:
         return CallbackData.model_validate(fields)
     except ValidationError as exc:
         raise InvalidCallback(describe_errors(exc)) from None
-
-
-@functools.lru_cache(maxsize=65536)
-def to_e164(number: str, region: str) -> str | None:
-    """E.164 form of ``number`` (national numbers read in ``region``), or None if not a number.
-
-    Cached: phonenumbers' parser is the costliest step of a callback, and the same numbers
-    (our FoneNumbers above all) come back in every callback.
-    """
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
 def to_event(

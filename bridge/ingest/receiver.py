@@ -37,6 +37,7 @@ from bridge.kafka.publisher import Publisher
 from bridge.obs import tracing
 from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
+from bridge.phone import to_e164
 from bridge.settings import Settings
 from bridge.web.errors import error_response
 
@@ -239,7 +240,7 @@ class CallbackReceiver:
             found = await self._correlator.lookup(
                 data.uid,
                 outbound=data.direction is Direction.OUTBOUND,
-                numbers=(parsing.to_e164(data.from_, region), parsing.to_e164(data.to, region)),
+                numbers=(to_e164(data.from_, region), to_e164(data.to, region)),
             )
             command_id, correlation_id = found.command_id, found.correlation_id
             # The callback's trace is FoneStorm's request; the placement's is the command's.
