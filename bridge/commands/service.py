@@ -15,6 +15,7 @@ from bridge.commands.processor import CommandProcessor
 from bridge.commands.worker import CommandWorker
 from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
+from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import TopicWatch
 from bridge.retrying import retry
 from bridge.tasks import cancel_and_wait
@@ -74,7 +75,8 @@ async def _run(
 
     async def start() -> None:
         await ledger.start()
-        await consumer.start()
+        # Retried on the same consumer: closed only when cancelled, not when start fails.
+        await start_or_close(consumer.start, consumer.stop, close_on_error=False)
 
     async def failed(exc: BaseException) -> None:
         await ledger.stop()

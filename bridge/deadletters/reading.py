@@ -26,6 +26,7 @@ from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadletters.model import Entry, LedgerView, ReplayRecord
 from bridge.deadletters.timespec import to_millis
 from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.starting import start_or_close
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ async def group_less_consumer(settings: KafkaSettings) -> AsyncIterator[AIOKafka
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
-    await consumer.start()
+    await start_or_close(consumer.start, consumer.stop)
     try:
         yield consumer
     finally:

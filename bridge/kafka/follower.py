@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.starting import start_or_close
 from bridge.settings import KafkaSettings
 from bridge.tasks import cancel_and_wait
 
@@ -67,13 +68,13 @@ class TopicFollower:
         Raises ``KafkaError`` when Kafka or the topic is not there; nothing is left open then.
         """
         consumer = self._new_consumer()
+        await start_or_close(consumer.start, consumer.stop)
         # End offsets on a connection of their own: the broker answers one connection's
         # requests in order, so a ListOffsets queued behind the follower's long-polling fetch
         # waited up to fetch_max_wait_ms (500 ms) each time.
         offsets = self._new_consumer()
-        await consumer.start()
         try:
-            await offsets.start()
+            await start_or_close(offsets.start, offsets.stop)
             partitions = await topic_partitions(consumer, self.topic)
             consumer.assign(partitions)
             if self._since is None:

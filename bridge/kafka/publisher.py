@@ -26,6 +26,7 @@ from bridge.errors import PublishError, RecordRejected
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
+from bridge.kafka.starting import start_or_close
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
 from bridge.settings import KafkaSettings
@@ -110,13 +111,12 @@ class Publisher:
 
         async def failed(exc: BaseException) -> None:
             nonlocal producer
-            await producer.stop()
             self._set_ready(False, f"cannot bootstrap: {exc}")
-            producer = self._new_producer()
+            producer = self._new_producer()  # the failed one is closed
 
         # A lambda, not the bound method: a failed producer is replaced by a new one.
         await retry(
-            lambda: producer.start(),  # noqa: PLW0108
+            lambda: start_or_close(producer.start, producer.stop),
             retry_on=KafkaError, what="starting the Kafka producer", on_failure=failed,
         )  # fmt: skip
         self._producer = producer

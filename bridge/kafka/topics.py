@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bridge.kafka.options import client_options
+from bridge.kafka.starting import start_or_close
 from bridge.retrying import backoff_delays
 from bridge.settings import Settings
 
@@ -51,7 +52,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 async def ensure_topics(settings: Settings, names: list[str]) -> None:
     """Make sure ``names`` exist; create them if ``BRIDGE_KAFKA__CREATE_TOPICS`` allows it."""
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
-    await admin.start()
+    await start_or_close(admin.start, admin.close)
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
