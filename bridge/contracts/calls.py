@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import orjson
 from pydantic import Field
 
 from bridge.contracts.base import VersionedEvent, uuid5
@@ -91,7 +93,7 @@ class CallEvent(VersionedEvent):
     @property
     def ce_type(self) -> str:
         """CloudEvents type, e.g. ``com.fonestorm.call.begin``."""
-        return f"com.fonestorm.call.{self.status.value.lower()}"
+        return call_event_type(self.status)
 
     @property
     def ce_id(self) -> str:
@@ -112,6 +114,25 @@ class CallEvent(VersionedEvent):
     def ce_time(self) -> datetime:
         """When the callback was received."""
         return self.received_at
+
+
+def call_event_type(status: CallStatus) -> str:
+    """CloudEvents type of a call event with ``status``."""
+    return _CALL_EVENT_TYPES[status]
+
+
+_CALL_EVENT_TYPES = {status: f"com.fonestorm.call.{status.value.lower()}" for status in CallStatus}
+
+
+def call_event_json(fields: Mapping[str, Any]) -> bytes:
+    """``CallEvent.model_validate(fields).model_dump_json()``, byte for byte, without the model.
+
+    For fields that are valid already and in the schema's order
+    (:func:`bridge.ingest.parsing.event_fields`): orjson writes them in about 1 us, where
+    building and dumping the model took about 10 us of every callback. A property test holds
+    the two to the same bytes.
+    """
+    return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
 
 
 class CallPlaced(VersionedEvent):

@@ -132,7 +132,7 @@ async def test_a_bug_costs_one_500_with_a_dead_letter_and_one_log_line(
         raise RuntimeError("injected bug")
 
     bridge = await start_bridge()
-    monkeypatch.setattr(parsing, "to_event", broken)
+    monkeypatch.setattr(parsing, "event_fields", broken)
     body = json.dumps(callback()).encode()
     with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
         status, answer = await raw(bridge, post_head(body), body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -255,3 +256,19 @@ def test_json_fast_path_edge_cases(body: bytes) -> None:
         lambda: parsing.validate(parsing.parse_post(parsing.JSON_CONTENT_TYPE, "utf-8", body))
     )
     assert fast == exact
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet="ab=&;+% {}x\u00fc", max_size=6), st.sampled_from(["&", ""])),
+        max_size=8,
+    ).map(lambda parts: "".join(text + sep for text, sep in parts))
+)
+def test_a_query_parses_as_parse_qsl_does_with_escapes_or_without(query: str) -> None:
+    try:
+        expected = parsing.clean_fields(parse_qsl(query, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        with pytest.raises(MalformedCallback):
+            parsing.parse_query(query)
+        return
+    assert parsing.parse_query(query) == expected
