@@ -22,6 +22,7 @@ from aiokafka.errors import (
 from aiokafka.structs import RecordMetadata
 
 from bridge.contracts.base import VersionedEvent, utcnow
+from bridge.deadlines import Deadlines
 from bridge.errors import PublishError, RecordRejected
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
@@ -54,6 +55,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._reachable = asyncio.Event()
         self._missing_topics: frozenset[str] = frozenset()
+        # Not asyncio.timeout: one timer per produce cost a tenth of a callback (bridge.deadlines).
+        self._deadlines = Deadlines(settings.produce_timeout)
 
     @property
     def ready(self) -> bool:
@@ -168,7 +171,7 @@ class Publisher:
             raise PublishError(f"topic {topic!r} does not exist yet; retry later")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._settings.produce_timeout):
+            with self._deadlines():
                 future = await producer.send(topic, value=value, key=key, headers=list(headers))
                 metadata: RecordMetadata = await future
         except _RECORD_ERRORS as exc:
