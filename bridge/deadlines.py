@@ -14,16 +14,19 @@ import asyncio
 import math
 from types import TracebackType
 
-#: Seconds of deadlines that share one timer; a scope may time out this much late.
+#: Seconds of deadlines that share one timer (at most): a scope may time out this much late.
 TICK = 0.05
 
 
 class Deadlines:
-    """Scopes (``with deadlines():``) that time out ``seconds`` after they were entered."""
+    """Scopes (``with deadlines():``) that time out ``seconds`` after they were entered.
+
+    The tick is at most a tenth of ``seconds``, so a short timeout is not made much longer.
+    """
 
     def __init__(self, seconds: float, *, tick: float = TICK) -> None:
         self.seconds = seconds
-        self._tick = tick
+        self._tick = min(tick, seconds / 10) if seconds > 0 else tick
         self._ticks: dict[int, list[Deadline]] = {}
 
     def __call__(self) -> Deadline:

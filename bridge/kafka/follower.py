@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -30,7 +31,8 @@ class TopicFollower:
     """Reads ``topic`` from a start point into ``apply``; :meth:`catch_up` waits for the end.
 
     ``since`` (seconds) starts at the first record written that long ago on each partition
-    (the end where there is none); ``None`` reads from the beginning.
+    (the end where there is none); ``None`` reads from the beginning. ``end_offsets_spacing``
+    (seconds) is the least time between two ``ListOffsets`` requests of :meth:`end_offsets`.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class TopicFollower:
         since: float | None = None,
         batch: int = 5000,
         on_batch: Callable[[], None] | None = None,
+        end_offsets_spacing: float = 0.0,
     ) -> None:
         self._settings = settings
         self.topic = topic
@@ -54,7 +57,7 @@ class TopicFollower:
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
-        self._ends = _Coalesced(self._fetch_end_offsets)
+        self._ends = _Coalesced(self._fetch_end_offsets, end_offsets_spacing)
         self._positions: Offsets = {}
 
     @property
@@ -167,22 +170,30 @@ class TopicFollower:
 
 
 class _Coalesced:
-    """At most one ``fetch()`` in flight; callers wait for one that started after they came."""
+    """At most one ``fetch()`` in flight, and one start per ``spacing`` seconds; callers wait
+    for a fetch that started after they came."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[Offsets]]) -> None:
+    def __init__(self, fetch: Callable[[], Awaitable[Offsets]], spacing: float = 0.0) -> None:
         self._fetch = fetch
+        self._spacing = spacing
         self._running: asyncio.Future[Offsets] | None = None
         self._next: asyncio.Future[Offsets] | None = None
+        self._launching = False
+        self._last_start = -math.inf
 
     async def get(self) -> Offsets:
-        if self._running is None:
-            self._running = self._start()
-            return await asyncio.shield(self._running)
         if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            if self._running is None and loop.time() >= self._last_start + self._spacing:
+                self._running = self._start()
+                return await asyncio.shield(self._running)
+            self._next = loop.create_future()
+            if self._running is None:
+                self._launch_later()
         return await asyncio.shield(self._next)
 
     def _start(self) -> asyncio.Future[Offsets]:
+        self._last_start = asyncio.get_running_loop().time()
         running = asyncio.ensure_future(self._fetch())
         running.add_done_callback(self._finished)
         return running
@@ -191,6 +202,17 @@ class _Coalesced:
         if not done.cancelled():
             done.exception()  # retrieved: every waiter may have given up already
         self._running = None
+        if self._next is not None:
+            self._launch_later()
+
+    def _launch_later(self) -> None:
+        if not self._launching:
+            self._launching = True
+            loop = asyncio.get_running_loop()
+            loop.call_at(max(loop.time(), self._last_start + self._spacing), self._launch)
+
+    def _launch(self) -> None:
+        self._launching = False
         waiting, self._next = self._next, None
         if waiting is None:
             return
