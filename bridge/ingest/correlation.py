@@ -185,9 +185,7 @@ class CallCorrelator:
             with self._deadlines():
                 # Everything acknowledged before the callback came: every placement that could
                 # have made this call is known from here on.
-                await self._follower.wait_for(
-                    await self._follower.end_offsets(), lambda: call_id in self._calls
-                )
+                await self._follower.caught_up()
                 fonenumber, to = numbers
                 if fonenumber is not None and to is not None:
                     while call_id not in self._calls and (fonenumber, to) in self._pairs:
