@@ -1,0 +1,196 @@
+"""CPU per callback and per record, in-process: steadier than timing a server under wrk.
+
+    python -m bench.cpu handler [--outbound] [--requests N]   # CallbackReceiver.handle
+    python -m bench.cpu publisher [--records N]               # Publisher.publish vs aiokafka
+
+``handler`` runs the receiver's handler on pre-built GET / form / JSON callbacks with Kafka
+stubbed (a done future): what the bridge's own code costs a callback. ``--outbound`` sends
+outbound callbacks of calls the bridge did not place, 50 at a time, through a real correlator
+that follows a ledger topic (``--bootstrap``): what proving "no placement in flight" costs.
+``publisher`` produces 450-byte records from 50 concurrent callers through the bridge's
+``Publisher`` and through a plain ``AIOKafkaProducer.send_and_wait`` (``--bootstrap``).
+Figures are process CPU time per item, the best of three repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import streams, web
+from aiohttp.test_utils import make_mocked_request
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from bridge.ingest.correlation import CallCorrelator
+from bridge.ingest.receiver import CallbackReceiver
+from bridge.kafka.publisher import Publisher
+from bridge.kafka.topics import ensure_topics
+from bridge.obs.metrics import Metrics
+from bridge.settings import Settings
+
+DISPOSITIONS = ["ANSWERED", "NO_ANSWER", "BUSY", "FAILED:503", "CANCEL"]
+
+
+class _StubProducer:
+    async def send(self, topic: str, **_: Any) -> asyncio.Future[RecordMetadata]:
+        done: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        done.set_result(RecordMetadata(topic, 0, None, 1, 0, -1, 0))  # type: ignore[call-arg]
+        return done
+
+
+class _Protocol:
+    _reading_paused = False
+
+    def pause_reading(self, **_: Any) -> None:
+        pass
+
+    def resume_reading(self, **_: Any) -> None:
+        pass
+
+
+def _requests(count: int, direction: str) -> list[web.Request]:
+    loop = asyncio.get_running_loop()
+    run = uuid.uuid4().hex[:8]
+    built = []
+    for i in range(count):
+        status = "BEGIN" if i % 2 == 0 else "END"
+        fields: dict[str, Any] = {
+            "uid": f"{run}-{i:08d}-aaaa-bbbb", "account_code": "AC1234",
+            "direction": direction, "status": status,
+            "from": f"321555{1000 + i % 700}", "to": "3215550000", "type": "VOICE",
+        }  # fmt: skip
+        if status == "END":
+            fields |= {"disposition": DISPOSITIONS[i % 5], "billable_seconds": i % 300}
+        headers: dict[str, str] = {}
+        if i % 3 == 0:
+            path, body = "/callbacks/calls?" + urlencode(fields), b""
+        elif i % 3 == 1:
+            path, body = "/callbacks/calls", urlencode(fields).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            path, body = "/callbacks/calls", json.dumps(fields).encode()
+            headers["Content-Type"] = "application/json"
+        payload = streams.StreamReader(_Protocol(), 2**16, loop=loop)  # type: ignore[arg-type]
+        if body:
+            payload.feed_data(body)
+            headers["Content-Length"] = str(len(body))
+        payload.feed_eof()
+        method = "GET" if i % 3 == 0 else "POST"
+        built.append(make_mocked_request(method, path, headers=headers, payload=payload))
+    return built
+
+
+async def _best_of_three(count: int, run: Callable[[int], Awaitable[None]]) -> list[float]:
+    times = []
+    for _ in range(3):
+        started = time.process_time()
+        await run(count)
+        times.append((time.process_time() - started) / count * 1e6)
+    return times
+
+
+async def handler(count: int, outbound: bool, bootstrap: str, ledger: str) -> None:
+    settings = Settings(
+        callbacks={"allow_unauthenticated": True},
+        kafka={"bootstrap_servers": bootstrap, "create_topics": True},
+        topics={"command_ledger": ledger},
+    )
+    metrics = Metrics()
+    publisher = Publisher(settings.kafka, metrics)
+    publisher._producer = _StubProducer()  # type: ignore[assignment]
+    correlator = None
+    if outbound:
+        correlator = CallCorrelator(settings)
+        await correlator.start()
+        while not (correlator._follower.started and correlator.ready):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    receiver = CallbackReceiver(settings, publisher, metrics, correlator)
+    direction = "OUTBOUND" if outbound else "INBOUND"
+    for request in _requests(2000, direction):  # warm-up (and a check that they pass)
+        assert (await receiver.handle(request)).status == 200  # noqa: S101
+    batches = [_requests(count, direction) for _ in range(3)]
+    gc.collect()
+    gc.freeze()  # as the app does once started
+
+    async def run(_: int) -> None:
+        batch = iter(batches.pop())
+
+        async def connection() -> None:
+            for request in batch:
+                await receiver.handle(request)
+
+        await asyncio.gather(*(connection() for _ in range(50 if outbound else 1)))
+
+    times = await _best_of_three(count, run)
+    if correlator is not None:
+        await correlator.stop()
+    what = "outbound, not placed, 50 at a time" if outbound else "inbound"
+    print(f"handler ({what}): {min(times):.1f} us CPU per callback "
+          f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+
+
+async def publisher(count: int, bootstrap: str, topic: str) -> None:
+    settings = Settings(kafka={"bootstrap_servers": bootstrap, "create_topics": True})
+    await ensure_topics(settings, [topic])
+    bridge = Publisher(settings.kafka, Metrics())
+    await bridge.start()
+    plain = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await plain.start()
+    try:
+        while not bridge.ready:  # noqa: ASYNC110 - a flag, not an event
+            await asyncio.sleep(0.1)
+        headers = [("ce_id", b"0" * 36), ("ce_time", b"2026-11-30T09:00:00.000000Z")]
+        senders: dict[str, Callable[[bytes], Awaitable[object]]] = {
+            "Publisher.publish": lambda key: bridge.publish(
+                topic, b"x" * 450, key=key, headers=headers
+            ),
+            "AIOKafkaProducer.send_and_wait": lambda key: plain.send_and_wait(
+                topic, b"x" * 450, key=key
+            ),
+        }
+        for name, send in senders.items():
+
+            async def run(total: int, send: Callable[[bytes], Awaitable[object]] = send) -> None:
+                keys = iter(f"key-{uuid.uuid4().hex}-{i}".encode() for i in range(total))
+
+                async def caller() -> None:
+                    for key in keys:
+                        await send(key)
+
+                await asyncio.gather(*(caller() for _ in range(50)))
+
+            await run(2000)
+            times = await _best_of_three(count, run)
+            print(f"{name}: {min(times):.1f} us CPU per record "
+                  f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+    finally:
+        await plain.stop()
+        await bridge.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["handler", "publisher"])
+    parser.add_argument("--outbound", action="store_true")
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--topic", default="bench.cpu")
+    parser.add_argument("--ledger", default="bench.cpu-ledger")
+    args = parser.parse_args()
+    if args.what == "handler":
+        asyncio.run(handler(args.requests, args.outbound, args.bootstrap, args.ledger))
+    else:
+        asyncio.run(publisher(args.records, args.bootstrap, args.topic))
+
+
+if __name__ == "__main__":
+    main()
