@@ -6,13 +6,17 @@ Each application gets its own :class:`CollectorRegistry`, so several apps in one
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics import MetricWrapperBase
 
-M = TypeVar("M", bound=MetricWrapperBase)
+from bridge.obs.loop_metrics import LoopCounter, LoopHistogram
+
+
+class _Labelled(Protocol):
+    def labels(self, *values: str) -> Any: ...
+
 
 # Callback handling is a few ms when Kafka is healthy and up to the produce timeout when not.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -26,21 +30,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
-        self.callbacks = Counter(
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # The three updated on every callback are lock-free (bridge.obs.loop_metrics).
+        self.callbacks = LoopCounter(
             "bridge_callbacks",
             "Callbacks received, by delivery method, direction, status and outcome.",
             ["method", "direction", "status", "outcome"],
             registry=r,
         )
-        self.callback_latency = Histogram(
+        self.callback_latency = LoopHistogram(
             "bridge_callback_duration_seconds",
             "Time from request start to response, by outcome.",
             ["outcome"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.produce_latency = Histogram(
+        self.produce_latency = LoopHistogram(
             "bridge_produce_duration_seconds",
             "Time from send to broker acknowledgement, by topic.",
             ["topic"],
@@ -105,13 +110,13 @@ class Metrics:
             "bridge_worker_ready", "1 while the command worker is consuming.", registry=r
         )
 
-    def child(self, metric: M, *labels: str) -> M:
+    def child(self, metric: _Labelled, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: ``labels()`` costs more than the update."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = metric.labels(*labels)
-        return found  # type: ignore[return-value]
+        return found
 
     def render(self) -> bytes:
         """Text exposition of every metric."""

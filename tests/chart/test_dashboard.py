@@ -18,6 +18,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from bridge.obs.loop_metrics import LoopCounter, LoopHistogram
 from bridge.obs.metrics import Metrics
 from tests.chart.chartlib import ALL_IDS, ALL_VALUES, DEFAULT, FULL, WORKER_ONLY
 from tests.chart.helmlib import (
@@ -79,10 +80,11 @@ def exported_series() -> dict[str, Series]:
     """Every sample name of every metric the bridge exports (`_total`, `_bucket`...)."""
     found: dict[str, Series] = {}
     for metric in vars(Metrics()).values():
-        if not isinstance(metric, MetricWrapperBase):
+        if not isinstance(metric, MetricWrapperBase | LoopCounter | LoopHistogram):
             continue
         (family,) = metric.describe()
-        labels = frozenset(metric._labelnames)
+        names = metric.labelnames if isinstance(metric, LoopCounter | LoopHistogram) else None
+        labels = frozenset(names if names is not None else metric._labelnames)
         for suffix in SUFFIXES[family.type]:
             extra = {"le"} if suffix == "_bucket" else set()
             found[family.name + suffix] = Series(family.name, family.type, labels | extra)
