@@ -8,6 +8,7 @@ anything else needs a new model and a new topic version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from abc import abstractmethod
@@ -83,12 +84,19 @@ class VersionedEvent(BaseModel):
 def uuid5(namespace: uuid.UUID, name: str) -> str:
     """``str(uuid.uuid5(namespace, name))``, without the ``UUID`` objects that cost more than
     the hash itself on the callback and command paths."""
-    sha1 = hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False)
-    digest = bytearray(sha1.digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    sha1 = _namespace_hash(namespace).copy()
+    sha1.update(name.encode())
+    h = sha1.hexdigest()
+    # Version 5 in the 13th digit, the RFC 4122 variant in the top bits of the 17th.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _namespace_hash(namespace: uuid.UUID) -> hashlib._Hash:
+    return hashlib.sha1(namespace.bytes, usedforsecurity=False)
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def utcnow() -> datetime:

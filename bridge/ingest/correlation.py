@@ -171,6 +171,10 @@ class CallCorrelator:
         """Whether a placement from ``pair[0]`` to ``pair[1]`` is in flight (as read so far)."""
         return pair in self._pairs
 
+    def known(self, call_id: str) -> Correlation:
+        """What is known of ``call_id`` now, without waiting (``lookup`` of an inbound call)."""
+        return self._calls.get(call_id, _NONE)
+
     async def lookup(
         self, call_id: str, *, outbound: bool, numbers: tuple[str | None, str | None]
     ) -> Correlation:

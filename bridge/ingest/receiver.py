@@ -71,6 +71,7 @@ def dead_letter_bound(max_body_bytes: int) -> int:
 
 
 _CALL_EVENT_SCHEMA = CallEvent.schema_id()
+_JSON_HEADERS = {hdrs.CONTENT_TYPE: "application/json; charset=utf-8"}
 
 #: Seconds between log lines about refused credentials (bridge_callbacks_total counts each).
 UNAUTHORIZED_LOG_INTERVAL = 60.0
@@ -239,13 +240,16 @@ class CallbackReceiver:
         tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
         command_id = correlation_id = None
         if self._correlator is not None:
-            # Only outbound calls can have been placed by the bridge; only they may wait.
-            region = self._settings.callbacks.default_region
-            found = await self._correlator.lookup(
-                data.uid,
-                outbound=data.direction is Direction.OUTBOUND,
-                numbers=(to_e164(data.from_, region), to_e164(data.to, region)),
-            )
+            if data.direction is Direction.OUTBOUND:
+                # Only outbound calls can have been placed by the bridge; only they may wait.
+                region = self._settings.callbacks.default_region
+                found = await self._correlator.lookup(
+                    data.uid,
+                    outbound=True,
+                    numbers=(to_e164(data.from_, region), to_e164(data.to, region)),
+                )
+            else:
+                found = self._correlator.known(data.uid)
             command_id, correlation_id = found.command_id, found.correlation_id
             # The callback's trace is FoneStorm's request; the placement's is the command's.
             tracing.link_current_span(found.traceparent)
@@ -289,8 +293,8 @@ class CallbackReceiver:
             )
         return web.Response(
             body=orjson.dumps({"event_id": event_id, "call_id": data.uid}),
-            content_type="application/json",
-            charset="utf-8",
+            # A header, not content_type= and charset=, which aiohttp would parse and rebuild.
+            headers=_JSON_HEADERS,
         )
 
     async def _reject(

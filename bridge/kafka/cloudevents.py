@@ -5,15 +5,23 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
+import orjson
+
 CLOUDEVENTS_SPEC_VERSION = "1.0"
 CONTENT_TYPE_JSON = "application/json"
 
 
 def format_time(value: datetime) -> str:
     """RFC 3339 time as CloudEvents wants it."""
+    return _time_bytes(value).decode()
+
+
+def _time_bytes(value: datetime) -> bytes:
     if value.tzinfo is not UTC:  # skips a conversion that costs more than the formatting
         value = value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    # orjson writes what isoformat() does, "+00:00" as "Z", in a quarter of the time (a unit
+    # test compares them), and in the format the event's own JSON times have.
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1]
 
 
 def cloudevent_headers(
@@ -31,7 +39,7 @@ def cloudevent_headers(
         ("ce_id", event_id.encode()),
         ("ce_source", _encoded(source)),
         ("ce_type", _encoded(ce_type)),
-        ("ce_time", format_time(time).encode()),
+        ("ce_time", _time_bytes(time)),
         ("ce_dataschema", _encoded(dataschema)),
         ("content-type", _CONTENT_TYPE_BYTES),
     ]

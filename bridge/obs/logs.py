@@ -37,10 +37,14 @@ class log_context:  # noqa: N801 - used like the function it replaced
     __slots__ = ("_fields", "_token")
 
     def __init__(self, **fields: str | None) -> None:
-        self._fields = {k: v for k, v in fields.items() if v is not None}
+        # ``fields`` is this call's own dict: kept as it is unless a value must be dropped.
+        if None in fields.values():
+            fields = {k: v for k, v in fields.items() if v is not None}
+        self._fields: Mapping[str, str] = fields  # type: ignore[assignment]
 
     def __enter__(self) -> None:
-        self._token = _context.set({**_context.get(), **self._fields})
+        parent = _context.get()
+        self._token = _context.set({**parent, **self._fields} if parent else self._fields)
 
     def __exit__(self, *exc_info: object) -> None:
         _context.reset(self._token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from bridge.contracts.calls import CallEvent, call_event_json, call_event_type
 from bridge.ingest import parsing
-from bridge.kafka.cloudevents import cloudevent_headers
+from bridge.kafka.cloudevents import cloudevent_headers, format_time
 
 _texts = st.one_of(
     st.text(min_size=1, max_size=40),
@@ -114,3 +114,21 @@ def test_the_receivers_headers_are_the_ones_publish_event_writes(status: str) ->
     )  # fmt: skip
     assert from_fields == from_model
     assert event.kafka_key == data.uid
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 2),  # noqa: DTZ001 - made aware by timezones
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone.min]),
+    )
+)
+def test_ce_time_is_isoformat_in_utc(moment: datetime) -> None:
+    expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert format_time(moment) == expected
+    headers = dict(
+        cloudevent_headers(
+            event_id="e", source="s", ce_type="t", time=moment, subject=None, dataschema="d"
+        )
+    )
+    assert headers["ce_time"] == expected.encode()
