@@ -61,18 +61,6 @@ class CallbackData(BaseModel):
     disposition: str | None = Field(None, max_length=64)
     billable_seconds: int | None = Field(None, ge=0, le=MAX_SECONDS)
 
-    @field_validator("uid", "account_code", "from_", "to", "disposition")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        # These become Kafka keys, headers and log fields: no control characters. The loop
-        # only names the culprit; isprintable() over the whole string is what every valid
-        # callback pays.
-        if value is not None and not value.isprintable():
-            for position, char in enumerate(value):
-                if not char.isprintable():
-                    raise ValueError(f"must be printable: {char!r} at position {position} is not")
-        return value
-
     @field_validator("billable_seconds", mode="before")
     @classmethod
     def _whole_seconds(cls, value: Any) -> Any:
@@ -90,28 +78,58 @@ class CallbackData(BaseModel):
             return int(value)
         return value
 
-    @field_validator("disposition")
-    @classmethod
-    def _known_disposition(cls, value: str | None) -> str | None:
-        if value is not None:
-            split_disposition(value)
-        return value
-
     @model_validator(mode="after")
-    def _end_has_disposition(self) -> CallbackData:
-        if self.status is CallStatus.END and self.disposition is None:
+    def _checks(self) -> CallbackData:
+        # One Python call for what were six field validators: pydantic-core calling back into
+        # Python per field cost more than the model's own validation (timeit: 7.1 vs 2.0 us).
+        # A FieldError still names its field (describe_errors).
+        disposition = self.disposition
+        texts = (self.uid, self.account_code, self.from_, self.to, disposition or "")
+        # These become Kafka keys, headers and log fields: no control characters.
+        if not "".join(texts).isprintable():
+            for name, value in zip(_TEXT_FIELDS, texts, strict=True):
+                _printable(name, value)
+        if disposition is not None:
+            try:
+                split_disposition(disposition)
+            except ValueError as exc:
+                raise FieldError("disposition", str(exc)) from None
+        elif self.status is CallStatus.END:
             raise ValueError("an END callback must carry a disposition")
         return self
+
+
+class FieldError(ValueError):
+    """A value error about one field, raised by a model validator (which pydantic cannot tie
+    to a field): :func:`describe_errors` names ``field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# CallbackData's text fields by their FoneStorm names, in the order _checks reads them.
+_TEXT_FIELDS = ("uid", "account_code", "from", "to", "disposition")
+
+
+def _printable(field: str, value: str) -> None:
+    # isprintable() over the whole string is what every valid callback pays; the loop only
+    # names the culprit.
+    for position, char in enumerate(value):
+        if not char.isprintable():
+            raise FieldError(field, f"must be printable: {char!r} at position {position} is not")
+
+
+_DISPOSITIONS = {d.value: d for d in Disposition}
 
 
 def split_disposition(raw: str) -> tuple[Disposition, str | None]:
     """``FAILED:503`` → ``(FAILED, "503")``; other values must be a known disposition."""
     name, sep, code = raw.partition(":")
-    try:
-        disposition = Disposition(name)
-    except ValueError:
+    disposition = _DISPOSITIONS.get(name)  # Disposition(name) costs a microsecond
+    if disposition is None:
         allowed = ", ".join(d.value for d in Disposition)
-        raise ValueError(f"unknown disposition {raw!r} (expected one of {allowed})") from None
+        raise ValueError(f"unknown disposition {raw!r} (expected one of {allowed})")
     if sep and disposition is not Disposition.FAILED:
         raise ValueError(f"only FAILED carries a code, got {raw!r}")
     if disposition is Disposition.FAILED and sep and not code:
@@ -152,9 +170,14 @@ def parse_query(raw: str | bytes, what: str = "query string") -> dict[str, Any]:
     text = raw if isinstance(raw, str) else decode_utf8(raw, what)
     if "%" not in text and "+" not in text:
         # Nothing to decode (FoneStorm's usual query): parse_qsl's own splitting, without its
-        # per-field unquoting; a property test holds the two to the same pairs.
-        parts = (part.partition("=") for part in text.split("&") if part)
-        return clean_fields((name, value) for name, _, value in parts)
+        # per-field unquoting, and clean_fields inlined; a property test holds the two to the
+        # same fields.
+        fields: dict[str, Any] = {}
+        for part in text.split("&"):
+            name, _, value = part.partition("=")
+            if part and name not in fields and _present(value):
+                fields[name] = value
+        return fields
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
@@ -218,7 +241,11 @@ def describe_errors(exc: ValidationError) -> str:
     """One line naming every invalid field, in FoneStorm's field names."""
     parts = []
     for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or "body"
+        error = err.get("ctx", {}).get("error")
+        if isinstance(error, FieldError):
+            field = error.field
+        else:
+            field = ".".join(str(p) for p in err["loc"]) or "body"
         message = err["msg"].removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
