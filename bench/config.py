@@ -42,6 +42,10 @@ class Findings:
     # the bridge at half its maximum of the outbound-not-placed mix
     not_placed_half: dict[str, float] = field(default_factory=dict)
     inbound_half: dict[str, float] = field(default_factory=dict)  # same rate, for reference
+    # mix -> bridge / naive of each repetition (the two runs next to each other in time)
+    mix_ratios: dict[str, list[float]] = field(default_factory=dict)
+    # bridge outbound-not-placed / bridge inbound, each repetition
+    not_placed_ratios: list[float] = field(default_factory=list)
     verification: dict[str, int] = field(default_factory=dict)
     commands: dict[str, Any] = field(default_factory=dict)
     commands_low: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +65,11 @@ class Findings:
     @property
     def sweep_seconds(self) -> float:
         return 2.0 if self.quick else 4.0
+
+    @property
+    def mix_reps(self) -> int:
+        """Repetitions of the "mixes" phase: more than elsewhere, its ratios are the targets."""
+        return 1 if self.quick else 5
 
     @property
     def mix_seconds(self) -> float:

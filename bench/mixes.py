@@ -1,8 +1,10 @@
 """The "mixes" phase: every callback mix, bridge / naive / bare side by side in one run.
 
 The three servers are started once each and run together (only one is loaded at a time); then,
-for each repetition, for each mix, for each server, one full-speed wrk run, so drift (the
-machine, the broker's segments, other work on the two cores) hits every cell alike. After
+for each repetition, for each mix, for each server, one full-speed wrk run (every other
+repetition in the reverse order), so drift (the machine, the broker's segments, other work on
+the two cores) hits every cell alike. A ratio is the median over repetitions of the ratio of
+two runs next to each other in time. After
 that the bridge alone takes the outbound-not-placed mix at half its maximum of that mix, for
 its p99.
 
@@ -16,6 +18,7 @@ Mixes (``callbacks.lua``; every one cycles GET / form POST / JSON POST and BEGIN
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from pathlib import Path
 
@@ -52,9 +55,11 @@ async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
             acks = ACKS if kind == "bridge" else None
             await wrk(f"mixes warm-up {kind}", url, 3, proc, kafka_pid, acks=acks)
         runs: dict[str, dict[str, list[WrkResult]]] = {m: {k: [] for k in KINDS} for m in MIXES}
-        for rep in range(f.reps):
+        for rep in range(f.mix_reps):
             for mix in MIXES:
-                for kind, (proc, url) in servers.items():
+                # Every other repetition in the reverse order: neither server always goes first.
+                order = list(servers.items()) if rep % 2 == 0 else list(servers.items())[::-1]
+                for kind, (proc, url) in order:
                     run = await wrk(
                         f"{mix} {kind} {rep}",
                         url,
@@ -68,13 +73,23 @@ async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
                     log(f"{mix}: {kind} {run.rps:.0f} req/s, p99 {run.p99:.1f} ms, "
                         f"{run.errors} errors")  # fmt: skip
         f.mixes = {mix: {kind: summarise(r) for kind, r in by.items()} for mix, by in runs.items()}
-        for mix, by in f.mixes.items():
-            log(f"{mix}: bridge / naive = {by['bridge']['rps'] / by['naive']['rps']:.2f}")
+        # Paired: the machine's speed drifts by a third over minutes here, and a bridge run and
+        # the naive run beside it see the same machine.
+        f.mix_ratios = {
+            mix: [b.rps / n.rps for b, n in zip(by["bridge"], by["naive"], strict=True)]
+            for mix, by in runs.items()
+        }
+        f.not_placed_ratios = [
+            p.rps / i.rps
+            for p, i in zip(runs[NOT_PLACED]["bridge"], runs["inbound"]["bridge"], strict=True)
+        ]
+        for mix, ratios in f.mix_ratios.items():
+            log(f"{mix}: bridge / naive = {statistics.median(ratios):.2f} (median of pairs)")
         proc, url = servers["bridge"]
         rate = 0.5 * f.mixes[NOT_PLACED]["bridge"]["rps"]
         # Inbound at the same rate, alternating with not-placed: what correlation adds to p99.
         half: dict[str, list[WrkResult]] = {NOT_PLACED: [], "inbound": []}
-        for rep in range(f.reps):
+        for rep in range(f.mix_reps):
             for mix, results in half.items():
                 results.append(
                     await wrk(f"{mix} bridge half {rep}", url, f.sweep_seconds, proc, kafka_pid,
