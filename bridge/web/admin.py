@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bridge.obs.metrics import CONTENT_TYPE
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
-from bridge.web.errors import json_errors
+from bridge.web.errors import add_json_fallbacks
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,14 @@ def add_operations_routes(router: web.UrlDispatcher) -> None:
 async def admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the operations endpoints on ``BRIDGE_HTTP__ADMIN_PORT``."""
     settings = app[SETTINGS]
-    admin = web.Application(middlewares=[json_errors])
+    admin = web.Application()
     # The same objects as the main app: readiness and metrics are the process's.
     admin[SETTINGS] = settings
     admin[METRICS] = app[METRICS]
     admin[PUBLISHER] = app[PUBLISHER]
     admin[READINESS] = app[READINESS]
     add_operations_routes(admin.router)
+    add_json_fallbacks(admin.router)
     runner = web.AppRunner(admin, access_log=None, handle_signals=False)
     await runner.setup()
     # reuse_port: with --workers N every process serves it, like the callback port.

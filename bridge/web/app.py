@@ -27,7 +27,7 @@ from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes, admin_site_ctx
 from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
-from bridge.web.errors import json_errors
+from bridge.web.errors import add_json_fallbacks
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def create_app(
 ) -> web.Application:
     """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
     app = web.Application(
-        middlewares=[*tracing.server_middlewares(), json_errors],
+        middlewares=tracing.server_middlewares(),
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,
         # Bodies stay as they came: a compressed body is refused (415), never inflated, so a
@@ -138,6 +138,7 @@ def create_app(
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
     if worker:
         app.cleanup_ctx.append(worker_ctx)
+    add_json_fallbacks(app.router)  # after every other route
     if settings.fonestorm.register_on_start:
         app.on_startup.append(_register_callbacks)
     app.on_startup.append(_freeze_heap)

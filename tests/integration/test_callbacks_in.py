@@ -333,3 +333,14 @@ async def test_operations_endpoints(
     async with http.get(f"{bridge.url}/nope") as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
+    for path in ("/", "/callbacks", "/healthz/more", "/%2e%2e/etc"):
+        async with http.request("PUT", f"{bridge.url}{path}") as response:
+            assert response.status == 404, path
+            assert (await response.json())["error"] == {
+                "code": "not_found",
+                "message": "404: Not Found",
+            }
+    async with http.post(f"{bridge.url}/healthz", data=b"x") as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET,HEAD"
+        assert (await response.json())["error"]["code"] == "method_not_allowed"
