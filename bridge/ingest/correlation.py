@@ -172,7 +172,7 @@ class CallCorrelator:
         return pair in self._pairs
 
     def known(self, call_id: str) -> Correlation:
-        """What is known of ``call_id`` now, without waiting (``lookup`` of an inbound call)."""
+        """What is known of ``call_id`` now, without waiting (all an inbound callback needs)."""
         return self._calls.get(call_id, _NONE)
 
     async def lookup(

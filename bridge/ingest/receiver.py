@@ -240,7 +240,8 @@ class CallbackReceiver:
         tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
         command_id = correlation_id = None
         if self._correlator is not None:
-            if data.direction is Direction.OUTBOUND:
+            found = self._correlator.known(data.uid)
+            if found.command_id is None and data.direction is Direction.OUTBOUND:
                 # Only outbound calls can have been placed by the bridge; only they may wait.
                 region = self._settings.callbacks.default_region
                 found = await self._correlator.lookup(
@@ -248,8 +249,6 @@ class CallbackReceiver:
                     outbound=True,
                     numbers=(to_e164(data.from_, region), to_e164(data.to, region)),
                 )
-            else:
-                found = self._correlator.known(data.uid)
             command_id, correlation_id = found.command_id, found.correlation_id
             # The callback's trace is FoneStorm's request; the placement's is the command's.
             tracing.link_current_span(found.traceparent)
