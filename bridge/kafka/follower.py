@@ -58,9 +58,13 @@ class TopicFollower:
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._ends = _Coalesced(self._fetch_end_offsets, end_offsets_spacing)
+        self._spacing = end_offsets_spacing
         self._positions: Offsets = {}
+        # caught_up(): waiters of the next round, when it starts, and the rounds under way.
         self._waiting: list[asyncio.Future[None]] = []
-        self._serving: asyncio.Task[None] | None = None
+        self._launch: asyncio.TimerHandle | None = None
+        self._round_started = -math.inf
+        self._rounds: set[asyncio.Task[None]] = set()
 
     @property
     def started(self) -> bool:
@@ -110,9 +114,11 @@ class TopicFollower:
 
     async def stop(self) -> None:
         """Stop following and close the consumers."""
-        if self._serving is not None:
-            await cancel_and_wait(self._serving)
-            self._serving = None
+        if self._launch is not None:
+            self._launch.cancel()
+            self._launch = None
+        for round_ in list(self._rounds):
+            await cancel_and_wait(round_)
         for waiter in self._waiting:
             waiter.cancel()
         self._waiting = []
@@ -179,33 +185,47 @@ class TopicFollower:
     def caught_up(self) -> asyncio.Future[None]:
         """Done once everything written to the topic before this call has been applied.
 
-        :meth:`catch_up` for many callers at once (one per callback): they share the round
-        trips and the waiting, and each costs one future. A coroutine, a shield and an event
-        per caller had cost each callback about 30 us of CPU. Fails as :meth:`end_offsets` does.
+        :meth:`catch_up` for many callers at once (one per callback), each costing one future:
+        the callers that come before a round starts share its ``ListOffsets``. A round starts
+        at most once per ``end_offsets_spacing`` and does not wait for the one before it to be
+        answered, so a caller waits for at most the spacing and one round trip (rounds one
+        after the other made the callers that came during a round wait for two). Fails as
+        :meth:`end_offsets` does.
         """
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiting.append(waiter)
-        if self._serving is None or self._serving.done():
-            self._serving = asyncio.create_task(
-                self._serve_waiting(), name=f"catch-up-{self.topic}"
+        if self._launch is None:
+            self._launch = loop.call_at(
+                max(loop.time(), self._round_started + self._spacing), self._start_round
             )
         return waiter
 
-    async def _serve_waiting(self) -> None:
-        while self._waiting:
-            waiters, self._waiting = self._waiting, []
-            try:
-                ends = await self.end_offsets()  # a request that started after they all came
-                while not self.reached(ends):
-                    await self._progress.wait()
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-                continue
+    def _start_round(self) -> None:
+        self._launch = None
+        waiters, self._waiting = self._waiting, []
+        self._round_started = asyncio.get_running_loop().time()
+        round_ = asyncio.create_task(self._round(waiters), name=f"catch-up-{self.topic}")
+        self._rounds.add(round_)
+        round_.add_done_callback(self._rounds.discard)
+
+    async def _round(self, waiters: list[asyncio.Future[None]]) -> None:
+        try:
+            ends = await self._fetch_end_offsets()  # sent after every one of them came
+            while not self.reached(ends):
+                await self._progress.wait()
+        except asyncio.CancelledError:
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _Coalesced:

@@ -58,12 +58,63 @@ async def test_a_failed_request_fails_its_waiters_and_the_next_ones_try_again() 
     async def broken() -> dict[TopicPartition, int]:
         raise ConnectionError("down")
 
-    follower._ends._fetch = broken
+    follower._fetch_end_offsets = broken  # type: ignore[method-assign]
     try:
         await asyncio.wait_for(follower.caught_up(), 1)
     except ConnectionError:
         pass
     else:
         raise AssertionError("expected the request's error")
-    follower._ends._fetch = follower._fetch_end_offsets
+    del follower._fetch_end_offsets
     await asyncio.wait_for(follower.caught_up(), 1)
+
+
+class SlowFollower(Follower):
+    """Round trips of 100 ms, rounds at most every 10 ms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spacing = 0.01
+
+    async def _fetch_end_offsets(self) -> dict[TopicPartition, int]:
+        self.requests += 1
+        await asyncio.sleep(0.1)
+        return {TP: self.end}
+
+
+async def test_a_round_starts_without_waiting_for_the_one_in_flight() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    first = follower.caught_up()
+    await asyncio.sleep(0.03)  # the first round is in flight until 0.1
+    second = follower.caught_up()
+    await asyncio.sleep(0.03)
+    assert follower.requests == 2  # started at ~0.03, not after the first was answered
+    assert not first.done()
+    await asyncio.wait_for(asyncio.gather(first, second), 1)
+
+
+async def test_rounds_start_at_most_once_per_spacing() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiters = [follower.caught_up() for _ in range(50)]  # together: one round
+    for _ in range(50):  # then one caller per loop turn or so
+        await asyncio.sleep(0)
+        waiters.append(follower.caught_up())
+    while loop.time() - started < 0.05:
+        await asyncio.sleep(0.001)
+        waiters.append(follower.caught_up())
+    elapsed = loop.time() - started
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    assert follower.requests <= elapsed / 0.01 + 1
+
+
+async def test_stop_cancels_the_waiters_of_rounds_in_flight() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    waiter = follower.caught_up()
+    await asyncio.sleep(0.02)
+    await follower.stop()
+    assert waiter.cancelled()
