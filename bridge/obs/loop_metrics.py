@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -56,7 +57,12 @@ class HistogramChild:
         self.sum += value
 
 
-class _Labelled(Collector):
+C = TypeVar("C", CounterChild, HistogramChild)
+
+
+class _Labelled(Collector, Generic[C]):
+    """A family: one child per label combination, made by ``_new_child`` on first use."""
+
     def __init__(
         self,
         name: str,
@@ -67,30 +73,27 @@ class _Labelled(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], C] = {}
         registry.register(self)
 
+    def _new_child(self) -> C:
+        raise NotImplementedError
 
-class LoopCounter(_Labelled):
-    """``prometheus_client.Counter`` with labels, for one thread (see the module doc)."""
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str],
-        registry: CollectorRegistry,
-    ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
-        super().__init__(name, documentation, labelnames, registry)
-
-    def labels(self, *values: str) -> CounterChild:
+    def labels(self, *values: str) -> C:
         """The child for these label values, created on first use."""
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = CounterChild()
+            child = self._children[values] = self._new_child()
         return child
+
+
+class LoopCounter(_Labelled[CounterChild]):
+    """``prometheus_client.Counter`` with labels, for one thread (see the module doc)."""
+
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def describe(self) -> list[Metric]:
         """The family without samples (the registry checks names with it)."""
@@ -104,7 +107,7 @@ class LoopCounter(_Labelled):
         yield family
 
 
-class LoopHistogram(_Labelled):
+class LoopHistogram(_Labelled[HistogramChild]):
     """``prometheus_client.Histogram`` with labels, for one thread (see the module doc)."""
 
     def __init__(
@@ -117,17 +120,10 @@ class LoopHistogram(_Labelled):
         buckets: Sequence[float],
     ) -> None:
         self._bounds = sorted(float(b) for b in buckets if b != float("inf"))
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> HistogramChild:
-        """The child for these label values, created on first use."""
-        if len(values) != len(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = HistogramChild(self._bounds)
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self._bounds)
 
     def describe(self) -> list[Metric]:
         """The family without samples (the registry checks names with it)."""
