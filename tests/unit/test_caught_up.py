@@ -118,3 +118,28 @@ async def test_stop_cancels_the_waiters_of_rounds_in_flight() -> None:
     await asyncio.sleep(0.02)
     await follower.stop()
     assert waiter.cancelled()
+
+
+async def test_at_most_two_rounds_in_flight() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    in_flight = most = 0
+    fetch = follower._fetch_end_offsets
+
+    async def counted() -> dict[TopicPartition, int]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await fetch()
+        finally:
+            in_flight -= 1
+
+    follower._fetch_end_offsets = counted  # type: ignore[method-assign]
+    waiters = []
+    for _ in range(30):  # a caller every 10 ms for 300 ms, each round trip 100 ms
+        waiters.append(follower.caught_up())
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.gather(*waiters), 2)
+    assert most == 2
+    assert follower.requests <= 30 * 0.01 / 0.1 * 2 + 2
