@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
 
@@ -76,8 +77,9 @@ class _Labelled(Collector, Generic[C]):
         self._children: dict[tuple[str, ...], C] = {}
         registry.register(self)
 
+    @abstractmethod
     def _new_child(self) -> C:
-        raise NotImplementedError
+        """A child for a label combination seen for the first time."""
 
     def labels(self, *values: str) -> C:
         """The child for these label values, created on first use."""
