@@ -108,7 +108,7 @@ async def handler(count: int, outbound: bool, bootstrap: str, ledger: str) -> No
     publisher._producer = _StubProducer()  # type: ignore[assignment]
     correlator = None
     if outbound:
-        correlator = CallCorrelator(settings)
+        correlator = CallCorrelator(settings, metrics)
         await correlator.start()
         while not (correlator._follower.started and correlator.ready):  # noqa: ASYNC110
             await asyncio.sleep(0.1)

@@ -155,6 +155,18 @@ class CallbackSettings(BaseModel):
         "flight (it waits for the ledger to name the call, so its event carries command_id and "
         "correlation_id); other callbacks never wait. 0 disables correlation.",
     )
+    correlation_hold: float = Field(
+        0.025,
+        ge=0,
+        le=1,
+        description="Workers wait this long (s) between their `placing` ledger entry being "
+        "acknowledged and sending the create-call request. A receiver that has read the ledger "
+        "as of at most this long before an outbound callback came then knows every placement "
+        "that could have made it, and answers at once; otherwise the callback waits for one "
+        "ListOffsets round trip. Set the same on workers and receivers (a receiver with a "
+        "longer hold may leave a callback untagged, counted by "
+        "`bridge_callback_tags_missed_total`). 0: every such callback waits for the round trip.",
+    )
     correlation_lookback: float = Field(
         86400.0, ge=0, description="At start, read the command ledger this far back (s)."
     )

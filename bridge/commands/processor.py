@@ -6,7 +6,8 @@ does the I/O in an order that keeps "at most one call per command" (see
 :mod:`bridge.commands.ledger`):
 
 * ``placing`` is acknowledged by Kafka before a request is sent, and the partition's ownership
-  is checked right before both;
+  is checked right before both; ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` passes between the two,
+  which receivers count on (:mod:`bridge.ingest.correlation`);
 * an answer that proves no call exists is recorded as ``pending`` before waiting to retry, and
   so is a cancellation between ``placing`` and sending: the next owner then places the call
   instead of reporting ``in_doubt``;
@@ -77,6 +78,7 @@ class CommandProcessor:
     ) -> None:
         self._settings = settings
         self._worker = settings.worker
+        self._hold = settings.callbacks.correlation_hold
         self._publisher = publisher
         self._client = client
         self._ledger = ledger
@@ -205,6 +207,11 @@ class CommandProcessor:
                     # Set first: a write that fails may still have landed.
                     job.placing = True
                     await self._out.state(job, command, LedgerState.PLACING)
+                    if self._hold:
+                        # No callback of this call may reach a receiver sooner: one that has
+                        # read the ledger as of this long before a callback knows of this
+                        # placement, so it answers callbacks of other calls at once.
+                        await asyncio.sleep(self._hold)
                 if not job.still_owned():
                     await self._no_call(job, command)
                     raise Revoked

@@ -12,7 +12,16 @@ has read the ledger up to where it ended when a callback arrived, it knows every
 could have produced that callback. An outbound callback of an unknown call then waits only
 while a placement to the same pair is in flight (its ``done`` names the call), bounded by
 ``BRIDGE_CALLBACKS__CORRELATION_WAIT``; any other is produced at once. Events are tagged only
-on an exact call id match. Concurrent callbacks share one end-offsets request.
+on an exact call id match.
+
+Knowing the ledger "as of the callback" needs no round trip per callback: the worker waits
+``BRIDGE_CALLBACKS__CORRELATION_HOLD`` between ``placing`` being acknowledged and sending the
+request, so no callback of that call comes sooner. A ``ListOffsets`` round sent less than the
+hold before a callback came, whose end offsets this replica has read up to, therefore covers
+every placement that could have made it (both times are this process's monotonic clock).
+While callbacks come, rounds run every quarter hold, shared by all of them, and the callbacks
+are answered at once; after a quiet spell the first ones wait for one round. Tags missed all
+the same (a worker with a shorter hold) are counted when the ``done`` comes.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadlines import Deadlines
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.topics import TopicWatch
+from bridge.obs.metrics import Metrics
 from bridge.obs.tracing import record_traceparent
 from bridge.retrying import retry
 from bridge.settings import Settings
@@ -39,6 +49,7 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
+Numbers = tuple[str | None, str | None]
 
 
 class Correlation(NamedTuple):
@@ -56,13 +67,21 @@ _NONE = Correlation()
 #: (each costs the receiver about 0.2 ms of CPU): adds at most this much to their wait.
 END_OFFSETS_SPACING = 0.002
 
+#: Outbound call ids produced without a tag that are remembered, to count the tags missed.
+UNTAGGED_REMEMBERED = 65_536
+
 
 class CallCorrelator:
     """Follows the command ledger; answers which command placed a call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._wait = settings.callbacks.correlation_wait
+        self._hold = settings.callbacks.correlation_hold
+        # Four rounds per hold while callbacks come: the read stays well within the hold.
+        self._refresh_every = max(END_OFFSETS_SPACING, self._hold / 4)
+        self._produced_untagged: OrderedDict[str, None] = OrderedDict()
         self._deadlines = Deadlines(self._wait)  # not asyncio.timeout: a timer per callback
         self._max = settings.callbacks.correlation_cache_size
         # A placement still in flight after this long lost its worker (whose successor writes
@@ -145,6 +164,16 @@ class CallCorrelator:
             self._calls[result.call_id] = Correlation(
                 result.command_id, result.correlation_id, record_traceparent(record)
             )
+            if result.call_id in self._produced_untagged:
+                del self._produced_untagged[result.call_id]
+                self._metrics.callback_tags_missed.inc()
+                log.warning(
+                    "a callback of call %s (command %s) was produced without command_id: its "
+                    "placement was read too late (a worker's BRIDGE_CALLBACKS__CORRELATION_HOLD "
+                    "below this receiver's?) or named it after BRIDGE_CALLBACKS__CORRELATION_WAIT",
+                    result.call_id,
+                    result.command_id,
+                )
             self._calls.move_to_end(result.call_id)
             while len(self._calls) > self._max:
                 self._calls.popitem(last=False)
@@ -175,25 +204,54 @@ class CallCorrelator:
         """What is known of ``call_id`` now, without waiting (all an inbound callback needs)."""
         return self._calls.get(call_id, _NONE)
 
-    async def lookup(
-        self, call_id: str, *, outbound: bool, numbers: tuple[str | None, str | None]
-    ) -> Correlation:
-        """Which command placed ``call_id``; outbound callbacks may wait (see the module doc).
+    def at_once(self, call_id: str, numbers: Numbers) -> Correlation | None:
+        """What an outbound callback that came now is tagged with, if that is known already.
 
-        ``numbers`` are the callback's ``from`` and ``to`` in E.164.
+        ``None``: the ledger read so far may predate a placement that made this call; the
+        callback must :meth:`lookup`. ``numbers`` are its ``from`` and ``to`` in E.164.
         """
         found = self._calls.get(call_id)
-        if found is not None or not outbound or self._wait <= 0 or not self._follower.started:
-            return found or _NONE
+        if found is not None:
+            return found
+        follower = self._follower
+        if self._wait <= 0 or not follower.started:
+            return _NONE
+        if self._hold > 0:
+            # Rounds while callbacks come keep the read recent enough for the next ones.
+            follower.refresh(self._refresh_every)
+            now = asyncio.get_running_loop().time()
+            if follower.proven_since(now - self._hold) and numbers not in self._pairs:
+                self._untagged(call_id, "at_once")
+                return _NONE
+        return None
+
+    async def lookup(self, call_id: str, numbers: Numbers) -> Correlation:
+        """Which command placed ``call_id``, once the ledger is read as of now (module doc)."""
+        how = "round_trip"
         try:
             with self._deadlines():
                 # Everything acknowledged before the callback came: every placement that could
                 # have made this call is known from here on.
                 await self._follower.caught_up()
-                fonenumber, to = numbers
-                if fonenumber is not None and to is not None:
-                    while call_id not in self._calls and (fonenumber, to) in self._pairs:
-                        await self._follower.progress()
-        except (TimeoutError, KafkaError):
-            pass
-        return self._calls.get(call_id, _NONE)
+                if numbers in self._pairs:
+                    how = "waited"
+                while call_id not in self._calls and numbers in self._pairs:
+                    await self._follower.progress()
+        except TimeoutError:
+            how = "timed_out"
+        except KafkaError:
+            how = "unavailable"
+        found = self._calls.get(call_id)
+        if found is None:
+            self._untagged(call_id, how)
+            return _NONE
+        self._metrics.child(self._metrics.correlations, how).inc()
+        return found
+
+    def _untagged(self, call_id: str, how: str) -> None:
+        # Remembered a while: a ``done`` naming one of these later is a tag missed, counted.
+        self._metrics.child(self._metrics.correlations, how).inc()
+        untagged = self._produced_untagged
+        untagged[call_id] = None
+        if len(untagged) > UNTAGGED_REMEMBERED:
+            untagged.popitem(last=False)

@@ -240,15 +240,14 @@ class CallbackReceiver:
         tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
         command_id = correlation_id = None
         if self._correlator is not None:
-            found = self._correlator.known(data.uid)
+            correlator = self._correlator
+            found = correlator.known(data.uid)
             if found.command_id is None and data.direction is Direction.OUTBOUND:
                 # Only outbound calls can have been placed by the bridge; only they may wait.
                 region = self._settings.callbacks.default_region
-                found = await self._correlator.lookup(
-                    data.uid,
-                    outbound=True,
-                    numbers=(to_e164(data.from_, region), to_e164(data.to, region)),
-                )
+                numbers = (to_e164(data.from_, region), to_e164(data.to, region))
+                at_once = correlator.at_once(data.uid, numbers)
+                found = await correlator.lookup(data.uid, numbers) if at_once is None else at_once
             command_id, correlation_id = found.command_id, found.correlation_id
             # The callback's trace is FoneStorm's request; the placement's is the command's.
             tracing.link_current_span(found.traceparent)

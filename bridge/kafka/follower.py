@@ -69,6 +69,8 @@ class TopicFollower:
         self._launch: asyncio.TimerHandle | None = None
         self._round_started = -math.inf
         self._rounds: set[asyncio.Task[None]] = set()
+        # Loop time at which the latest round whose end offsets have been reached was sent.
+        self._proven = -math.inf
 
     @property
     def started(self) -> bool:
@@ -202,6 +204,27 @@ class TopicFollower:
         self._schedule_round()
         return waiter
 
+    def proven_since(self, moment: float) -> bool:
+        """Whether everything written before ``moment`` (loop time) has been applied.
+
+        Known without a round trip from the rounds already answered: a round sent after
+        ``moment`` whose end offsets have been reached proves it.
+        """
+        return self._proven >= moment
+
+    def refresh(self, every: float) -> None:
+        """Start a round with no caller unless one started less than ``every`` seconds ago.
+
+        Keeps :meth:`proven_since` recent while callers ask it often, so they need not wait.
+        Only once :attr:`started`.
+        """
+        if (
+            self._launch is None
+            and len(self._rounds) < MAX_ROUNDS_IN_FLIGHT
+            and asyncio.get_running_loop().time() - self._round_started >= every
+        ):
+            self._start_round()
+
     def _schedule_round(self) -> None:
         # Under load a round trip outlasts the spacing: two rounds in flight at most keep the
         # rounds per second (each ~0.2 ms of CPU) to what the round trip allows.
@@ -224,10 +247,12 @@ class TopicFollower:
         round_.add_done_callback(self._round_done)
 
     async def _round(self, waiters: list[asyncio.Future[None]]) -> None:
+        sent = asyncio.get_running_loop().time()  # the request leaves later: a safe bound
         try:
             ends = await self._fetch_end_offsets()  # sent after every one of them came
             while not self.reached(ends):
                 await self._progress.wait()
+            self._proven = max(self._proven, sent)
         except asyncio.CancelledError:
             for waiter in waiters:
                 waiter.cancel()

@@ -52,6 +52,23 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.correlations = LoopCounter(
+            "bridge_callback_correlations",
+            "Outbound callbacks of calls not yet known as placed by the bridge, by how their "
+            "command was looked up: at_once (the ledger read was recent enough), round_trip "
+            "(waited for one ListOffsets), waited (for a placement in flight to the same "
+            "numbers), timed_out (BRIDGE_CALLBACKS__CORRELATION_WAIT ran out), unavailable "
+            "(Kafka did not answer).",
+            ["how"],
+            registry=r,
+        )
+        self.callback_tags_missed = Counter(
+            "bridge_callback_tags_missed",
+            "Outbound callbacks produced without command_id whose call the command ledger "
+            "named as placed by the bridge afterwards: its placement was read too late, or its "
+            "done came after BRIDGE_CALLBACKS__CORRELATION_WAIT.",
+            registry=r,
+        )
         self.produce_errors = Counter(
             "bridge_produce_errors",
             "Records Kafka did not acknowledge in time.",

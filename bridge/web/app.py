@@ -129,7 +129,7 @@ def create_app(
         app.cleanup_ctx.append(_receiver_topics_ctx)
         correlator = None
         if settings.callbacks.correlation_wait > 0:
-            correlator = app[CORRELATOR] = CallCorrelator(settings)
+            correlator = app[CORRELATOR] = CallCorrelator(settings, app[METRICS])
             app.cleanup_ctx.append(_correlator_ctx)
             # Not ready while the ledger's look-back is read: a callback of a call placed just
             # before a restart must find it.

@@ -146,3 +146,50 @@ async def test_at_most_two_rounds_in_flight() -> None:
     assert most == 2
     # Two rounds per round trip, not one per spacing.
     assert follower.requests <= 2 * (loop.time() - started) / 0.1 + 2
+
+
+async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    follower.end = 5
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    assert not follower.proven_since(before - 1000)  # nothing proven before a round
+    follower.refresh(1.0)
+    after = loop.time()
+    await asyncio.sleep(0.15)  # answered (5), but offsets 0-4 are not read
+    assert not follower.proven_since(before)
+    follower.read_to(5)
+    await asyncio.sleep(0.01)
+    # Proven as of when the round was sent, not of when it was answered or read.
+    assert follower.proven_since(before)
+    assert not follower.proven_since(after + 0.01)
+
+
+async def test_refresh_starts_a_round_at_most_once_per_interval() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    for _ in range(100):
+        follower.refresh(0.05)
+        await asyncio.sleep(0)
+    assert follower.requests == 1
+    await asyncio.sleep(0.06)
+    follower.refresh(0.05)
+    follower.refresh(0.05)
+    await asyncio.sleep(0)
+    assert follower.requests == 2
+    await asyncio.sleep(0.02)
+    follower.refresh(0.0)
+    follower.refresh(0.0)  # two in flight already (100 ms round trips)
+    await asyncio.sleep(0)
+    assert follower.requests == 2
+    await follower.stop()
+
+
+async def test_a_caller_after_a_refresh_waits_for_a_round_sent_after_it() -> None:
+    follower = SlowFollower()
+    follower.read_to(0)
+    follower.refresh(0.0)
+    waiter = follower.caught_up()  # came after the round was sent: needs a round of its own
+    await asyncio.wait_for(waiter, 1)
+    assert follower.requests == 2
