@@ -2,7 +2,9 @@
 
 The ledger records are written here as the worker writes them (``placing`` before the request,
 ``done`` with the call id after FoneStorm answered), so each interleaving is forced, not hoped
-for; the last test races real callbacks from the sandbox against the worker's ``done``.
+for: a receiver whose reading of the ledger is held back must not answer from a read older than
+the worker's hold, and a worker that does not hold is caught when its ``done`` comes. Two tests
+run the real worker: real callbacks racing its ``done``, and its hold measured off the wire.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.web.app import CORRELATOR
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.commands import closed_loop, command
@@ -145,6 +148,103 @@ async def test_a_pending_pair_releases_callbacks_of_other_calls_when_it_is_done(
     assert event["command_id"] is None  # tagged only on an exact call id match
 
 
+async def _metric(http: aiohttp.ClientSession, bridge: RunningBridge, line: str) -> float:
+    async with http.get(f"{bridge.url}/metrics") as response:
+        text = await response.text()
+    found = [row for row in text.splitlines() if row.startswith(line + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+AT_ONCE = 'bridge_callback_correlations_total{how="at_once"}'
+MISSED = "bridge_callback_tags_missed_total"
+
+
+async def _answered_at_once(http: aiohttp.ClientSession, bridge: RunningBridge) -> int:
+    """Callbacks of calls nobody placed until one is answered without a round trip; how many."""
+    for posted in range(1, 101):
+        await _post(http, bridge, f"nobody-{uuid.uuid4()}")
+        if await _metric(http, bridge, AT_ONCE):
+            return posted
+        await asyncio.sleep(0.01)
+    raise AssertionError("no callback was answered at once")
+
+
+async def _hold_follower(bridge: RunningBridge) -> asyncio.Event:
+    """Stop the receiver applying the ledger (until the event is set), as a slow read would."""
+    follower = bridge.app[CORRELATOR]._follower
+    consumer = follower._consumer
+    assert consumer is not None
+    release, blocked = asyncio.Event(), asyncio.Event()
+    getmany = consumer.getmany
+
+    async def held(*args: object, **kwargs: object) -> object:
+        blocked.set()
+        await release.wait()
+        return await getmany(*args, **kwargs)  # type: ignore[arg-type]
+
+    consumer.getmany = held  # type: ignore[method-assign]
+    await asyncio.wait_for(blocked.wait(), 5)  # the getmany under way has returned
+    return release
+
+
+HOLD = 1.0  # long, so the steps below fit inside it on a slow machine
+
+
+async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
+    bridge = await start_bridge(callbacks=callbacks)
+    ledger = _ledger(bridge, producer)
+    posted_before = await _answered_at_once(http, bridge)  # rounds are running and recent
+    release = await _hold_follower(bridge)
+    # A worker: placing acknowledged, the hold, then the request; FoneStorm calls back at once.
+    await ledger.write("cmd-held", LedgerState.PLACING)
+    # Other callbacks meanwhile (sooner than the hold: none can be of that placement); their
+    # rounds are answered, but not read up to.
+    others = []
+    for _ in range(10):
+        others.append(asyncio.create_task(_post(http, bridge, f"other-{uuid.uuid4()}")))
+        await asyncio.sleep(HOLD / 10)
+    uid = f"held-{uuid.uuid4()}"
+    posted = asyncio.create_task(_post(http, bridge, uid))
+    await asyncio.sleep(0.3)
+    # The receiver's read predates the placement by more than the hold: it may not answer...
+    assert not posted.done()
+    release.set()
+    await asyncio.sleep(0.3)
+    assert not posted.done()  # ...and once read, the placement holds the callback
+    await ledger.write("cmd-held", LedgerState.DONE, call_id=uid)
+    await asyncio.gather(posted, *others)
+    event = await _event(bridge, uid, expected=posted_before + len(others) + 1)
+    assert (event["command_id"], event["correlation_id"]) == ("cmd-held", "corr-cmd-held")
+    assert await _metric(http, bridge, MISSED) == 0
+
+
+async def test_a_callback_sooner_than_the_hold_may_miss_its_tag_and_is_counted(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
+    bridge = await start_bridge(callbacks=callbacks)
+    ledger = _ledger(bridge, producer)
+    posted_before = await _answered_at_once(http, bridge)
+    release = await _hold_follower(bridge)
+    # A worker that does not hold (an older version, or a shorter setting): FoneStorm's
+    # callback comes before this receiver has read the placement.
+    await ledger.write("cmd-hasty", LedgerState.PLACING)
+    uid = f"hasty-{uuid.uuid4()}"
+    await _post(http, bridge, uid)
+    release.set()
+    await ledger.write("cmd-hasty", LedgerState.DONE, call_id=uid)
+    for _ in range(100):
+        if await _metric(http, bridge, MISSED):
+            break
+        await asyncio.sleep(0.05)
+    assert await _metric(http, bridge, MISSED) == 1
+    event = await _event(bridge, uid, expected=posted_before + 1)
+    assert event["command_id"] is None
+
+
 async def test_a_receiver_started_after_the_placement_still_tags_it(
     start_bridge: BridgeFactory,
     http: aiohttp.ClientSession,
@@ -184,3 +284,28 @@ async def test_real_callbacks_overtaking_the_create_call_answer_are_all_tagged(
     untagged = [e for e in events if e["command_id"] not in expected]
     assert not untagged, untagged[:3]
     assert all(e["correlation_id"] == expected[e["command_id"]] for e in events)
+
+
+async def test_workers_send_the_request_a_hold_after_placing(start_bridge: BridgeFactory) -> None:
+    # What the receivers count on: the create-call request reaches FoneStorm no sooner than
+    # BRIDGE_CALLBACKS__CORRELATION_HOLD after the placing entry was written.
+    hold = 0.2
+    async with closed_loop(start_bridge, callbacks={"correlation_hold": hold}) as loop:
+        sent = [command(f"hold-{n}-{uuid.uuid4()}") for n in range(3)]
+        await loop.send(*sent)
+        assert len(await loop.results(len(sent))) == len(sent)
+        records = await consume_all(
+            loop.settings.kafka.bootstrap_servers,
+            loop.settings.topics.command_ledger,
+            expected=2 * len(sent),
+        )
+        created = {c.idempotency_key: c.created_at for c in loop.sandbox.state.calls.values()}
+    placing = {
+        entry.command_id: record.timestamp / 1000
+        for record in records
+        if (entry := LedgerEntry.model_validate_json(record.value)).state is LedgerState.PLACING
+    }
+    assert set(placing) == {c.command_id for c in sent}
+    for command_id, written in placing.items():
+        # Record timestamps are whole milliseconds, truncated.
+        assert created[command_id].timestamp() - written >= hold - 0.001, command_id
