@@ -122,6 +122,17 @@ async def spawn(
     return Proc(name, proc, log_path)
 
 
+async def http_get(url: str) -> str:
+    """The body of ``GET url`` (plain sockets, as :func:`wait_http`)."""
+    host, port_path = url.removeprefix("http://").split(":", 1)
+    port, path = port_path.split("/", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    return response.partition(b"\r\n\r\n")[2].decode()
+
+
 async def wait_http(url: str, proc: Proc, limit: float = 60.0) -> None:
     """Poll ``url`` until it answers 200 (plain sockets: no client library in the way)."""
     host, port_path = url.removeprefix("http://").split(":", 1)

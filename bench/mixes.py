@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.callbacks_in import ACKS, start_server
 from bench.config import Findings
-from bench.harness import Kafka, Proc, log
+from bench.harness import Kafka, Proc, http_get, log
 from bench.wrk import WrkResult, summarise, wrk
 
 KINDS = ("bridge", "naive", "bare")
@@ -43,6 +43,22 @@ def mix_env(mix: str) -> dict[str, str]:
     if mix == NOT_PLACED:
         env["BENCH_OUT_PREFIX"] = f"elsewhere-{uuid.uuid4().hex[:8]}-"
     return env
+
+
+async def correlations(url: str) -> dict[str, float]:
+    """The bridge's lookups of outbound callbacks of unknown calls, by how, and tags missed."""
+    found: dict[str, float] = {}
+    for line in (await http_get(f"{url}/metrics")).splitlines():
+        if line.startswith(CORRELATIONS):
+            how = line.removeprefix(CORRELATIONS).split('"', 1)[0]
+            found[how] = float(line.split()[-1])
+        elif line.startswith(MISSED + " "):
+            found["tags missed"] = float(line.split()[-1])
+    return found
+
+
+CORRELATIONS = 'bridge_callback_correlations_total{how="'
+MISSED = "bridge_callback_tags_missed_total"
 
 
 async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
@@ -86,6 +102,7 @@ async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
         for mix, ratios in f.mix_ratios.items():
             log(f"{mix}: bridge / naive = {statistics.median(ratios):.2f} (median of pairs)")
         proc, url = servers["bridge"]
+        f.correlations = await correlations(url)
         rate = 0.5 * f.mixes[NOT_PLACED]["bridge"]["rps"]
         # Inbound at the same rate, alternating with not-placed: what correlation adds to p99.
         half: dict[str, list[WrkResult]] = {NOT_PLACED: [], "inbound": []}
