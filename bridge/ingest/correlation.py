@@ -19,8 +19,9 @@ Knowing the ledger "as of the callback" needs no round trip per callback: the wo
 request, so no callback of that call comes sooner. A ``ListOffsets`` round sent less than the
 hold before a callback came, whose end offsets this replica has read up to, therefore covers
 every placement that could have made it (both times are this process's monotonic clock).
-While callbacks come, rounds run every quarter hold, shared by all of them, and the callbacks
-are answered at once; after a quiet spell the first ones wait for one round. Tags missed all
+While callbacks come, a round starts whenever the last one proven is half a hold old, shared by
+all of them, and the callbacks are answered at once; after a quiet spell the first ones wait for
+one round. Tags missed all
 the same (a worker with a shorter hold) are counted when the ``done`` comes.
 """
 
@@ -67,7 +68,8 @@ _NONE = Correlation()
 #: (each costs the receiver about 0.2 ms of CPU): adds at most this much to their wait.
 END_OFFSETS_SPACING = 0.002
 
-#: Outbound call ids produced without a tag that are remembered, to count the tags missed.
+#: Outbound call ids produced without a tag that are remembered (at least half as many), to
+#: count the tags missed.
 UNTAGGED_REMEMBERED = 65_536
 
 
@@ -79,9 +81,12 @@ class CallCorrelator:
         self._metrics = metrics
         self._wait = settings.callbacks.correlation_wait
         self._hold = settings.callbacks.correlation_hold
-        # Four rounds per hold while callbacks come: the read stays well within the hold.
-        self._refresh_every = max(END_OFFSETS_SPACING, self._hold / 4)
-        self._produced_untagged: OrderedDict[str, None] = OrderedDict()
+        # A round once the read is half a hold old: it is answered and read (a round trip, and
+        # the follower's next batch) well before the read is a hold old.
+        self._refresh_after = self._hold / 2
+        self._at_once = metrics.child(metrics.correlations, "at_once")
+        self._untagged_recent: set[str] = set()
+        self._untagged_older: set[str] = set()
         self._deadlines = Deadlines(self._wait)  # not asyncio.timeout: a timer per callback
         self._max = settings.callbacks.correlation_cache_size
         # A placement still in flight after this long lost its worker (whose successor writes
@@ -164,8 +169,10 @@ class CallCorrelator:
             self._calls[result.call_id] = Correlation(
                 result.command_id, result.correlation_id, record_traceparent(record)
             )
-            if result.call_id in self._produced_untagged:
-                del self._produced_untagged[result.call_id]
+            call_id = result.call_id
+            if call_id in self._untagged_recent or call_id in self._untagged_older:
+                self._untagged_recent.discard(call_id)
+                self._untagged_older.discard(call_id)
                 self._metrics.callback_tags_missed.inc()
                 log.warning(
                     "a callback of call %s (command %s) was produced without command_id: its "
@@ -218,10 +225,10 @@ class CallCorrelator:
             return _NONE
         if self._hold > 0:
             # Rounds while callbacks come keep the read recent enough for the next ones.
-            follower.refresh(self._refresh_every)
-            now = asyncio.get_running_loop().time()
-            if follower.proven_since(now - self._hold) and numbers not in self._pairs:
-                self._untagged(call_id, "at_once")
+            follower.refresh(self._refresh_after)
+            if follower.proven_since(time.monotonic() - self._hold) and numbers not in self._pairs:
+                self._at_once.inc()
+                self._remember_untagged(call_id)
                 return _NONE
         return None
 
@@ -249,9 +256,13 @@ class CallCorrelator:
         return found
 
     def _untagged(self, call_id: str, how: str) -> None:
-        # Remembered a while: a ``done`` naming one of these later is a tag missed, counted.
         self._metrics.child(self._metrics.correlations, how).inc()
-        untagged = self._produced_untagged
-        untagged[call_id] = None
-        if len(untagged) > UNTAGGED_REMEMBERED:
-            untagged.popitem(last=False)
+        self._remember_untagged(call_id)
+
+    def _remember_untagged(self, call_id: str) -> None:
+        # Remembered a while: a ``done`` naming one of these later is a tag missed, counted.
+        # Two generations of sets: a set's add is a fraction of an OrderedDict's move.
+        recent = self._untagged_recent
+        recent.add(call_id)
+        if len(recent) >= UNTAGGED_REMEMBERED // 2:
+            self._untagged_older, self._untagged_recent = recent, set()

@@ -69,7 +69,7 @@ class TopicFollower:
         self._launch: asyncio.TimerHandle | None = None
         self._round_started = -math.inf
         self._rounds: set[asyncio.Task[None]] = set()
-        # Loop time at which the latest round whose end offsets have been reached was sent.
+        # When (time.monotonic()) the latest round whose end offsets have been reached was sent.
         self._proven = -math.inf
 
     @property
@@ -205,23 +205,23 @@ class TopicFollower:
         return waiter
 
     def proven_since(self, moment: float) -> bool:
-        """Whether everything written before ``moment`` (loop time) has been applied.
+        """Whether everything written before ``moment`` (``time.monotonic()``) has been applied.
 
         Known without a round trip from the rounds already answered: a round sent after
         ``moment`` whose end offsets have been reached proves it.
         """
         return self._proven >= moment
 
-    def refresh(self, every: float) -> None:
-        """Start a round with no caller unless one started less than ``every`` seconds ago.
+    def refresh(self, older_than: float) -> None:
+        """Start a round with no caller if none is under way and the proof is that old (s).
 
-        Keeps :meth:`proven_since` recent while callers ask it often, so they need not wait.
-        Only once :attr:`started`.
+        Keeps :meth:`proven_since` recent while callers ask it often, so they need not wait,
+        at one round per ``older_than`` and round trip. Only once :attr:`started`.
         """
         if (
-            self._launch is None
-            and len(self._rounds) < MAX_ROUNDS_IN_FLIGHT
-            and asyncio.get_running_loop().time() - self._round_started >= every
+            not self._rounds
+            and self._launch is None
+            and time.monotonic() - self._proven >= older_than
         ):
             self._start_round()
 
@@ -247,7 +247,7 @@ class TopicFollower:
         round_.add_done_callback(self._round_done)
 
     async def _round(self, waiters: list[asyncio.Future[None]]) -> None:
-        sent = asyncio.get_running_loop().time()  # the request leaves later: a safe bound
+        sent = time.monotonic()  # the request leaves later: a safe bound
         try:
             ends = await self._fetch_end_offsets()  # sent after every one of them came
             while not self.reached(ends):

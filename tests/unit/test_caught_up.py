@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiokafka import TopicPartition
 
@@ -152,11 +153,10 @@ async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> N
     follower = SlowFollower()
     follower.read_to(0)
     follower.end = 5
-    loop = asyncio.get_running_loop()
-    before = loop.time()
+    before = time.monotonic()
     assert not follower.proven_since(before - 1000)  # nothing proven before a round
     follower.refresh(1.0)
-    after = loop.time()
+    after = time.monotonic()
     await asyncio.sleep(0.15)  # answered (5), but offsets 0-4 are not read
     assert not follower.proven_since(before)
     follower.read_to(5)
@@ -166,23 +166,22 @@ async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> N
     assert not follower.proven_since(after + 0.01)
 
 
-async def test_refresh_starts_a_round_at_most_once_per_interval() -> None:
-    follower = SlowFollower()
+async def test_refresh_starts_a_round_when_none_is_under_way_and_the_proof_is_old() -> None:
+    follower = SlowFollower()  # 100 ms round trips
     follower.read_to(0)
     for _ in range(100):
-        follower.refresh(0.05)
+        follower.refresh(0.2)
         await asyncio.sleep(0)
-    assert follower.requests == 1
-    await asyncio.sleep(0.06)
-    follower.refresh(0.05)
-    follower.refresh(0.05)
+    assert follower.requests == 1  # one under way
+    await asyncio.sleep(0.12)  # answered and read: proven as of 0
+    follower.refresh(0.2)
     await asyncio.sleep(0)
-    assert follower.requests == 2
-    await asyncio.sleep(0.02)
-    follower.refresh(0.0)
-    follower.refresh(0.0)  # two in flight already (100 ms round trips)
+    assert follower.requests == 1  # the proof is 0.12 s old
+    await asyncio.sleep(0.1)
+    follower.refresh(0.2)
+    follower.refresh(0.2)
     await asyncio.sleep(0)
-    assert follower.requests == 2
+    assert follower.requests == 2  # 0.22 s old
     await follower.stop()
 
 

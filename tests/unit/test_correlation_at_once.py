@@ -6,7 +6,6 @@ recent its read of the ledger is (``proven_since``), in loop time.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from aiokafka.structs import ConsumerRecord
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.ingest import correlation
 from bridge.ingest.correlation import CallCorrelator, Correlation
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
@@ -35,7 +35,7 @@ class FakeFollower:
     def proven_since(self, moment: float) -> bool:
         if self.age is None:
             return False
-        return asyncio.get_running_loop().time() - self.age >= moment
+        return time.monotonic() - self.age >= moment
 
     def refresh(self, every: float) -> None:
         self.refreshed += 1
@@ -132,3 +132,15 @@ async def test_a_done_naming_a_call_produced_untagged_is_a_tag_missed() -> None:
     text = metrics.render().decode()
     assert "bridge_callback_tags_missed_total 1.0" in text
     assert 'bridge_callback_correlations_total{how="at_once"} 1.0' in text
+
+
+async def test_untagged_calls_are_remembered_for_at_least_half_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(correlation, "UNTAGGED_REMEMBERED", 4)
+    correlator = _correlator(HOLD / 2)
+    for n in range(5):  # call-0 and call-1 filled a generation; call-4 started the third
+        assert correlator.at_once(f"call-{n}", (OURS, THEIRS)) == UNTAGGED
+    correlator._apply(_record("late-3", LedgerState.DONE, call_id="call-3"))
+    correlator._apply(_record("late-0", LedgerState.DONE, call_id="call-0"))  # forgotten
+    assert "bridge_callback_tags_missed_total 1.0" in correlator._metrics.render().decode()
