@@ -20,9 +20,9 @@ request, so no callback of that call comes sooner. A ``ListOffsets`` round sent 
 hold before a callback came, whose end offsets this replica has read up to, therefore covers
 every placement that could have made it (both times are this process's monotonic clock).
 While callbacks come, a round starts whenever the last one proven is a third of a hold old,
-shared by all of them, and the callbacks are answered at once; after a quiet spell the first ones wait for
-one round. Tags missed all
-the same (a worker with a shorter hold) are counted when the ``done`` comes.
+shared by all of them, and the callbacks are answered at once; after a quiet spell the first
+ones wait for one round. Tags missed all the same (a worker with a shorter hold) are counted
+when the ``done`` comes.
 """
 
 from __future__ import annotations
