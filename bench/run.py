@@ -3,7 +3,8 @@
 Everything here talks to 127.0.0.1 only, and every load is bounded in time (wrk ``-d``) and
 count (command backlogs). Writes ``bench/RESULTS.md`` and ``bench/latency.png``.
 
-    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes]
+    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes|commands]
+                                  [--worker-env NAME=VALUE ...]
 
 Phases (all against one dedicated ``scripts/local-kafka`` broker started here, whose command
 ledger and results topics are first seeded with the outbound calls "placed by the bridge"):
@@ -19,7 +20,9 @@ ledger and results topics are first seeded with the outbound calls "placed by th
    peak RSS with a 100,000-command backlog.
 
 ``--only mixes`` runs phases 3 and 4 alone and prints the mixes table instead of writing
-RESULTS.md (for trying changes to the receiver or the load quickly).
+RESULTS.md (for trying changes to the receiver or the load quickly). ``--only commands`` runs
+the 20,000-command run and the lowered in-flight one of phase 5 and prints their figures;
+``--worker-env`` adds a ``BRIDGE_*`` setting to every worker (e.g. to compare a setting).
 
 This module is the entry point (flags and the order of the phases); the rest of ``bench/`` is
 split by role: ``harness`` (processes, ports, the broker), ``wrk`` (load and its numbers),
@@ -52,7 +55,7 @@ from bench.callbacks_in import (
     verify,
 )
 from bench.commands_out import commands_out
-from bench.config import LOW_IN_FLIGHT, Findings
+from bench.config import LOW_IN_FLIGHT, WORKER_EXTRA, Findings
 from bench.harness import BENCH, PY_SPY, Kafka, create_topics, free_port, log
 from bench.mixes import mixes
 from bench.report import chart, mixes_section, report
@@ -66,11 +69,19 @@ async def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["mixes"],
+        choices=["mixes", "commands"],
         help="run only this phase (and the check that Kafka holds every callback); print its "
         "table, leave RESULTS.md alone",
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a BRIDGE_* setting for every worker of phase 5 (repeatable)",
+    )
     args = parser.parse_args()
+    WORKER_EXTRA.update(item.split("=", 1) for item in args.worker_env)
     if shutil.which("wrk") is None:
         log("wrk is missing: run bench/ensure-wrk (make bench does)")
         return 2
@@ -99,6 +110,21 @@ async def main() -> int:
             await verify(f, kafka)
             print("\n".join(mixes_section(f)), flush=True)
             log(f"--only mixes: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
+            return 0
+        if args.only == "commands":
+            for run in (
+                await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k"),
+                await commands_out(
+                    f, kafka, logs, 2_000 if args.quick else 6_000, "c6k", in_flight=LOW_IN_FLIGHT
+                ),
+            ):
+                print(
+                    f"{run['in_flight']} in flight: {run['rate']:,.0f}/s = {run['ratio']:.2f} x "
+                    f"{run['limit']:,.0f}/s, p50 {run['p50_ms']:.0f} ms, "
+                    f"p99 {run['p99_ms']:.0f} ms",
+                    flush=True,
+                )
+            log(f"--only commands: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
             return 0
         profile = not args.no_profile and bool(shutil.which("py-spy") or PY_SPY.exists())
         await callbacks_in(f, kafka, logs, profile)
