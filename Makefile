@@ -75,7 +75,7 @@ run: install  ## local Kafka + FoneStorm sandbox + the bridge, wired together (T
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~10 min)
+bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~15 min)
 	bench/ensure-wrk
 	$(BIN)/python bench/run.py
 
