@@ -222,6 +222,8 @@ class TopicFollower:
             not self._rounds
             and self._launch is None
             and time.monotonic() - self._proven >= older_than
+            # Rounds that fail (Kafka away) prove nothing: still one per spacing at most.
+            and asyncio.get_running_loop().time() - self._round_started >= self._spacing
         ):
             self._start_round()
 

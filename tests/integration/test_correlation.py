@@ -190,14 +190,23 @@ async def _hold_follower(bridge: RunningBridge) -> asyncio.Event:
 HOLD = 1.0  # long, so the steps below fit inside it on a slow machine
 
 
+async def _held_back(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> tuple[RunningBridge, Ledger, int, asyncio.Event]:
+    """A receiver answering at once (recent rounds), then its reading of the ledger held back.
+
+    Returns the bridge, a ledger writer, the callbacks posted so far and the release.
+    """
+    callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
+    bridge = await start_bridge(callbacks=callbacks)
+    posted = await _answered_at_once(http, bridge)
+    return bridge, _ledger(bridge, producer), posted, await _hold_follower(bridge)
+
+
 async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
     start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
 ) -> None:
-    callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
-    bridge = await start_bridge(callbacks=callbacks)
-    ledger = _ledger(bridge, producer)
-    posted_before = await _answered_at_once(http, bridge)  # rounds are running and recent
-    release = await _hold_follower(bridge)
+    bridge, ledger, posted_before, release = await _held_back(start_bridge, http, producer)
     # A worker: placing acknowledged, the hold, then the request; FoneStorm calls back at once.
     await ledger.write("cmd-held", LedgerState.PLACING)
     # Other callbacks meanwhile (sooner than the hold: none can be of that placement); their
@@ -224,11 +233,7 @@ async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
 async def test_a_callback_sooner_than_the_hold_may_miss_its_tag_and_is_counted(
     start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
 ) -> None:
-    callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
-    bridge = await start_bridge(callbacks=callbacks)
-    ledger = _ledger(bridge, producer)
-    posted_before = await _answered_at_once(http, bridge)
-    release = await _hold_follower(bridge)
+    bridge, ledger, posted_before, release = await _held_back(start_bridge, http, producer)
     # A worker that does not hold (an older version, or a shorter setting): FoneStorm's
     # callback comes before this receiver has read the placement.
     await ledger.write("cmd-hasty", LedgerState.PLACING)

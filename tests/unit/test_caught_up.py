@@ -192,3 +192,21 @@ async def test_a_caller_after_a_refresh_waits_for_a_round_sent_after_it() -> Non
     waiter = follower.caught_up()  # came after the round was sent: needs a round of its own
     await asyncio.wait_for(waiter, 1)
     assert follower.requests == 2
+
+
+async def test_refresh_after_failed_rounds_waits_for_the_spacing() -> None:
+    follower = SlowFollower()  # rounds at most every 10 ms
+    follower.read_to(0)
+
+    async def broken() -> dict[TopicPartition, int]:
+        follower.requests += 1
+        raise ConnectionError("down")
+
+    follower._fetch_end_offsets = broken  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 0.05:
+        follower.refresh(0.0)
+        await asyncio.sleep(0.001)
+    assert follower.requests <= (loop.time() - started) / 0.01 + 1
+    assert not follower.proven_since(started)
