@@ -122,28 +122,31 @@ async def spawn(
     return Proc(name, proc, log_path)
 
 
-async def http_get(url: str) -> str:
-    """The body of ``GET url`` (plain sockets, as :func:`wait_http`)."""
+async def _send_get(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with ``GET url`` sent on it (plain sockets: no client library in the way)."""
     host, port_path = url.removeprefix("http://").split(":", 1)
     port, path = port_path.split("/", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(f"GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return reader, writer
+
+
+async def http_get(url: str) -> str:
+    """The body of ``GET url``."""
+    reader, writer = await _send_get(url)
     response = await reader.read()
     writer.close()
     return response.partition(b"\r\n\r\n")[2].decode()
 
 
 async def wait_http(url: str, proc: Proc, limit: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200 (plain sockets: no client library in the way)."""
-    host, port_path = url.removeprefix("http://").split(":", 1)
-    port, path = port_path.split("/", 1)
+    """Poll ``url`` until it answers 200."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if proc.proc.returncode is not None:
             raise RuntimeError(f"{proc.name} exited; see {proc.log_path}")
         with contextlib.suppress(OSError):
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(f"GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            reader, writer = await _send_get(url)
             line = await reader.readline()
             writer.close()
             if b" 200 " in line:

@@ -19,6 +19,7 @@ from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_records import consume_for
 from tests.support.sandbox import OURS, TOKEN
+from tests.support.servers import metric
 
 pytestmark = pytest.mark.integration
 
@@ -208,12 +209,6 @@ async def test_wrong_token_pauses_worker(start_bridge: BridgeFactory) -> None:
         assert 1 <= len(tried) <= 2
 
 
-async def _metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
-    async with http.get(f"{url}/metrics") as response:
-        text = await response.text()
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-
 async def test_metrics_show_the_backlog_and_the_ledger(start_bridge: BridgeFactory) -> None:
     """/metrics: the unread backlog while FoneStorm refuses the token, and ledger size."""
     async with closed_loop(
@@ -223,7 +218,7 @@ async def test_metrics_show_the_backlog_and_the_ledger(start_bridge: BridgeFacto
         async with aiohttp.ClientSession() as http:
             lag = 0.0
             for _ in range(100):
-                lag = await _metric(http, loop.bridge.url, "bridge_command_lag")
+                lag = await metric(http, loop.bridge.url, "bridge_command_lag")
                 if lag >= 5:
                     break
                 await asyncio.sleep(0.1)
@@ -234,12 +229,12 @@ async def test_metrics_show_the_backlog_and_the_ledger(start_bridge: BridgeFacto
         assert len(await loop.results(4)) == 4
         async with aiohttp.ClientSession() as http:
             for _ in range(50):
-                lag = await _metric(http, loop.bridge.url, "bridge_command_lag")
+                lag = await metric(http, loop.bridge.url, "bridge_command_lag")
                 if lag == 0:
                     break
                 await asyncio.sleep(0.1)
             assert lag == 0
-            assert await _metric(http, loop.bridge.url, "bridge_ledger_entries") == 4
+            assert await metric(http, loop.bridge.url, "bridge_ledger_entries") == 4
 
 
 async def test_expired_command_is_not_placed(start_bridge: BridgeFactory) -> None:

@@ -27,6 +27,7 @@ from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.commands import closed_loop, command
 from tests.support.kafka_records import consume_all
+from tests.support.servers import metric
 
 pytestmark = pytest.mark.integration
 
@@ -148,13 +149,6 @@ async def test_a_pending_pair_releases_callbacks_of_other_calls_when_it_is_done(
     assert event["command_id"] is None  # tagged only on an exact call id match
 
 
-async def _metric(http: aiohttp.ClientSession, bridge: RunningBridge, line: str) -> float:
-    async with http.get(f"{bridge.url}/metrics") as response:
-        text = await response.text()
-    found = [row for row in text.splitlines() if row.startswith(line + " ")]
-    return float(found[0].split()[-1]) if found else 0.0
-
-
 AT_ONCE = 'bridge_callback_correlations_total{how="at_once"}'
 MISSED = "bridge_callback_tags_missed_total"
 
@@ -163,7 +157,7 @@ async def _answered_at_once(http: aiohttp.ClientSession, bridge: RunningBridge) 
     """Callbacks of calls nobody placed until one is answered without a round trip; how many."""
     for posted in range(1, 101):
         await _post(http, bridge, f"nobody-{uuid.uuid4()}")
-        if await _metric(http, bridge, AT_ONCE):
+        if await metric(http, bridge.url, AT_ONCE):
             return posted
         await asyncio.sleep(0.01)
     raise AssertionError("no callback was answered at once")
@@ -227,7 +221,7 @@ async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
     await asyncio.gather(posted, *others)
     event = await _event(bridge, uid, expected=posted_before + len(others) + 1)
     assert (event["command_id"], event["correlation_id"]) == ("cmd-held", "corr-cmd-held")
-    assert await _metric(http, bridge, MISSED) == 0
+    assert await metric(http, bridge.url, MISSED) == 0
 
 
 async def test_a_callback_sooner_than_the_hold_may_miss_its_tag_and_is_counted(
@@ -242,10 +236,10 @@ async def test_a_callback_sooner_than_the_hold_may_miss_its_tag_and_is_counted(
     release.set()
     await ledger.write("cmd-hasty", LedgerState.DONE, call_id=uid)
     for _ in range(100):
-        if await _metric(http, bridge, MISSED):
+        if await metric(http, bridge.url, MISSED):
             break
         await asyncio.sleep(0.05)
-    assert await _metric(http, bridge, MISSED) == 1
+    assert await metric(http, bridge.url, MISSED) == 1
     event = await _event(bridge, uid, expected=posted_before + 1)
     assert event["command_id"] is None
 

@@ -1,4 +1,5 @@
-"""Serve an aiohttp app on a real port of 127.0.0.1, and wait for a server to be ready."""
+"""Serve an aiohttp app on a real port of 127.0.0.1, wait for a server to be ready, read its
+metrics."""
 
 from __future__ import annotations
 
@@ -35,3 +36,11 @@ async def wait_ready(url: str, timeout: float = 30.0) -> None:
             if loop.time() > deadline:
                 raise TimeoutError(f"{url} not ready after {timeout}s")
             await asyncio.sleep(0.1)
+
+
+async def metric(http: aiohttp.ClientSession, url: str, series: str) -> float:
+    """The value of ``series`` (``name`` or ``name{labels}``) on ``url``'s /metrics; 0 if absent."""
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    found = [row for row in text.splitlines() if row.startswith(series + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
