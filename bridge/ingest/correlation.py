@@ -225,9 +225,12 @@ class CallCorrelator:
         if self._wait <= 0 or not follower.started:
             return _NONE
         if self._hold > 0:
-            # Rounds while callbacks come keep the read recent enough for the next ones.
-            follower.refresh(self._refresh_after)
-            if follower.proven_since(time.monotonic() - self._hold) and numbers not in self._pairs:
+            # One clock read for both questions: this runs for every such callback.
+            age = time.monotonic() - follower.proven
+            if age >= self._refresh_after:
+                # Rounds while callbacks come keep the read recent enough for the next ones.
+                follower.refresh(self._refresh_after)
+            if age <= self._hold and numbers not in self._pairs:
                 self._at_once.inc()
                 self._remember_untagged(call_id)
                 return _NONE

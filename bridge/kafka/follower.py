@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from bridge.kafka.end_offsets import EndOffsets, Offsets
 from bridge.kafka.options import client_options, topic_partitions
 from bridge.kafka.starting import start_or_close
 from bridge.settings import KafkaSettings
@@ -24,7 +25,6 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
-Offsets = dict[TopicPartition, int]
 
 
 #: caught_up() rounds (ListOffsets) in flight at once, at most.
@@ -59,6 +59,7 @@ class TopicFollower:
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
+        self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._ends = _Coalesced(self._fetch_end_offsets, end_offsets_spacing)
@@ -108,6 +109,7 @@ class TopicFollower:
             await consumer.stop()
             raise
         self._consumer, self._offsets, self._partitions = consumer, offsets, partitions
+        self._end_offsets = EndOffsets(offsets, partitions)
         self._task = asyncio.create_task(self._follow(), name=f"follow-{self.topic}")
 
     def _new_consumer(self) -> AIOKafkaConsumer:
@@ -136,6 +138,7 @@ class TopicFollower:
             if consumer is not None:
                 await consumer.stop()
         self._consumer = self._offsets = None
+        self._end_offsets = None
 
     async def _follow(self) -> None:
         consumer = self._consumer
@@ -167,9 +170,8 @@ class TopicFollower:
         return await self._ends.get()
 
     async def _fetch_end_offsets(self) -> Offsets:
-        assert self._offsets is not None  # noqa: S101 - started
-        ends: Offsets = await self._offsets.end_offsets(self._partitions)
-        return ends
+        assert self._end_offsets is not None  # noqa: S101 - started
+        return await self._end_offsets.fetch()
 
     def reached(self, ends: Offsets) -> bool:
         """Whether everything before ``ends`` has been applied."""
@@ -204,18 +206,19 @@ class TopicFollower:
         self._schedule_round()
         return waiter
 
-    def proven_since(self, moment: float) -> bool:
-        """Whether everything written before ``moment`` (``time.monotonic()``) has been applied.
+    @property
+    def proven(self) -> float:
+        """Everything written before this moment (``time.monotonic()``) has been applied.
 
-        Known without a round trip from the rounds already answered: a round sent after
-        ``moment`` whose end offsets have been reached proves it.
+        Known without a round trip from the rounds already answered: the send time of the
+        latest round whose end offsets have been reached (``-inf`` before the first).
         """
-        return self._proven >= moment
+        return self._proven
 
     def refresh(self, older_than: float) -> None:
         """Start a round with no caller if none is under way and the proof is that old (s).
 
-        Keeps :meth:`proven_since` recent while callers ask it often, so they need not wait,
+        Keeps :attr:`proven` recent while callers ask it often, so they need not wait,
         at one round per ``older_than`` and round trip. Only once :attr:`started`.
         """
         if (

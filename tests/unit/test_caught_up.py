@@ -154,16 +154,16 @@ async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> N
     follower.read_to(0)
     follower.end = 5
     before = time.monotonic()
-    assert not follower.proven_since(before - 1000)  # nothing proven before a round
+    assert follower.proven < before - 1000  # nothing proven before a round
     follower.refresh(1.0)
     after = time.monotonic()
     await asyncio.sleep(0.15)  # answered (5), but offsets 0-4 are not read
-    assert not follower.proven_since(before)
+    assert follower.proven < before
     follower.read_to(5)
     await asyncio.sleep(0.01)
     # Proven as of when the round was sent, not of when it was answered or read.
-    assert follower.proven_since(before)
-    assert not follower.proven_since(after + 0.01)
+    assert follower.proven >= before
+    assert follower.proven < after + 0.01
 
 
 async def test_refresh_starts_a_round_when_none_is_under_way_and_the_proof_is_old() -> None:
@@ -209,4 +209,4 @@ async def test_refresh_after_failed_rounds_waits_for_the_spacing() -> None:
         follower.refresh(0.0)
         await asyncio.sleep(0.001)
     assert follower.requests <= (loop.time() - started) / 0.01 + 1
-    assert not follower.proven_since(started)
+    assert follower.proven < started

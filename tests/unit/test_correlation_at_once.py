@@ -1,11 +1,12 @@
 """``CallCorrelator.at_once``: which outbound callbacks are answered without waiting, as a table.
 
 The ledger is applied from real ledger records; the follower is a fake that only says how
-recent its read of the ledger is (``proven_since``), in loop time.
+recent its read of the ledger is (``proven``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -32,10 +33,9 @@ class FakeFollower:
         self.age = age
         self.refreshed = 0
 
-    def proven_since(self, moment: float) -> bool:
-        if self.age is None:
-            return False
-        return time.monotonic() - self.age >= moment
+    @property
+    def proven(self) -> float:
+        return -math.inf if self.age is None else time.monotonic() - self.age
 
     def refresh(self, every: float) -> None:
         self.refreshed += 1
