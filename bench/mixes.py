@@ -4,9 +4,8 @@ The three servers are started once each and run together (only one is loaded at 
 for each repetition, for each mix, for each server, one full-speed wrk run (every other
 repetition in the reverse order), so drift (the machine, the broker's segments, other work on
 the two cores) hits every cell alike. A ratio is the median over repetitions of the ratio of
-two runs next to each other in time. After
-that the bridge alone takes the outbound-not-placed mix at half its maximum of that mix, for
-its p99.
+two runs next to each other in time (:func:`run_order`). After that the bridge alone takes the
+outbound-not-placed mix at half its maximum of that mix, for its p99.
 
 Mixes (``callbacks.lua``; every one cycles GET / form POST / JSON POST and BEGIN / END):
 
@@ -35,6 +34,20 @@ MIXES: dict[str, dict[str, str]] = {
     "mixed": {},
 }
 NOT_PLACED = "outbound-not-placed"
+
+
+def run_order(rep: int) -> list[tuple[str, str]]:
+    """Repetition ``rep``'s runs as (mix, server), so that every ratio compares neighbours.
+
+    Within a mix the bridge runs next to naive; the bridge's not-placed run comes next to its
+    inbound run (they meet at the boundary of the two mixes); every other repetition runs the
+    whole list backwards, so that no server and no mix always goes first.
+    """
+    order: list[tuple[str, str]] = []
+    for i, mix in enumerate(("inbound", NOT_PLACED, "outbound-placed", "mixed")):
+        kinds = KINDS[::-1] if i % 2 == 0 else KINDS
+        order.extend((mix, kind) for kind in kinds)
+    return order if rep % 2 == 0 else order[::-1]
 
 
 def mix_env(mix: str) -> dict[str, str]:
@@ -72,22 +85,20 @@ async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
             await wrk(f"mixes warm-up {kind}", url, 3, proc, kafka_pid, acks=acks)
         runs: dict[str, dict[str, list[WrkResult]]] = {m: {k: [] for k in KINDS} for m in MIXES}
         for rep in range(f.mix_reps):
-            for mix in MIXES:
-                # Every other repetition in the reverse order: neither server always goes first.
-                order = list(servers.items()) if rep % 2 == 0 else list(servers.items())[::-1]
-                for kind, (proc, url) in order:
-                    run = await wrk(
-                        f"{mix} {kind} {rep}",
-                        url,
-                        f.mix_seconds,
-                        proc,
-                        kafka_pid,
-                        env=mix_env(mix),
-                        acks=ACKS if kind == "bridge" else None,
-                    )
-                    runs[mix][kind].append(run)
-                    log(f"{mix}: {kind} {run.rps:.0f} req/s, p99 {run.p99:.1f} ms, "
-                        f"{run.errors} errors")  # fmt: skip
+            for mix, kind in run_order(rep):
+                proc, url = servers[kind]
+                run = await wrk(
+                    f"{mix} {kind} {rep}",
+                    url,
+                    f.mix_seconds,
+                    proc,
+                    kafka_pid,
+                    env=mix_env(mix),
+                    acks=ACKS if kind == "bridge" else None,
+                )
+                runs[mix][kind].append(run)
+                log(f"{mix}: {kind} {run.rps:.0f} req/s, p99 {run.p99:.1f} ms, "
+                    f"{run.errors} errors")  # fmt: skip
         f.mixes = {mix: {kind: summarise(r) for kind, r in by.items()} for mix, by in runs.items()}
         # Paired: the machine's speed drifts by a third over minutes here, and a bridge run and
         # the naive run beside it see the same machine.

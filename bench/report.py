@@ -142,7 +142,8 @@ def mixes_section(f: Findings) -> list[str]:
         f"## Every mix ({CONNECTIONS} connections, same run)",
         "",
         "Bridge, naive and bare ran side by side, each repetition taking every mix on every "
-        f"server in turn, every other repetition in the reverse order ({f.mix_reps} x "
+        "server in turn (the bridge's inbound and not-placed runs next to each other), every "
+        f"other repetition in the reverse order ({f.mix_reps} x "
         f"{f.mix_seconds:g} s at full speed). req/s are medians over repetitions; *bridge / "
         "naive* is the median of each repetition's ratio of two runs next to each other in "
         "time (the machine's speed drifts by a third over minutes; the target uses it), with "
