@@ -231,7 +231,13 @@ class WorkerSettings(BaseModel):
     """The place-call command worker."""
 
     group_id: str = Field("fonestorm-bridge-worker", description="Kafka consumer group.")
-    max_in_flight: int = Field(64, gt=0, description="Commands processed concurrently.")
+    max_in_flight: int = Field(
+        64,
+        gt=0,
+        description="Commands processed concurrently, not counting those waiting out their "
+        "correlation hold (`BRIDGE_CALLBACKS__CORRELATION_HOLD`: nothing sent yet), of which "
+        "there may be as many again.",
+    )
     rate_limit: float = Field(20.0, gt=0, description="Create-call requests per second at most.")
     max_attempts: int = Field(6, gt=0, description="Attempts per command before it fails.")
     max_retry_seconds: float = Field(

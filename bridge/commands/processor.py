@@ -211,7 +211,7 @@ class CommandProcessor:
                         # No callback of this call may reach a receiver sooner: one that has
                         # read the ledger as of this long before a callback knows of this
                         # placement, so it answers callbacks of other calls at once.
-                        await asyncio.sleep(self._hold)
+                        await self._wait_out_hold(job)
                 if not job.still_owned():
                     await self._no_call(job, command)
                     raise Revoked
@@ -254,6 +254,16 @@ class CommandProcessor:
                 step.delay,
             )
             await asyncio.sleep(step.delay)
+
+    async def _wait_out_hold(self, job: Job) -> None:
+        # A command in its hold only waits: the worker may start another meanwhile (see
+        # Worker._free), so the hold costs commands latency, not throughput.
+        job.holding = True
+        job.on_hold()
+        try:
+            await asyncio.sleep(self._hold)
+        finally:
+            job.holding = False
 
     async def _send(self, command: PlaceCallCommand) -> str | policy.Failure:
         """One create-call request: the new call's id, or what went wrong."""

@@ -177,8 +177,19 @@ class CommandWorker:
             self._running = False
             self._metrics.worker_ready.set(0)
 
+    def _free(self) -> int:
+        """Commands that may start now: ``max_in_flight`` not counting those in their hold,
+        and twice that in all."""
+        jobs = len(self._jobs)
+        holding = sum(1 for _, job in self._jobs.values() if job.holding)
+        return max(0, min(self._max_in_flight - jobs + holding, 2 * self._max_in_flight - jobs))
+
+    def _on_hold(self) -> None:
+        if self._free() > 0:
+            self._slot_freed.set()
+
     async def _poll_once(self) -> None:
-        free = self._max_in_flight - len(self._jobs)
+        free = self._free()
         if free == 0:
             # Usually a slot frees within milliseconds; if not, poll anyway (everything
             # paused, so nothing is fetched) to stay a live member of the group.
@@ -186,15 +197,16 @@ class CommandWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.full_poll_interval):
                     await self._slot_freed.wait()
-            if self._slot_freed.is_set():
-                return
+            # Poll either way: a slot freed by a hold may be taken again by the time this runs,
+            # and waking without polling, again and again, would drop this worker from its group.
+            free = self._free()
         accepting = free > 0 and self._processor.auth.is_open
         self._apply_pauses(accepting=accepting)
         batches = await self._consumer.getmany(timeout_ms=200, max_records=max(free, 1))
         # No await from here to the last start: the assignment cannot change meanwhile.
         for tp, records in batches.items():
             generation = self._ownership.generation_of(tp)
-            free = self._max_in_flight - len(self._jobs)
+            free = self._free()
             if (
                 generation is None
                 or not self._ownership.startable(tp)
@@ -220,7 +232,7 @@ class CommandWorker:
     def _start(self, tp: TopicPartition, generation: int, record: Record) -> None:
         self._tracker.started(tp, record.offset, generation)
         self._metrics.commands_in_flight.inc()
-        job = Job(record, lambda: self._ownership.owns(tp, generation))
+        job = Job(record, lambda: self._ownership.owns(tp, generation), self._on_hold)
         task = asyncio.create_task(self._process(tp, generation, job))
         self._jobs[task] = (tp, job)
         task.add_done_callback(self._done)

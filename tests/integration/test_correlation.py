@@ -308,3 +308,33 @@ async def test_workers_send_the_request_a_hold_after_placing(start_bridge: Bridg
     for command_id, written in placing.items():
         # Record timestamps are whole milliseconds, truncated.
         assert created[command_id].timestamp() - written >= hold - 0.001, command_id
+
+
+async def test_commands_in_their_hold_leave_their_slot_to_others(
+    start_bridge: BridgeFactory,
+) -> None:
+    # One command in flight, a long hold: the second command starts while the first waits
+    # out its hold (the hold costs latency, not throughput), and no third while both hold
+    # (as many again as BRIDGE_WORKER__MAX_IN_FLIGHT at most).
+    hold = 0.5
+    async with closed_loop(
+        start_bridge, callbacks={"correlation_hold": hold}, worker={"max_in_flight": 1}
+    ) as loop:
+        sent = [command(f"slot-{n}-{uuid.uuid4()}") for n in range(3)]
+        await loop.send(*sent)
+        assert len(await loop.results(len(sent))) == len(sent)
+        records = await consume_all(
+            loop.settings.kafka.bootstrap_servers,
+            loop.settings.topics.command_ledger,
+            expected=2 * len(sent),
+        )
+        created = sorted(c.created_at.timestamp() for c in loop.sandbox.state.calls.values())
+    placing = sorted(
+        record.timestamp / 1000
+        for record in records
+        if LedgerEntry.model_validate_json(record.value).state is LedgerState.PLACING
+    )
+    assert len(placing) == len(created) == len(sent)
+    first_call = created[0]
+    assert placing[1] < first_call  # started during the first one's hold
+    assert placing[2] >= first_call - 0.001  # not before a slot was free again (ms stamps)
