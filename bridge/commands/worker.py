@@ -192,14 +192,17 @@ class CommandWorker:
         free = self._free()
         if free == 0:
             # Usually a slot frees within milliseconds; if not, poll anyway (everything
-            # paused, so nothing is fetched) to stay a live member of the group.
-            self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.full_poll_interval):
-                    await self._slot_freed.wait()
-            # Poll either way: a slot freed by a hold may be taken again by the time this runs,
-            # and waking without polling, again and again, would drop this worker from its group.
-            free = self._free()
+            # paused, so nothing is fetched) to stay a live member of the group. A wake may
+            # find no slot (one freed by a hold, taken back when the hold ended): wait on,
+            # without polling (a paused poll blocks for its timeout), but not past the interval.
+            loop = asyncio.get_running_loop()
+            until = loop.time() + self.full_poll_interval
+            while free == 0 and loop.time() < until:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(until):
+                        await self._slot_freed.wait()
+                free = self._free()
         accepting = free > 0 and self._processor.auth.is_open
         self._apply_pauses(accepting=accepting)
         batches = await self._consumer.getmany(timeout_ms=200, max_records=max(free, 1))
