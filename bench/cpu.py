@@ -2,6 +2,7 @@
 
     python -m bench.cpu handler [--outbound] [--requests N]   # CallbackReceiver.handle
     python -m bench.cpu publisher [--records N]               # Publisher.publish vs aiokafka
+    python -m bench.cpu end-offsets [--rounds N]              # a ledger round, two ways
 
 ``handler`` runs the receiver's handler on pre-built GET / form / JSON callbacks with Kafka
 stubbed (a done future): what the bridge's own code costs a callback. ``--outbound`` sends
@@ -9,6 +10,8 @@ outbound callbacks of calls the bridge did not place, 50 at a time, through a re
 that follows a ledger topic (``--bootstrap``): what proving "no placement in flight" costs.
 ``publisher`` produces 450-byte records from 50 concurrent callers through the bridge's
 ``Publisher`` and through a plain ``AIOKafkaProducer.send_and_wait`` (``--bootstrap``).
+``end-offsets`` asks a ledger topic's end offsets one round after another, through aiokafka's
+``end_offsets()`` and through the follower's prepared request (``bridge.kafka.end_offsets``).
 Figures are process CPU time per item, the best of three repetitions.
 """
 
@@ -26,11 +29,13 @@ from urllib.parse import urlencode
 
 from aiohttp import streams, web
 from aiohttp.test_utils import make_mocked_request
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
+from bridge.kafka.end_offsets import EndOffsets
+from bridge.kafka.options import topic_partitions
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
 from bridge.obs.metrics import Metrics
@@ -176,20 +181,50 @@ async def publisher(count: int, bootstrap: str, topic: str) -> None:
         await bridge.stop()
 
 
+async def end_offsets(rounds: int, bootstrap: str, ledger: str) -> None:
+    """One ledger round after another: aiokafka's ``end_offsets()`` against ``EndOffsets``."""
+    settings = Settings(kafka={"bootstrap_servers": bootstrap, "create_topics": True})
+    await ensure_topics(settings, [ledger])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, ledger)
+        prepared = EndOffsets(consumer, partitions)
+        fetchers: dict[str, Callable[[], Awaitable[object]]] = {
+            "AIOKafkaConsumer.end_offsets": lambda: consumer.end_offsets(partitions),
+            "EndOffsets.fetch": prepared.fetch,
+        }
+        for name, fetch in fetchers.items():
+
+            async def run(total: int, fetch: Callable[[], Awaitable[object]] = fetch) -> None:
+                for _ in range(total):
+                    await fetch()
+
+            await run(200)
+            times = await _best_of_three(rounds, run)
+            print(f"{name}: {min(times):.1f} us CPU per round of {len(partitions)} partitions "
+                  f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+    finally:
+        await consumer.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["handler", "publisher"])
+    parser.add_argument("what", choices=["handler", "publisher", "end-offsets"])
     parser.add_argument("--outbound", action="store_true")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic", default="bench.cpu")
     parser.add_argument("--ledger", default="bench.cpu-ledger")
     args = parser.parse_args()
     if args.what == "handler":
         asyncio.run(handler(args.requests, args.outbound, args.bootstrap, args.ledger))
-    else:
+    elif args.what == "publisher":
         asyncio.run(publisher(args.records, args.bootstrap, args.topic))
+    else:
+        asyncio.run(end_offsets(args.rounds, args.bootstrap, args.ledger))
 
 
 if __name__ == "__main__":
