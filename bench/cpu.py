@@ -102,6 +102,14 @@ async def _best_of_three(count: int, run: Callable[[int], Awaitable[None]]) -> l
     return times
 
 
+async def _measure(name: str, per: str, count: int, run: Callable[[int], Awaitable[None]]) -> None:
+    """Warm ``run`` up, then print its best of three in us of CPU ``per`` item."""
+    await run(count // 10)
+    times = await _best_of_three(count, run)
+    print(f"{name}: {min(times):.1f} us CPU per {per} "
+          f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+
+
 async def handler(count: int, outbound: bool, bootstrap: str, ledger: str) -> None:
     settings = Settings(
         callbacks={"allow_unauthenticated": True},
@@ -172,10 +180,7 @@ async def publisher(count: int, bootstrap: str, topic: str) -> None:
 
                 await asyncio.gather(*(caller() for _ in range(50)))
 
-            await run(2000)
-            times = await _best_of_three(count, run)
-            print(f"{name}: {min(times):.1f} us CPU per record "
-                  f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+            await _measure(name, "record", count, run)
     finally:
         await plain.stop()
         await bridge.stop()
@@ -200,10 +205,7 @@ async def end_offsets(rounds: int, bootstrap: str, ledger: str) -> None:
                 for _ in range(total):
                     await fetch()
 
-            await run(200)
-            times = await _best_of_three(rounds, run)
-            print(f"{name}: {min(times):.1f} us CPU per round of {len(partitions)} partitions "
-                  f"(repetitions {', '.join(f'{t:.1f}' for t in times)})")  # fmt: skip
+            await _measure(name, f"round of {len(partitions)} partitions", rounds, run)
     finally:
         await consumer.stop()
 

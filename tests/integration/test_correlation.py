@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -285,12 +286,13 @@ async def test_real_callbacks_overtaking_the_create_call_answer_are_all_tagged(
     assert all(e["correlation_id"] == expected[e["command_id"]] for e in events)
 
 
-async def test_workers_send_the_request_a_hold_after_placing(start_bridge: BridgeFactory) -> None:
-    # What the receivers count on: the create-call request reaches FoneStorm no sooner than
-    # BRIDGE_CALLBACKS__CORRELATION_HOLD after the placing entry was written.
-    hold = 0.2
-    async with closed_loop(start_bridge, callbacks={"correlation_hold": hold}) as loop:
-        sent = [command(f"hold-{n}-{uuid.uuid4()}") for n in range(3)]
+async def _placed_with_hold(
+    start_bridge: BridgeFactory, hold: float, count: int, **overrides: Any
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Place ``count`` commands through the real worker: when (s since the epoch) each one's
+    ``placing`` was written and its call created, by command id."""
+    async with closed_loop(start_bridge, callbacks={"correlation_hold": hold}, **overrides) as loop:
+        sent = [command(f"hold-{n}-{uuid.uuid4()}") for n in range(count)]
         await loop.send(*sent)
         assert len(await loop.results(len(sent))) == len(sent)
         records = await consume_all(
@@ -298,16 +300,25 @@ async def test_workers_send_the_request_a_hold_after_placing(start_bridge: Bridg
             loop.settings.topics.command_ledger,
             expected=2 * len(sent),
         )
-        created = {c.idempotency_key: c.created_at for c in loop.sandbox.state.calls.values()}
+        created = {
+            c.idempotency_key: c.created_at.timestamp() for c in loop.sandbox.state.calls.values()
+        }
     placing = {
-        entry.command_id: record.timestamp / 1000
+        entry.command_id: record.timestamp / 1000  # whole milliseconds, truncated
         for record in records
         if (entry := LedgerEntry.model_validate_json(record.value)).state is LedgerState.PLACING
     }
-    assert set(placing) == {c.command_id for c in sent}
+    assert set(placing) == set(created) == {c.command_id for c in sent}
+    return placing, created
+
+
+async def test_workers_send_the_request_a_hold_after_placing(start_bridge: BridgeFactory) -> None:
+    # What the receivers count on: the create-call request reaches FoneStorm no sooner than
+    # BRIDGE_CALLBACKS__CORRELATION_HOLD after the placing entry was written.
+    hold = 0.2
+    placing, created = await _placed_with_hold(start_bridge, hold, 3)
     for command_id, written in placing.items():
-        # Record timestamps are whole milliseconds, truncated.
-        assert created[command_id].timestamp() - written >= hold - 0.001, command_id
+        assert created[command_id] - written >= hold - 0.001, command_id
 
 
 async def test_commands_in_their_hold_leave_their_slot_to_others(
@@ -316,25 +327,7 @@ async def test_commands_in_their_hold_leave_their_slot_to_others(
     # One command in flight, a long hold: the second command starts while the first waits
     # out its hold (the hold costs latency, not throughput), and no third while both hold
     # (as many again as BRIDGE_WORKER__MAX_IN_FLIGHT at most).
-    hold = 0.5
-    async with closed_loop(
-        start_bridge, callbacks={"correlation_hold": hold}, worker={"max_in_flight": 1}
-    ) as loop:
-        sent = [command(f"slot-{n}-{uuid.uuid4()}") for n in range(3)]
-        await loop.send(*sent)
-        assert len(await loop.results(len(sent))) == len(sent)
-        records = await consume_all(
-            loop.settings.kafka.bootstrap_servers,
-            loop.settings.topics.command_ledger,
-            expected=2 * len(sent),
-        )
-        created = sorted(c.created_at.timestamp() for c in loop.sandbox.state.calls.values())
-    placing = sorted(
-        record.timestamp / 1000
-        for record in records
-        if LedgerEntry.model_validate_json(record.value).state is LedgerState.PLACING
-    )
-    assert len(placing) == len(created) == len(sent)
-    first_call = created[0]
-    assert placing[1] < first_call  # started during the first one's hold
-    assert placing[2] >= first_call - 0.001  # not before a slot was free again (ms stamps)
+    placing, created = await _placed_with_hold(start_bridge, 0.5, 3, worker={"max_in_flight": 1})
+    written, first_call = sorted(placing.values()), min(created.values())
+    assert written[1] < first_call  # started during the first one's hold
+    assert written[2] >= first_call - 0.001  # not before a slot was free again (ms stamps)
