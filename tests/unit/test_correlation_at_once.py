@@ -121,6 +121,9 @@ async def test_asking_keeps_the_read_recent() -> None:
     assert follower.refreshed == 2  # the follower spaces the rounds itself
     correlator.at_once("call-placed", (OURS, THEIRS))
     assert follower.refreshed == 2  # known calls ask nothing of the ledger
+    follower.age = 0.0
+    assert correlator.at_once("call-z", (OURS, THEIRS)) == UNTAGGED
+    assert follower.refreshed == 2  # a proof younger than a third of a hold needs no round
 
 
 async def test_a_done_naming_a_call_produced_untagged_is_a_tag_missed() -> None:
