@@ -19,9 +19,10 @@ Knowing the ledger "as of the callback" needs no round trip per callback: the wo
 request, so no callback of that call comes sooner. A ``ListOffsets`` round sent less than the
 hold before a callback came, whose end offsets this replica has read up to, therefore covers
 every placement that could have made it (both times are this process's monotonic clock).
-While callbacks come, a round starts whenever the last one proven is a third of a hold old,
-shared by all of them, and the callbacks are answered at once; after a quiet spell the first
-ones wait for one round. Tags missed all the same (a worker with a shorter hold) are counted
+While callbacks come, a round starts whenever the last one proven is old enough that a round
+as slow as the recent ones would still land within the hold (:func:`refresh_after`), shared by
+all of them, and the callbacks are answered at once; after a quiet spell the first ones wait
+for one round. Tags missed all the same (a worker with a shorter hold) are counted
 when the ``done`` comes.
 """
 
@@ -68,6 +69,23 @@ _NONE = Correlation()
 #: (each costs the receiver about 0.2 ms of CPU): adds at most this much to their wait.
 END_OFFSETS_SPACING = 0.002
 
+#: Per round, how much of the slowest recent round is still reckoned with (a slow round weighs
+#: on the next ~20).
+ROUND_MEMORY = 0.95
+
+
+def refresh_after(hold: float, slowest: float) -> float:
+    """How old (s) the proof may grow before a round renews it, given the slowest recent round.
+
+    The round must be proven before the proof is a hold old, or callbacks wait for one: start
+    it with room for one twice as slow as ``slowest``. Never later than two thirds of a hold
+    (a round's time jumps: under full load one in a few hundred took ~12 ms against ~2 typical),
+    never sooner than a quarter (slow rounds one after another would add to the load that
+    slows them).
+    """
+    return min(hold * 2 / 3, max(hold / 4, hold - 2 * slowest))
+
+
 #: Outbound call ids produced without a tag that are remembered (at least half as many), to
 #: count the tags missed.
 UNTAGGED_REMEMBERED = 65_536
@@ -81,10 +99,10 @@ class CallCorrelator:
         self._metrics = metrics
         self._wait = settings.callbacks.correlation_wait
         self._hold = settings.callbacks.correlation_hold
-        # A round once the proof is a third of a hold old: under full load its round trip
-        # (two turns of a busy loop) took up to ~12 ms, and it must be answered and read
-        # before the proof is a hold old. At half a hold, 1.4% of callbacks had to wait.
-        self._refresh_after = self._hold / 3
+        # Until rounds have been timed, a round once the proof is a third of a hold old.
+        self._slowest_round = self._hold / 3
+        self._refresh_after = refresh_after(self._hold, self._slowest_round)
+        self._round_seconds = metrics.ledger_rounds
         self._at_once = metrics.child(metrics.correlations, "at_once")
         self._untagged_recent: set[str] = set()
         self._untagged_older: set[str] = set()
@@ -105,6 +123,7 @@ class CallCorrelator:
             since=settings.callbacks.correlation_lookback,
             on_batch=lambda: self._expire(time.time()),
             end_offsets_spacing=END_OFFSETS_SPACING,
+            on_round=self._round_proven,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -144,6 +163,11 @@ class CallCorrelator:
             len(self._placing),
             topic,
         )
+
+    def _round_proven(self, seconds: float) -> None:
+        self._round_seconds.observe(seconds)
+        self._slowest_round = max(seconds, self._slowest_round * ROUND_MEMORY)
+        self._refresh_after = refresh_after(self._hold, self._slowest_round)
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None:

@@ -37,6 +37,7 @@ class TopicFollower:
     ``since`` (seconds) starts at the first record written that long ago on each partition
     (the end where there is none); ``None`` reads from the beginning. ``end_offsets_spacing``
     (seconds) is the least time between two ``ListOffsets`` requests of :meth:`end_offsets`.
+    ``on_round`` is told how long (seconds) each round that succeeded took to prove.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class TopicFollower:
         batch: int = 5000,
         on_batch: Callable[[], None] | None = None,
         end_offsets_spacing: float = 0.0,
+        on_round: Callable[[float], None] | None = None,
     ) -> None:
         self._settings = settings
         self.topic = topic
@@ -56,6 +58,7 @@ class TopicFollower:
         self._since = since
         self._batch = batch
         self._on_batch = on_batch
+        self._on_round = on_round
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -258,6 +261,8 @@ class TopicFollower:
             while not self.reached(ends):
                 await self._progress.wait()
             self._proven = max(self._proven, sent)
+            if self._on_round is not None:
+                self._on_round(time.monotonic() - sent)
         except asyncio.CancelledError:
             for waiter in waiters:
                 waiter.cancel()

@@ -62,6 +62,14 @@ class Metrics:
             ["how"],
             registry=r,
         )
+        self.ledger_rounds = Histogram(
+            "bridge_ledger_round_seconds",
+            "Receivers: ListOffsets rounds that read the command ledger up to its end (which "
+            "lets outbound callbacks of unknown calls be answered at once), by time from sending "
+            "the request to having read up to the offsets it returned.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.callback_tags_missed = Counter(
             "bridge_callback_tags_missed",
             "Outbound callbacks produced without command_id whose call the command ledger "

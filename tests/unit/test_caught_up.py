@@ -166,6 +166,22 @@ async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> N
     assert follower.proven < after + 0.01
 
 
+async def test_each_proven_round_reports_its_time_from_send_to_read() -> None:
+    follower = SlowFollower()  # 100 ms round trips
+    times: list[float] = []
+    follower._on_round = times.append
+    follower.read_to(0)
+    follower.end = 5
+    follower.refresh(0.0)
+    await asyncio.sleep(0.15)
+    assert times == []  # answered, not read
+    follower.read_to(5)
+    await asyncio.sleep(0.01)
+    assert len(times) == 1
+    assert 0.15 <= times[0] < 0.5
+    await follower.stop()
+
+
 async def test_refresh_starts_a_round_when_none_is_under_way_and_the_proof_is_old() -> None:
     follower = SlowFollower()  # 100 ms round trips
     follower.read_to(0)

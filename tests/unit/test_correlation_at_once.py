@@ -16,7 +16,7 @@ from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.ingest import correlation
-from bridge.ingest.correlation import CallCorrelator, Correlation
+from bridge.ingest.correlation import CallCorrelator, Correlation, refresh_after
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 
@@ -147,3 +147,32 @@ async def test_untagged_calls_are_remembered_for_at_least_half_the_bound(
     correlator._apply(_record("late-3", LedgerState.DONE, call_id="call-3"))
     correlator._apply(_record("late-0", LedgerState.DONE, call_id="call-0"))  # forgotten
     assert "bridge_callback_tags_missed_total 1.0" in correlator._metrics.render().decode()
+
+
+@pytest.mark.parametrize(
+    ("slowest", "expected"),
+    [
+        (0.001, HOLD * 2 / 3),  # quick rounds: renewed at two thirds of a hold, not sooner
+        (0.004, HOLD * 2 / 3),
+        (0.006, HOLD - 0.012),  # room for a round twice as slow as the slowest lately
+        (0.010, HOLD / 4),  # slow rounds: renewed from a quarter of a hold on
+        (1.0, HOLD / 4),
+    ],
+)
+def test_refresh_after(slowest: float, expected: float) -> None:
+    assert refresh_after(HOLD, slowest) == pytest.approx(expected)
+
+
+async def test_rounds_set_how_old_the_proof_grows_before_the_next() -> None:
+    correlator = _correlator(HOLD / 2)
+    assert correlator._refresh_after == pytest.approx(HOLD / 3)  # untimed: a third of a hold
+    for _ in range(100):
+        correlator._round_proven(0.001)
+    assert correlator._refresh_after == pytest.approx(HOLD * 2 / 3)
+    correlator._round_proven(0.010)  # one slow round: the next rounds start sooner at once
+    assert correlator._refresh_after == pytest.approx(HOLD / 4)
+    for _ in range(40):
+        correlator._round_proven(0.001)  # and forgotten over the rounds after it
+    assert correlator._refresh_after == pytest.approx(HOLD * 2 / 3)
+    text = correlator._metrics.render().decode()
+    assert "bridge_ledger_round_seconds_count 141.0" in text
