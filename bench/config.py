@@ -46,8 +46,10 @@ class Findings:
     mix_ratios: dict[str, list[float]] = field(default_factory=dict)
     # bridge_callback_correlations_total by how (and "tags missed") after the full-speed runs
     correlations: dict[str, float] = field(default_factory=dict)
-    # bridge outbound-not-placed / bridge inbound, each repetition
+    # bridge outbound-not-placed / bridge inbound, each repetition and each extra pair
     not_placed_ratios: list[float] = field(default_factory=list)
+    # the extra pairs' receiver and broker CPU per callback (us), by mix: median over pairs
+    not_placed_costs: dict[str, dict[str, float]] = field(default_factory=dict)
     verification: dict[str, int] = field(default_factory=dict)
     commands: dict[str, Any] = field(default_factory=dict)
     commands_low: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +74,11 @@ class Findings:
     def mix_reps(self) -> int:
         """Repetitions of the "mixes" phase: more than elsewhere, its ratios are the targets."""
         return 1 if self.quick else 5
+
+    @property
+    def not_placed_pairs(self) -> int:
+        """Extra bridge inbound / not-placed pairs: one pair's ratio swings by a fifth here."""
+        return 1 if self.quick else 10
 
     @property
     def mix_seconds(self) -> float:

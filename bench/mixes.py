@@ -50,6 +50,31 @@ def run_order(rep: int) -> list[tuple[str, str]]:
     return order if rep % 2 == 0 else order[::-1]
 
 
+async def not_placed_pairs(f: Findings, proc: Proc, url: str, kafka_pid: int | None) -> None:
+    """More bridge inbound / not-placed pairs (alternating which goes first) for their ratio.
+
+    Also what each costs the receiver and the broker in CPU per callback, which the ratio
+    of throughputs (50 connections, closed loop) only shows through the noise of the machine.
+    """
+    runs: dict[str, list[WrkResult]] = {"inbound": [], NOT_PLACED: []}
+    for rep in range(f.not_placed_pairs):
+        pair = ["inbound", NOT_PLACED] if rep % 2 == 0 else [NOT_PLACED, "inbound"]
+        for mix in pair:
+            run = await wrk(f"{mix} bridge pair {rep}", url, f.mix_seconds, proc, kafka_pid,
+                            env=mix_env(mix), acks=ACKS)  # fmt: skip
+            runs[mix].append(run)
+        ratio = runs[NOT_PLACED][-1].rps / runs["inbound"][-1].rps
+        f.not_placed_ratios.append(ratio)
+        log(f"not placed / inbound, pair {rep}: {ratio:.2f}")
+    f.not_placed_costs = {
+        mix: {
+            "receiver": statistics.median(1e6 * r.server_cpu / r.rps for r in results),
+            "kafka": statistics.median(1e6 * r.kafka_cpu / r.rps for r in results),
+        }
+        for mix, results in runs.items()
+    }
+
+
 def mix_env(mix: str) -> dict[str, str]:
     """wrk's environment for one run of ``mix`` (not-placed: call ids nobody has seen)."""
     env = dict(MIXES[mix])
@@ -113,6 +138,7 @@ async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
         for mix, ratios in f.mix_ratios.items():
             log(f"{mix}: bridge / naive = {statistics.median(ratios):.2f} (median of pairs)")
         proc, url = servers["bridge"]
+        await not_placed_pairs(f, proc, url, kafka_pid)
         f.correlations = await correlations(url)
         rate = 0.5 * f.mixes[NOT_PLACED]["bridge"]["rps"]
         # Inbound at the same rate, alternating with not-placed: what correlation adds to p99.

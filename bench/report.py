@@ -138,6 +138,7 @@ def mixes_section(f: Findings) -> list[str]:
     """The section "Every mix": the mixes phase's table and its two not-placed targets."""
     _, vs_inbound, vs_ok, p99_ok = mix_checks(f)
     half = f.not_placed_half
+    np_cost, in_cost = f.not_placed_costs[NOT_PLACED], f.not_placed_costs["inbound"]
     lines = [
         f"## Every mix ({CONNECTIONS} connections, same run)",
         "",
@@ -171,10 +172,15 @@ def mixes_section(f: Findings) -> list[str]:
     lines += [
         "",
         f"- Outbound not placed by the bridge against inbound (bridge): **{vs_inbound:.2f} x** "
-        f"(median of each repetition's ratio, range {min(f.not_placed_ratios):.2f} - "
+        f"(median of the ratios of {len(f.not_placed_ratios)} pairs of runs next to each other: "
+        f"the {f.mix_reps} repetitions' and {f.not_placed_pairs} more of the bridge alone, "
+        f"alternating which went first; range {min(f.not_placed_ratios):.2f} - "
         f"{max(f.not_placed_ratios):.2f}; medians {f.mixes[NOT_PLACED]['bridge']['rps']:,.0f} / "
         f"{f.mixes['inbound']['bridge']['rps']:,.0f} req/s); target ≥ "
         f"{TARGET_NOT_PLACED_VS_INBOUND} x: {verdict(vs_ok)}",
+        f"- CPU per callback in the {f.not_placed_pairs} extra pairs (median), not placed "
+        f"against inbound: receiver {np_cost['receiver']:.0f} / {in_cost['receiver']:.0f} us, "
+        f"Kafka {np_cost['kafka']:.0f} / {in_cost['kafka']:.0f} us",
         f"- Outbound not placed, bridge at half its maximum of that mix "
         f"({half['offered']:,.0f} req/s offered, {half['rps']:,.0f} achieved, median of "
         f"{half['reps']:.0f} x {f.sweep_seconds:g} s): p99 **{half['p99']:.1f} ms** (range "
