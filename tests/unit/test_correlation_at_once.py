@@ -152,9 +152,9 @@ async def test_untagged_calls_are_remembered_for_at_least_half_the_bound(
 @pytest.mark.parametrize(
     ("slowest", "expected"),
     [
-        (0.001, HOLD * 2 / 3),  # quick rounds: renewed at two thirds of a hold, not sooner
-        (0.004, HOLD * 2 / 3),
-        (0.006, HOLD - 0.012),  # room for a round twice as slow as the slowest lately
+        (0.001, HOLD / 2),  # quick rounds: renewed at half a hold, not later
+        (0.006, HOLD / 2),
+        (0.008, HOLD - 0.016),  # room for a round twice as slow as the slowest lately
         (0.010, HOLD / 4),  # slow rounds: renewed from a quarter of a hold on
         (1.0, HOLD / 4),
     ],
@@ -168,11 +168,11 @@ async def test_rounds_set_how_old_the_proof_grows_before_the_next() -> None:
     assert correlator._refresh_after == pytest.approx(HOLD / 3)  # untimed: a third of a hold
     for _ in range(100):
         correlator._round_proven(0.001)
-    assert correlator._refresh_after == pytest.approx(HOLD * 2 / 3)
+    assert correlator._refresh_after == pytest.approx(HOLD / 2)
     correlator._round_proven(0.010)  # one slow round: the next rounds start sooner at once
     assert correlator._refresh_after == pytest.approx(HOLD / 4)
     for _ in range(40):
         correlator._round_proven(0.001)  # and forgotten over the rounds after it
-    assert correlator._refresh_after == pytest.approx(HOLD * 2 / 3)
+    assert correlator._refresh_after == pytest.approx(HOLD / 2)
     text = correlator._metrics.render().decode()
     assert "bridge_ledger_round_seconds_count 141.0" in text
