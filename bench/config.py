@@ -44,7 +44,8 @@ class Findings:
     inbound_half: dict[str, float] = field(default_factory=dict)  # same rate, for reference
     # mix -> bridge / naive of each repetition (the two runs next to each other in time)
     mix_ratios: dict[str, list[float]] = field(default_factory=dict)
-    # bridge_callback_correlations_total by how (and "tags missed") after the full-speed runs
+    # bridge_callback_correlations_total by how, "tags missed", and the ledger rounds ("count",
+    # "sum" of bridge_ledger_round_seconds), after the full-speed runs
     correlations: dict[str, float] = field(default_factory=dict)
     # bridge outbound-not-placed / bridge inbound, each repetition and each extra pair
     not_placed_ratios: list[float] = field(default_factory=list)

@@ -84,7 +84,8 @@ def mix_env(mix: str) -> dict[str, str]:
 
 
 async def correlations(url: str) -> dict[str, float]:
-    """The bridge's lookups of outbound callbacks of unknown calls, by how, and tags missed."""
+    """The bridge's lookups of outbound callbacks of unknown calls, by how, tags missed, and the
+    ledger rounds (``count``, ``sum`` of their seconds)."""
     found: dict[str, float] = {}
     for line in (await http_get(f"{url}/metrics")).splitlines():
         if line.startswith(CORRELATIONS):
@@ -92,11 +93,16 @@ async def correlations(url: str) -> dict[str, float]:
             found[how] = float(line.split()[-1])
         elif line.startswith(MISSED + " "):
             found["tags missed"] = float(line.split()[-1])
+        elif line.startswith((ROUNDS + "_count ", ROUNDS + "_sum ")):
+            found[line.split()[0].removeprefix(ROUNDS + "_")] = float(line.split()[-1])
     return found
 
 
 CORRELATIONS = 'bridge_callback_correlations_total{how="'
 MISSED = "bridge_callback_tags_missed_total"
+ROUNDS = "bridge_ledger_round_seconds"
+#: Keys of :func:`correlations` that are not lookups.
+NOT_LOOKUPS = ("tags missed", "count", "sum")
 
 
 async def mixes(f: Findings, kafka: Kafka, logs: Path) -> None:
