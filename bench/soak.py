@@ -50,6 +50,8 @@ TOPICS = {
     "dead_letters": "soak.dlq",
 }
 GROUP = "soak-workers"
+#: What every run does at least once, and when (share of the chaos period) if chance has not.
+MUST_HAPPEN = {"worker SIGKILLed": 0.2, "Kafka restarted": 0.4, "worker stopped (SIGTERM)": 0.65}
 
 
 @dataclass
@@ -254,32 +256,52 @@ class Soak:
         return by_number
 
     async def chaos(self) -> None:
+        """Random chaos for ``chaos_seconds``; a SIGKILL, a broker restart and a SIGTERM always.
+
+        Each of the three is due at a fixed share of the period and happens then if the dice
+        have not already done it, so a short run cannot roll its way past any of them.
+        """
         c = self.config
-        end = time.monotonic() + c.chaos_seconds
-        restart_at = time.monotonic() + c.chaos_seconds * 0.4
-        restarted = False
+        began = time.monotonic()
+        end = began + c.chaos_seconds
+        due = {name: began + c.chaos_seconds * share for name, share in MUST_HAPPEN.items()}
         while time.monotonic() < end:
             await asyncio.sleep(c.interval * self.rng.uniform(0.5, 1.5))
-            if not restarted and time.monotonic() >= restart_at:
-                restarted = True
-                log("soak: restarting Kafka")
-                self._kafka("stop")
-                await asyncio.sleep(3)
-                await asyncio.to_thread(self._kafka, "start")
-                self.report.actions["Kafka restarted"] += 1
-                continue
-            roll = self.rng.random()
-            if roll < 0.15:
-                self.sandbox_faults(rate_limit_next=20, retry_after=1)
-                self.report.actions["429 burst"] += 1
-            elif roll < 0.25:
-                self.sandbox_faults(timeout_next=3, timeout_seconds=4)
-                self.report.actions["timeout burst"] += 1
-            elif len(self.workers) < c.max_workers and roll < 0.6:
-                await self.start_worker()
-            elif len(self.workers) > 1:
-                await self.stop_worker(kill=roll < 0.8)
+            overdue = [name for name, at in due.items() if time.monotonic() >= at]
+            if overdue:
+                await self.must(overdue[0])
+                del due[overdue[0]]
+            else:
+                await self.roll()
             log(f"soak: {len(self.workers)} workers; {dict(self.report.actions)}")
+        for name in due:
+            await self.must(name)
+
+    async def must(self, name: str) -> None:
+        """Do one of :data:`MUST_HAPPEN` now unless the dice already did."""
+        if name == "Kafka restarted":
+            log("soak: restarting Kafka")
+            self._kafka("stop")
+            await asyncio.sleep(3)
+            await asyncio.to_thread(self._kafka, "start")
+            self.report.actions[name] += 1
+        elif not self.report.actions[name]:
+            if len(self.workers) < 2:
+                await self.start_worker()
+            await self.stop_worker(kill=name == "worker SIGKILLed")
+
+    async def roll(self) -> None:
+        roll = self.rng.random()
+        if roll < 0.15:
+            self.sandbox_faults(rate_limit_next=20, retry_after=1)
+            self.report.actions["429 burst"] += 1
+        elif roll < 0.25:
+            self.sandbox_faults(timeout_next=3, timeout_seconds=4)
+            self.report.actions["timeout burst"] += 1
+        elif len(self.workers) < self.config.max_workers and roll < 0.6:
+            await self.start_worker()
+        elif len(self.workers) > 1:
+            await self.stop_worker(kill=roll < 0.8)
 
     async def lag(self) -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)

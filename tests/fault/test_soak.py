@@ -31,5 +31,6 @@ async def test_short_chaos_soak_keeps_every_promise(tmp_path: Path) -> None:
     print(report.markdown())
     assert report.violations == []
     assert report.actions["Kafka restarted"] == 1
-    assert report.actions["worker SIGKILLed"] + report.actions["worker stopped (SIGTERM)"] >= 2
+    assert report.actions["worker SIGKILLed"] >= 1
+    assert report.actions["worker stopped (SIGTERM)"] >= 1
     assert sum(report.calls_per_command.values()) > 0
