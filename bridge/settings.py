@@ -236,7 +236,7 @@ class WorkerSettings(BaseModel):
         gt=0,
         description="Commands processed concurrently, not counting those waiting out their "
         "correlation hold (`BRIDGE_CALLBACKS__CORRELATION_HOLD`: nothing sent yet), of which "
-        "there may be as many again.",
+        "there may be as many again; create-call requests out at once never exceed it.",
     )
     rate_limit: float = Field(20.0, gt=0, description="Create-call requests per second at most.")
     max_attempts: int = Field(6, gt=0, description="Attempts per command before it fails.")

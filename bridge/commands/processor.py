@@ -87,6 +87,9 @@ class CommandProcessor:
         self._jitter = jitter
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
         self._limiter = AsyncLimiter(settings.worker.rate_limit, 1.0)
+        # Commands in their hold take no slot of MAX_IN_FLIGHT (CommandWorker._free); this
+        # keeps the requests out at once within it when their holds end together.
+        self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_users: defaultdict[str, int] = defaultdict(int)
         self.auth = AuthGate()
@@ -212,11 +215,12 @@ class CommandProcessor:
                         # read the ledger as of this long before a callback knows of this
                         # placement, so it answers callbacks of other calls at once.
                         await self._wait_out_hold(job)
-                if not job.still_owned():
-                    await self._no_call(job, command)
-                    raise Revoked
-                job.phase = Phase.SENT
-                outcome = await self._send(command)
+                async with self._sending:
+                    if not job.still_owned():
+                        await self._no_call(job, command)
+                        raise Revoked
+                    job.phase = Phase.SENT
+                    outcome = await self._send(command)
             if isinstance(outcome, str):
                 job.phase = Phase.RECORDING
                 result = self._out.result(

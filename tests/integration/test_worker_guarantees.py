@@ -103,6 +103,28 @@ async def test_rebalance_with_requests_out_and_commands_waiting_in_the_limiter(
         assert one_each(loop, ids, await all_results(loop)) == {"placed": len(ids)}
 
 
+async def test_create_call_requests_never_exceed_max_in_flight(
+    start_bridge: BridgeFactory,
+) -> None:
+    """Commands in their correlation hold take no slot; when their holds end, they queue."""
+    # Two commands send and are held at FoneStorm; two more start meanwhile (the hold frees
+    # their slots) and finish their holds while the first two are still out. Without a bound
+    # on sending, four requests would be out at once.
+    worker = {"max_in_flight": 2, "rate_limit": 1000}
+    async with closed_loop(
+        start_bridge, fonestorm=PATIENT, worker=worker, callbacks={"correlation_hold": 0.2}
+    ) as loop:
+        loop.sandbox.state.update_faults({"hold": True})
+        ids = [f"bounded-{n}-{uuid.uuid4()}" for n in range(6)]
+        await loop.send(*(command(i) for i in ids))
+        await eventually(lambda: loop.sandbox.state.held >= 2, what="two held requests")
+        await asyncio.sleep(1.0)  # well past every hold of the commands started meanwhile
+        assert loop.sandbox.state.held == 2
+        loop.sandbox.state.update_faults({"hold": False})
+        await loop.results(len(ids), timeout=30)
+        assert one_each(loop, ids, await all_results(loop)) == {"placed": len(ids)}
+
+
 async def test_restart_on_a_large_ledger_places_nothing_its_predecessor_finished(
     start_bridge: BridgeFactory,
 ) -> None:
