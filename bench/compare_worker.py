@@ -1,10 +1,12 @@
 """Commands per second of the worker of another checkout against this one, in the same run.
 
     .venv/bin/python -m bench.compare_worker --other-dir /path/to/other/checkout [--rounds 2]
+        [--in-flight 64]
 
-One dedicated broker; each round runs the 20,000-command phase of ``make bench`` (64 in flight,
-the sandbox at 20 ms latency) with the other checkout's worker, then with this one's, so the
-two share the machine's state as closely as alternation allows. Loopback only.
+One dedicated broker; each round runs the 20,000-command phase of ``make bench`` (64 in
+flight unless ``--in-flight``, the sandbox at 20 ms latency) with the other checkout's worker,
+then with this one's, so the two share the machine's state as closely as alternation allows.
+Loopback only.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def _spawn_from(other: Path) -> Callable[..., Awaitable[harness.Proc]]:
     return spawn
 
 
-async def compare(other: Path, rounds: int, count: int) -> list[tuple[str, int, dict[str, float]]]:
+async def compare(
+    other: Path, rounds: int, count: int, in_flight: int = commands_out.MAX_IN_FLIGHT
+) -> list[tuple[str, int, dict[str, float]]]:
     """``(which, round, result)`` of every run, alternating the other checkout and this one."""
     logs = harness.BENCH / "out" / "compare"
     logs.mkdir(parents=True, exist_ok=True)
@@ -44,7 +48,7 @@ async def compare(other: Path, rounds: int, count: int) -> list[tuple[str, int, 
         for n in range(rounds):
             for which in ("other", "this"):
                 result = await commands_out.commands_out(
-                    Findings(quick=False), kafka, logs, count, f"{which}{n}"
+                    Findings(quick=False), kafka, logs, count, f"{which}{n}", in_flight=in_flight
                 )
                 runs.append((which, n, result))
                 harness.log(
@@ -62,9 +66,12 @@ def main() -> None:
     parser.add_argument("--other-dir", type=Path, required=True, help="the other checkout")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--commands", type=int, default=20_000)
+    parser.add_argument(
+        "--in-flight", type=int, default=commands_out.MAX_IN_FLIGHT, help="worker max_in_flight"
+    )
     args = parser.parse_args()
     for which, n, result in asyncio.run(
-        compare(args.other_dir.resolve(), args.rounds, args.commands)
+        compare(args.other_dir.resolve(), args.rounds, args.commands, args.in_flight)
     ):
         print(f"{which}\t{n}\t{result['rate']:.0f}/s\tp99 {result['p99_ms']:.0f} ms")
 
