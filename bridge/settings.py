@@ -234,9 +234,9 @@ class WorkerSettings(BaseModel):
     max_in_flight: int = Field(
         64,
         gt=0,
-        description="Commands processed concurrently, not counting those waiting out their "
-        "correlation hold (`BRIDGE_CALLBACKS__CORRELATION_HOLD`: nothing sent yet), of which "
-        "there may be as many again; create-call requests out at once never exceed it.",
+        description="Create-call requests out at once. The worker holds four times as many "
+        "commands (writing the ledger and results, in the correlation hold, backing off), so "
+        "Kafka round trips do not leave requests idle.",
     )
     rate_limit: float = Field(20.0, gt=0, description="Create-call requests per second at most.")
     max_attempts: int = Field(6, gt=0, description="Attempts per command before it fails.")

@@ -29,8 +29,6 @@ class Job:
 
     __slots__ = (
         "call_possible",
-        "holding",
-        "on_hold",
         "phase",
         "placing",
         "received_at",
@@ -40,18 +38,9 @@ class Job:
         "still_owned",
     )
 
-    def __init__(
-        self,
-        record: Record,
-        still_owned: Callable[[], bool],
-        on_hold: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, record: Record, still_owned: Callable[[], bool]) -> None:
         self.record = record
         self.still_owned = still_owned
-        #: In the correlation hold (``placing`` written, nothing sent): no slot of its own.
-        self.holding = False
-        #: Called when the job enters the hold: a slot may be free for another command.
-        self.on_hold = on_hold
         self.received_at = utcnow()
         self.started = time.perf_counter()
         self.source = source_of(record.topic, record.partition, record.offset)

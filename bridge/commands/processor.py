@@ -87,8 +87,8 @@ class CommandProcessor:
         self._jitter = jitter
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
         self._limiter = AsyncLimiter(settings.worker.rate_limit, 1.0)
-        # Commands in their hold take no slot of MAX_IN_FLIGHT (CommandWorker._free); this
-        # keeps the requests out at once within it when their holds end together.
+        # MAX_IN_FLIGHT bounds the requests out at once; the worker holds more commands than
+        # that (IN_HAND_PER_SLOT), so ledger writes and holds do not leave requests idle.
         self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_users: defaultdict[str, int] = defaultdict(int)
@@ -214,7 +214,7 @@ class CommandProcessor:
                         # No callback of this call may reach a receiver sooner: one that has
                         # read the ledger as of this long before a callback knows of this
                         # placement, so it answers callbacks of other calls at once.
-                        await self._wait_out_hold(job)
+                        await asyncio.sleep(self._hold)
                 async with self._sending:
                     if not job.still_owned():
                         await self._no_call(job, command)
@@ -258,16 +258,6 @@ class CommandProcessor:
                 step.delay,
             )
             await asyncio.sleep(step.delay)
-
-    async def _wait_out_hold(self, job: Job) -> None:
-        # A command in its hold only waits: the worker may start another meanwhile (see
-        # Worker._free), so the hold costs commands latency, not throughput.
-        job.holding = True
-        job.on_hold()
-        try:
-            await asyncio.sleep(self._hold)
-        finally:
-            job.holding = False
 
     async def _send(self, command: PlaceCallCommand) -> str | policy.Failure:
         """One create-call request: the new call's id, or what went wrong."""

@@ -12,6 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
+from bridge.commands.worker import IN_HAND_PER_SLOT
 from bridge.contracts.calls import CallPlaced
 from bridge.contracts.commands import PlaceCallResult
 from bridge.fonestorm.registration import register_callbacks
@@ -214,19 +215,19 @@ async def test_metrics_show_the_backlog_and_the_ledger(start_bridge: BridgeFacto
     async with closed_loop(
         start_bridge, ready=False, fonestorm={"token": "wrong"}, worker={"max_in_flight": 1}
     ) as loop:
-        await loop.send(*(command(str(uuid.uuid4())) for _ in range(6)))
+        # One slot: IN_HAND_PER_SLOT commands are taken (one probes the token, the others wait
+        # for it); the rest wait unread, however many probes go by.
+        unread = 4
+        await loop.send(*(command(str(uuid.uuid4())) for _ in range(IN_HAND_PER_SLOT + unread)))
         async with aiohttp.ClientSession() as http:
             lag = 0.0
             for _ in range(100):
                 lag = await metric(http, loop.bridge.url, "bridge_command_lag")
-                if lag == 4:
+                if lag == unread:
                     break
                 await asyncio.sleep(0.1)
-            # Two commands were taken: one probes the token, one more started while the probe
-            # waited out its correlation hold (twice max_in_flight at most); the rest wait
-            # unread, however many probes go by.
             await asyncio.sleep(1.0)
-            assert await metric(http, loop.bridge.url, "bridge_command_lag") == 4
+            assert await metric(http, loop.bridge.url, "bridge_command_lag") == unread
     async with closed_loop(start_bridge) as loop:
         await loop.send(*(command(str(uuid.uuid4())) for _ in range(4)))
         assert len(await loop.results(4)) == 4

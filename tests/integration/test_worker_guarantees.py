@@ -106,10 +106,10 @@ async def test_rebalance_with_requests_out_and_commands_waiting_in_the_limiter(
 async def test_create_call_requests_never_exceed_max_in_flight(
     start_bridge: BridgeFactory,
 ) -> None:
-    """Commands in their correlation hold take no slot; when their holds end, they queue."""
-    # Two commands send and are held at FoneStorm; two more start meanwhile (the hold frees
-    # their slots) and finish their holds while the first two are still out. Without a bound
-    # on sending, four requests would be out at once.
+    """The worker holds more commands than slots; only max_in_flight requests go out."""
+    # Two commands send and are held at FoneStorm; the other four are in hand meanwhile and
+    # finish their holds while the first two are still out. Without a bound on sending (as
+    # when the hold alone freed a slot), four or more requests would be out at once.
     worker = {"max_in_flight": 2, "rate_limit": 1000}
     async with closed_loop(
         start_bridge, fonestorm=PATIENT, worker=worker, callbacks={"correlation_hold": 0.2}
