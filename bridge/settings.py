@@ -236,7 +236,8 @@ class WorkerSettings(BaseModel):
         gt=0,
         description="Create-call requests out at once. The worker holds four times as many "
         "commands (writing the ledger and results, in the correlation hold, backing off), so "
-        "Kafka round trips do not leave requests idle.",
+        "Kafka round trips do not leave requests idle; at most twice as many have `placing` "
+        "written and no answer (each is `in_doubt` if the worker dies).",
     )
     rate_limit: float = Field(20.0, gt=0, description="Create-call requests per second at most.")
     max_attempts: int = Field(6, gt=0, description="Attempts per command before it fails.")

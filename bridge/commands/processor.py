@@ -59,6 +59,10 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 
 SOURCE = "/fonestorm-bridge/worker"
+#: Commands with ``placing`` written and no answer yet, per slot of MAX_IN_FLIGHT: enough to
+#: keep the slots busy through the ledger write and the correlation hold (together about as
+#: long as a request), and no more, for each is ``in_doubt`` if its worker dies.
+PLACING_PER_SLOT = 2
 T = TypeVar("T")
 
 
@@ -90,6 +94,7 @@ class CommandProcessor:
         # MAX_IN_FLIGHT bounds the requests out at once; the worker holds more commands than
         # that (IN_HAND_PER_SLOT), so ledger writes and holds do not leave requests idle.
         self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
+        self._placing = asyncio.Semaphore(PLACING_PER_SLOT * settings.worker.max_in_flight)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_users: defaultdict[str, int] = defaultdict(int)
         self.auth = AuthGate()
@@ -196,7 +201,7 @@ class CommandProcessor:
             job.phase = Phase.WAITING
             if not probing:
                 await self.auth.wait()
-            async with self._limiter:
+            async with self._placing, self._limiter:
                 if not job.still_owned():
                     raise Revoked
                 stop = policy.before_sending(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from bridge.commands.processor import PLACING_PER_SLOT
 from bridge.commands.records import source_of
 from bridge.commands.service import WORKER
 from bridge.commands.worker import CommandWorker
@@ -66,6 +67,15 @@ async def all_results(loop: Loop) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records]
 
 
+async def placing_now(loop: Loop) -> set[str]:
+    """Commands whose latest ledger entry is ``placing``."""
+    records = await consume_for(
+        loop.settings.kafka.bootstrap_servers, loop.settings.topics.command_ledger, seconds=1
+    )
+    latest = {r.key: json.loads(r.value)["state"] for r in records if r.value is not None}
+    return {key.decode() for key, state in latest.items() if state == LedgerState.PLACING}
+
+
 def one_each(loop: Loop, ids: list[str], results: list[dict[str, Any]]) -> Counter[str]:
     """Assert at most one call and exactly one result per command; the statuses, counted."""
     calls = loop.calls_per_command()
@@ -106,7 +116,8 @@ async def test_rebalance_with_requests_out_and_commands_waiting_in_the_limiter(
 async def test_create_call_requests_never_exceed_max_in_flight(
     start_bridge: BridgeFactory,
 ) -> None:
-    """The worker holds more commands than slots; only max_in_flight requests go out."""
+    """The worker holds more commands than slots; only max_in_flight requests go out, and
+    only PLACING_PER_SLOT times as many commands have ``placing`` on the ledger unanswered."""
     # Two commands send and are held at FoneStorm; the other four are in hand meanwhile and
     # finish their holds while the first two are still out. Without a bound on sending (as
     # when the hold alone freed a slot), four or more requests would be out at once.
@@ -120,6 +131,8 @@ async def test_create_call_requests_never_exceed_max_in_flight(
         await eventually(lambda: loop.sandbox.state.held >= 2, what="two held requests")
         await asyncio.sleep(1.0)  # well past every hold of the commands started meanwhile
         assert loop.sandbox.state.held == 2
+        # Each of these is in_doubt if the worker dies now: the two out and two waiting.
+        assert len(await placing_now(loop)) == PLACING_PER_SLOT * 2
         loop.sandbox.state.update_faults({"hold": False})
         await loop.results(len(ids), timeout=30)
         assert one_each(loop, ids, await all_results(loop)) == {"placed": len(ids)}
