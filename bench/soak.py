@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,8 @@ class Report:
     outcomes: dict[str, set[str]] = field(default_factory=dict)
     result_records: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    #: ``in_doubt`` outcomes by why (the result's ``error_message``, numbers left out).
+    doubts: Counter[str] = field(default_factory=Counter)
     lag: int = -1
     seconds: float = 0.0
 
@@ -139,6 +142,10 @@ class Report:
             *(f"| outcome `{s}` | {n} |" for s, n in sorted(self.statuses.items())),
             f"| commands with more than one outcome | {len(self.several_outcomes)} |",
             f"| committed offsets behind end offsets | {self.lag} |",
+            "",
+            "| Why `in_doubt` | Commands |",
+            "| --- | --- |",
+            *(f"| {why} | {n} |" for why, n in self.doubts.most_common()),
             "",
             "Violations: " + ("; ".join(self.violations) or "none") + ".",
             "",
@@ -377,18 +384,27 @@ class Soak:
         records = await read_topic(self.bootstrap, TOPICS["place_call_results"], max_seconds=60)
         outcomes: dict[str, set[str]] = {}
         statuses: Counter[str] = Counter()
+        doubts: Counter[str] = Counter()
         for r in records:
             result = json.loads(r.value)
             seen = outcomes.setdefault(result["command_id"], set())
             if result["status"] not in seen:
                 statuses[result["status"]] += 1
+                if result["status"] == "in_doubt":
+                    doubts[_why(result.get("error_message") or "")] += 1
             seen.add(result["status"])
         self.report.outcomes, self.report.statuses = outcomes, statuses
+        self.report.doubts = doubts
         self.report.result_records = len(records)
 
     def count_calls(self, by_number: dict[str, str]) -> None:
         calls = Counter(by_number[c["to"]] for c in self.sandbox_calls() if c["to"] in by_number)
         self.report.calls_per_command = calls
+
+
+def _why(message: str) -> str:
+    """An error message without its numbers and ids, so that equal reasons count together."""
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?", "N", message)[:160].replace("|", "/")
 
 
 def main(argv: list[str] | None = None) -> int:
