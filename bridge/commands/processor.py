@@ -27,13 +27,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TypeVar
 
-from aiolimiter import AsyncLimiter
-
 from bridge.commands import decision, destinations, policy
 from bridge.commands.auth_gate import AuthGate
 from bridge.commands.jobs import Job, Phase, Revoked
 from bridge.commands.ledger import Ledger
 from bridge.commands.outcomes import OutcomeWriter
+from bridge.commands.rate_limit import RateLimiter
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import (
     PlaceCallCommand,
@@ -90,7 +89,7 @@ class CommandProcessor:
         self._clock = clock
         self._jitter = jitter
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
-        self._limiter = AsyncLimiter(settings.worker.rate_limit, 1.0)
+        self._limiter = RateLimiter(settings.worker.rate_limit)
         # MAX_IN_FLIGHT bounds the requests out at once; the worker holds more commands than
         # that (IN_HAND_PER_SLOT), so ledger writes and holds do not leave requests idle.
         self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
@@ -193,6 +192,19 @@ class CommandProcessor:
                     log.warning("cancelled before sending; cannot record that: %s", exc.message)
             raise
 
+    @asynccontextmanager
+    async def _turn(self, job: Job) -> AsyncIterator[None]:
+        """A rate-limit token, and for a command not yet on the ledger one of its slots."""
+        if job.placing:
+            # A retry with ``placing`` on the ledger: in_doubt if this worker dies now, so it
+            # goes first, and it needs no slot of those that bound how many are exposed.
+            await self._limiter.acquire(urgent=True)
+            yield
+            return
+        async with self._placing:
+            await self._limiter.acquire()
+            yield
+
     async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult:
         attempts = 0
         started = time.monotonic()
@@ -201,7 +213,7 @@ class CommandProcessor:
             job.phase = Phase.WAITING
             if not probing:
                 await self.auth.wait()
-            async with self._placing, self._limiter:
+            async with self._turn(job):
                 if not job.still_owned():
                     raise Revoked
                 stop = policy.before_sending(
