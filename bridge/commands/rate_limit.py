@@ -43,7 +43,7 @@ class RateLimiter:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 # Granted, then cancelled before it ran: the token goes to the next waiter.
-                self._tokens += 1
+                self._tokens = min(self._capacity, self._tokens + 1)
                 self._grant()
             raise
 
@@ -53,7 +53,9 @@ class RateLimiter:
         self._stamp = now
 
     def _grant(self) -> None:
-        self._timer = None
+        if self._timer is not None:  # called early (a returned token): one timer at a time
+            self._timer.cancel()
+            self._timer = None
         self._refill()
         while self._waiters and self._tokens >= 1:
             _, _, future = heapq.heappop(self._waiters)
