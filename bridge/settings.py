@@ -254,10 +254,11 @@ class WorkerSettings(BaseModel):
         "also the `retention.ms` of a ledger topic the bridge creates.",
     )
     retry_ambiguous: bool = Field(
-        True,
+        False,
         description="Retry a create-call whose outcome is unknown (timeout or connection lost "
-        "after sending, 5xx, a 2xx without a call): FoneStorm may have created the call, so a "
-        "retry can ring twice. `false` reports such a command `in_doubt` and does not retry.",
+        "after sending, 5xx): MAY RING TWICE, for FoneStorm may have created the call. Off, "
+        "such a command ends `in_doubt` and is not retried. A 2xx whose body cannot be read is "
+        "never retried.",
     )
     auth_retry_interval: float = Field(
         30.0,

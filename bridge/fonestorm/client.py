@@ -15,6 +15,7 @@ read timeout, connection lost mid-request   FoneStormUnavailable         ``timeo
 401, 403, or no token configured            FoneStormAuthError           (class default)
 other 4xx, 1xx/3xx                          FoneStormRejected            (class default)
 2xx whose body is not the documented shape  FoneStormRejected            ``bad_response``
+or breaks off before its end
 a header value aiohttp refuses (not sent)   FoneStormRejected            ``invalid_request``
 ==========================================  ===========================  =====================
 
@@ -198,8 +199,8 @@ class FoneStormClient:
                 url, json=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
                 status = resp.status
-                raw = await resp.read()
                 retry_after = resp.headers.get("Retry-After")
+                raw = await self._read_body(path, resp)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             raise FoneStormUnavailable(
                 f"POST {path}: cannot connect to FoneStorm ({type(exc).__name__}: {exc})",
@@ -232,6 +233,22 @@ class FoneStormClient:
         if status in (401, 403):
             raise FoneStormAuthError(message, status=status)
         raise FoneStormRejected(message, status=status)
+
+    async def _read_body(self, path: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The body; for a 2xx whose body breaks off, ``bad_response`` (the call may exist)."""
+        if not 200 <= resp.status < 300:
+            return await resp.read()
+        try:
+            return await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # FoneStorm accepted the request: a retry could ring twice, like any 2xx we
+            # cannot read, so this must not look like a connection that may be retried.
+            raise FoneStormRejected(
+                f"POST {path}: FoneStorm answered {resp.status} but its body could not be read "
+                f"({type(exc).__name__}: {exc})",
+                status=resp.status,
+                code="bad_response",
+            ) from exc
 
     def _bad_response(self, path: str, status: int, body: Any) -> FoneStormRejected:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()

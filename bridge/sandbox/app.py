@@ -32,7 +32,9 @@ call); ``POST /_sandbox/reset``. Every error is ``{"error": {"code", "message"}}
 Faults apply to ``/v2`` requests before the token is checked, in this order: ``timeout_next``
 (hang ``timeout_seconds``, then 504), ``fail_next`` (``fail_status``), ``rate_limit_next`` (429
 with ``Retry-After``), ``error_rate`` (500), all without creating anything;
-``fail_after_create_next`` answers 500 *after* creating the call. ``latency`` delays every answer.
+``fail_after_create_next`` answers 500 *after* creating the call, and
+``break_body_after_create_next`` answers 200 after creating it but closes the connection halfway
+through the body. ``latency`` delays every answer.
 ``hold`` holds every request (before the faults above) until it is set false again, so a test can
 stop a request at a known point; ``unauthorized`` answers 401 to every request while it is set.
 """
@@ -198,7 +200,7 @@ def _describe(exc: ValidationError) -> str:
     )
 
 
-async def _create_call(request: web.Request) -> web.Response:
+async def _create_call(request: web.Request) -> web.StreamResponse:
     state = await _guard(request)
     body = await _parse(request, CreateCallBody)
     outcome = outcome_for(body.to)
@@ -219,7 +221,21 @@ async def _create_call(request: web.Request) -> web.Response:
     if state.take_fail_after_create():
         request[_FAULT_KEY] = "fail_after_create"
         raise SandboxError(500, "injected_fault", "sandbox: injected 500 after creating the call")
+    if state.take_break_body_after_create():
+        request[_FAULT_KEY] = "break_body_after_create"
+        return await _broken_body(request, json.dumps({"call": {"id": call.id}}).encode())
     return web.json_response({"call": {"id": call.id}})
+
+
+async def _broken_body(request: web.Request, body: bytes) -> web.StreamResponse:
+    """200 with the whole body's Content-Length, then half of it and a closed connection."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def _start_call(state: SandboxState, call: CallRecord) -> None:

@@ -102,6 +102,8 @@ class Faults(BaseModel):
     timeout_next: int = Field(0, ge=0)
     timeout_seconds: float = Field(30.0, gt=0)
     fail_after_create_next: int = Field(0, ge=0)
+    #: Answer 200 after creating the call, but close the connection halfway through the body.
+    break_body_after_create_next: int = Field(0, ge=0)
     #: While true, API requests wait (whole body received) until it is set false: tests use it
     #: to make the timing of a rebalance or an outage exact. ``GET /_sandbox/held`` counts them.
     hold: bool = False

@@ -239,6 +239,13 @@ class SandboxState:
             return True
         return False
 
+    def take_break_body_after_create(self) -> bool:
+        """Whether the 200 for the call just created must break off mid-body."""
+        if self.faults.break_body_after_create_next:
+            self.faults.break_body_after_create_next -= 1
+            return True
+        return False
+
     def registration(self, kind: NotifyKind, fonenumber: str) -> Registration | None:
         """The current ``kind`` registration of ``fonenumber``."""
         return self.registrations[kind].get(number_key(fonenumber))

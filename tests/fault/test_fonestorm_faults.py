@@ -40,7 +40,8 @@ async def test_fonestorm_faults_give_one_result_and_at_most_one_call(
 ) -> None:
     async with closed_loop(
         start_bridge,
-        worker={"max_in_flight": 32, "rate_limit": 60, "max_attempts": 8,
+        # Opted in to retrying ambiguous answers: the sandbox's 5xx and timeouts create nothing.
+        worker={"retry_ambiguous": True, "max_in_flight": 32, "rate_limit": 60, "max_attempts": 8,
                 "backoff_initial": 0.05, "backoff_max": 0.5, "max_retry_seconds": 30},
         fonestorm={"read_timeout": READ_TIMEOUT},
     ) as loop:  # fmt: skip

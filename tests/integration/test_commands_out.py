@@ -94,7 +94,8 @@ async def test_command_ids_are_forgotten_after_the_ledger_retention(
 
 
 async def test_retriable_faults_are_retried_to_one_call(start_bridge: BridgeFactory) -> None:
-    async with closed_loop(start_bridge) as loop:
+    # Opted in to retrying ambiguous answers; the sandbox's 500s and timeouts create nothing.
+    async with closed_loop(start_bridge, worker={"retry_ambiguous": True}) as loop:
         loop.sandbox.state.faults = loop.sandbox.state.faults.model_copy(
             update={
                 "fail_next": 2, "fail_status": 500, "rate_limit_next": 1, "retry_after": 0.3,
@@ -115,8 +116,8 @@ async def test_retriable_faults_are_retried_to_one_call(start_bridge: BridgeFact
 async def test_ambiguous_answers_end_in_doubt_when_not_retried(
     start_bridge: BridgeFactory,
 ) -> None:
-    """RETRY_AMBIGUOUS=false: a 500 after the call was created, or a timeout, is not retried."""
-    async with closed_loop(start_bridge, worker={"retry_ambiguous": False}) as loop:
+    """By default a 500 after the call was created, or a timeout, is not retried."""
+    async with closed_loop(start_bridge) as loop:
         state = loop.sandbox.state
         state.faults = state.faults.model_copy(update={"fail_after_create_next": 1})
         created = command(str(uuid.uuid4()))
@@ -139,7 +140,17 @@ async def test_ambiguous_answers_end_in_doubt_when_not_retried(
         last = {r["command_id"]: r for r in await loop.results(3)}[timed_out.command_id]
         assert (last["status"], last["attempts"]) == ("in_doubt", 1)
         assert "timeout" in last["error_message"]
-        assert loop.calls_per_command() == {created.command_id: 1, limited.command_id: 1}
+        state.faults = state.faults.model_copy(update={"break_body_after_create_next": 1})
+        broken = command(str(uuid.uuid4()))
+        await loop.send(broken)
+        last = {r["command_id"]: r for r in await loop.results(4)}[broken.command_id]
+        assert (last["status"], last["attempts"]) == ("in_doubt", 1)
+        assert "could not be read" in last["error_message"]
+        assert loop.calls_per_command() == {
+            created.command_id: 1,
+            limited.command_id: 1,
+            broken.command_id: 1,
+        }
 
 
 async def test_permanent_error_fails_and_dead_letters(start_bridge: BridgeFactory) -> None:
@@ -175,7 +186,9 @@ async def test_exhausted_retries_of_5xx_are_in_doubt_not_failed(
     start_bridge: BridgeFactory,
 ) -> None:
     # A 5xx may come after FoneStorm created the call: "failed" would claim there is none.
-    async with closed_loop(start_bridge, worker={"max_attempts": 3}) as loop:
+    async with closed_loop(
+        start_bridge, worker={"max_attempts": 3, "retry_ambiguous": True}
+    ) as loop:
         loop.sandbox.state.faults = loop.sandbox.state.faults.model_copy(
             update={"fail_next": 10, "fail_status": 503}
         )

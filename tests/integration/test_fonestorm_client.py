@@ -117,6 +117,17 @@ async def test_fail_after_create_is_ambiguous(client, http, sandbox):
     assert len(calls) == 1
 
 
+async def test_a_2xx_whose_body_breaks_off_is_a_bad_response(client, http, sandbox):
+    # The call exists: a "connection_error" would let the worker retry it and ring twice.
+    await admin(http, sandbox, "POST", "/_sandbox/faults", {"break_body_after_create_next": 1})
+    with pytest.raises(FoneStormRejected) as info:
+        await client.create_call(OURS, CALLEE, idempotency_key="cmd-8")
+    error = info.value
+    assert (error.code, error.status, error.retriable) == ("bad_response", 200, False)
+    _, calls = await admin(http, sandbox, "GET", "/_sandbox/calls?idempotency_key=cmd-8")
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
     [(2, 2.0), ("7", 7.0), (None, None), ("http-date", 60.0)],

@@ -17,8 +17,11 @@ from bridge.contracts.commands import ResultStatus
 from bridge.settings import WorkerSettings
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-SETTINGS = WorkerSettings(max_attempts=4, max_retry_seconds=60, backoff_initial=1, backoff_max=8)
+SETTINGS = WorkerSettings(
+    max_attempts=4, max_retry_seconds=60, backoff_initial=1, backoff_max=8, retry_ambiguous=True
+)
 STRICT = SETTINGS.model_copy(update={"retry_ambiguous": False})
+DEFAULT = WorkerSettings(max_attempts=4, max_retry_seconds=60, backoff_initial=1, backoff_max=8)
 
 RATE_LIMITED = Failure("fonestorm_rate_limited", "429", retriable=True, retry_after=5)
 CONNECT = Failure("connect_failed", "refused", retriable=True)
@@ -58,6 +61,10 @@ def step(
         pytest.param(RATE_LIMITED, {}, Retry(5), id="429: never sooner than Retry-After"),
         pytest.param(TIMEOUT, {}, Retry(0.5), id="timeout, retry_ambiguous: retry"),
         pytest.param(TIMEOUT, {"settings": STRICT}, ResultStatus.IN_DOUBT, id="timeout, strict"),
+        pytest.param(TIMEOUT, {"settings": DEFAULT}, ResultStatus.IN_DOUBT, id="timeout, default"),
+        pytest.param(SERVER, {"settings": DEFAULT}, ResultStatus.IN_DOUBT, id="5xx, default"),
+        pytest.param(CONNECT, {"settings": DEFAULT}, Retry(0.5), id="connect failed, default"),
+        pytest.param(RATE_LIMITED, {"settings": DEFAULT}, Retry(5), id="429, default: retry"),
         pytest.param(SERVER, {"settings": STRICT}, ResultStatus.IN_DOUBT, id="5xx, strict"),
         pytest.param(CONNECT, {"settings": STRICT}, Retry(0.5), id="connect failed, strict: retry"),
         pytest.param(
