@@ -76,15 +76,10 @@ def decide(
             f"command_id already finished as {done.status.value}",
             call_id=done.call_id,
         )
-    if entry is not None and entry.state is LedgerState.PLACING:
-        if delivery == "at-most-once":
-            return Finish(
-                ResultStatus.IN_DOUBT,
-                "in_doubt",
-                "an earlier attempt was interrupted during the create-call request; the call "
-                "may or may not have been placed",
-            )
-        return _unless_expired(command, now) or _place(refusal, again=True)
+    if entry is not None and entry.state is not LedgerState.DONE:
+        unfinished = _unfinished(command, entry, source=source, now=now, delivery=delivery)
+        if unfinished is not None:
+            return unfinished or _place(refusal, again=True)
     if entry is None and written_at is not None and now - written_at > timedelta(seconds=retention):
         # The ledger forgets command ids after the retention, so it cannot tell whether this
         # one was placed: an offset reset or a replayed backlog must not ring anyone twice.
@@ -96,6 +91,30 @@ def decide(
             "whether it was placed is unknown; not placed",
         )
     return _unless_expired(command, now) or _place(refusal)
+
+
+def _unfinished(
+    command: PlaceCallCommand, entry: LedgerEntry, *, source: str, now: datetime, delivery: Delivery
+) -> Finish | Literal[False] | None:
+    """For ``placing`` or ``pending``: a finish, False to place again, None to place as new."""
+    if entry.source != source:
+        # A copy of a command that another record (another key, partition or producer retry)
+        # is placing: that record's handling reports the call; placing here could ring twice.
+        return Finish(
+            ResultStatus.DUPLICATE,
+            "duplicate",
+            f"command_id is being placed from record {entry.source}",
+        )
+    if entry.state is not LedgerState.PLACING:
+        return None
+    if delivery == "at-most-once":
+        return Finish(
+            ResultStatus.IN_DOUBT,
+            "in_doubt",
+            "an earlier attempt was interrupted during the create-call request; the call "
+            "may or may not have been placed",
+        )
+    return _unless_expired(command, now) or False
 
 
 def _place(refusal: tuple[str, str] | None, *, again: bool = False) -> Place | Finish:
@@ -113,3 +132,41 @@ def _unless_expired(command: PlaceCallCommand, now: datetime) -> Finish | None:
             f"not_after {command.not_after.isoformat()} has passed",
         )
     return None
+
+
+def after_conflict(
+    latest: LedgerEntry | None, *, source: str, call_possible: bool
+) -> Finish | None:
+    """Another job wrote the command's ledger entry meanwhile (``latest``): how this one ends.
+
+    Nothing is sent and nothing written to the ledger: the other job's entries stand. None
+    means this record's result is the other job's to publish (it handles the same record);
+    otherwise the result to publish. ``call_possible``: an attempt of this job may have
+    created the call, which only ``in_doubt`` may say.
+    """
+    if latest is not None and latest.source == source:
+        # Another worker holds this very record (this one kept it past a rebalance it missed).
+        return None
+    if call_possible:
+        return Finish(
+            ResultStatus.IN_DOUBT,
+            "in_doubt",
+            "an earlier attempt may have created the call, and another record of this "
+            f"command_id ({_source(latest)}) took it over",
+        )
+    if latest is not None and latest.state is LedgerState.DONE and latest.result is not None:
+        return Finish(
+            ResultStatus.DUPLICATE,
+            "duplicate",
+            f"command_id already finished as {latest.result.status.value}",
+            call_id=latest.result.call_id,
+        )
+    return Finish(
+        ResultStatus.DUPLICATE,
+        "duplicate",
+        f"command_id is being placed from record {_source(latest)}",
+    )
+
+
+def _source(entry: LedgerEntry | None) -> str:
+    return "unknown" if entry is None else entry.source

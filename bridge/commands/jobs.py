@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bridge.commands.ledger import Watch
 from bridge.commands.records import Record, source_of
 from bridge.contracts.base import utcnow
 
@@ -28,6 +30,7 @@ class Job:
     """One command record being handled, and what the worker may do with it."""
 
     __slots__ = (
+        "accepted",
         "call_possible",
         "phase",
         "placing",
@@ -36,6 +39,8 @@ class Job:
         "source",
         "started",
         "still_owned",
+        "watch",
+        "writer",
     )
 
     def __init__(self, record: Record, still_owned: Callable[[], bool]) -> None:
@@ -49,6 +54,12 @@ class Job:
         self.placing = False
         #: An attempt of this job may have created the call: never write ``pending`` again.
         self.call_possible = False
+        #: Names this job's ledger entries (see :mod:`bridge.commands.claim`).
+        self.writer = uuid.uuid4().hex
+        #: The command's ledger records read while this job runs, and the offset up to which
+        #: none of them is another writer's (the job has read the ledger up to there).
+        self.watch = Watch("")
+        self.accepted = -1
 
     @property
     def must_finish(self) -> bool:

@@ -24,8 +24,11 @@ A command id is remembered for ``BRIDGE_WORKER__LEDGER_RETENTION`` after its las
 is read at start, so memory and start-up time follow the command rate, not the age of the
 deployment; a copy of a command arriving later than that is placed as a new command.
 
-Commands must be keyed by ``command_id`` so that all copies of one command land on one partition
-and so are handled by one worker at a time; a per-command lock covers copies in one process.
+Copies of one command under other keys (or a worker that still acts after its partitions moved)
+can handle one ``command_id`` in two places at once. Each handling (a job) names itself in the
+entries it writes (``writer``), :meth:`Ledger.watch` shows it every record of its command that
+the follower reads, and :mod:`bridge.commands.claim` turns that into a compare-and-set: a write
+counts only if no other writer's record came between what the job last read and the write.
 """
 
 from __future__ import annotations
@@ -33,17 +36,38 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import ValidationError
 
-from bridge.contracts.ledger import LedgerEntry
+from bridge.contracts.ledger import LedgerEntry, read_entry
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One ledger record of a watched command, as the follower read it."""
+
+    partition: int
+    offset: int
+    #: None for a tombstone or a value this version cannot read.
+    entry: LedgerEntry | None
+
+
+@dataclass
+class Watch:
+    """The ledger records of one command that the follower reads while the watch is open."""
+
+    command_id: str
+    seen: list[Seen] = field(default_factory=list)
 
 
 class Ledger:
@@ -61,6 +85,7 @@ class Ledger:
         # than BRIDGE_WORKER__LEDGER_RETENTION without scanning the map.
         self._written: deque[tuple[float, str, int]] = deque()
         self._retention = settings.worker.ledger_retention
+        self._watches: dict[str, list[Watch]] = {}
         self._follower = TopicFollower(
             settings.kafka,
             self._topic,
@@ -72,6 +97,28 @@ class Ledger:
         """Latest known entry of a command."""
         found = self._entries.get(command_id)
         return None if found is None else LedgerEntry.model_validate_json(found[1])
+
+    def version(self, command_id: str) -> int:
+        """The ledger offset of the command's latest known entry; -1 when there is none."""
+        found = self._entries.get(command_id)
+        return -1 if found is None else found[0]
+
+    def watched(self, command_id: str) -> bool:
+        """Whether a job has read the ledger for ``command_id`` and is handling it now."""
+        return command_id in self._watches
+
+    @contextmanager
+    def watch(self, command_id: str) -> Iterator[Watch]:
+        """Collect every record of ``command_id`` the follower reads from now on."""
+        watch = Watch(command_id)
+        self._watches.setdefault(command_id, []).append(watch)
+        try:
+            yield watch
+        finally:
+            watches = self._watches[command_id]
+            watches.remove(watch)
+            if not watches:
+                del self._watches[command_id]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -87,6 +134,12 @@ class Ledger:
     def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         # A record without a timestamp (-1) counts as written now.
         written_at = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
+        if self._watches and record.key is not None:
+            watches = self._watches.get(record.key.decode(errors="replace"))
+            if watches:
+                seen = Seen(record.partition, record.offset, read_entry(record.value))
+                for watch in watches:
+                    watch.seen.append(seen)
         self._apply(record.key, record.value, record.offset, written_at)
 
     async def end_offsets(self) -> dict[TopicPartition, int]:
@@ -100,6 +153,12 @@ class Ledger:
     async def catch_up(self) -> None:
         """Until every entry written to the ledger before now has been read."""
         await self._follower.catch_up()
+
+    async def read_back(self, written: RecordMetadata) -> None:
+        """Until the follower has read the record ``written`` (and all before it)."""
+        await self._follower.wait_for(
+            {TopicPartition(self._topic, written.partition): written.offset + 1}
+        )
 
     def _apply(
         self, key: bytes | None, value: bytes | None, offset: int, written_at: float
@@ -135,7 +194,7 @@ class Ledger:
             if known is not None and known[0] == offset:  # not rewritten since
                 del self._entries[command_id]
 
-    async def record(self, entry: LedgerEntry) -> None:
+    async def record(self, entry: LedgerEntry) -> RecordMetadata:
         """Append ``entry``, wait for acks=all, and apply it locally at once."""
         value = entry.model_dump_json().encode()
         metadata = await self._publisher.publish(self._topic, value, key=entry.command_id.encode())
@@ -143,3 +202,4 @@ class Ledger:
         if known is None or known[0] < metadata.offset:
             self._entries[entry.command_id] = (metadata.offset, value)
             self._written.append((time.time(), entry.command_id, metadata.offset))
+        return metadata

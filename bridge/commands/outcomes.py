@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from aiokafka.structs import RecordMetadata
+
 from bridge.commands.destinations import parse
 from bridge.commands.jobs import Job
 from bridge.commands.ledger import Ledger
@@ -59,8 +61,10 @@ class OutcomeWriter:
             await self.until_written(
                 "the dead letter", lambda: self.dead_letter(job, code, reason, command.command_id)
             )
-        done = self._entry(job, command, LedgerState.DONE, result)
-        await self.until_written("the ledger entry", lambda: self._ledger.record(done))
+        if result.status is not ResultStatus.DUPLICATE:
+            # A duplicate is another record's command: its entry stays the one that counts.
+            done = self._entry(job, command, LedgerState.DONE, result)
+            await self.until_written("the ledger entry", lambda: self._ledger.record(done))
         # A crash from here on republishes the same result (same ce_id) from the ledger.
         await self.until_written("the result", lambda: self.publish(result, command))
         log.info(
@@ -104,12 +108,18 @@ class OutcomeWriter:
             finished_at=utcnow(),
         )
 
-    async def state(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> None:
+    async def state(
+        self, job: Job, command: PlaceCallCommand, state: LedgerState
+    ) -> RecordMetadata:
         """Record ``state`` of the command on the ledger (retried until written)."""
-        await self.until_written("the ledger entry", lambda: self.mark(job, command, state))
+        return await self.until_written("the ledger entry", lambda: self.mark(job, command, state))
 
-    async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> None:
-        await self._ledger.record(self._entry(job, command, state))
+    async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> RecordMetadata:
+        return await self._ledger.record(self._entry(job, command, state))
+
+    async def put_back(self, entry: LedgerEntry) -> RecordMetadata:
+        """Write another job's ``entry`` again, as it was (see :func:`claim.restore`)."""
+        return await self.until_written("the ledger entry", lambda: self._ledger.record(entry))
 
     def _entry(
         self,
@@ -130,6 +140,7 @@ class OutcomeWriter:
             updated_at=utcnow(),
             fonenumber=fonenumber.e164 if fonenumber else None,
             to=to.e164 if to else None,
+            writer=job.writer,
         )
 
     async def publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:

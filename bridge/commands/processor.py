@@ -27,10 +27,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TypeVar
 
-from bridge.commands import decision, destinations, policy
+from aiokafka.errors import KafkaError
+
+from bridge.commands import claim, decision, destinations, policy
 from bridge.commands.auth_gate import AuthGate
 from bridge.commands.jobs import Job, Phase, Revoked
-from bridge.commands.ledger import Ledger
+from bridge.commands.ledger import Ledger, Seen
 from bridge.commands.outcomes import OutcomeWriter
 from bridge.commands.rate_limit import RateLimiter
 from bridge.contracts.base import utcnow
@@ -53,6 +55,7 @@ from bridge.kafka.publisher import Publisher
 from bridge.obs import tracing
 from bridge.obs.logs import bind_log_context
 from bridge.obs.metrics import Metrics
+from bridge.retrying import retry
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,15 @@ SOURCE = "/fonestorm-bridge/worker"
 #: keep the slots busy through the ledger write and the correlation hold (together about as
 #: long as a request), and no more, for each is ``in_doubt`` if its worker dies.
 PLACING_PER_SLOT = 2
+#: What :meth:`CommandProcessor.process` counts when another worker has the record's result.
+SUPERSEDED = "superseded"
+
+
+class _Conflict:
+    """Another job wrote the command's ledger entry: this one sends nothing more."""
+
+
+CONFLICT = _Conflict()
 T = TypeVar("T")
 
 
@@ -127,62 +139,73 @@ class CommandProcessor:
         async with self._exclusive(command.command_id):
             if not job.still_owned():
                 raise Revoked
-            action = decision.decide(
-                command,
-                self._ledger.get(command.command_id),
-                source=job.source,
-                now=self._clock(),
-                written_at=job.written_at,
-                retention=self._worker.ledger_retention,
-                delivery=self._worker.delivery,
-                refusal=destinations.refusal(
-                    command,
-                    fonenumbers=self._settings.fonestorm.fonenumbers,
-                    worker_settings=self._worker,
-                    region=self._settings.callbacks.default_region,
-                ),
-            )
-            if isinstance(action, decision.Republish):
-                # Redelivery of the record we finished: the crash hit before the commit.
-                log.info(
-                    "command already finished as %s; publishing its result again",
-                    action.result.status.value,
-                )
-                await self._out.until_written(
-                    "the result", lambda: self._out.publish(action.result, command)
-                )
-                status = action.result.status
-            elif isinstance(action, decision.Finish):
-                if action.dead_letter:
-                    log.warning("command refused: %s", action.message)
-                result = self._out.result(
-                    job,
-                    command,
-                    action.status,
-                    call_id=action.call_id,
-                    error_code=action.error_code,
-                    error_message=action.message,
-                )
-                await self._out.settle(
-                    job,
-                    command,
-                    result,
-                    dead_letter=(action.error_code, action.message) if action.dead_letter else None,
-                )
-                status = result.status
-            else:
-                if action.again:
-                    log.warning("an earlier attempt was interrupted; placing again (at-least-once)")
-                status = (await self._place(job, command)).status
+            # Another record of this command may be handled elsewhere right now.
+            await self._read_ledger()
+            with self._ledger.watch(command.command_id) as job.watch:
+                job.accepted = self._ledger.version(command.command_id)
+                status = await self._decide_and_act(job, command)
         m = self._metrics
-        m.child(m.commands, status.value).inc()
-        m.child(m.command_latency, status.value).observe(time.perf_counter() - job.started)
+        m.child(m.commands, status).inc()
+        m.child(m.command_latency, status).observe(time.perf_counter() - job.started)
 
-    async def _place(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult:
+    async def _read_ledger(self) -> None:
+        await retry(self._ledger.catch_up, retry_on=KafkaError, what="reading the ledger")
+
+    async def _decide_and_act(self, job: Job, command: PlaceCallCommand) -> str:
+        """What became of the command (a result status, or :data:`SUPERSEDED`)."""
+        action = decision.decide(
+            command,
+            self._ledger.get(command.command_id),
+            source=job.source,
+            now=self._clock(),
+            written_at=job.written_at,
+            retention=self._worker.ledger_retention,
+            delivery=self._worker.delivery,
+            refusal=destinations.refusal(
+                command,
+                fonenumbers=self._settings.fonestorm.fonenumbers,
+                worker_settings=self._worker,
+                region=self._settings.callbacks.default_region,
+            ),
+        )
+        if isinstance(action, decision.Republish):
+            # Redelivery of the record we finished: the crash hit before the commit.
+            log.info(
+                "command already finished as %s; publishing its result again",
+                action.result.status.value,
+            )
+            await self._out.until_written(
+                "the result", lambda: self._out.publish(action.result, command)
+            )
+            return action.result.status.value
+        if isinstance(action, decision.Finish):
+            if action.dead_letter:
+                log.warning("command refused: %s", action.message)
+            result = self._out.result(
+                job,
+                command,
+                action.status,
+                call_id=action.call_id,
+                error_code=action.error_code,
+                error_message=action.message,
+            )
+            await self._out.settle(
+                job,
+                command,
+                result,
+                dead_letter=(action.error_code, action.message) if action.dead_letter else None,
+            )
+            return result.status.value
+        if action.again:
+            log.warning("an earlier attempt was interrupted; placing again (at-least-once)")
+        placed = await self._place(job, command)
+        return SUPERSEDED if placed is None else placed.status.value
+
+    async def _place(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         try:
             return await self._attempts(job, command)
         except asyncio.CancelledError:
-            if job.phase is Phase.MARKING and not job.call_possible:
+            if job.phase is Phase.MARKING and not job.call_possible and not self._foreign(job):
                 # ``placing`` may be on the ledger and no request went out: say so, or the
                 # next owner reports in_doubt for a call nobody made. Bounded by the produce
                 # timeout; a failure here leaves in_doubt, which is still true.
@@ -205,7 +228,7 @@ class CommandProcessor:
             await self._limiter.acquire()
             yield
 
-    async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult:
+    async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         attempts = 0
         started = time.monotonic()
         probing = False  # FoneStorm refused our token; this task probes for it to come back
@@ -214,30 +237,12 @@ class CommandProcessor:
             if not probing:
                 await self.auth.wait()
             async with self._turn(job):
-                if not job.still_owned():
-                    raise Revoked
-                stop = policy.before_sending(
-                    now=self._clock(), not_after=command.not_after, call_possible=job.call_possible
-                )
-                if stop is not None:
-                    return await self._give_up(job, command, stop, attempts)
-                attempts += 1
-                job.phase = Phase.MARKING
-                if not job.placing:
-                    # Set first: a write that fails may still have landed.
-                    job.placing = True
-                    await self._out.state(job, command, LedgerState.PLACING)
-                    if self._hold:
-                        # No callback of this call may reach a receiver sooner: one that has
-                        # read the ledger as of this long before a callback knows of this
-                        # placement, so it answers callbacks of other calls at once.
-                        await asyncio.sleep(self._hold)
-                async with self._sending:
-                    if not job.still_owned():
-                        await self._no_call(job, command)
-                        raise Revoked
-                    job.phase = Phase.SENT
-                    outcome = await self._send(command)
+                outcome = await self._attempt(job, command, first=attempts == 0)
+            if isinstance(outcome, _Conflict):
+                return await self._stand_down(job, command)
+            if isinstance(outcome, policy.GiveUp):
+                return await self._give_up(job, command, outcome, attempts)
+            attempts += 1
             if isinstance(outcome, str):
                 job.phase = Phase.RECORDING
                 result = self._out.result(
@@ -276,6 +281,90 @@ class CommandProcessor:
             )
             await asyncio.sleep(step.delay)
 
+    async def _attempt(
+        self, job: Job, command: PlaceCallCommand, *, first: bool
+    ) -> str | policy.Failure | policy.GiveUp | _Conflict:
+        """One attempt: re-read the ledger, claim the command, send; what came of it."""
+        if not job.still_owned():
+            raise Revoked
+        if not first:
+            # A copy of this command elsewhere may have been placed while this one waited.
+            await self._read_ledger()
+        if self._foreign(job):
+            return CONFLICT
+        stop = self._last_look(job, command)
+        if stop is not None:
+            return stop
+        job.phase = Phase.MARKING
+        if not job.placing and not await self._claim(job, command):
+            return CONFLICT
+        async with self._sending:
+            if not job.still_owned():
+                await self._no_call(job, command)
+                raise Revoked
+            # The writes and the wait for a slot took time: look again right before sending.
+            stop = self._last_look(job, command)
+            if stop is not None:
+                return stop
+            if self._foreign(job):
+                return CONFLICT
+            job.phase = Phase.SENT
+            return await self._send(command)
+
+    def _last_look(self, job: Job, command: PlaceCallCommand) -> policy.GiveUp | None:
+        """Right before the request: ``not_after`` may have passed in the writes and the waits."""
+        return policy.before_sending(
+            now=self._clock(), not_after=command.not_after, call_possible=job.call_possible
+        )
+
+    async def _claim(self, job: Job, command: PlaceCallCommand) -> bool:
+        """Write ``placing`` and read it back: whether this job won the command (claim module).
+
+        The correlation hold runs meanwhile: no callback of this call may reach a receiver
+        sooner, so one that has read the ledger as of this long before a callback knows of
+        this placement and answers callbacks of other calls at once.
+        """
+        job.placing = True  # set first: a write that fails may still have landed
+        written = await self._out.state(job, command, LedgerState.PLACING)
+        await asyncio.gather(self._ledger.read_back(written), asyncio.sleep(self._hold))
+        lost = claim.lost(job.watch.seen, writer=job.writer, after=job.accepted)
+        if lost:
+            log.warning(
+                "another writer took the command on the ledger first (%s); not placing it",
+                lost[-1].entry.source if lost[-1].entry else "an unreadable entry",
+            )
+            await claim.restore(
+                self._ledger, job.watch, writer=job.writer, write=self._out.put_back
+            )
+            return False
+        job.accepted = written.offset
+        return True
+
+    def _foreign(self, job: Job) -> list[Seen]:
+        """Ledger records another writer added to this command since the job last looked."""
+        return claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+
+    async def _stand_down(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
+        """Another job wrote this command's entry: send nothing, write nothing to the ledger."""
+        job.phase = Phase.RECORDING
+        seen = job.watch.seen
+        latest = next((s.entry for s in reversed(seen) if not claim.is_ours(s, job.writer)), None)
+        finish = decision.after_conflict(latest, source=job.source, call_possible=job.call_possible)
+        if finish is None:
+            log.warning("another worker is handling this command record; leaving it its result")
+            return None
+        result = self._out.result(
+            job,
+            command,
+            finish.status,
+            call_id=finish.call_id,
+            error_code=finish.error_code,
+            error_message=finish.message,
+        )
+        log.info("command %s: %s", result.status.value, finish.message)
+        await self._out.until_written("the result", lambda: self._out.publish(result, command))
+        return result
+
     async def _send(self, command: PlaceCallCommand) -> str | policy.Failure:
         """One create-call request: the new call's id, or what went wrong."""
         try:
@@ -297,7 +386,7 @@ class CommandProcessor:
 
     async def _no_call(self, job: Job, command: PlaceCallCommand) -> None:
         """The last answer proves no call exists: record ``pending`` over our ``placing``."""
-        if job.placing and not job.call_possible:
+        if job.placing and not job.call_possible and not self._foreign(job):
             await self._out.state(job, command, LedgerState.PENDING)
             job.placing = False
 

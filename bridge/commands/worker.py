@@ -114,6 +114,10 @@ class CommandWorker:
         """Whether ``tp`` is assigned to this worker now (revoked ones stop at once)."""
         return self._ownership.generation_of(tp) is not None
 
+    def handling(self, command_id: str) -> bool:
+        """Whether a command of this id is in hand here, past its first read of the ledger."""
+        return self._ledger.watched(command_id)
+
     def listener(self) -> ConsumerRebalanceListener:
         """Rebalance hooks to pass to ``subscribe``."""
         return _Rebalance(self)

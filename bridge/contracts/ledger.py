@@ -39,6 +39,11 @@ class LedgerEntry(BaseModel):
     to: str | None = Field(
         None, description="The number called, in E.164 (None when it is not a number)."
     )
+    writer: str | None = Field(
+        None,
+        description="Which handling of the command wrote the entry (unique per job): a worker "
+        "tells its own entries from those of another worker handling the same command.",
+    )
 
 
 def read_entry(value: bytes | None) -> LedgerEntry | None:
