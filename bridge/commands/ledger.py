@@ -44,7 +44,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import ValidationError
 
-from bridge.contracts.ledger import LedgerEntry, read_entry
+from bridge.contracts.ledger import LedgerEntry, parse_entry, read_entry
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
@@ -96,7 +96,7 @@ class Ledger:
     def get(self, command_id: str) -> LedgerEntry | None:
         """Latest known entry of a command."""
         found = self._entries.get(command_id)
-        return None if found is None else LedgerEntry.model_validate_json(found[1])
+        return None if found is None else parse_entry(found[1])
 
     def version(self, command_id: str) -> int:
         """The ledger offset of the command's latest known entry; -1 when there is none."""
@@ -177,7 +177,7 @@ class Ledger:
             self._entries.pop(command_id, None)
             return
         try:
-            entry = LedgerEntry.model_validate_json(value)
+            entry = parse_entry(value)
         except ValidationError:
             log.warning("ignoring unreadable ledger record for key %r", key)
             return

@@ -24,7 +24,11 @@ class LedgerState(StrEnum):
 
 
 class LedgerEntry(BaseModel):
-    """Value of one ledger record (key: ``command_id``)."""
+    """Value of one ledger record (key: ``command_id``), as the worker writes it.
+
+    Read entries with :func:`parse_entry` or :func:`read_entry`, which take fields a newer
+    writer added, also inside ``result``, without refusing the entry.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -46,6 +50,25 @@ class LedgerEntry(BaseModel):
     )
 
 
+class _ResultAsRead(PlaceCallResult):
+    # The published result refuses unknown fields (its schema says so, and what the worker
+    # writes is checked against it); a reader must not: a `done` it cannot read looks like no
+    # entry at all, and an older worker would place that command again.
+    model_config = ConfigDict(extra="ignore", frozen=True, use_enum_values=False)
+
+
+class _EntryAsRead(LedgerEntry):
+    result: _ResultAsRead | None = None
+
+
+def parse_entry(value: bytes) -> LedgerEntry:
+    """The entry in a ledger record's value, fields unknown to this version ignored.
+
+    Raises ``ValidationError`` when the value is not an entry.
+    """
+    return _EntryAsRead.model_validate_json(value)
+
+
 def read_entry(value: bytes | None) -> LedgerEntry | None:
     """The entry a ledger record's value holds; None for a tombstone or a value that is not one.
 
@@ -54,6 +77,6 @@ def read_entry(value: bytes | None) -> LedgerEntry | None:
     if value is None:
         return None
     try:
-        return LedgerEntry.model_validate_json(value)
+        return parse_entry(value)
     except ValidationError:
         return None

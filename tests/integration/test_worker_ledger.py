@@ -1,0 +1,83 @@
+"""The worker's ledger across versions and faults: real Kafka, the sandbox as FoneStorm."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bridge.contracts.commands import PlaceCallResult, ResultStatus
+from bridge.contracts.ledger import LedgerEntry, LedgerState
+from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.commands import Loop, closed_loop, command
+
+pytestmark = pytest.mark.integration
+
+
+async def restart_worker(start_bridge: BridgeFactory, loop: Loop) -> RunningBridge:
+    """A worker on the topics, group and sandbox of ``loop``'s (which must be stopped)."""
+    first = loop.settings
+    return await start_bridge(
+        ready=False,
+        worker_enabled=True,
+        topics=first.topics.model_dump(),
+        fonestorm=first.fonestorm.model_dump(),
+        worker=first.worker.model_dump(),
+        http={"shutdown_timeout": 2.0},
+    )
+
+
+def newer_done(command_id: str, *, in_result: bool, at_top: bool) -> bytes:
+    """A ``done`` entry as a newer worker would write it: with fields this version lacks."""
+    now = datetime.now(UTC)
+    result = PlaceCallResult(
+        command_id=command_id, status=ResultStatus.PLACED, call_id=f"call-of-{command_id}",
+        attempts=1, received_at=now, finished_at=now,
+    )  # fmt: skip
+    entry = LedgerEntry(
+        command_id=command_id, state=LedgerState.DONE, source="elsewhere/0/1", result=result,
+        updated_at=now,
+    )  # fmt: skip
+    data = json.loads(entry.model_dump_json())
+    if in_result:
+        data["result"]["billed_seconds"] = 42
+    if at_top:
+        data["lease_epoch"] = 7
+    return json.dumps(data).encode()
+
+
+async def test_a_rolled_back_worker_reads_a_newer_workers_done_entries(
+    start_bridge: BridgeFactory,
+) -> None:
+    """A newer worker finished these commands (and compaction removed their ``placing``);
+    after a rollback a copy of each is a duplicate, not a second call."""
+    async with closed_loop(start_bridge, ready=False) as loop:
+        await loop.bridge.runner.cleanup()  # the newer worker, gone
+        fields = {
+            "in-result": {"in_result": True, "at_top": False},
+            "at-top": {"in_result": False, "at_top": True},
+            "both": {"in_result": True, "at_top": True},
+        }
+        ids = {f"{name}-{uuid.uuid4()}": where for name, where in fields.items()}
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            for command_id, where in ids.items():
+                await producer.send_and_wait(
+                    loop.settings.topics.command_ledger,
+                    newer_done(command_id, **where),
+                    key=command_id.encode(),
+                )
+        finally:
+            await producer.stop()
+        await loop.send(*(command(command_id) for command_id in ids))
+        await restart_worker(start_bridge, loop)  # reads the whole ledger before any command
+        results = await loop.results(len(ids))
+        assert {r["command_id"]: (r["status"], r["call_id"]) for r in results} == {
+            command_id: ("duplicate", f"call-of-{command_id}") for command_id in ids
+        }
+        assert loop.calls_per_command() == Counter()
