@@ -250,8 +250,10 @@ class WorkerSettings(BaseModel):
         7 * 86400.0,
         gt=0,
         description="Seconds a command_id is remembered: a copy within this window gets "
-        "`duplicate`, after it the id is new again. Bounds the worker's memory and start-up; "
-        "also the `retention.ms` of a ledger topic the bridge creates.",
+        "`duplicate`, after it the id is new again. A command written more than 90% of it ago "
+        "that the ledger does not know is `expired` (`too_old`), not placed: the last tenth is "
+        "a margin for clock skew between producers, brokers and workers. Bounds the worker's "
+        "memory and start-up; also the `retention.ms` of a ledger topic the bridge creates.",
     )
     retry_ambiguous: bool = Field(
         False,

@@ -15,6 +15,14 @@ from bridge.contracts.ledger import LedgerEntry, LedgerState
 
 Delivery = Literal["at-most-once", "at-least-once"]
 
+#: Share of ``BRIDGE_WORKER__LEDGER_RETENTION`` between refusing a command as ``too_old`` and
+#: forgetting its ledger entries. The two ages come from different clocks (a command's
+#: timestamp is its producer's, a ledger record's its worker's or broker's, Kafka deletes
+#: segments by the broker's), so without a margin a skew between them lets a copy of a
+#: command be accepted after its entries were forgotten. A share, not an absolute figure, so
+#: it keeps refusing before forgetting for any retention.
+CLOCK_MARGIN_SHARE = 0.1
+
 
 @dataclass(frozen=True)
 class Republish:
@@ -80,15 +88,21 @@ def decide(
         unfinished = _unfinished(command, entry, source=source, now=now, delivery=delivery)
         if unfinished is not None:
             return unfinished or _place(refusal, again=True)
-    if entry is None and written_at is not None and now - written_at > timedelta(seconds=retention):
+    refuse_after = retention * (1 - CLOCK_MARGIN_SHARE)
+    if (
+        entry is None
+        and written_at is not None
+        and now - written_at > timedelta(seconds=refuse_after)
+    ):
         # The ledger forgets command ids after the retention, so it cannot tell whether this
         # one was placed: an offset reset or a replayed backlog must not ring anyone twice.
         return Finish(
             ResultStatus.EXPIRED,
             "too_old",
             f"the command was written at {written_at.isoformat()}, longer ago than the ledger "
-            f"remembers command ids (BRIDGE_WORKER__LEDGER_RETENTION={retention:g}s), so "
-            "whether it was placed is unknown; not placed",
+            f"surely remembers command ids ({refuse_after:g}s: "
+            f"BRIDGE_WORKER__LEDGER_RETENTION={retention:g}s less a margin for clock skew), "
+            "so whether it was placed is unknown; not placed",
         )
     return _unless_expired(command, now) or _place(refusal)
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.commands.decision import Finish, Place, Republish, decide
+from bridge.commands.decision import CLOCK_MARGIN_SHARE, Finish, Place, Republish, decide
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 
@@ -172,6 +172,63 @@ def test_duplicate_names_the_first_call_and_too_old_says_why() -> None:
     assert isinstance(old, Finish)
     assert old.error_code == "too_old"
     assert "BRIDGE_WORKER__LEDGER_RETENTION" in old.message
+
+
+HOUR = 3600.0
+#: Where decide() starts refusing commands it has no entry for.
+REFUSED_AFTER = WEEK * (1 - CLOCK_MARGIN_SHARE)
+
+
+@pytest.mark.parametrize(
+    ("ledger", "age", "expected"),
+    [
+        pytest.param(None, REFUSED_AFTER - 1, Place(), id="inside the margin: placed"),
+        pytest.param(None, REFUSED_AFTER + 1, "too_old", id="in the margin: refused"),
+        pytest.param(
+            None,
+            WEEK - HOUR,
+            "too_old",
+            # The original's entries, stamped an hour earlier by a worker's clock (or deleted
+            # by a broker's clock an hour ahead), are forgotten already at this age.
+            id="a copy stamped an hour after its forgotten original: refused",
+        ),
+        pytest.param(
+            None,
+            WEEK - 12 * HOUR,
+            "too_old",
+            id="a producer clock half a day ahead: still refused",
+        ),
+        pytest.param(None, WEEK + 1, "too_old", id="past the retention: refused"),
+        pytest.param(
+            entry(LedgerState.PENDING), WEEK - HOUR, Place(), id="in the margin, known: placed"
+        ),
+        pytest.param(
+            entry(LedgerState.DONE, source="commands/0/7", status=ResultStatus.PLACED),
+            WEEK - HOUR,
+            ResultStatus.DUPLICATE,
+            id="in the margin, done: duplicate",
+        ),
+    ],
+)
+def test_commands_are_refused_a_margin_before_the_ledger_forgets(ledger, age, expected) -> None:
+    action = decide(
+        command(),
+        ledger,
+        source=SOURCE,
+        now=NOW,
+        written_at=NOW - timedelta(seconds=age),
+        retention=WEEK,
+        delivery="at-most-once",
+        refusal=None,
+    )
+    if expected == "too_old":
+        assert isinstance(action, Finish)
+        assert (action.status, action.error_code) == (ResultStatus.EXPIRED, "too_old")
+    elif isinstance(expected, ResultStatus):
+        assert isinstance(action, Finish)
+        assert action.status is expected
+    else:
+        assert action == expected
 
 
 REJECTED = Finish(ResultStatus.REJECTED, *REFUSED, dead_letter=True)
