@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
     RecordListTooLargeError,
     RecordTooLargeError,
 )
@@ -55,6 +56,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._reachable = asyncio.Event()
         self._missing_topics: frozenset[str] = frozenset()
+        self._replacing = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
         # Not asyncio.timeout: one timer per produce cost a tenth of a callback (bridge.deadlines).
         self._deadlines = Deadlines(settings.produce_timeout)
 
@@ -147,6 +150,10 @@ class Publisher:
         self._stopping = True
         if self._task is not None:
             await cancel_and_wait(self._task)
+        async with self._replacing:  # a producer being replaced is not left open
+            pass
+        for retired in list(self._retired):
+            await asyncio.wait([retired])
         if self._producer is not None:
             # stop() flushes the accumulator before closing.
             await self._producer.stop()
@@ -158,8 +165,9 @@ class Publisher:
     ) -> RecordMetadata:
         """Produce one record and wait for the broker's acknowledgement (acks=all).
 
-        Raises :class:`PublishError` when Kafka does not acknowledge within the produce timeout.
-        Concurrent callers are batched by the producer; nothing here serialises them.
+        Raises :class:`PublishError` when Kafka does not acknowledge within the produce timeout,
+        :class:`RecordRejected` when it refuses the record itself (too large). Concurrent
+        callers are batched by the producer; nothing here serialises them.
         """
         producer = self._producer
         if producer is None:
@@ -170,13 +178,22 @@ class Publisher:
             self._metrics.produce_errors.labels(topic).inc()
             raise PublishError(f"topic {topic!r} does not exist yet; retry later")
         started = time.perf_counter()
+        sent = False
         try:
             with self._deadlines():
                 future = await producer.send(topic, value=value, key=key, headers=list(headers))
+                sent = True
                 metadata: RecordMetadata = await future
         except _RECORD_ERRORS as exc:
             self._metrics.produce_errors.labels(topic).inc()
+            if sent:
+                # Refused by the broker, not by the producer's own check: see _replace.
+                await self._replace(producer, f"the broker refused a record for {topic}")
             raise RecordRejected(f"Kafka refused the record for {topic}: {exc!r}") from exc
+        except OutOfOrderSequenceNumber as exc:
+            self._metrics.produce_errors.labels(topic).inc()
+            await self._replace(producer, f"the broker refused the sequence number for {topic}")
+            raise PublishError(f"Kafka refused the record for {topic}; retry later") from exc
         except (TimeoutError, KafkaError) as exc:
             self._metrics.produce_errors.labels(topic).inc()
             self._set_ready(False, f"produce to {topic} failed: {exc!r}")
@@ -188,6 +205,39 @@ class Publisher:
         )
         self._set_ready(True)
         return metadata
+
+    async def _replace(self, failed: AIOKafkaProducer, why: str) -> None:
+        """A new producer in place of ``failed``, whose sequence numbers no longer match.
+
+        aiokafka's idempotent producer counts a record's sequence number when it sends it,
+        and a record the broker refuses (too large for the topic) is not taken back: every
+        later record to that partition is refused as out of order, for the producer's life.
+        A new producer has a new producer id, and so sequence numbers from zero. Never
+        raises: if it cannot start, the next refusal tries again.
+        """
+        async with self._replacing:
+            current = self._producer is failed
+            if not current or self._stopping:
+                return  # replaced already, or shutting down
+            producer = self._new_producer()
+            try:
+                async with asyncio.timeout(self._settings.produce_timeout):
+                    await start_or_close(producer.start, producer.stop)
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("%s; starting a new Kafka producer failed: %r", why, exc)
+                return
+            self._producer = producer
+        log.warning("%s; the Kafka producer was replaced by a new one", why)
+        # Records still queued on the old one are flushed (those to the refused partition
+        # fail, and their callers retry on the new one).
+        retiring = asyncio.create_task(failed.stop(), name="kafka-producer-retired")
+        self._retired.add(retiring)
+        retiring.add_done_callback(self._retired_stopped)
+
+    def _retired_stopped(self, task: asyncio.Task[None]) -> None:
+        self._retired.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("stopping a replaced Kafka producer failed: %r", exc)
 
     async def publish_event(
         self, topic: str, event: VersionedEvent, *, source: str, key: str | None = None

@@ -198,18 +198,25 @@ async def _wait_for_topic(admin: AIOKafkaAdminClient, name: str, partitions: int
 async def new_topic(kafka_bootstrap: str) -> AsyncIterator[NewTopicFactory]:
     """Factory ``await new_topic(prefix="t", partitions=1) -> str`` creating a unique topic.
 
-    The topic exists, and every partition has a leader, when the call returns. Topics created
-    through the factory are deleted after the test.
+    ``configs`` are topic configs (e.g. ``{"max.message.bytes": "20000"}``). The topic exists,
+    and every partition has a leader, when the call returns. Topics created through the
+    factory are deleted after the test.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-new-topic")
     await admin.start()
     created: list[str] = []
 
-    async def factory(prefix: str = "t", partitions: int = 1) -> str:
+    async def factory(
+        prefix: str = "t", partitions: int = 1, configs: dict[str, str] | None = None
+    ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=REPLICATION_FACTOR)]
+        topic = NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=REPLICATION_FACTOR,
+            topic_configs=configs or {},
         )
+        response = await admin.create_topics([topic])
         errors = [
             entry for entry in response.to_object()["topic_errors"] if entry["error_code"] != 0
         ]
