@@ -18,6 +18,7 @@ from bridge.commands.destinations import parse
 from bridge.commands.jobs import Job
 from bridge.commands.ledger import Ledger
 from bridge.commands.records import readable_command_id, record_ref
+from bridge.commands.trimming import TRIM_LIMITS, trimmed
 from bridge.contracts.base import utcnow, uuid5
 from bridge.contracts.calls import PLACED_ID_NAMESPACE, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
@@ -145,9 +146,7 @@ class OutcomeWriter:
 
     async def publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:
         topics = self._settings.topics
-        publish_result = self._publisher.publish_event(
-            topics.place_call_results, result, source=SOURCE
-        )
+        publish_result = self._publish_result(result)
         if result.status is not ResultStatus.PLACED or not result.call_id or command is None:
             await publish_result
             return
@@ -166,6 +165,32 @@ class OutcomeWriter:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _publish_result(self, result: PlaceCallResult) -> None:
+        """The result; cut (see :mod:`bridge.commands.trimming`) if Kafka refuses it whole."""
+        topic = self._settings.topics.place_call_results
+        try:
+            await self._publisher.publish_event(topic, result, source=SOURCE)
+        except RecordRejected as exc:
+            refused = exc
+        else:
+            return
+        for limit in TRIM_LIMITS:
+            smaller = trimmed(result, limit)
+            if smaller is None:
+                continue
+            log.warning(
+                "%s; publishing the result with its fields cut to %d characters",
+                refused.message,
+                limit,
+            )
+            try:
+                await self._publisher.publish_event(topic, smaller, source=SOURCE)
+            except RecordRejected as exc:
+                refused = exc
+            else:
+                return
+        raise refused
 
     async def dead_letter(self, job: Job, code: str, reason: str, key: str | None) -> None:
         letter = DeadLetter(

@@ -22,11 +22,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from bridge.commands.processor import PLACING_PER_SLOT
 from bridge.commands.records import source_of
 from bridge.commands.service import WORKER
+from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS
 from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.commands import Loop, closed_loop, command
+from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_for
 
 pytestmark = pytest.mark.integration
@@ -320,3 +322,34 @@ def _entry(command_id: str, now: datetime) -> bytes:
         .model_dump_json()
         .encode()
     )
+
+
+async def test_a_result_too_large_for_its_topic_is_published_cut(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    """A command_id larger than the results topic takes still gets its one result."""
+    limit = 20_000
+    results_topic = await new_topic("results", configs={"max.message.bytes": str(limit)})
+    async with closed_loop(start_bridge, topics={"place_call_results": results_topic}) as loop:
+        # A result first: the refused one is not the first record of its producer there.
+        before = command(f"before-{uuid.uuid4()}")
+        await loop.send(before)
+        await loop.results(1)
+        huge_id = "x" * (limit + 10_000)
+        huge = command("placeholder").model_dump(mode="json") | {"command_id": huge_id}
+        await loop.send(json.dumps(huge).encode(), key=b"huge")
+        await loop.results(2)
+        # The partition (the topic has one) still takes the next command's result.
+        after = command(f"after-{uuid.uuid4()}")
+        await loop.send(after)
+        await loop.results(3)
+        results = await all_results(loop)
+        by_id = {r["command_id"][:100]: r for r in results}
+        assert len(results) == len(by_id) == 3
+        cut = by_id["x" * 100]
+        assert cut["status"] == "rejected"
+        assert cut["command_id"] == "x" * TRIM_LIMITS[0] + ELLIPSIS
+        assert "at most 128 characters" in cut["error_message"]
+        assert f"command_id ({len(huge_id)} characters)" in cut["error_message"]
+        assert by_id[before.command_id]["status"] == by_id[after.command_id]["status"] == "placed"
+        assert loop.calls_per_command() == Counter({before.command_id: 1, after.command_id: 1})
