@@ -123,6 +123,11 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def following(self) -> bool:
+        """Reading the ledger: false before start and while the read fails (it is retried)."""
+        return self._follower.following
+
     async def start(self) -> None:
         """Read the ledger from the beginning and follow it (raises ``KafkaError`` if it can't)."""
         await self._follower.start()

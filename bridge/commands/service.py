@@ -47,6 +47,9 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     worker = app[WORKER] = CommandWorker(settings, consumer, processor, ledger, app[METRICS])
     app[READINESS]["worker"] = lambda: worker.ready
+    # Not ready while it works from a stale copy of the ledger: newly assigned partitions
+    # wait for it to catch up, so they stand still until it reads again.
+    app[READINESS]["ledger"] = lambda: ledger.following
     task = asyncio.create_task(_run(app, worker, consumer, ledger), name="command-worker")
     try:
         yield

@@ -19,6 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from bridge.kafka.end_offsets import EndOffsets, Offsets
 from bridge.kafka.options import client_options, topic_partitions
 from bridge.kafka.starting import start_or_close
+from bridge.retrying import backoff_delays
 from bridge.settings import KafkaSettings
 from bridge.tasks import cancel_and_wait
 
@@ -38,6 +39,11 @@ class TopicFollower:
     (the end where there is none); ``None`` reads from the beginning. ``end_offsets_spacing``
     (seconds) is the least time between two ``ListOffsets`` requests of :meth:`end_offsets`.
     ``on_round`` is told how long (seconds) each round that succeeded took to prove.
+
+    A failure of the background read (a broker error aiokafka does not retry, or ``apply``
+    raising) is logged, :attr:`following` turns false, and the read starts again on a new
+    consumer from the last positions reached, with backoff: ``apply`` may see the records of
+    the batch that failed again. Waiters keep waiting meanwhile.
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class TopicFollower:
         self._partitions: list[TopicPartition] = []
         self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
         self._progress = asyncio.Event()
         self._ends = _Coalesced(self._fetch_end_offsets, end_offsets_spacing)
         self._spacing = end_offsets_spacing
@@ -81,6 +88,11 @@ class TopicFollower:
         """Connected and reading."""
         return self._consumer is not None
 
+    @property
+    def following(self) -> bool:
+        """Started, and the background read is not failing (false until it reads again)."""
+        return self._consumer is not None and self._failure is None
+
     async def start(self) -> None:
         """Assign every partition, seek to the start point, follow in the background.
 
@@ -96,17 +108,7 @@ class TopicFollower:
             await start_or_close(offsets.start, offsets.stop)
             partitions = await topic_partitions(consumer, self.topic)
             consumer.assign(partitions)
-            if self._since is None:
-                await consumer.seek_to_beginning(*partitions)
-            else:
-                since_ms = int((time.time() - self._since) * 1000)
-                starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
-                for tp in partitions:
-                    found = starts.get(tp)
-                    if found is None:
-                        await consumer.seek_to_end(tp)
-                    else:
-                        consumer.seek(tp, found.offset)
+            await self._seek_start(consumer, partitions)
         except BaseException:
             await offsets.stop()
             await consumer.stop()
@@ -114,6 +116,21 @@ class TopicFollower:
         self._consumer, self._offsets, self._partitions = consumer, offsets, partitions
         self._end_offsets = EndOffsets(offsets, partitions)
         self._task = asyncio.create_task(self._follow(), name=f"follow-{self.topic}")
+
+    async def _seek_start(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        if self._since is None:
+            await consumer.seek_to_beginning(*partitions)
+            return
+        since_ms = int((time.time() - self._since) * 1000)
+        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+        for tp in partitions:
+            found = starts.get(tp)
+            if found is None:
+                await consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, found.offset)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -144,6 +161,46 @@ class TopicFollower:
         self._end_offsets = None
 
     async def _follow(self) -> None:
+        delays = backoff_delays()
+        while True:
+            try:
+                if self._failure is not None:
+                    await self._reconnect()
+                await self._read()
+            except Exception as exc:  # whatever it is, the read must go on
+                first, self._failure = self._failure is None, exc
+                if first:
+                    delays = backoff_delays()
+                delay = next(delays)
+                # ERROR: until it reads again, this process works from a stale copy.
+                log.log(
+                    logging.ERROR if first else logging.WARNING,
+                    "following %s failed (%r); reading on from where it stopped in %.1fs",
+                    self.topic, exc, delay, exc_info=exc if first else None,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+
+    async def _reconnect(self) -> None:
+        # The old consumer may be broken in ways a seek does not mend: a new one, placed
+        # where the last complete batch left off.
+        old = self._consumer
+        if old is not None:
+            await old.stop()
+        consumer = self._new_consumer()
+        await start_or_close(consumer.start, consumer.stop)
+        try:
+            consumer.assign(self._partitions)
+            unread = [tp for tp in self._partitions if tp not in self._positions]
+            if unread:
+                await self._seek_start(consumer, unread)
+            for tp, offset in self._positions.items():
+                consumer.seek(tp, offset)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    async def _read(self) -> None:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - started
         await self._note_positions(consumer)
@@ -155,6 +212,9 @@ class TopicFollower:
             if self._on_batch is not None:
                 self._on_batch()
             await self._note_positions(consumer)
+            if self._failure is not None:
+                log.info("following %s again", self.topic)
+                self._failure = None
             # Wake every waiter, then give later ones a fresh event.
             self._progress.set()
             self._progress = asyncio.Event()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
+from bridge.commands.ledger import Ledger
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from tests.support.bridge_app import BridgeFactory, RunningBridge
@@ -81,3 +86,60 @@ async def test_a_rolled_back_worker_reads_a_newer_workers_done_entries(
             command_id: ("duplicate", f"call-of-{command_id}") for command_id in ids
         }
         assert loop.calls_per_command() == Counter()
+
+
+async def test_a_failing_ledger_read_is_reported_and_reads_on_when_it_can(
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A record the worker cannot apply (a bug), until the test lifts it.
+    poisoned = True
+    apply = Ledger._apply_record
+
+    def apply_or_fail(ledger: Ledger, record: ConsumerRecord[bytes, bytes]) -> None:
+        if poisoned and record.key == b"poison":
+            raise RuntimeError("cannot apply this record")
+        apply(ledger, record)
+
+    monkeypatch.setattr(Ledger, "_apply_record", apply_or_fail)
+    async with closed_loop(start_bridge) as loop:
+        finished = f"finished-{uuid.uuid4()}"
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            ledger_topic = loop.settings.topics.command_ledger
+            await producer.send_and_wait(ledger_topic, b"{}", key=b"poison")
+            # After the poison: only a read that went on past it knows this command.
+            done = newer_done(finished, in_result=False, at_top=False)
+            await producer.send_and_wait(ledger_topic, done, key=finished.encode())
+        finally:
+            await producer.stop()
+        await eventually_readiness(http, loop.bridge.url, ready=False)
+        failures = [
+            r
+            for r in caplog.records
+            if r.name == "bridge.kafka.follower" and r.levelname == "ERROR"
+        ]
+        assert failures, "the failure was not logged at ERROR"
+        poisoned = False
+        await eventually_readiness(http, loop.bridge.url, ready=True)
+        await loop.send(command(finished))
+        [result] = await loop.results(1)
+        assert (result["status"], result["call_id"]) == ("duplicate", f"call-of-{finished}")
+        assert loop.calls_per_command() == Counter()
+
+
+async def eventually_readiness(
+    http: aiohttp.ClientSession, url: str, *, ready: bool, timeout: float = 30.0
+) -> None:
+    """Until ``/readyz`` reports the ledger check ``ready`` (and the whole answer with it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with http.get(f"{url}/readyz") as response:
+            body = await response.json()
+        if body["checks"].get("ledger") is ready and (response.status == 200) is ready:
+            return
+        assert time.monotonic() < deadline, f"/readyz never said ledger={ready}: {body}"
+        await asyncio.sleep(0.05)
