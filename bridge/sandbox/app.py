@@ -19,6 +19,7 @@ How a call ends depends on the last four digits of ``to`` (:data:`OUTCOME_TABLE`
 | `0005` | failed in the network | `FAILED:503` | 0 |
 | `0006` | answered, 125 billable seconds | `ANSWERED` | 125 |
 | `0007` | BEGIN only: the END callback is lost | (none) | (none) |
+| `0008` | create-call answered 403 `forbidden_destination` | (no call) | (no call) |
 | `0009` | create-call answered 422 `invalid_destination` | (no call) | (no call) |
 | (other) | answered, 30 billable seconds | `ANSWERED` | 30 |
 
@@ -37,6 +38,8 @@ with ``Retry-After``), ``error_rate`` (500), all without creating anything;
 through the body. ``latency`` delays every answer.
 ``hold`` holds every request (before the faults above) until it is set false again, so a test can
 stop a request at a known point; ``unauthorized`` answers 401 to every request while it is set.
+A 403 (``0008``) refuses one request for its own reason (a destination the account may not
+call) and accepts the token; a 401 refuses the token.
 """
 
 from __future__ import annotations
@@ -205,7 +208,8 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
     body = await _parse(request, CreateCallBody)
     outcome = outcome_for(body.to)
     if not outcome.accepted:
-        raise SandboxError(422, "invalid_destination", f"cannot call {body.to}")
+        status, code = outcome.refusal
+        raise SandboxError(status, code, f"cannot call {body.to}")
     call = CallRecord(
         id=state.new_call_id(),
         direction="OUTBOUND",

@@ -25,8 +25,9 @@ class Outcome:
     description: str
     #: False simulates a lost END callback: BEGIN arrives, END never does.
     end_delivered: bool = True
-    #: False: create-call is answered 422 ``invalid_destination`` and no call exists.
+    #: False: create-call is answered ``refusal`` (status, error code) and no call exists.
     accepted: bool = True
+    refusal: tuple[int, str] = (422, "invalid_destination")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the introspection endpoints."""
@@ -49,6 +50,13 @@ OUTCOMES_BY_SUFFIX: dict[str, Outcome] = {
     "0005": Outcome("FAILED:503", 0, "failed in the network"),
     "0006": Outcome("ANSWERED", 125, "answered, 125 billable seconds"),
     "0007": Outcome("ANSWERED", 30, "BEGIN only: the END callback is lost", end_delivered=False),
+    "0008": Outcome(
+        "",
+        0,
+        "create-call answered 403 `forbidden_destination`",
+        accepted=False,
+        refusal=(403, "forbidden_destination"),
+    ),
     "0009": Outcome("", 0, "create-call answered 422 `invalid_destination`", accepted=False),
 }
 
