@@ -22,8 +22,9 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     └── FoneStormError                the FoneStorm API said no or did not answer
         ├── FoneStormUnavailable      connection error, timeout, 5xx (retriable)
         ├── FoneStormRateLimited      429, carries ``retry_after`` (retriable)
-        ├── FoneStormAuthError        401/403: stop consuming, not ready
+        ├── FoneStormAuthError        401 (the token): stop consuming, not ready
         └── FoneStormRejected         any other 4xx (permanent)
+            └── FoneStormForbidden    403: this request refused (the token is not at issue)
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class FoneStormRateLimited(FoneStormError):
 
 
 class FoneStormAuthError(FoneStormError):
-    """401/403: the token is wrong; retrying would only burn the backlog."""
+    """401, or no token configured: the token is wrong; retrying would only burn the backlog."""
 
     code = "fonestorm_auth"
 
@@ -190,3 +191,14 @@ class FoneStormRejected(FoneStormError):
     """Any other 4xx: the request itself is wrong and will stay wrong."""
 
     code = "fonestorm_rejected"
+
+
+class FoneStormForbidden(FoneStormRejected):
+    """403: FoneStorm refuses this request (its FoneNumber, its destination), not our token.
+
+    A 401 says the credentials are missing or wrong; a 403 that the server knows them and will
+    not do this. Treated as a refusal of the one command, so one command the account may not
+    place does not stop the others as a token refusal would.
+    """
+
+    code = "fonestorm_forbidden"

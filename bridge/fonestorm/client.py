@@ -12,7 +12,8 @@ read timeout, connection lost mid-request   FoneStormUnavailable         ``timeo
 (the request may have taken effect)                                      ``connection_error``
 5xx                                         FoneStormUnavailable         ``server_error``
 429                                         FoneStormRateLimited         (class default)
-401, 403, or no token configured            FoneStormAuthError           (class default)
+401, or no token configured                 FoneStormAuthError           (class default)
+403 (this request refused, not the token)   FoneStormForbidden           (class default)
 other 4xx, 1xx/3xx                          FoneStormRejected            (class default)
 2xx whose body is not the documented shape  FoneStormRejected            ``bad_response``
 or breaks off before its end
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from bridge.errors import (
     FoneStormAuthError,
+    FoneStormForbidden,
     FoneStormRateLimited,
     FoneStormRejected,
     FoneStormUnavailable,
@@ -230,8 +232,10 @@ class FoneStormClient:
             raise FoneStormUnavailable(message, status=status, code="server_error")
         if status == 429:
             raise FoneStormRateLimited(message, retry_after=parse_retry_after(retry_after))
-        if status in (401, 403):
+        if status == 401:
             raise FoneStormAuthError(message, status=status)
+        if status == 403:
+            raise FoneStormForbidden(message, status=status)
         raise FoneStormRejected(message, status=status)
 
     async def _read_body(self, path: str, resp: aiohttp.ClientResponse) -> bytes:

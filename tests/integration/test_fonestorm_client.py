@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bridge.errors import (
     FoneStormAuthError,
+    FoneStormForbidden,
     FoneStormRateLimited,
     FoneStormRejected,
     FoneStormUnavailable,
@@ -203,7 +204,8 @@ async def test_latency_and_error_rate_from_settings(http):
         (200, '{"call": {}}', FoneStormRejected, "bad_response"),
         (201, '{"call": {"id": ""}}', FoneStormRejected, "bad_response"),
         (302, "moved", FoneStormRejected, "fonestorm_rejected"),
-        (403, "forbidden", FoneStormAuthError, "fonestorm_auth"),
+        (401, "who are you", FoneStormAuthError, "fonestorm_auth"),
+        (403, "forbidden", FoneStormForbidden, "fonestorm_forbidden"),
         (404, "no such route", FoneStormRejected, "fonestorm_rejected"),
         (503, f"upstream said token={TOKEN}", FoneStormUnavailable, "server_error"),
     ],
