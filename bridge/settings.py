@@ -266,7 +266,7 @@ class WorkerSettings(BaseModel):
         30.0,
         gt=0,
         description="Seconds between create-call attempts while FoneStorm refuses the token "
-        "(401/403); consumption is paused meanwhile.",
+        "(401): consumption is paused meanwhile and one command at a time probes.",
     )
     session_timeout: float = Field(
         10.0, gt=0, description="Kafka consumer group session timeout (s) of the worker."

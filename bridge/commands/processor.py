@@ -108,7 +108,7 @@ class CommandProcessor:
         self._placing = asyncio.Semaphore(PLACING_PER_SLOT * settings.worker.max_in_flight)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_users: defaultdict[str, int] = defaultdict(int)
-        self.auth = AuthGate()
+        self.auth = AuthGate(settings.worker.auth_retry_interval)
 
     @asynccontextmanager
     async def _exclusive(self, command_id: str) -> AsyncIterator[None]:
@@ -231,12 +231,10 @@ class CommandProcessor:
     async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         attempts = 0
         started = time.monotonic()
-        probing = False  # FoneStorm refused our token; this task probes for it to come back
         while True:
             job.phase = Phase.WAITING
-            if not probing:
-                await self.auth.wait()
-            async with self._turn(job):
+            # While FoneStorm refuses our token, only the command holding the probe goes on.
+            async with self.auth.admit(), self._turn(job):
                 outcome = await self._attempt(job, command, first=attempts == 0)
             if isinstance(outcome, _Conflict):
                 return await self._stand_down(job, command)
@@ -268,9 +266,6 @@ class CommandProcessor:
             await self._no_call(job, command)
             if isinstance(step, policy.PauseForAuth):
                 attempts -= 1  # refused before anything was created: not the command's fault
-                probing = True
-                self.auth.close(failure.message)
-                await asyncio.sleep(self._worker.auth_retry_interval)
                 continue
             log.warning(
                 "create-call attempt %d failed (%s: %s); retrying in %.2fs",
@@ -373,6 +368,10 @@ class CommandProcessor:
             )
         except FoneStormError as exc:
             self._metrics.fonestorm_requests.labels("create_call", exc.code).inc()
+            # Before the probe passes on, so the next one knows whether and when to go.
+            self.auth.observe(
+                status=exc.status, refused=isinstance(exc, FoneStormAuthError), reason=exc.message
+            )
             return policy.Failure(
                 code=exc.code,
                 message=exc.message,

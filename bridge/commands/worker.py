@@ -7,7 +7,9 @@ record before it on its partition is finished (its result is on Kafka). Nothing 
 outside aiokafka: a batch is started the moment ``getmany`` returns it, and a record that may
 not start now is handed back (``seek`` to it, ``pause`` its partition), so a revoked
 partition's records are never started late. The loop keeps polling while every slot is busy
-or FoneStorm refuses our token (partitions paused), so the consumer stays in its group.
+or FoneStorm refuses our token (partitions paused), so the consumer stays in its group; while
+the token is refused it starts one record whenever no command is in hand, for a command to
+probe with (:mod:`bridge.commands.auth_gate`).
 
 Rebalances (aiokafka runs them in its own task, see :class:`_Rebalance`):
 
@@ -31,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from bridge.commands.auth_gate import records_to_start
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger
 from bridge.commands.offsets import OffsetTracker
@@ -202,18 +205,16 @@ class CommandWorker:
                 async with asyncio.timeout(self.full_poll_interval):
                     await self._slot_freed.wait()
             free = self._free()
-        accepting = free > 0 and self._processor.auth.is_open
-        self._apply_pauses(accepting=accepting)
-        batches = await self._consumer.getmany(timeout_ms=200, max_records=max(free, 1))
+        startable = self._startable(free)
+        self._apply_pauses(accepting=startable > 0)
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=max(startable, 1))
         # No await from here to the last start: the assignment cannot change meanwhile.
         for tp, records in batches.items():
             generation = self._ownership.generation_of(tp)
-            free = self._free()
             if (
                 generation is None
                 or not self._ownership.startable(tp)
-                or not self._processor.auth.is_open
-                or len(records) > free
+                or len(records) > self._startable(self._free())
             ):
                 # Not ours to start now: give the records back to aiokafka.
                 self._consumer.seek(tp, records[0].offset)
@@ -221,6 +222,11 @@ class CommandWorker:
                 continue
             for record in records:
                 self._start(tp, generation, record)
+
+    def _startable(self, free: int) -> int:
+        return records_to_start(
+            gate_open=self._processor.auth.is_open, in_hand=len(self._jobs), free=free
+        )
 
     def _apply_pauses(self, *, accepting: bool) -> None:
         assignment = self._consumer.assignment()

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,6 +22,8 @@ from tests.support.commands import closed_loop, command
 pytestmark = pytest.mark.integration
 
 WORKER_SETTINGS = {"auth_retry_interval": 0.3, "max_in_flight": 4}
+#: Time the first command has to reach FoneStorm once before it expires.
+EXPIRES_IN = 4.0
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -37,6 +40,61 @@ def answers(state: SandboxState, command_id: str) -> list[int]:
         for r in state.requests
         if r.path == "/v2/calls" and r.idempotency_key == command_id
     ]
+
+
+def refused(state: SandboxState) -> set[str | None]:
+    """The commands whose create-call got a 401."""
+    return {r.idempotency_key for r in state.requests if r.path == "/v2/calls" and r.status == 401}
+
+
+async def test_auth_gate_stall_a_probe_that_expires_hands_the_probe_on(
+    start_bridge: BridgeFactory,
+) -> None:
+    """The only command probing expires while the token is refused: a later one probes."""
+    async with closed_loop(start_bridge, worker=WORKER_SETTINGS) as loop:
+        state = loop.sandbox.state
+        state.update_faults({"unauthorized": True})
+        soon = datetime.now(UTC) + timedelta(seconds=EXPIRES_IN)
+        first = command(f"first-{uuid.uuid4()}", not_after=soon.isoformat())
+        await loop.send(first)
+        [expired] = await loop.results(1)
+        assert expired["status"] == "expired"
+        assert 401 in answers(state, first.command_id), "expired before it reached FoneStorm"
+
+        # Nothing in hand, the gate closed: the worker must take a command to probe with.
+        later = [command(f"later-{n}-{uuid.uuid4()}") for n in range(3)]
+        await loop.send(*later)
+        await eventually(lambda: len(refused(state)) == 2, "a later command to probe")
+        await asyncio.sleep(1.0)  # probes go by: still one command at a time, not the backlog
+        assert len(refused(state)) == 2
+
+        state.update_faults({"unauthorized": False})
+        results = {r["command_id"]: r["status"] for r in await loop.results(4)}
+        assert results == {first.command_id: "expired"} | {c.command_id: "placed" for c in later}
+        assert loop.calls_per_command() == {c.command_id: 1 for c in later}
+        assert loop.bridge.app[WORKER].ready
+
+
+async def test_auth_gate_reopens_when_the_probe_gets_a_final_4xx(
+    start_bridge: BridgeFactory,
+) -> None:
+    """A 422 to the probe proves the token is accepted again: the next command is placed."""
+    async with closed_loop(start_bridge, worker=WORKER_SETTINGS) as loop:
+        state = loop.sandbox.state
+        state.update_faults({"unauthorized": True})
+        invalid = command(f"invalid-{uuid.uuid4()}", to="3215550009")  # 422 once accepted
+        await loop.send(invalid)
+        await eventually(lambda: 401 in answers(state, invalid.command_id), "the first 401")
+        state.update_faults({"unauthorized": False})
+        [failed] = await loop.results(1)
+        assert (failed["status"], failed["error_code"]) == ("failed", "fonestorm_rejected")
+
+        later = command(f"later-{uuid.uuid4()}")
+        await loop.send(later)
+        results = {r["command_id"]: r["status"] for r in await loop.results(2)}
+        assert results == {invalid.command_id: "failed", later.command_id: "placed"}
+        assert loop.calls_per_command() == {later.command_id: 1}
+        assert loop.bridge.app[WORKER].ready
 
 
 async def test_a_403_fails_its_own_command_and_stops_no_other(
