@@ -19,7 +19,7 @@ from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import TopicWatch
 from bridge.retrying import retry
 from bridge.tasks import cancel_and_wait
-from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     # Not ready while it works from a stale copy of the ledger: newly assigned partitions
     # wait for it to catch up, so they stand still until it reads again.
     app[READINESS]["ledger"] = lambda: ledger.following
+    app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
     task = asyncio.create_task(_run(app, worker, consumer, ledger), name="command-worker")
     try:
         yield

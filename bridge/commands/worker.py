@@ -109,6 +109,13 @@ class CommandWorker:
         return self._running and self._processor.auth.is_open
 
     @property
+    def not_ready_reason(self) -> str:
+        """Why :attr:`ready` is false, for ``/readyz``; empty while ready."""
+        if not self._running:
+            return "not consuming yet"
+        return self._processor.auth.describe()
+
+    @property
     def generation(self) -> int:
         """How many assignments this worker has had (each rebalance adds one)."""
         return self._ownership.generation

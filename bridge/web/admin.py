@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bridge.obs.metrics import CONTENT_TYPE
-from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,13 @@ async def readyz(request: web.Request) -> web.Response:
     checks.update({name: check() for name, check in request.app[READINESS].items()})
     ready = all(checks.values())
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    reasons = {
+        name: why
+        for name, reason in request.app[NOT_READY_REASONS].items()
+        if not checks.get(name, True) and (why := reason())
+    }
+    if reasons:
+        body["reasons"] = reasons
     missing = request.app[PUBLISHER].missing_topics
     if missing:
         body["missing_topics"] = missing
@@ -57,6 +64,7 @@ async def admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     admin[METRICS] = app[METRICS]
     admin[PUBLISHER] = app[PUBLISHER]
     admin[READINESS] = app[READINESS]
+    admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
     add_operations_routes(admin.router)
     add_json_fallbacks(admin.router)
     runner = web.AppRunner(admin, access_log=None, handle_signals=False)

@@ -26,7 +26,7 @@ from bridge.obs.metrics import Metrics
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes, admin_site_ctx
-from bridge.web.appkeys import METRICS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
     app[READINESS] = {}
+    app[NOT_READY_REASONS] = {}
     app.cleanup_ctx.append(_publisher_ctx)
     app.on_shutdown.append(_on_shutdown)
     if settings.http.admin_port is None:

@@ -15,3 +15,6 @@ METRICS = web.AppKey("metrics", Metrics)
 PUBLISHER = web.AppKey("publisher", Publisher)
 #: Readiness checks by name; ``/readyz`` is ready when all are true.
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
+#: Why a readiness check of the same name is false (empty when there is nothing to say);
+#: ``/readyz`` shows it under ``reasons``.
+NOT_READY_REASONS = web.AppKey("not_ready_reasons", dict[str, Callable[[], str]])

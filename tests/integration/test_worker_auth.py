@@ -11,13 +11,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import aiohttp
 import pytest
 
 from bridge.commands.service import WORKER
 from bridge.sandbox.state import SandboxState
 from tests.support.bridge_app import BridgeFactory
-from tests.support.commands import closed_loop, command
+from tests.support.commands import Loop, closed_loop, command
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +49,15 @@ def refused(state: SandboxState) -> set[str | None]:
     return {r.idempotency_key for r in state.requests if r.path == "/v2/calls" and r.status == 401}
 
 
+async def readiness(loop: Loop) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{loop.bridge.url}/readyz") as response,
+    ):
+        body: dict[str, Any] = await response.json()
+        return body
+
+
 async def test_auth_gate_stall_a_probe_that_expires_hands_the_probe_on(
     start_bridge: BridgeFactory,
 ) -> None:
@@ -65,6 +76,9 @@ async def test_auth_gate_stall_a_probe_that_expires_hands_the_probe_on(
         later = [command(f"later-{n}-{uuid.uuid4()}") for n in range(3)]
         await loop.send(*later)
         await eventually(lambda: len(refused(state)) == 2, "a later command to probe")
+        body = await readiness(loop)
+        assert body["checks"]["worker"] is False
+        assert "401" in body["reasons"]["worker"]
         await asyncio.sleep(1.0)  # probes go by: still one command at a time, not the backlog
         assert len(refused(state)) == 2
 
