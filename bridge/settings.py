@@ -278,6 +278,15 @@ class WorkerSettings(BaseModel):
         "rebalance. Create-call requests already sent get 80% of it to finish and record their "
         "answer, so it must exceed `BRIDGE_FONESTORM__READ_TIMEOUT` plus two produce timeouts.",
     )
+    fence_margin: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds kept in hand when a worker proves it is still a member of its group "
+        "before writing `placing` or `pending` or sending a create-call: it acts only within "
+        "the lesser of the session and rebalance timeouts, less this, of a heartbeat the group "
+        "answered as stable, so a paused worker that resumes cannot act on partitions given to "
+        "another. Covers a write's way to the broker; at most half that lesser timeout.",
+    )
     max_poll_interval: float = Field(
         300.0,
         gt=0,
@@ -320,6 +329,19 @@ class WorkerSettings(BaseModel):
                 )
             prefixes.append(compact)
         return prefixes
+
+    @model_validator(mode="after")
+    def _fence_leaves_room_for_heartbeats(self) -> WorkerSettings:
+        # Heartbeats go every third of the session: the rest must outlast one and its answer,
+        # or jobs would keep waiting for a proof of membership.
+        lease = min(self.session_timeout, self.rebalance_timeout)
+        if self.fence_margin > lease / 2:
+            raise ValueError(
+                f"BRIDGE_WORKER__FENCE_MARGIN={self.fence_margin:g} must be at most half of "
+                f"the lesser of BRIDGE_WORKER__SESSION_TIMEOUT and "
+                f"BRIDGE_WORKER__REBALANCE_TIMEOUT ({lease / 2:g}s)"
+            )
+        return self
 
 
 class LogSettings(BaseModel):
