@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import enum
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.commands.ledger import Watch
+from bridge.commands.membership import Fence
 from bridge.commands.records import Record, source_of
 from bridge.contracts.base import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Seconds between looks at the partition's ownership while waiting for a proof of membership.
+RECHECK_INTERVAL = 0.5
 
 
 class Revoked(Exception):
@@ -32,6 +39,7 @@ class Job:
     __slots__ = (
         "accepted",
         "call_possible",
+        "fence",
         "phase",
         "placing",
         "received_at",
@@ -43,9 +51,10 @@ class Job:
         "writer",
     )
 
-    def __init__(self, record: Record, still_owned: Callable[[], bool]) -> None:
+    def __init__(self, record: Record, still_owned: Callable[[], bool], fence: Fence) -> None:
         self.record = record
         self.still_owned = still_owned
+        self.fence = fence
         self.received_at = utcnow()
         self.started = time.perf_counter()
         self.source = source_of(record.topic, record.partition, record.offset)
@@ -60,6 +69,49 @@ class Job:
         #: none of them is another writer's (the job has read the ledger up to there).
         self.watch = Watch("")
         self.accepted = -1
+
+    async def fenced(self) -> None:
+        """Return once this worker may act as the partition's owner; else raise :class:`Revoked`.
+
+        Acting means writing ``placing`` or sending the request: the partition must still be
+        owned and the group membership that assigned it proven current
+        (:mod:`bridge.commands.membership`). While the proof is stale and the partition still
+        looks owned this waits, for at most the fence's patience, for aiokafka's next heartbeat
+        to prove it again or for the revocation.
+        """
+        waiting_since: float | None = None
+        while True:
+            if not self.still_owned():
+                raise Revoked
+            if self.fence.proven():
+                if waiting_since is not None:
+                    log.info(
+                        "group membership proven again after %.1fs", self._since(waiting_since)
+                    )
+                return
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning("group membership not proven; waiting before writing or sending")
+            left = self.fence.patience - self._since(waiting_since)
+            if left <= 0:
+                log.error(
+                    "group membership not proven for %.0fs; leaving the command to the "
+                    "partition's next owner",
+                    self.fence.patience,
+                )
+                raise Revoked
+            await self.fence.next_proof(min(left, RECHECK_INTERVAL))
+
+    def proven(self) -> bool:
+        """The group has not yet given the partition to anyone else, owned here or not.
+
+        What a ``pending`` written while giving the partition up needs.
+        """
+        return self.fence.proven()
+
+    @staticmethod
+    def _since(moment: float) -> float:
+        return time.monotonic() - moment
 
     @property
     def must_finish(self) -> bool:

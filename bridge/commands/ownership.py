@@ -44,6 +44,10 @@ class Ownership:
         """The generation ``tp`` is owned in, ``None`` when not owned."""
         return self._owned.get(tp)
 
+    def generations(self) -> set[int]:
+        """The generations some partition is still owned in."""
+        return set(self._owned.values())
+
     def owns(self, tp: TopicPartition, generation: int) -> bool:
         """Whether ``tp`` is still owned in ``generation`` (not revoked, not re-assigned)."""
         return self._owned.get(tp) == generation

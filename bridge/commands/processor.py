@@ -6,8 +6,9 @@ does the I/O in an order that keeps "at most one call per command" (see
 :mod:`bridge.commands.ledger`):
 
 * ``placing`` is acknowledged by Kafka before a request is sent, and the partition's ownership
-  is checked right before both; ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` passes between the two,
-  which receivers count on (:mod:`bridge.ingest.correlation`);
+  and the group membership that granted it (:mod:`bridge.commands.membership`) are checked
+  right before both; ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` passes between the two, which
+  receivers count on (:mod:`bridge.ingest.correlation`);
 * an answer that proves no call exists is recorded as ``pending`` before waiting to retry, and
   so is a cancellation between ``placing`` and sending: the next owner then places the call
   instead of reporting ``in_doubt``;
@@ -205,10 +206,16 @@ class CommandProcessor:
         try:
             return await self._attempts(job, command)
         except asyncio.CancelledError:
-            if job.phase is Phase.MARKING and not job.call_possible and not self._foreign(job):
+            if (
+                job.phase is Phase.MARKING
+                and not job.call_possible
+                and job.proven()
+                and not self._foreign(job)
+            ):
                 # ``placing`` may be on the ledger and no request went out: say so, or the
                 # next owner reports in_doubt for a call nobody made. Bounded by the produce
-                # timeout; a failure here leaves in_doubt, which is still true.
+                # timeout; a failure here leaves in_doubt, which is still true. Unproven, the
+                # next owner may have written already: in_doubt is left then too.
                 try:
                     await self._out.mark(job, command, LedgerState.PENDING)
                 except PublishError as exc:
@@ -290,13 +297,16 @@ class CommandProcessor:
         stop = self._last_look(job, command)
         if stop is not None:
             return stop
+        await job.fenced()
         job.phase = Phase.MARKING
         if not job.placing and not await self._claim(job, command):
             return CONFLICT
         async with self._sending:
-            if not job.still_owned():
+            try:
+                await job.fenced()
+            except Revoked:
                 await self._no_call(job, command)
-                raise Revoked
+                raise
             # The writes and the wait for a slot took time: look again right before sending.
             stop = self._last_look(job, command)
             if stop is not None:
@@ -384,8 +394,11 @@ class CommandProcessor:
         return call.id
 
     async def _no_call(self, job: Job, command: PlaceCallCommand) -> None:
-        """The last answer proves no call exists: record ``pending`` over our ``placing``."""
-        if job.placing and not job.call_possible and not self._foreign(job):
+        """The last answer proves no call exists: record ``pending`` over our ``placing``.
+
+        Only while the group membership is proven: else the next owner may have written since.
+        """
+        if job.placing and not job.call_possible and job.proven() and not self._foreign(job):
             await self._out.state(job, command, LedgerState.PENDING)
             job.placing = False
 

@@ -40,6 +40,9 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.worker.session_timeout * 1000),
+        # A third of the session, as Kafka advises: a job checks that a heartbeat answered
+        # within the session (bridge.commands.membership), and this keeps one at hand.
+        heartbeat_interval_ms=int(settings.worker.session_timeout * 1000 / 3),
         # Not aiokafka's default (the session timeout): a revocation waits for create-call
         # requests already sent, and that needs longer than 10 s (see CommandWorker.release).
         rebalance_timeout_ms=int(settings.worker.rebalance_timeout * 1000),
@@ -86,6 +89,7 @@ async def _run(
         await ledger.stop()
 
     await retry(start, retry_on=KafkaError, what="starting the worker", on_failure=failed)
+    worker.membership.attach(consumer)  # before the first JoinGroup: subscribe sends it
     consumer.subscribe([settings.topics.place_call], listener=worker.listener())
     log.info(
         "worker consuming %s as group %s", settings.topics.place_call, settings.worker.group_id

@@ -36,6 +36,7 @@ from aiokafka.structs import OffsetAndMetadata
 from bridge.commands.auth_gate import records_to_start
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger
+from bridge.commands.membership import Fence, Membership
 from bridge.commands.offsets import OffsetTracker
 from bridge.commands.ownership import Ownership
 from bridge.commands.processor import CommandProcessor
@@ -94,6 +95,8 @@ class CommandWorker:
         self._in_hand = IN_HAND_PER_SLOT * settings.worker.max_in_flight
         self.revoke_budget = settings.worker.rebalance_timeout * REVOKE_SHARE
         self._ownership = Ownership()
+        self.membership = Membership(settings.worker)
+        self._fences: dict[int, Fence] = {}
         self._tracker = OffsetTracker()
         self._jobs: dict[asyncio.Task[None], tuple[TopicPartition, Job]] = {}
         self._slot_freed = asyncio.Event()
@@ -135,6 +138,9 @@ class CommandWorker:
     def acquire(self, assigned: list[TopicPartition]) -> None:
         """New partitions: paused until the ledger has caught up for this generation."""
         generation = self._ownership.assign(assigned)
+        live = self._ownership.generations()
+        self._fences = {g: f for g, f in self._fences.items() if g in live}
+        self._fences[generation] = self.membership.fence()
         for tp in assigned:
             self._tracker.assign(tp, generation)
         if assigned:
@@ -247,7 +253,7 @@ class CommandWorker:
     def _start(self, tp: TopicPartition, generation: int, record: Record) -> None:
         self._tracker.started(tp, record.offset, generation)
         self._metrics.commands_in_flight.inc()
-        job = Job(record, lambda: self._ownership.owns(tp, generation))
+        job = Job(record, lambda: self._ownership.owns(tp, generation), self._fences[generation])
         task = asyncio.create_task(self._process(tp, generation, job))
         self._jobs[task] = (tp, job)
         task.add_done_callback(self._done)

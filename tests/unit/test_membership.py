@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import pytest
 from aiokafka.protocol.commit import OffsetCommitRequest
@@ -12,8 +13,11 @@ from aiokafka.protocol.group import (
     LeaveGroupRequest,
     SyncGroupRequest,
 )
+from aiokafka.structs import ConsumerRecord
 
+from bridge.commands.jobs import Job, Revoked
 from bridge.commands.membership import (
+    Fence,
     Membership,
     Proof,
     Seen,
@@ -151,3 +155,75 @@ def test_proofs_are_kept_newest_first_and_voided_by_leaving() -> None:
 def test_an_unattached_membership_proves_nothing() -> None:
     fence = _membership(Clock()).fence()
     assert not fence.proven()
+
+
+@dataclass
+class FakeFence:
+    """A fence whose proof the test turns on and off."""
+
+    proofs: list[bool]
+    patience: float = 60.0
+    waits: list[float] = field(default_factory=list)
+
+    def proven(self) -> bool:
+        return self.proofs[0]
+
+    async def next_proof(self, timeout: float) -> None:
+        self.waits.append(timeout)
+        if len(self.proofs) > 1:
+            self.proofs.pop(0)
+        await asyncio.sleep(0)
+
+
+RECORD: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+    topic="commands", partition=0, offset=0, timestamp=0, timestamp_type=0, key=b"k",
+    value=b"v", checksum=None, serialized_key_size=1, serialized_value_size=1, headers=[],
+)  # fmt: skip
+
+
+def _job(fence: FakeFence, owned: list[bool]) -> Job:
+    # The fake has Fence's interface: proven(), patience, next_proof().
+    fake: Fence = fence  # type: ignore[assignment]
+    return Job(RECORD, still_owned=lambda: owned[0], fence=fake)
+
+
+async def test_a_proven_owned_job_goes_ahead_at_once() -> None:
+    fence = FakeFence([True])
+    await _job(fence, [True]).fenced()
+    assert fence.waits == []
+
+
+async def test_a_stale_proof_waits_for_the_next_one() -> None:
+    fence = FakeFence([False, False, True])
+    await _job(fence, [True]).fenced()
+    assert len(fence.waits) == 2
+
+
+async def test_a_revoked_partition_is_revoked_whatever_the_proof() -> None:
+    with pytest.raises(Revoked):
+        await _job(FakeFence([True]), [False]).fenced()
+
+
+async def test_revoked_while_waiting_for_a_proof() -> None:
+    owned = [True]
+    fence = FakeFence([False])
+
+    async def revoke_later() -> None:
+        await asyncio.sleep(0)
+        owned[0] = False
+
+    revoking = asyncio.create_task(revoke_later())
+    with pytest.raises(Revoked):
+        await _job(fence, owned).fenced()
+    await revoking
+
+
+async def test_no_proof_within_the_patience_gives_the_command_up() -> None:
+    fence = FakeFence([False], patience=0.0)
+    with pytest.raises(Revoked):
+        await _job(fence, [True]).fenced()
+
+
+def test_pending_needs_only_the_proof() -> None:
+    assert _job(FakeFence([True]), [False]).proven()
+    assert not _job(FakeFence([False]), [True]).proven()
