@@ -15,7 +15,7 @@ from typing import TypeVar
 from aiokafka.structs import RecordMetadata
 
 from bridge.commands.destinations import parse
-from bridge.commands.jobs import Job
+from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger
 from bridge.commands.records import readable_command_id, record_ref
 from bridge.commands.trimming import TRIM_LIMITS, trimmed
@@ -112,8 +112,25 @@ class OutcomeWriter:
     async def state(
         self, job: Job, command: PlaceCallCommand, state: LedgerState
     ) -> RecordMetadata:
-        """Record ``state`` of the command on the ledger (retried until written)."""
-        return await self.until_written("the ledger entry", lambda: self.mark(job, command, state))
+        """Record ``placing`` or ``pending`` on the ledger (retried until written).
+
+        The caller checked the job's fence; a retry, maybe long after, checks it again and
+        raises :class:`Revoked` if it no longer holds: the partition's next owner may have
+        written since.
+        """
+        attempts = 0
+
+        async def write() -> RecordMetadata:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                if state is LedgerState.PLACING:
+                    await job.fenced()
+                elif not job.proven():
+                    raise Revoked
+            return await self.mark(job, command, state)
+
+        return await self.until_written("the ledger entry", write)
 
     async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> RecordMetadata:
         return await self._ledger.record(self._entry(job, command, state))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,7 +26,11 @@ from bridge.commands.membership import (
     lease,
     verdict,
 )
-from bridge.settings import WorkerSettings
+from bridge.commands.outcomes import OutcomeWriter
+from bridge.contracts.commands import PlaceCallCommand
+from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.errors import PublishError
+from bridge.settings import Settings, WorkerSettings
 
 HEARTBEAT = HeartbeatRequest.API_KEY
 SYNC = SyncGroupRequest.API_KEY
@@ -227,3 +232,48 @@ async def test_no_proof_within_the_patience_gives_the_command_up() -> None:
 def test_pending_needs_only_the_proof() -> None:
     assert _job(FakeFence([True]), [False]).proven()
     assert not _job(FakeFence([False]), [True]).proven()
+
+
+class FlakyLedger:
+    """Fails the first write as an unreachable Kafka does; records what got through."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.written: list[str] = []
+
+    async def record(self, entry: LedgerEntry) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise PublishError("no broker")
+        self.written.append(entry.state.value)
+
+
+@pytest.mark.parametrize(
+    ("state", "proofs", "owned", "written"),
+    [
+        (LedgerState.PLACING, [True], [True], ["placing"]),
+        (LedgerState.PLACING, [False], [False], []),  # revoked and stale by the retry
+        (LedgerState.PENDING, [True], [False], ["pending"]),  # handing over: proof is enough
+        (LedgerState.PENDING, [False], [True], []),
+    ],
+)
+async def test_a_retried_ledger_write_checks_the_fence_again(
+    state: LedgerState,
+    proofs: list[bool],
+    owned: list[bool],
+    written: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bridge.retrying.backoff_delays", lambda *_: itertools.repeat(0.0))
+    ledger = FlakyLedger()
+    out = OutcomeWriter(Settings(), None, ledger, None)  # type: ignore[arg-type]
+    cmd = PlaceCallCommand.model_validate(
+        {"command_id": "c-1", "fonenumber": "3215551081", "to": "3215551801"}
+    )
+    job = _job(FakeFence(proofs), owned)
+    if written:
+        await out.state(job, cmd, state)
+    else:
+        with pytest.raises(Revoked):
+            await out.state(job, cmd, state)
+    assert ledger.written == written
