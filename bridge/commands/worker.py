@@ -14,9 +14,10 @@ probe with (:mod:`bridge.commands.auth_gate`).
 Rebalances (aiokafka runs them in its own task, see :class:`_Rebalance`):
 
 * **revoke**: the partitions stop being owned at once; their jobs that have not sent a request
-  are cancelled (a job between ``placing`` and sending records ``pending``), jobs whose request
-  is out get up to 80% of ``BRIDGE_WORKER__REBALANCE_TIMEOUT`` to record the answer; then the
-  offsets are committed, while the group still lets us;
+  are cancelled (a job between ``placing`` and sending records ``pending`` while the group
+  membership is proven, :mod:`bridge.commands.membership`), jobs whose request is out get up
+  to 80% of ``BRIDGE_WORKER__REBALANCE_TIMEOUT`` to record the answer; then the offsets are
+  committed, while the group still lets us;
 * **assign**: a new generation; the new partitions stay paused until the ledger has caught up
   with everything written before the assignment (which includes every ``placing`` of their
   previous owner, who finished revoking before we were assigned).
