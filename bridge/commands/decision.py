@@ -150,16 +150,19 @@ def _unless_expired(command: PlaceCallCommand, now: datetime) -> Finish | None:
 
 def after_conflict(
     latest: LedgerEntry | None, *, source: str, call_possible: bool
-) -> Finish | None:
+) -> Republish | Finish | None:
     """Another job wrote the command's ledger entry meanwhile (``latest``): how this one ends.
 
     Nothing is sent and nothing written to the ledger: the other job's entries stand. None
-    means this record's result is the other job's to publish (it handles the same record);
-    otherwise the result to publish. ``call_possible``: an attempt of this job may have
-    created the call, which only ``in_doubt`` may say.
+    means this record's result is the other job's to publish (it handles the same record and
+    has not finished); a :class:`Republish` is that job's result, published again in case it
+    stopped before it could; otherwise the result to publish. ``call_possible``: an attempt of
+    this job may have created the call, which only ``in_doubt`` may say.
     """
     if latest is not None and latest.source == source:
         # Another worker holds this very record (this one kept it past a rebalance it missed).
+        if latest.state is LedgerState.DONE and latest.result is not None:
+            return Republish(latest.result)
         return None
     if call_possible:
         return Finish(

@@ -90,7 +90,7 @@ class Job:
                     )
                 return
             if waiting_since is None:
-                waiting_since = time.monotonic()
+                waiting_since = self.fence.now()
                 log.warning("group membership not proven; waiting before writing or sending")
             left = self.fence.patience - self._since(waiting_since)
             if left <= 0:
@@ -109,9 +109,8 @@ class Job:
         """
         return self.fence.proven()
 
-    @staticmethod
-    def _since(moment: float) -> float:
-        return time.monotonic() - moment
+    def _since(self, moment: float) -> float:
+        return self.fence.now() - moment
 
     @property
     def must_finish(self) -> bool:

@@ -36,9 +36,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
@@ -50,6 +51,25 @@ from bridge.kafka.publisher import Publisher
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Follower(Protocol):
+    """What the ledger needs of :class:`~bridge.kafka.follower.TopicFollower`."""
+
+    @property
+    def following(self) -> bool: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def end_offsets(self) -> dict[TopicPartition, int]: ...
+    async def wait_for(self, ends: dict[TopicPartition, int]) -> None: ...
+    async def catch_up(self) -> None: ...
+
+
+#: Builds the follower of ``topic`` that calls ``apply`` per record and ``on_batch`` after each
+#: batch: another transport than Kafka (the in-memory one of the protocol simulation).
+FollowerFactory = Callable[
+    [str, Callable[[ConsumerRecord[bytes, bytes]], None], Callable[[], None]], Follower
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,9 @@ class Watch:
 class Ledger:
     """Follows the ledger topic into memory and appends to it."""
 
-    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: Settings, publisher: Publisher, *, follow: FollowerFactory | None = None
+    ) -> None:
         self._settings = settings
         self._topic = settings.topics.command_ledger
         self._publisher = publisher
@@ -86,11 +108,11 @@ class Ledger:
         self._written: deque[tuple[float, str, int]] = deque()
         self._retention = settings.worker.ledger_retention
         self._watches: dict[str, list[Watch]] = {}
-        self._follower = TopicFollower(
-            settings.kafka,
-            self._topic,
-            self._apply_record,
-            on_batch=lambda: self.forget_expired(time.time()),
+        on_batch = lambda: self.forget_expired(time.time())  # noqa: E731
+        self._follower: Follower = (
+            TopicFollower(settings.kafka, self._topic, self._apply_record, on_batch=on_batch)
+            if follow is None
+            else follow(self._topic, self._apply_record, on_batch)
         )
 
     def get(self, command_id: str) -> LedgerEntry | None:

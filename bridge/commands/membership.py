@@ -185,6 +185,10 @@ class Membership:
         if self._proof is not None and self._proof.sent_at <= since:
             self._proof = None
 
+    def now(self) -> float:
+        """The clock proofs are timed by (monotonic seconds)."""
+        return self._clock()
+
     @property
     def proof(self) -> Proof | None:
         """The latest proof, if any."""
@@ -228,6 +232,10 @@ class Fence:
     def proven(self) -> bool:
         """No other member can own the partitions of this generation yet (see module doc)."""
         return self.membership.proven(self.generation, self.member_id)
+
+    def now(self) -> float:
+        """The membership's clock (monotonic seconds)."""
+        return self.membership.now()
 
     @property
     def patience(self) -> float:

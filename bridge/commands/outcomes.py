@@ -162,21 +162,11 @@ class OutcomeWriter:
         )
 
     async def publish(self, result: PlaceCallResult, command: PlaceCallCommand | None) -> None:
-        topics = self._settings.topics
         publish_result = self._publish_result(result)
         if result.status is not ResultStatus.PLACED or not result.call_id or command is None:
             await publish_result
             return
-        placed = CallPlaced(
-            event_id=uuid5(PLACED_ID_NAMESPACE, f"placed|{result.call_id}"),
-            call_id=result.call_id,
-            command_id=result.command_id,
-            correlation_id=result.correlation_id,
-            fonenumber=command.fonenumber,
-            to=command.to,
-            placed_at=result.finished_at,
-        )
-        publish_placed = self._publisher.publish_event(topics.call_events, placed, source=SOURCE)
+        publish_placed = self.placed(result, command)
         # Two topics, no order between them for consumers anyway: one round trip, not two.
         outcomes = await asyncio.gather(publish_placed, publish_result, return_exceptions=True)
         for outcome in outcomes:
@@ -208,6 +198,24 @@ class OutcomeWriter:
             else:
                 return
         raise refused
+
+    async def placed(
+        self, result: PlaceCallResult, command: PlaceCallCommand, *, reconciled: bool = False
+    ) -> None:
+        """The ``CallPlaced`` event of a placed result's call."""
+        assert result.call_id is not None  # noqa: S101 - only placed results have one
+        placed = CallPlaced(
+            event_id=uuid5(PLACED_ID_NAMESPACE, f"placed|{result.call_id}"),
+            call_id=result.call_id,
+            command_id=result.command_id,
+            correlation_id=result.correlation_id,
+            fonenumber=command.fonenumber,
+            to=command.to,
+            placed_at=result.finished_at,
+            reconciled=reconciled,
+        )
+        topic = self._settings.topics.call_events
+        await self._publisher.publish_event(topic, placed, source=SOURCE)
 
     async def dead_letter(self, job: Job, code: str, reason: str, key: str | None) -> None:
         letter = DeadLetter(

@@ -90,6 +90,7 @@ class CommandProcessor:
         metrics: Metrics,
         *,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
@@ -102,14 +103,15 @@ class CommandProcessor:
         self._clock = clock
         self._jitter = jitter
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
-        self._limiter = RateLimiter(settings.worker.rate_limit)
+        self._monotonic = monotonic
+        self._limiter = RateLimiter(settings.worker.rate_limit, clock=monotonic)
         # MAX_IN_FLIGHT bounds the requests out at once; the worker holds more commands than
         # that (IN_HAND_PER_SLOT), so ledger writes and holds do not leave requests idle.
         self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
         self._placing = asyncio.Semaphore(PLACING_PER_SLOT * settings.worker.max_in_flight)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_users: defaultdict[str, int] = defaultdict(int)
-        self.auth = AuthGate(settings.worker.auth_retry_interval)
+        self.auth = AuthGate(settings.worker.auth_retry_interval, clock=monotonic)
 
     @asynccontextmanager
     async def _exclusive(self, command_id: str) -> AsyncIterator[None]:
@@ -154,6 +156,9 @@ class CommandProcessor:
 
     async def _decide_and_act(self, job: Job, command: PlaceCallCommand) -> str:
         """What became of the command (a result status, or :data:`SUPERSEDED`)."""
+        # Every outcome below writes: a worker back from a pause must not decide on a record
+        # that the group gave to another (it would report in_doubt over a call in flight).
+        await job.fenced()
         action = decision.decide(
             command,
             self._ledger.get(command.command_id),
@@ -237,7 +242,7 @@ class CommandProcessor:
 
     async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         attempts = 0
-        started = time.monotonic()
+        started = self._monotonic()
         while True:
             job.phase = Phase.WAITING
             # While FoneStorm refuses our token, only the command holding the probe goes on.
@@ -253,13 +258,12 @@ class CommandProcessor:
                 result = self._out.result(
                     job, command, ResultStatus.PLACED, call_id=outcome, attempts=attempts
                 )
-                await self._out.settle(job, command, result)
-                return result
+                return await self._conclude(job, command, result)
             failure = outcome
             step = policy.after_failure(
                 failure,
                 attempts=attempts,
-                elapsed=time.monotonic() - started,
+                elapsed=self._monotonic() - started,
                 call_possible=job.call_possible,
                 now=self._clock(),
                 not_after=command.not_after,
@@ -346,17 +350,31 @@ class CommandProcessor:
         return True
 
     def _foreign(self, job: Job) -> list[Seen]:
-        """Ledger records another writer added to this command since the job last looked."""
-        return claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+        """Ledger entries another job wrote over this one's since it last looked.
+
+        Another job's ``placing`` does not count: written after this job's read, it loses
+        its claim to this one's or wins over it, which :meth:`_claim` tells.
+        """
+        return [
+            s
+            for s in claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+            if s.entry is None or s.entry.state is not LedgerState.PLACING
+        ]
 
     async def _stand_down(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         """Another job wrote this command's entry: send nothing, write nothing to the ledger."""
         job.phase = Phase.RECORDING
-        seen = job.watch.seen
-        latest = next((s.entry for s in reversed(seen) if not claim.is_ours(s, job.writer)), None)
+        others = claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+        decisive = self._foreign(job) or others
+        latest = decisive[-1].entry if decisive else None
         finish = decision.after_conflict(latest, source=job.source, call_possible=job.call_possible)
         if finish is None:
             log.warning("another worker is handling this command record; leaving it its result")
+            return None
+        if isinstance(finish, decision.Republish):
+            log.warning("another worker finished this command record; publishing its result")
+            done = finish.result
+            await self._out.until_written("the result", lambda: self._out.publish(done, command))
             return None
         result = self._out.result(
             job,
@@ -404,7 +422,7 @@ class CommandProcessor:
 
     async def _give_up(
         self, job: Job, command: PlaceCallCommand, step: policy.GiveUp, attempts: int
-    ) -> PlaceCallResult:
+    ) -> PlaceCallResult | None:
         job.phase = Phase.RECORDING
         result = self._out.result(
             job,
@@ -414,10 +432,38 @@ class CommandProcessor:
             error_code=step.code,
             error_message=step.message,
         )
-        await self._out.settle(
-            job,
-            command,
-            result,
-            dead_letter=(step.code, step.message) if step.dead_letter else None,
-        )
-        return result
+        dead_letter = (step.code, step.message) if step.dead_letter else None
+        return await self._conclude(job, command, result, dead_letter=dead_letter)
+
+    async def _conclude(
+        self,
+        job: Job,
+        command: PlaceCallCommand,
+        result: PlaceCallResult,
+        *,
+        dead_letter: tuple[str, str] | None = None,
+    ) -> PlaceCallResult | None:
+        """Record the outcome, unless another job recorded this command's outcome first.
+
+        That happens when this worker lost its partition while the request was out (frozen
+        past its session): the next owner already reported the command, usually ``in_doubt``.
+        Its result stands; a call this job made is published as a reconciled ``CallPlaced``.
+        """
+        job.phase = Phase.RECORDING
+        if not job.proven():
+            # Membership unproven: another owner may have written; read what it did.
+            await self._read_ledger()
+        if not self._foreign(job):
+            await self._out.settle(job, command, result, dead_letter=dead_letter)
+            return result
+        if result.status is ResultStatus.PLACED and result.call_id:
+            log.warning(
+                "call %s was placed, but another worker reported the command meanwhile; "
+                "publishing the call as reconciled, not a second result",
+                result.call_id,
+            )
+            await self._out.until_written(
+                "the call event", lambda: self._out.placed(result, command, reconciled=True)
+            )
+            return None
+        return await self._stand_down(job, command)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -87,6 +88,8 @@ class CommandWorker:
         processor: CommandProcessor,
         ledger: Ledger,
         metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
@@ -96,7 +99,7 @@ class CommandWorker:
         self._in_hand = IN_HAND_PER_SLOT * settings.worker.max_in_flight
         self.revoke_budget = settings.worker.rebalance_timeout * REVOKE_SHARE
         self._ownership = Ownership()
-        self.membership = Membership(settings.worker)
+        self.membership = Membership(settings.worker, clock)
         self._fences: dict[int, Fence] = {}
         self._tracker = OffsetTracker()
         self._jobs: dict[asyncio.Task[None], tuple[TopicPartition, Job]] = {}

@@ -148,6 +148,11 @@ class CallPlaced(VersionedEvent):
     fonenumber: str = Field(description="Our FoneNumber (caller).")
     to: str = Field(description="Called number.")
     placed_at: datetime = Field(description="When FoneStorm accepted the call (UTC).")
+    reconciled: bool = Field(
+        False,
+        description="Learned after the command's result, which stands (usually `in_doubt`): "
+        "the evidence that the call exists. No second result follows.",
+    )
 
     @property
     def ce_type(self) -> str:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.commands.claim import foreign, lost, to_put_back
-from bridge.commands.decision import Finish, Place, after_conflict, decide
+from bridge.commands.decision import Finish, Place, Republish, after_conflict, decide
 from bridge.commands.ledger import Seen
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
@@ -111,8 +111,8 @@ def test_what_a_loser_puts_back(
         pytest.param(
             entry(LedgerState.DONE, source=MINE, call=True),
             False,
-            None,
-            id="this record done by its other owner: theirs to report",
+            "republish",
+            id="this record done by its other owner: its result again",
         ),
         pytest.param(
             entry(LedgerState.PLACING, source=MINE),
@@ -127,10 +127,14 @@ def test_what_a_loser_puts_back(
     ],
 )
 def test_how_the_job_that_lost_ends(
-    latest: LedgerEntry | None, call_possible: bool, expected: ResultStatus | None
+    latest: LedgerEntry | None, call_possible: bool, expected: ResultStatus | str | None
 ) -> None:
     finish = after_conflict(latest, source=MINE, call_possible=call_possible)
-    if expected is None:
+    if expected == "republish":
+        assert isinstance(finish, Republish)
+        assert latest is not None
+        assert finish.result == latest.result
+    elif expected is None:
         assert finish is None
     else:
         assert isinstance(finish, Finish)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import itertools
 from dataclasses import dataclass, field
 
@@ -173,6 +174,9 @@ class FakeFence:
     def proven(self) -> bool:
         return self.proofs[0]
 
+    def now(self) -> float:
+        return time.monotonic()
+
     async def next_proof(self, timeout: float) -> None:
         self.waits.append(timeout)
         if len(self.proofs) > 1:
@@ -187,7 +191,7 @@ RECORD: ConsumerRecord[bytes, bytes] = ConsumerRecord(
 
 
 def _job(fence: FakeFence, owned: list[bool]) -> Job:
-    # The fake has Fence's interface: proven(), patience, next_proof().
+    # The fake has Fence's interface: proven(), now(), patience, next_proof().
     fake: Fence = fence  # type: ignore[assignment]
     return Job(RECORD, still_owned=lambda: owned[0], fence=fake)
 
