@@ -1,0 +1,1 @@
+"""A deterministic simulation of the command protocol (see :mod:`tests.sim.world`)."""
