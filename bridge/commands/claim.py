@@ -9,18 +9,24 @@ two jobs that read the same state and both write, exactly one wins: the one whos
 first. The loser sends nothing, writes nothing of its own again, and puts the winner's latest
 entry back on top of its own (:func:`restore`), so readers see the winner's state.
 
-The window checks are pure functions over what the watch saw; the processor does the I/O.
+The window checks are pure functions over what the watch saw; :class:`Claims` does the I/O
+for the processor.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka.structs import RecordMetadata
 
+from bridge.commands import decision
+from bridge.commands.jobs import Job, Phase
 from bridge.commands.ledger import Ledger, Seen, Watch
-from bridge.contracts.ledger import LedgerEntry
+from bridge.commands.outcomes import OutcomeWriter
+from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
+from bridge.contracts.ledger import LedgerEntry, LedgerState
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +93,101 @@ async def restore(
         copied.add(_value(entry))
         await ledger.read_back(await write(entry))
     log.warning("the ledger entry of another writer could not be put back on top")
+
+
+def verified(job: Job) -> int:
+    """Where the window of a job's next write starts: after what it read and its last write.
+
+    Another job's record before the job's own last write was either written over by it (an
+    entry that stops the job, :meth:`Claims.overwritten`, is found by the read before each
+    attempt) or a ``placing`` that lost its claim to this job's: neither can win.
+    """
+    return max(job.accepted, job.last_write)
+
+
+class Claims:
+    """The ledger side of a job that may meet another: claim, look, stand down."""
+
+    def __init__(self, ledger: Ledger, out: OutcomeWriter, *, hold: float) -> None:
+        self._ledger = ledger
+        self._out = out
+        self._hold = hold
+
+    async def claim(self, job: Job, command: PlaceCallCommand) -> bool:
+        """Write ``placing`` and read it back: whether this job won the command.
+
+        The correlation hold runs meanwhile: no callback of this call may reach a receiver
+        sooner, so one that has read the ledger as of this long before a callback knows of
+        this placement and answers callbacks of other calls at once.
+        """
+        since = verified(job)
+        job.placing = True  # set first: a write that fails may still have landed
+        written = await self._out.state(job, command, LedgerState.PLACING)
+        await asyncio.gather(self._ledger.read_back(written), asyncio.sleep(self._hold))
+        beaten_by = lost(job.watch.seen, writer=job.writer, after=since)
+        if beaten_by:
+            last = beaten_by[-1].entry
+            log.warning(
+                "another writer took the command on the ledger first (%s); not placing it",
+                last.source if last else "an unreadable entry",
+            )
+            await restore(self._ledger, job.watch, writer=job.writer, write=self._out.put_back)
+            return False
+        job.accepted = written.offset
+        return True
+
+    async def counted(self, job: Job, written: RecordMetadata, *, since: int) -> bool:
+        """Read the job's write back: whether it came before any other job's (else put back).
+
+        ``since``: :func:`verified` as it was before the write.
+        """
+        await self._ledger.read_back(written)
+        if not lost(job.watch.seen, writer=job.writer, after=since):
+            job.accepted = written.offset
+            return True
+        log.warning("another worker recorded the command first; its outcome stands")
+        await restore(self._ledger, job.watch, writer=job.writer, write=self._out.put_back)
+        return False
+
+    @staticmethod
+    def overwritten(job: Job) -> list[Seen]:
+        """Entries another job wrote over this one's since it last looked.
+
+        Another job's ``placing`` does not count: written after this job's read, it loses
+        its claim to this one's or wins over it, which :meth:`claim` tells.
+        """
+        return [
+            s
+            for s in foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+            if s.entry is None or s.entry.state is not LedgerState.PLACING
+        ]
+
+    async def stand_down(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
+        """Another job wrote this command's entry: send nothing, write nothing to the ledger.
+
+        Returns the result published, or None when it is the other job's to publish.
+        """
+        job.phase = Phase.RECORDING
+        others = foreign(job.watch.seen, writer=job.writer, after=job.accepted)
+        decisive = self.overwritten(job) or others
+        latest = decisive[-1].entry if decisive else None
+        finish = decision.after_conflict(latest, source=job.source, call_possible=job.call_possible)
+        if finish is None:
+            log.warning("another worker is handling this command record; leaving it its result")
+            return None
+        if isinstance(finish, decision.Republish):
+            log.warning("another worker finished this command record; publishing its result")
+            done = finish.result
+            await self._out.until_written("the result", lambda: self._out.publish(done, command))
+            return None
+        result = self._out.result(
+            job,
+            command,
+            finish.status,
+            call_id=finish.call_id,
+            error_code=finish.error_code,
+            error_message=finish.message,
+        )
+        log.info("command %s: %s", result.status.value, finish.message)
+        await self._out.until_written("the result", lambda: self._out.publish(result, command))
+        return result

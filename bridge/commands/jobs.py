@@ -40,6 +40,7 @@ class Job:
         "accepted",
         "call_possible",
         "fence",
+        "last_write",
         "phase",
         "placing",
         "received_at",
@@ -69,6 +70,8 @@ class Job:
         #: none of them is another writer's (the job has read the ledger up to there).
         self.watch = Watch("")
         self.accepted = -1
+        #: Ledger offset of this job's latest acknowledged write.
+        self.last_write = -1
 
     async def fenced(self) -> None:
         """Return once this worker may act as the partition's owner; else raise :class:`Revoked`.

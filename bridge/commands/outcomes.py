@@ -57,15 +57,33 @@ class OutcomeWriter:
         dead_letter: tuple[str, str] | None = None,
     ) -> None:
         """Dead letter, ledger ``done``, then the result: each retried until written."""
+        await self.record(job, command, result, dead_letter=dead_letter)
+        await self.announce(result, command)
+
+    async def record(
+        self,
+        job: Job,
+        command: PlaceCallCommand,
+        result: PlaceCallResult,
+        *,
+        dead_letter: tuple[str, str] | None = None,
+    ) -> RecordMetadata | None:
+        """The dead letter and the ledger's ``done`` (None for a duplicate, which has none)."""
         if dead_letter is not None:
             code, reason = dead_letter
             await self.until_written(
                 "the dead letter", lambda: self.dead_letter(job, code, reason, command.command_id)
             )
-        if result.status is not ResultStatus.DUPLICATE:
+        if result.status is ResultStatus.DUPLICATE:
             # A duplicate is another record's command: its entry stays the one that counts.
-            done = self._entry(job, command, LedgerState.DONE, result)
-            await self.until_written("the ledger entry", lambda: self._ledger.record(done))
+            return None
+        done = self._entry(job, command, LedgerState.DONE, result)
+        written = await self.until_written("the ledger entry", lambda: self._ledger.record(done))
+        job.last_write = max(job.last_write, written.offset)
+        return written
+
+    async def announce(self, result: PlaceCallResult, command: PlaceCallCommand) -> None:
+        """The result (and a placed call's ``CallPlaced``), after :meth:`record`."""
         # A crash from here on republishes the same result (same ce_id) from the ledger.
         await self.until_written("the result", lambda: self.publish(result, command))
         log.info(
@@ -133,7 +151,9 @@ class OutcomeWriter:
         return await self.until_written("the ledger entry", write)
 
     async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> RecordMetadata:
-        return await self._ledger.record(self._entry(job, command, state))
+        written = await self._ledger.record(self._entry(job, command, state))
+        job.last_write = max(job.last_write, written.offset)
+        return written
 
     async def put_back(self, entry: LedgerEntry) -> RecordMetadata:
         """Write another job's ``entry`` again, as it was (see :func:`claim.restore`)."""

@@ -5,15 +5,20 @@ command, :func:`~bridge.commands.policy.after_failure` after each failed attempt
 does the I/O in an order that keeps "at most one call per command" (see
 :mod:`bridge.commands.ledger`):
 
-* ``placing`` is acknowledged by Kafka before a request is sent, and the partition's ownership
-  and the group membership that granted it (:mod:`bridge.commands.membership`) are checked
-  right before both; ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` passes between the two, which
+* every attempt takes its turn from :mod:`bridge.commands.admission` and re-reads the ledger;
+* ``placing`` is a claim (:mod:`bridge.commands.claim`): acknowledged by Kafka and read back
+  before a request is sent, and lost to another job's entry that came first; the partition's
+  ownership and the group membership that granted it (:mod:`bridge.commands.membership`) are
+  checked right before it, before the request, and before a decision is recorded;
+  ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` passes between ``placing`` and the request, which
   receivers count on (:mod:`bridge.ingest.correlation`);
+* ``not_after`` is checked right before each request goes out;
 * an answer that proves no call exists is recorded as ``pending`` before waiting to retry, and
   so is a cancellation between ``placing`` and sending: the next owner then places the call
   instead of reporting ``in_doubt``;
 * once FoneStorm has answered, only the writes that record the answer are retried (until they
-  succeed, or the task is cancelled on revoke or shutdown); the command is never decided again.
+  succeed, or the task is cancelled on revoke or shutdown); the command is never decided again,
+  and the answer is recorded only if no other job recorded one meanwhile.
 """
 
 from __future__ import annotations
@@ -22,20 +27,17 @@ import asyncio
 import logging
 import random
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 
 from bridge.commands import claim, decision, destinations, policy
-from bridge.commands.auth_gate import AuthGate
+from bridge.commands.admission import Admission
 from bridge.commands.jobs import Job, Phase, Revoked
-from bridge.commands.ledger import Ledger, Seen
+from bridge.commands.ledger import Ledger
 from bridge.commands.outcomes import OutcomeWriter
-from bridge.commands.rate_limit import RateLimiter
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import (
     PlaceCallCommand,
@@ -62,10 +64,6 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 
 SOURCE = "/fonestorm-bridge/worker"
-#: Commands with ``placing`` written and no answer yet, per slot of MAX_IN_FLIGHT: enough to
-#: keep the slots busy through the ledger write and the correlation hold (together about as
-#: long as a request), and no more, for each is ``in_doubt`` if its worker dies.
-PLACING_PER_SLOT = 2
 #: What :meth:`CommandProcessor.process` counts when another worker has the record's result.
 SUPERSEDED = "superseded"
 
@@ -104,28 +102,9 @@ class CommandProcessor:
         self._jitter = jitter
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
         self._monotonic = monotonic
-        self._limiter = RateLimiter(settings.worker.rate_limit, clock=monotonic)
-        # MAX_IN_FLIGHT bounds the requests out at once; the worker holds more commands than
-        # that (IN_HAND_PER_SLOT), so ledger writes and holds do not leave requests idle.
-        self._sending = asyncio.Semaphore(settings.worker.max_in_flight)
-        self._placing = asyncio.Semaphore(PLACING_PER_SLOT * settings.worker.max_in_flight)
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._lock_users: defaultdict[str, int] = defaultdict(int)
-        self.auth = AuthGate(settings.worker.auth_retry_interval, clock=monotonic)
-
-    @asynccontextmanager
-    async def _exclusive(self, command_id: str) -> AsyncIterator[None]:
-        # Copies of one command in this process run one after the other; the lock is
-        # dropped with its last user so the map does not grow with every command seen.
-        self._lock_users[command_id] += 1
-        try:
-            async with self._locks[command_id]:
-                yield
-        finally:
-            self._lock_users[command_id] -= 1
-            if not self._lock_users[command_id]:
-                del self._lock_users[command_id]
-                del self._locks[command_id]
+        self._admission = Admission(settings.worker, monotonic=monotonic)
+        self._claims = claim.Claims(ledger, self._out, hold=self._hold)
+        self.auth = self._admission.auth
 
     async def process(self, job: Job) -> None:
         """Handle one record; returns once its result is on Kafka.
@@ -139,7 +118,7 @@ class CommandProcessor:
             return
         bind_log_context(command_id=command.command_id)
         tracing.annotate(**{"fonestorm_bridge.command_id": command.command_id})
-        async with self._exclusive(command.command_id):
+        async with self._admission.exclusive(command.command_id):
             if not job.still_owned():
                 raise Revoked
             # Another record of this command may be handled elsewhere right now.
@@ -195,13 +174,9 @@ class CommandProcessor:
                 error_code=action.error_code,
                 error_message=action.message,
             )
-            await self._out.settle(
-                job,
-                command,
-                result,
-                dead_letter=(action.error_code, action.message) if action.dead_letter else None,
-            )
-            return result.status.value
+            dead_letter = (action.error_code, action.message) if action.dead_letter else None
+            concluded = await self._conclude(job, command, result, dead_letter=dead_letter)
+            return SUPERSEDED if concluded is None else concluded.status.value
         if action.again:
             log.warning("an earlier attempt was interrupted; placing again (at-least-once)")
         placed = await self._place(job, command)
@@ -215,7 +190,7 @@ class CommandProcessor:
                 job.phase is Phase.MARKING
                 and not job.call_possible
                 and job.proven()
-                and not self._foreign(job)
+                and not self._claims.overwritten(job)
             ):
                 # ``placing`` may be on the ledger and no request went out: say so, or the
                 # next owner reports in_doubt for a call nobody made. Bounded by the produce
@@ -227,29 +202,15 @@ class CommandProcessor:
                     log.warning("cancelled before sending; cannot record that: %s", exc.message)
             raise
 
-    @asynccontextmanager
-    async def _turn(self, job: Job) -> AsyncIterator[None]:
-        """A rate-limit token, and for a command not yet on the ledger one of its slots."""
-        if job.placing:
-            # A retry with ``placing`` on the ledger: in_doubt if this worker dies now, so it
-            # goes first, and it needs no slot of those that bound how many are exposed.
-            await self._limiter.acquire(urgent=True)
-            yield
-            return
-        async with self._placing:
-            await self._limiter.acquire()
-            yield
-
     async def _attempts(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
         attempts = 0
         started = self._monotonic()
         while True:
             job.phase = Phase.WAITING
-            # While FoneStorm refuses our token, only the command holding the probe goes on.
-            async with self.auth.admit(), self._turn(job):
+            async with self._admission.turn(job):
                 outcome = await self._attempt(job, command, first=attempts == 0)
             if isinstance(outcome, _Conflict):
-                return await self._stand_down(job, command)
+                return await self._claims.stand_down(job, command)
             if isinstance(outcome, policy.GiveUp):
                 return await self._give_up(job, command, outcome, attempts)
             attempts += 1
@@ -296,16 +257,16 @@ class CommandProcessor:
         if not first:
             # A copy of this command elsewhere may have been placed while this one waited.
             await self._read_ledger()
-        if self._foreign(job):
+        if self._claims.overwritten(job):
             return CONFLICT
         stop = self._last_look(job, command)
         if stop is not None:
             return stop
         await job.fenced()
         job.phase = Phase.MARKING
-        if not job.placing and not await self._claim(job, command):
+        if not job.placing and not await self._claims.claim(job, command):
             return CONFLICT
-        async with self._sending:
+        async with self._admission.sending():
             try:
                 await job.fenced()
             except Revoked:
@@ -315,7 +276,7 @@ class CommandProcessor:
             stop = self._last_look(job, command)
             if stop is not None:
                 return stop
-            if self._foreign(job):
+            if self._claims.overwritten(job):
                 return CONFLICT
             job.phase = Phase.SENT
             return await self._send(command)
@@ -325,68 +286,6 @@ class CommandProcessor:
         return policy.before_sending(
             now=self._clock(), not_after=command.not_after, call_possible=job.call_possible
         )
-
-    async def _claim(self, job: Job, command: PlaceCallCommand) -> bool:
-        """Write ``placing`` and read it back: whether this job won the command (claim module).
-
-        The correlation hold runs meanwhile: no callback of this call may reach a receiver
-        sooner, so one that has read the ledger as of this long before a callback knows of
-        this placement and answers callbacks of other calls at once.
-        """
-        job.placing = True  # set first: a write that fails may still have landed
-        written = await self._out.state(job, command, LedgerState.PLACING)
-        await asyncio.gather(self._ledger.read_back(written), asyncio.sleep(self._hold))
-        lost = claim.lost(job.watch.seen, writer=job.writer, after=job.accepted)
-        if lost:
-            log.warning(
-                "another writer took the command on the ledger first (%s); not placing it",
-                lost[-1].entry.source if lost[-1].entry else "an unreadable entry",
-            )
-            await claim.restore(
-                self._ledger, job.watch, writer=job.writer, write=self._out.put_back
-            )
-            return False
-        job.accepted = written.offset
-        return True
-
-    def _foreign(self, job: Job) -> list[Seen]:
-        """Ledger entries another job wrote over this one's since it last looked.
-
-        Another job's ``placing`` does not count: written after this job's read, it loses
-        its claim to this one's or wins over it, which :meth:`_claim` tells.
-        """
-        return [
-            s
-            for s in claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
-            if s.entry is None or s.entry.state is not LedgerState.PLACING
-        ]
-
-    async def _stand_down(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult | None:
-        """Another job wrote this command's entry: send nothing, write nothing to the ledger."""
-        job.phase = Phase.RECORDING
-        others = claim.foreign(job.watch.seen, writer=job.writer, after=job.accepted)
-        decisive = self._foreign(job) or others
-        latest = decisive[-1].entry if decisive else None
-        finish = decision.after_conflict(latest, source=job.source, call_possible=job.call_possible)
-        if finish is None:
-            log.warning("another worker is handling this command record; leaving it its result")
-            return None
-        if isinstance(finish, decision.Republish):
-            log.warning("another worker finished this command record; publishing its result")
-            done = finish.result
-            await self._out.until_written("the result", lambda: self._out.publish(done, command))
-            return None
-        result = self._out.result(
-            job,
-            command,
-            finish.status,
-            call_id=finish.call_id,
-            error_code=finish.error_code,
-            error_message=finish.message,
-        )
-        log.info("command %s: %s", result.status.value, finish.message)
-        await self._out.until_written("the result", lambda: self._out.publish(result, command))
-        return result
 
     async def _send(self, command: PlaceCallCommand) -> str | policy.Failure:
         """One create-call request: the new call's id, or what went wrong."""
@@ -416,7 +315,12 @@ class CommandProcessor:
 
         Only while the group membership is proven: else the next owner may have written since.
         """
-        if job.placing and not job.call_possible and job.proven() and not self._foreign(job):
+        if (
+            job.placing
+            and not job.call_possible
+            and job.proven()
+            and not self._claims.overwritten(job)
+        ):
             await self._out.state(job, command, LedgerState.PENDING)
             job.placing = False
 
@@ -453,9 +357,18 @@ class CommandProcessor:
         if not job.proven():
             # Membership unproven: another owner may have written; read what it did.
             await self._read_ledger()
-        if not self._foreign(job):
-            await self._out.settle(job, command, result, dead_letter=dead_letter)
-            return result
+        if not self._claims.overwritten(job):
+            since = claim.verified(job)
+            written = await self._out.record(job, command, result, dead_letter=dead_letter)
+            # Proven still once written, no other owner can have written before it landed;
+            # else (paused on the way) read it back, as a claim is.
+            if (
+                written is None
+                or job.proven()
+                or await self._claims.counted(job, written, since=since)
+            ):
+                await self._out.announce(result, command)
+                return result
         if result.status is ResultStatus.PLACED and result.call_id:
             log.warning(
                 "call %s was placed, but another worker reported the command meanwhile; "
@@ -466,4 +379,4 @@ class CommandProcessor:
                 "the call event", lambda: self._out.placed(result, command, reconciled=True)
             )
             return None
-        return await self._stand_down(job, command)
+        return await self._claims.stand_down(job, command)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from bridge.commands.processor import PLACING_PER_SLOT
+from bridge.commands.admission import PLACING_PER_SLOT
 from bridge.commands.records import source_of
 from bridge.commands.service import WORKER
 from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS

@@ -30,6 +30,8 @@ FATES = {
 @dataclass
 class Call:
     command_id: str | None
+    #: When the worker issued the request (its last check came right before).
+    issued_at: float
     at: float
 
 
@@ -43,8 +45,8 @@ class SimFoneStorm:
     def per_command(self) -> Counter[str | None]:
         return Counter(c.command_id for c in self.calls)
 
-    def create(self, command_id: str | None) -> str:
-        call = Call(command_id, asyncio.get_running_loop().time())
+    def create(self, command_id: str | None, issued_at: float) -> str:
+        call = Call(command_id, issued_at, asyncio.get_running_loop().time())
         self.calls.append(call)
         for hook in self.on_call:
             hook(call)
@@ -67,6 +69,7 @@ class SimClient(FoneStormClient):
         *,
         idempotency_key: str | None = None,
     ) -> CreatedCall:
+        issued_at = asyncio.get_running_loop().time()
         await self._process.io()
         rng = self._process.rng
         fate = rng.choices(list(FATES), weights=list(FATES.values()))[0]
@@ -77,7 +80,7 @@ class SimClient(FoneStormClient):
             raise FoneStormUnavailable(f"{path}: cannot connect", code="connect_failed")
         if fate == "server_error":
             raise FoneStormUnavailable(f"{path}: 503", status=503, code="server_error")
-        call_id = self._fonestorm.create(idempotency_key)
+        call_id = self._fonestorm.create(idempotency_key, issued_at)
         if fate == "create_then_500":
             raise FoneStormUnavailable(f"{path}: 500", status=500, code="server_error")
         if fate == "create_then_timeout":

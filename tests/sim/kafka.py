@@ -279,10 +279,10 @@ class SimGroup:
                 )
                 + (f" ({', '.join(m.process.name for m in left_out)} left out)" if left_out else "")
             )
-            await asyncio.gather(*(m.sync() for m in shares))
-            await asyncio.gather(
-                *(m.listener.on_partitions_assigned(s) for m, s in shares.items() if m.listener)
-            )
+            # Each member learns its share from SyncGroup's answer, in its own time (a frozen
+            # one when it resumes): the group does not wait for that.
+            for member, share in shares.items():
+                member.assigning = asyncio.create_task(member.take(share))
 
     async def _rejoin(self, member: SimConsumer) -> bool:
         loop = asyncio.get_running_loop()
@@ -318,6 +318,7 @@ class SimConsumer:
         self._paused: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self.heartbeat = asyncio.get_running_loop().time()
+        self.assigning: asyncio.Task[None] | None = None
         self._coordinator = _Coordinator(self)
         self._beating = asyncio.create_task(self._heartbeats())
 
@@ -328,9 +329,11 @@ class SimConsumer:
                 self.heartbeat = asyncio.get_running_loop().time()
             await asyncio.sleep(1.0)
 
-    async def sync(self) -> None:
-        """SyncGroup's answer, which the membership proof reads as aiokafka sends it."""
+    async def take(self, share: list[TopicPartition]) -> None:
+        """SyncGroup (the membership proof reads its answer), then the rebalance listener."""
         await self._coordinator._send_req(_Request(SYNC_GROUP))
+        if self.listener is not None:
+            await self.listener.on_partitions_assigned(share)
 
     def assigned_in(
         self, generation: int, share: list[TopicPartition], committed: dict[TopicPartition, int]
@@ -342,6 +345,8 @@ class SimConsumer:
         self.heartbeat = asyncio.get_running_loop().time()
 
     async def revoke_all(self) -> None:
+        if self.assigning is not None:
+            await self.assigning  # the member handles an assignment before giving it up
         assigned, self._assigned = self._assigned, set()
         assert self.listener is not None
         await self.listener.on_partitions_revoked(sorted(assigned))

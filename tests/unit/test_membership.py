@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import itertools
+import time
 from dataclasses import dataclass, field
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import (
     HeartbeatRequest,
@@ -15,7 +16,7 @@ from aiokafka.protocol.group import (
     LeaveGroupRequest,
     SyncGroupRequest,
 )
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.membership import (
@@ -245,11 +246,13 @@ class FlakyLedger:
         self.attempts = 0
         self.written: list[str] = []
 
-    async def record(self, entry: LedgerEntry) -> None:
+    async def record(self, entry: LedgerEntry) -> RecordMetadata:
         self.attempts += 1
         if self.attempts == 1:
             raise PublishError("no broker")
         self.written.append(entry.state.value)
+        offset = len(self.written) - 1
+        return RecordMetadata("ledger", 0, TopicPartition("ledger", 0), offset, -1, 0, 0)
 
 
 @pytest.mark.parametrize(
