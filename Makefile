@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak lint lock fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak sim lint lock fmt run kafka-start kafka-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ clean:
 bench: install  ## benchmarks, not tests: bench/RESULTS.md + bench/latency.png (~15 min)
 	bench/ensure-wrk
 	$(BIN)/python bench/run.py
+
+SEEDS ?= 100000
+sim: install  ## the command protocol under SEEDS simulated schedules (~20 ms each); exits 1 on a violation
+	PYTHONHASHSEED=0 $(BIN)/python -m tests.sim --seeds $(SEEDS)
 
 soak: install  ## chaos soak of the command worker (~6 min): bench/SOAK.md; exits 1 on a violation
 	$(BIN)/python -m bench.soak
