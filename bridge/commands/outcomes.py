@@ -19,8 +19,8 @@ from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger
 from bridge.commands.records import readable_command_id, record_ref
 from bridge.commands.trimming import TRIM_LIMITS, trimmed
-from bridge.contracts.base import utcnow, uuid5
-from bridge.contracts.calls import PLACED_ID_NAMESPACE, CallPlaced
+from bridge.contracts.base import utcnow
+from bridge.contracts.calls import WORKER_SOURCE, CallPlaced, placed_event_id
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.contracts.ledger import LedgerEntry, LedgerState
@@ -33,7 +33,7 @@ from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SOURCE = "/fonestorm-bridge/worker"
+SOURCE = WORKER_SOURCE
 T = TypeVar("T")
 
 
@@ -225,7 +225,7 @@ class OutcomeWriter:
         """The ``CallPlaced`` event of a placed result's call."""
         assert result.call_id is not None  # noqa: S101 - only placed results have one
         placed = CallPlaced(
-            event_id=uuid5(PLACED_ID_NAMESPACE, f"placed|{result.call_id}"),
+            event_id=placed_event_id(result.call_id),
             call_id=result.call_id,
             command_id=result.command_id,
             correlation_id=result.correlation_id,

@@ -17,6 +17,9 @@ from bridge.contracts.base import VersionedEvent, uuid5
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c52-8d4e-4b7e-9a57-3f1f0e2d9c11")
 # uuid5 namespace of the ids of the worker's events (CallPlaced, PlaceCallResult).
 PLACED_ID_NAMESPACE = uuid.UUID("0b7e8a8e-51b6-4f0e-9d55-3c2f1a0c6d21")
+#: CloudEvents ``source`` of the worker's events, and of every ``CallPlaced`` whoever learned of
+#: the call (worker or receiver): with :func:`placed_event_id`, one call's event is one event.
+WORKER_SOURCE = "/fonestorm-bridge/worker"
 
 
 class Direction(StrEnum):
@@ -183,3 +186,8 @@ class CallPlaced(VersionedEvent):
 def call_event_id(call_id: str, direction: Direction, status: CallStatus) -> str:
     """Deterministic event id: the same callback always maps to the same id (a UUID v5)."""
     return uuid5(_EVENT_ID_NAMESPACE, f"{call_id}\x1f{direction.value}\x1f{status.value}")
+
+
+def placed_event_id(call_id: str) -> str:
+    """Event id of the ``CallPlaced`` of ``call_id`` (a UUID v5): the same whoever publishes it."""
+    return uuid5(PLACED_ID_NAMESPACE, f"placed|{call_id}")
