@@ -173,6 +173,16 @@ class CallbackSettings(BaseModel):
     correlation_cache_size: int = Field(
         200_000, gt=0, description="Placed calls remembered for correlation."
     )
+    correlation_doubt_window: float = Field(
+        3600.0,
+        ge=0,
+        description="How long (s) after an `in_doubt` command's placement an outbound callback "
+        "between its numbers, of a call no command names, counts as evidence of its call: the "
+        "events carry its command_id and correlation_id, and a `call.placed` with "
+        "`reconciled: true` follows. Long enough for a call's END as well as its BEGIN. No "
+        "guess when two such commands, or one and a placement in flight, share the numbers "
+        '(`bridge_callback_doubts_total{verdict="ambiguous"}`). 0: never.',
+    )
     source: str = Field(
         "/fonestorm-bridge/callbacks",
         description="CloudEvents `source` attribute of the events the receiver produces.",

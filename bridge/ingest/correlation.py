@@ -5,14 +5,17 @@ partition, from ``BRIDGE_CALLBACKS__CORRELATION_LOOKBACK`` ago) and learns from 
 
 * ``done`` entries of placed commands: ``call_id → (command_id, correlation_id)``, written
   before the result is published, so earlier than the results topic could tell;
-* ``placing`` entries: which ``(fonenumber, to)`` pairs have a create-call request in flight.
+* ``placing`` entries: which ``(fonenumber, to)`` pairs have a create-call request in flight;
+* ``done`` entries of ``in_doubt`` commands: their pair, so that a callback of a call no ``done``
+  names can show it to be one of theirs (:mod:`bridge.ingest.doubts`).
 
 The worker writes ``placing`` (acks=all) *before* it sends the request, so once this replica
 has read the ledger up to where it ended when a callback arrived, it knows every placement that
 could have produced that callback. An outbound callback of an unknown call then waits only
 while a placement to the same pair is in flight (its ``done`` names the call), bounded by
 ``BRIDGE_CALLBACKS__CORRELATION_WAIT``; any other is produced at once. Events are tagged only
-on an exact call id match.
+on an exact call id match, or when the callbacks prove an ``in_doubt`` command's call
+(:func:`~bridge.ingest.doubts.weigh`).
 
 Knowing the ledger "as of the callback" needs no round trip per callback: the worker waits
 ``BRIDGE_CALLBACKS__CORRELATION_HOLD`` between ``placing`` being acknowledged and sending the
@@ -37,10 +40,13 @@ from typing import NamedTuple
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from bridge.contracts.calls import WORKER_SOURCE
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadlines import Deadlines
+from bridge.ingest.doubts import Doubt, Doubts, Evidence, Verdict, reconciled_call, weigh
 from bridge.kafka.follower import TopicFollower
+from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
 from bridge.obs.tracing import record_traceparent
@@ -60,6 +66,9 @@ class Correlation(NamedTuple):
     command_id: str | None = None
     correlation_id: str | None = None
     traceparent: str | None = None
+    #: The ``in_doubt`` command its callbacks showed the call to be, until the receiver has
+    #: published its reconciled ``CallPlaced`` (:meth:`CallCorrelator.announce`).
+    reconciled: Doubt | None = None
 
 
 _NONE = Correlation()
@@ -115,6 +124,8 @@ class CallCorrelator:
         # command_id -> (pair, when written), oldest first; and how many are in flight per pair.
         self._placing: OrderedDict[str, tuple[Pair, float]] = OrderedDict()
         self._pairs: Counter[Pair] = Counter()
+        self._doubt_window = settings.callbacks.correlation_doubt_window
+        self._doubts = Doubts(self._doubt_window, self._max)
         self._replaying = False
         self._follower = TopicFollower(
             settings.kafka,
@@ -158,9 +169,11 @@ class CallCorrelator:
         finally:
             self._replaying = False
         log.info(
-            "correlating callbacks: %d placed calls and %d placements in flight from %s",
+            "correlating callbacks: %d placed calls, %d placements in flight and %d commands "
+            "in doubt from %s",
             len(self._calls),
             len(self._placing),
+            len(self._doubts),
             topic,
         )
 
@@ -173,18 +186,37 @@ class CallCorrelator:
         if record.key is None:
             return
         command_id = record.key.decode(errors="replace")
-        self._forget_placing(command_id)
+        placing = self._forget_placing(command_id)
+        self._doubts.forget(command_id)
         entry = read_entry(record.value)
         if entry is None:
             return
+        written = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
         if entry.state is LedgerState.PLACING:
             if entry.fonenumber and entry.to:
-                written = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
                 pair = (entry.fonenumber, entry.to)
                 self._placing[command_id] = (pair, written)
                 self._pairs[pair] += 1
             return
         result = entry.result
+        if (
+            entry.state is LedgerState.DONE
+            and result is not None
+            and result.status is ResultStatus.IN_DOUBT
+            and entry.fonenumber
+            and entry.to
+            and self._doubt_window > 0
+        ):
+            doubt = Doubt(
+                command_id=result.command_id,
+                correlation_id=result.correlation_id,
+                pair=(entry.fonenumber, entry.to),
+                since=written if placing is None else placing[1],
+                reported_at=result.finished_at,
+                traceparent=record_traceparent(record),
+            )
+            self._doubts.add(doubt)
+            return
         if (
             entry.state is LedgerState.DONE
             and result is not None
@@ -210,13 +242,14 @@ class CallCorrelator:
             while len(self._calls) > self._max:
                 self._calls.popitem(last=False)
 
-    def _forget_placing(self, command_id: str) -> None:
+    def _forget_placing(self, command_id: str) -> tuple[Pair, float] | None:
         found = self._placing.pop(command_id, None)
         if found is not None:
             pair = found[0]
             self._pairs[pair] -= 1
             if self._pairs[pair] <= 0:
                 del self._pairs[pair]
+        return found
 
     def _expire(self, now: float) -> None:
         # Oldest first, but a record's timestamp is the producer's clock: stop at the first
@@ -227,6 +260,7 @@ class CallCorrelator:
             if written >= cutoff and len(self._placing) <= self._max:
                 break
             self._forget_placing(command_id)
+        self._doubts.expire(now)
 
     def in_flight(self, pair: Pair) -> bool:
         """Whether a placement from ``pair[0]`` to ``pair[1]`` is in flight (as read so far)."""
@@ -256,18 +290,19 @@ class CallCorrelator:
                 follower.refresh(self._refresh_after)
             if age <= self._hold and numbers not in self._pairs:
                 self._at_once.inc()
-                self._remember_untagged(call_id)
-                return _NONE
+                return self._unknown(call_id, numbers, proven=True)
         return None
 
     async def lookup(self, call_id: str, numbers: Numbers) -> Correlation:
         """Which command placed ``call_id``, once the ledger is read as of now (module doc)."""
         how = "round_trip"
+        read = False
         try:
             with self._deadlines():
                 # Everything acknowledged before the callback came: every placement that could
                 # have made this call is known from here on.
                 await self._follower.caught_up()
+                read = True
                 if numbers in self._pairs:
                     how = "waited"
                 while call_id not in self._calls and numbers in self._pairs:
@@ -276,16 +311,77 @@ class CallCorrelator:
             how = "timed_out"
         except KafkaError:
             how = "unavailable"
+        self._metrics.child(self._metrics.correlations, how).inc()
         found = self._calls.get(call_id)
         if found is None:
-            self._untagged(call_id, how)
-            return _NONE
-        self._metrics.child(self._metrics.correlations, how).inc()
+            return self._unknown(call_id, numbers, proven=read)
         return found
 
-    def _untagged(self, call_id: str, how: str) -> None:
-        self._metrics.child(self._metrics.correlations, how).inc()
+    async def announce(self, publisher: Publisher, call_id: str, doubt: Doubt) -> None:
+        """Publish the reconciled ``CallPlaced`` of ``call_id``, ``doubt``'s call.
+
+        Once per call and replica: later callbacks of the call carry no :attr:`reconciled`.
+        Other replicas and redeliveries publish the same event (the worker's id and source).
+        """
+        placed = reconciled_call(call_id, doubt)
+        topic = self._settings.topics.call_events
+        await publisher.publish_event(topic, placed, source=WORKER_SOURCE)
+        found = self._calls.get(call_id)
+        if found is not None and found.reconciled is not None:
+            self._calls[call_id] = found._replace(reconciled=None)
+
+    def _unknown(self, call_id: str, numbers: Numbers, *, proven: bool) -> Correlation:
+        """A callback of a call no ``done`` names: an ``in_doubt`` command's, or nobody's.
+
+        ``proven``: the ledger was read as of the callback.
+        """
+        if self._doubts:
+            evidence = weigh(
+                self._doubts.between(numbers),
+                in_flight=numbers in self._pairs,
+                proven=proven,
+                now=time.time(),
+                window=self._doubt_window,
+            )
+            if evidence.verdict is not Verdict.NONE:
+                found = self._judged(call_id, evidence)
+                if found is not None:
+                    return found
         self._remember_untagged(call_id)
+        return _NONE
+
+    def _judged(self, call_id: str, evidence: Evidence) -> Correlation | None:
+        self._metrics.child(self._metrics.callback_doubts, evidence.verdict.value).inc()
+        doubt = evidence.doubt
+        if doubt is None:
+            if evidence.verdict is Verdict.UNPROVEN:
+                why = "the ledger could not be read as of the callback"
+            elif len(evidence.candidates) > 1:
+                why = "more than one command in doubt may have placed it"
+            else:
+                why = "a placement to the same numbers is in flight"
+            fonenumber, to = evidence.candidates[0].pair
+            log.warning(
+                "callback of call %s produced without command_id, no guess: %s (commands in "
+                "doubt from %s to %s within BRIDGE_CALLBACKS__CORRELATION_DOUBT_WINDOW: %s)",
+                call_id,
+                why,
+                fonenumber,
+                to,
+                ", ".join(d.command_id for d in evidence.candidates),
+            )
+            return None
+        log.info(
+            "call %s is the call of command %s, reported in_doubt: its callbacks are tagged "
+            "and a reconciled call.placed follows",
+            call_id,
+            doubt.command_id,
+        )
+        found = Correlation(doubt.command_id, doubt.correlation_id, doubt.traceparent, doubt)
+        self._calls[call_id] = found
+        while len(self._calls) > self._max:
+            self._calls.popitem(last=False)
+        return found
 
     def _remember_untagged(self, call_id: str) -> None:
         # Remembered a while: a ``done`` naming one of these later is a tag missed, counted.

@@ -239,8 +239,9 @@ class CallbackReceiver:
     async def _accept(self, data: parsing.CallbackData) -> web.Response:
         tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
         command_id = correlation_id = None
-        if self._correlator is not None:
-            correlator = self._correlator
+        correlator = self._correlator
+        reconciled = None
+        if correlator is not None:
             found = correlator.known(data.uid)
             if found.command_id is None and data.direction is Direction.OUTBOUND:
                 # Only outbound calls can have been placed by the bridge; only they may wait.
@@ -249,6 +250,7 @@ class CallbackReceiver:
                 at_once = correlator.at_once(data.uid, numbers)
                 found = await correlator.lookup(data.uid, numbers) if at_once is None else at_once
             command_id, correlation_id = found.command_id, found.correlation_id
+            reconciled = found.reconciled
             # The callback's trace is FoneStorm's request; the placement's is the command's.
             tracing.link_current_span(found.traceparent)
         received_at = utcnow()
@@ -276,6 +278,9 @@ class CallbackReceiver:
             key=data.uid.encode(),
             headers=headers,
         )
+        if reconciled is not None and correlator is not None:
+            # Before the answer: if it fails, FoneStorm delivers the callback again.
+            await correlator.announce(self._publisher, data.uid, reconciled)
         # DEBUG, not INFO: the record in Kafka and bridge_callbacks_total already account for
         # every accepted callback, and this line was a quarter of a callback's CPU (make bench).
         # Guarded: even unlogged, its arguments cost a callback a microsecond or two.

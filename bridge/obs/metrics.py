@@ -77,6 +77,16 @@ class Metrics:
             "done came after BRIDGE_CALLBACKS__CORRELATION_WAIT.",
             registry=r,
         )
+        self.callback_doubts = Counter(
+            "bridge_callback_doubts",
+            "Outbound callbacks of calls no command names, between the numbers of in_doubt "
+            "commands placed within BRIDGE_CALLBACKS__CORRELATION_DOUBT_WINDOW, by verdict: "
+            "reconciled (tagged with the one command, CallPlaced published), ambiguous (more "
+            "than one command could have placed the call) or unproven (the ledger was not read "
+            "as of the callback): the last two are left untagged.",
+            ["verdict"],
+            registry=r,
+        )
         self.produce_errors = Counter(
             "bridge_produce_errors",
             "Records Kafka did not acknowledge in time.",
