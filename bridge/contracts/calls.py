@@ -150,7 +150,10 @@ class CallPlaced(VersionedEvent):
     correlation_id: str | None = Field(None, description="From the command.")
     fonenumber: str = Field(description="Our FoneNumber (caller).")
     to: str = Field(description="Called number.")
-    placed_at: datetime = Field(description="When FoneStorm accepted the call (UTC).")
+    placed_at: datetime = Field(
+        description="When FoneStorm accepted the call (UTC); reconciled from the call's "
+        "callbacks, when the command was reported `in_doubt` (the call was created before)."
+    )
     reconciled: bool = Field(
         False,
         description="Learned after the command's result, which stands (usually `in_doubt`): "
