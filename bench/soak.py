@@ -7,10 +7,14 @@ every rebalance meets a backlog. Then it counts, from the sandbox's own record, 
 to each command's destination (one number per command) and checks:
 
 * at most one call per command;
-* exactly one outcome per command (the same result published again after a crash, same
-  ``ce_id``, is counted as a republication, not a second outcome);
-* every call that exists is reported ``placed`` or ``in_doubt``;
+* exactly one outcome per command (the same status published again after a crash is counted
+  as a republication, not a second outcome);
+* no ``placed`` without a call, and every call that exists is reported ``placed`` or
+  ``in_doubt``;
 * the group's committed offsets reach the command topic's end offsets.
+
+A worker that learns of its call after another worker reported the command publishes a
+reconciled ``CallPlaced`` instead of a second result; the report counts those.
 
 ``make soak`` runs the long version and writes ``bench/SOAK.md``; ``tests/fault/test_soak.py``
 runs a short one in CI. Loopback only.
@@ -23,15 +27,12 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -41,6 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import LOCAL_KAFKA, PY, ROOT, Proc, free_port, log, read_topic, spawn, wait_http
 from bench.harness import producer as kafka_producer
+from bench.soak_report import Report, SoakConfig, after_create_commands, why, with_hand_kept
 
 TOKEN = "soak-token"  # noqa: S105 - the loopback sandbox's token
 TOPICS = {
@@ -53,104 +55,6 @@ TOPICS = {
 GROUP = "soak-workers"
 #: What every run does at least once, and when (share of the chaos period) if chance has not.
 MUST_HAPPEN = {"worker SIGKILLed": 0.2, "Kafka restarted": 0.4, "worker stopped (SIGTERM)": 0.65}
-
-
-@dataclass
-class SoakConfig:
-    """How long and how hard."""
-
-    commands: int = 3000
-    chaos_seconds: float = 240.0
-    interval: float = 5.0
-    max_workers: int = 4
-    # Low, so that the backlog flows through the whole chaos period.
-    rate_limit: float = 5.0
-    settle_seconds: float = 300.0
-    seed: int = 1
-    out: Path = ROOT / "bench" / "out" / "soak"
-    #: Checkout whose ``bridge`` the workers run: another version, for a before/after run.
-    worker_dir: Path = ROOT
-
-
-@dataclass
-class Report:
-    """What the soak did and what it found."""
-
-    config: SoakConfig
-    actions: Counter[str] = field(default_factory=Counter)
-    calls_per_command: Counter[str] = field(default_factory=Counter)
-    outcomes: dict[str, set[str]] = field(default_factory=dict)
-    result_records: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    #: ``in_doubt`` outcomes by why (the result's ``error_message``, numbers left out).
-    doubts: Counter[str] = field(default_factory=Counter)
-    lag: int = -1
-    seconds: float = 0.0
-
-    @property
-    def called_twice(self) -> dict[str, int]:
-        """Commands the sandbox saw more than one call for."""
-        return {c: n for c, n in self.calls_per_command.items() if n > 1}
-
-    @property
-    def several_outcomes(self) -> dict[str, set[str]]:
-        """Commands with more than one distinct result status."""
-        return {c: s for c, s in self.outcomes.items() if len(s) > 1}
-
-    @property
-    def violations(self) -> list[str]:
-        """Every broken promise, as a sentence."""
-        found = []
-        if twice := self.called_twice:
-            found.append(f"{len(twice)} commands rang more than once: {sorted(twice)[:5]}")
-        missing = self.config.commands - len(self.outcomes)
-        if missing:
-            found.append(f"{missing} commands have no result")
-        if several := self.several_outcomes:
-            found.append(f"{len(several)} with several outcomes: {list(several.items())[:3]}")
-        unreported = [
-            c
-            for c in self.calls_per_command
-            if not self.outcomes.get(c, set()) & {"placed", "in_doubt"}
-        ]
-        if unreported:
-            found.append(f"{len(unreported)} calls not reported placed/in_doubt: {unreported[:5]}")
-        if self.lag != 0:
-            found.append(f"committed offsets are {self.lag} behind the end offsets")
-        return found
-
-    def markdown(self) -> str:
-        """The figures, for ``bench/SOAK.md``."""
-        c = self.config
-        calls = sum(self.calls_per_command.values())
-        lines = [
-            "# Chaos soak of the command worker (`make soak`)",
-            "",
-            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {self.seconds:.0f} s, seed {c.seed}: "
-            f"`python -m bench.soak --commands {c.commands} --chaos-seconds {c.chaos_seconds:g} "
-            f"--rate-limit {c.rate_limit:g} --seed {c.seed}`.",
-            "",
-            f"{c.commands} commands, rate limit {c.rate_limit:g}/s per worker, up to "
-            f"{c.max_workers} workers; sandbox 3% 500s, 20 ms latency, 429 and timeout bursts.",
-            "",
-            "| What | Count |",
-            "| --- | --- |",
-            *(f"| {name} | {n} |" for name, n in sorted(self.actions.items())),
-            f"| calls made | {calls} |",
-            f"| commands called more than once | {len(self.called_twice)} |",
-            f"| result records (incl. republications) | {self.result_records} |",
-            *(f"| outcome `{s}` | {n} |" for s, n in sorted(self.statuses.items())),
-            f"| commands with more than one outcome | {len(self.several_outcomes)} |",
-            f"| committed offsets behind end offsets | {self.lag} |",
-            "",
-            "| Why `in_doubt` | Commands |",
-            "| --- | --- |",
-            *(f"| {why} | {n} |" for why, n in self.doubts.most_common()),
-            "",
-            "Violations: " + ("; ".join(self.violations) or "none") + ".",
-            "",
-        ]
-        return "\n".join(lines)
 
 
 class Soak:
@@ -241,11 +145,13 @@ class Soak:
         with urlopen(url, data=body, timeout=5):
             pass
 
-    def sandbox_calls(self) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.sandbox_port}/_sandbox/calls"
+    def sandbox_get(self, what: str) -> list[dict[str, Any]]:
+        """``GET /_sandbox/<what>`` (``calls`` or ``requests``)."""
+        url = f"http://127.0.0.1:{self.sandbox_port}/_sandbox/{what}"
         with urlopen(url, timeout=30) as response:
             data: Any = json.loads(response.read())
-        return data["calls"] if isinstance(data, dict) else data
+        items: list[dict[str, Any]] = data[what] if isinstance(data, dict) else data
+        return items
 
     async def produce(self) -> dict[str, str]:
         """The commands, each to a number of its own; returns destination -> command id."""
@@ -350,11 +256,12 @@ class Soak:
             await wait_http(f"http://127.0.0.1:{self.sandbox_port}/healthz", sandbox)
             await self.start_worker(ready=True)
             by_number = await self.produce()
+            self.report.command_ids = list(by_number.values())
             await self.start_worker()
             await self.chaos()
             while len(self.workers) < 2:
                 await self.start_worker()
-            await self.settle(by_number)
+            await self.settle()
         finally:
             for proc in self.workers:
                 await proc.stop()
@@ -364,7 +271,7 @@ class Soak:
         self.report.seconds = time.monotonic() - began
         return self.report
 
-    async def settle(self, by_number: dict[str, str]) -> None:
+    async def settle(self) -> None:
         """Until every command has an outcome and every offset is committed (bounded)."""
         deadline = time.monotonic() + self.config.settle_seconds
         while time.monotonic() < deadline:
@@ -379,32 +286,37 @@ class Soak:
             await asyncio.sleep(1)
         await asyncio.sleep(2)  # a late second outcome would show now
         await self.read_results()
+        await self.read_reconciled()
 
     async def read_results(self) -> None:
         records = await read_topic(self.bootstrap, TOPICS["place_call_results"], max_seconds=60)
         outcomes: dict[str, set[str]] = {}
-        statuses: Counter[str] = Counter()
         doubts: Counter[str] = Counter()
         for r in records:
             result = json.loads(r.value)
             seen = outcomes.setdefault(result["command_id"], set())
-            if result["status"] not in seen:
-                statuses[result["status"]] += 1
-                if result["status"] == "in_doubt":
-                    doubts[_why(result.get("error_message") or "")] += 1
+            if result["status"] == "in_doubt" and "in_doubt" not in seen:
+                doubts[why(result.get("error_message") or "")] += 1
             seen.add(result["status"])
-        self.report.outcomes, self.report.statuses = outcomes, statuses
-        self.report.doubts = doubts
+        self.report.outcomes, self.report.doubts = outcomes, doubts
         self.report.result_records = len(records)
 
+    async def read_reconciled(self) -> None:
+        records = await read_topic(self.bootstrap, TOPICS["call_events"], max_seconds=60)
+        events = [json.loads(r.value) for r in records]
+        self.report.reconciled = {
+            e["command_id"]: e["call_id"] for e in events if e.get("reconciled") is True
+        }
+
     def count_calls(self, by_number: dict[str, str]) -> None:
-        calls = Counter(by_number[c["to"]] for c in self.sandbox_calls() if c["to"] in by_number)
-        self.report.calls_per_command = calls
-
-
-def _why(message: str) -> str:
-    """An error message without its numbers and ids, so that equal reasons count together."""
-    return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?", "N", message)[:160].replace("|", "/")
+        """Calls per command and the faults create-calls got, from the sandbox's own record."""
+        calls = self.sandbox_get("calls")
+        self.report.calls_per_command = Counter(
+            by_number[c["to"]] for c in calls if c["to"] in by_number
+        )
+        requests = self.sandbox_get("requests")
+        self.report.faults_served = Counter(r["fault"] for r in requests if r.get("fault"))
+        self.report.after_create = after_create_commands(requests)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(Soak(config).run())
     text = report.markdown()
     print(text)
-    args.write.write_text(text, encoding="utf-8")
+    existing = args.write.read_text(encoding="utf-8") if args.write.exists() else ""
+    args.write.write_text(with_hand_kept(text, existing), encoding="utf-8")
     return 1 if report.violations else 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.soak import Soak, SoakConfig
+from bench.soak_report import Report
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -34,3 +35,27 @@ async def test_short_chaos_soak_keeps_every_promise(tmp_path: Path) -> None:
     assert report.actions["worker SIGKILLed"] >= 1
     assert report.actions["worker stopped (SIGTERM)"] >= 1
     assert sum(report.calls_per_command.values()) > 0
+
+
+@pytest.mark.parametrize(
+    ("calls", "statuses", "broken"),
+    [
+        (1, {"placed"}, None),
+        (0, {"in_doubt"}, None),
+        (1, {"in_doubt"}, None),
+        (0, {"failed"}, None),
+        (2, {"placed"}, "called more than once"),
+        (0, set(), "without an outcome"),
+        (1, {"placed", "in_doubt"}, "with more than one outcome"),
+        (0, {"placed"}, "reported placed without a call"),
+        (1, {"failed"}, "called but not reported placed or in_doubt"),
+    ],
+)
+def test_each_broken_promise_is_a_violation(
+    calls: int, statuses: set[str], broken: str | None
+) -> None:
+    report = Report(SoakConfig(commands=2), command_ids=["c", "ok"], lag=0)
+    report.calls_per_command.update({"c": calls, "ok": 1} if calls else {"ok": 1})
+    report.outcomes = {"c": statuses, "ok": {"placed"}}
+    expected = [] if broken is None else [f"{broken}: 1 commands (c)"]
+    assert report.violations == expected
