@@ -1,10 +1,12 @@
 """Chaos soak of the command worker: at most one call and one outcome per command, whatever happens.
 
 Thousands of place-call commands on a dedicated local broker; worker processes
-(``fonestorm-bridge worker``) join, leave (SIGTERM) and die (SIGKILL) at random, the broker is
-restarted once, the sandbox injects 500s, timeouts and 429s, and the rate limit is low, so
-every rebalance meets a backlog. Then it counts, from the sandbox's own record, the calls made
-to each command's destination (one number per command) and checks:
+(``fonestorm-bridge worker``) join, leave (SIGTERM), die (SIGKILL) and freeze (SIGSTOP, then
+SIGCONT, mostly for longer than their session timeout, so the group gives their partitions
+away while they are stopped) at random, the broker is restarted once, the sandbox injects
+500s, timeouts, 429s and after-create faults (the call is created, the answer is a 500 or a
+broken body), and the rate limit is low, so every rebalance meets a backlog. Then it counts,
+from the sandbox's own record, the calls made for each command and checks:
 
 * at most one call per command;
 * exactly one outcome per command (the same status published again after a crash is counted
@@ -53,8 +55,17 @@ TOPICS = {
     "dead_letters": "soak.dlq",
 }
 GROUP = "soak-workers"
+SIGKILL, SIGTERM = "worker SIGKILLed", "worker stopped (SIGTERM)"
+LONG_FREEZE, SHORT_FREEZE = "worker frozen past its session", "worker frozen briefly"
+AFTER_CREATE_BURST = "after-create burst (500s, a broken body)"
 #: What every run does at least once, and when (share of the chaos period) if chance has not.
-MUST_HAPPEN = {"worker SIGKILLed": 0.2, "Kafka restarted": 0.4, "worker stopped (SIGTERM)": 0.65}
+MUST_HAPPEN = {
+    AFTER_CREATE_BURST: 0.1,
+    SIGKILL: 0.2,
+    "Kafka restarted": 0.4,
+    LONG_FREEZE: 0.5,
+    SIGTERM: 0.65,
+}
 
 
 class Soak:
@@ -70,6 +81,9 @@ class Soak:
         self.sandbox_port = free_port()
         self.workers: list[Proc] = []
         self.dead: list[Proc] = []
+        #: Workers under SIGSTOP, out of :attr:`workers` so that nothing else signals them.
+        self.frozen: list[Proc] = []
+        self.thaws: list[asyncio.Task[None]] = []
         self.started = 0
 
     def _kafka(self, command: str, *extra: str) -> None:
@@ -97,6 +111,7 @@ class Soak:
             "BRIDGE_KAFKA__CREATE_TOPICS": "true",
             "BRIDGE_KAFKA__TOPIC_PARTITIONS": "6",
             "BRIDGE_WORKER__GROUP_ID": GROUP,
+            "BRIDGE_WORKER__SESSION_TIMEOUT": f"{self.config.session_timeout:g}",
             "BRIDGE_WORKER__RATE_LIMIT": str(self.config.rate_limit),
             "BRIDGE_WORKER__MAX_IN_FLIGHT": "32",
             "BRIDGE_WORKER__BACKOFF_INITIAL": "0.2",
@@ -137,7 +152,41 @@ class Soak:
         else:
             await proc.stop()
         self.dead.append(proc)
-        self.report.actions["worker SIGKILLed" if kill else "worker stopped (SIGTERM)"] += 1
+        self.report.actions[SIGKILL if kill else SIGTERM] += 1
+
+    def freeze_worker(self, *, past_session: bool) -> None:
+        """SIGSTOP a worker; a task sends SIGCONT later, past the session timeout or within it.
+
+        Past it, the group expels the worker and gives its partitions to another while its
+        requests and jobs stand still; within it, its proof of membership may lapse all the same.
+        """
+        session = self.config.session_timeout
+        seconds = session * (
+            self.rng.uniform(1.3, 2.5) if past_session else self.rng.uniform(0.2, 0.9)
+        )
+        proc = self.workers.pop(self.rng.randrange(len(self.workers)))
+        proc.proc.send_signal(signal.SIGSTOP)
+        self.frozen.append(proc)
+        self.thaws.append(asyncio.create_task(self._thaw(proc, seconds)))
+        self.report.actions[LONG_FREEZE if past_session else SHORT_FREEZE] += 1
+        log(f"soak: {proc.name} frozen for {seconds:.1f} s")
+
+    async def _thaw(self, proc: Proc, seconds: float) -> None:
+        began = time.monotonic()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            proc.proc.send_signal(signal.SIGCONT)
+            self.report.freezes.append(time.monotonic() - began)
+            self.frozen.remove(proc)
+            self.workers.append(proc)
+
+    def after_create_burst(self) -> None:
+        """The next few create-calls make the call and answer 500, one more a broken body."""
+        self.sandbox_faults(
+            fail_after_create_next=self.rng.randint(2, 5), break_body_after_create_next=1
+        )
+        self.report.actions[AFTER_CREATE_BURST] += 1
 
     def sandbox_faults(self, **faults: Any) -> None:
         body = json.dumps(faults).encode()
@@ -169,10 +218,10 @@ class Soak:
         return by_number
 
     async def chaos(self) -> None:
-        """Random chaos for ``chaos_seconds``; a SIGKILL, a broker restart and a SIGTERM always.
+        """Random chaos for ``chaos_seconds``; each of :data:`MUST_HAPPEN` at least once.
 
-        Each of the three is due at a fixed share of the period and happens then if the dice
-        have not already done it, so a short run cannot roll its way past any of them.
+        Each is due at a fixed share of the period and happens then if the dice have not
+        already done it, so a short run cannot roll its way past any of them.
         """
         c = self.config
         began = time.monotonic()
@@ -189,6 +238,7 @@ class Soak:
             log(f"soak: {len(self.workers)} workers; {dict(self.report.actions)}")
         for name in due:
             await self.must(name)
+        await asyncio.gather(*self.thaws)
 
     async def must(self, name: str) -> None:
         """Do one of :data:`MUST_HAPPEN` now unless the dice already did."""
@@ -198,23 +248,35 @@ class Soak:
             await asyncio.sleep(3)
             await asyncio.to_thread(self._kafka, "start")
             self.report.actions[name] += 1
+        elif name == AFTER_CREATE_BURST:
+            if not self.report.actions[name]:
+                self.after_create_burst()
         elif not self.report.actions[name]:
+            # Another worker must be there to take over the partitions.
             if len(self.workers) < 2:
                 await self.start_worker()
-            await self.stop_worker(kill=name == "worker SIGKILLed")
+            if name == LONG_FREEZE:
+                self.freeze_worker(past_session=True)
+            else:
+                await self.stop_worker(kill=name == SIGKILL)
 
     async def roll(self) -> None:
         roll = self.rng.random()
-        if roll < 0.15:
+        running = len(self.workers) + len(self.frozen)
+        if roll < 0.12:
             self.sandbox_faults(rate_limit_next=20, retry_after=1)
             self.report.actions["429 burst"] += 1
-        elif roll < 0.25:
+        elif roll < 0.2:
             self.sandbox_faults(timeout_next=3, timeout_seconds=4)
             self.report.actions["timeout burst"] += 1
-        elif len(self.workers) < self.config.max_workers and roll < 0.6:
+        elif roll < 0.26:
+            self.after_create_burst()
+        elif roll < 0.36 and len(self.workers) > 1:
+            self.freeze_worker(past_session=self.rng.random() < 0.6)
+        elif running < self.config.max_workers and roll < 0.65:
             await self.start_worker()
         elif len(self.workers) > 1:
-            await self.stop_worker(kill=roll < 0.8)
+            await self.stop_worker(kill=roll < 0.82)
 
     async def lag(self) -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
@@ -263,6 +325,9 @@ class Soak:
                 await self.start_worker()
             await self.settle()
         finally:
+            for thaw in self.thaws:
+                thaw.cancel()
+            await asyncio.gather(*self.thaws, return_exceptions=True)
             for proc in self.workers:
                 await proc.stop()
             self.count_calls(by_number if "by_number" in locals() else {})

@@ -42,6 +42,9 @@ class SoakConfig:
     max_workers: int = 4
     # Low, so that the backlog flows through the whole chaos period.
     rate_limit: float = 5.0
+    #: The workers' ``BRIDGE_WORKER__SESSION_TIMEOUT``: the broker's default minimum, so that a
+    #: freeze past it stays short.
+    session_timeout: float = 6.0
     settle_seconds: float = 300.0
     seed: int = 1
     out: Path = ROOT / "bench" / "out" / "soak"
@@ -72,6 +75,8 @@ class Report:
     config: SoakConfig
     command_ids: list[str] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
+    #: Seconds each SIGSTOP lasted before its SIGCONT.
+    freezes: list[float] = field(default_factory=list)
     calls_per_command: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, set[str]] = field(default_factory=dict)
     result_records: int = 0
@@ -136,12 +141,14 @@ class Report:
             f"--rate-limit {c.rate_limit:g} --seed {c.seed}`.",
             "",
             f"{c.commands} commands, rate limit {c.rate_limit:g}/s per worker, up to "
-            f"{c.max_workers} workers, default settings otherwise (ambiguous answers not "
-            "retried); sandbox 3% 500s, 20 ms latency, 429 and timeout bursts.",
+            f"{c.max_workers} workers, session timeout {c.session_timeout:g} s, default "
+            "settings otherwise (ambiguous answers not retried); sandbox 3% 500s, 20 ms "
+            "latency, 429, timeout and after-create bursts.",
             "",
             "| Chaos | Count |",
             "| --- | --- |",
             *(f"| {name} | {n} |" for name, n in sorted(self.actions.items())),
+            *self._freeze_rows(),
             *(
                 f"| create-calls answered `{f}` | {n} |"
                 for f, n in sorted(self.faults_served.items())
@@ -182,6 +189,19 @@ class Report:
             "",
         ]
         return "\n".join(lines)
+
+    def _freeze_rows(self) -> list[str]:
+        session = self.config.session_timeout
+        past = sorted(s for s in self.freezes if s > session)
+        within = sorted(s for s in self.freezes if s <= session)
+        return [
+            f"| SIGSTOP {label} ({session:g} s): frozen for | {s[0]:.1f} to {s[-1]:.1f} s |"
+            for label, s in (
+                ("past the session timeout", past),
+                ("within the session timeout", within),
+            )
+            if s
+        ]
 
 
 def after_create_commands(requests: Iterable[Mapping[str, object]]) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """A short chaos soak of the command worker (``make soak`` runs the long one).
 
-Worker processes join, leave and are SIGKILLed, the broker restarts once and the sandbox
-injects faults while a backlog flows; the promises are checked from the sandbox's own record
-of calls and from the results topic (see :mod:`bench.soak`).
+Worker processes join, leave, are SIGKILLed and frozen past their session, the broker restarts
+once and the sandbox injects faults, some after creating the call, while a backlog flows; the
+promises are checked from the sandbox's own record of calls and from the results topic (see
+:mod:`bench.soak`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import Soak, SoakConfig
+from bench.soak import AFTER_CREATE_BURST, LONG_FREEZE, SIGKILL, SIGTERM, Soak, SoakConfig
 from bench.soak_report import Report
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -32,8 +33,17 @@ async def test_short_chaos_soak_keeps_every_promise(tmp_path: Path) -> None:
     print(report.markdown())
     assert report.violations == []
     assert report.actions["Kafka restarted"] == 1
-    assert report.actions["worker SIGKILLed"] >= 1
-    assert report.actions["worker stopped (SIGTERM)"] >= 1
+    assert report.actions[SIGKILL] >= 1
+    assert report.actions[SIGTERM] >= 1
+    assert report.actions[LONG_FREEZE] >= 1
+    assert max(report.freezes) > config.session_timeout
+    assert report.actions[AFTER_CREATE_BURST] >= 1
+    assert report.faults_served["fail_after_create"] >= 1
+    # Not retried by default: each such command ends in_doubt over the one call it made.
+    assert set(report.after_create_outcomes()) <= {
+        ("fail_after_create", "in_doubt", "1"),
+        ("break_body_after_create", "in_doubt", "1"),
+    }
     assert sum(report.calls_per_command.values()) > 0
 
 
