@@ -252,8 +252,8 @@ class CommandProcessor:
         self, job: Job, command: PlaceCallCommand, *, first: bool
     ) -> str | policy.Failure | policy.GiveUp | _Conflict:
         """One attempt: re-read the ledger, claim the command, send; what came of it."""
-        if not job.still_owned():
-            raise Revoked
+        # A worker back from a pause stops here, before it reads, decides or writes anything.
+        await job.fenced()
         if not first:
             # A copy of this command elsewhere may have been placed while this one waited.
             await self._read_ledger()

@@ -90,9 +90,18 @@ class Run:
         return [json.loads(r.value)["state"] for r in records if r.key == key]
 
     async def results(self) -> Counter[str]:
-        """Results on the results topic, per command id."""
+        """Distinct results (by ``ce_id``) on the results topic, per command id.
+
+        A result published again keeps its ``ce_id``, which consumers de-duplicate on: a
+        worker back from a pause that finds its record finished publishes that result again
+        in case its writer stopped before it could.
+        """
         records = await read_to_end(self.bootstrap, self.topics["PLACE_CALL_RESULTS"])
-        return Counter(json.loads(r.value)["command_id"] for r in records)
+        distinct = {
+            (json.loads(r.value)["command_id"], dict(r.headers or ()).get("ce_id"))
+            for r in records
+        }
+        return Counter(command_id for command_id, _ in distinct)
 
     async def until_ledger(self, command_id: str, state: str) -> None:
         async def written() -> bool:
