@@ -103,7 +103,9 @@ class Job:
                     self.fence.patience,
                 )
                 raise Revoked
-            await self.fence.next_proof(min(left, RECHECK_INTERVAL))
+            # Never less than a millisecond: a wait shorter than the clock's resolution would
+            # come back at once, at the same time, for ever.
+            await self.fence.next_proof(max(min(left, RECHECK_INTERVAL), 0.001))
 
     def proven(self) -> bool:
         """The group has not yet given the partition to anyone else, owned here or not.

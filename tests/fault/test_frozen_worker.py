@@ -98,8 +98,7 @@ class Run:
         """
         records = await read_to_end(self.bootstrap, self.topics["PLACE_CALL_RESULTS"])
         distinct = {
-            (json.loads(r.value)["command_id"], dict(r.headers or ()).get("ce_id"))
-            for r in records
+            (json.loads(r.value)["command_id"], dict(r.headers or ()).get("ce_id")) for r in records
         }
         return Counter(command_id for command_id, _ in distinct)
 

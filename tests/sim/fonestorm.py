@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bridge.errors import FoneStormRateLimited, FoneStormUnavailable
+from bridge.errors import FoneStormAuthError, FoneStormRateLimited, FoneStormUnavailable
 from bridge.fonestorm.client import CreatedCall, FoneStormClient
 from tests.sim.kafka import Process
 
@@ -41,6 +41,8 @@ class SimFoneStorm:
 
     calls: list[Call] = field(default_factory=list)
     on_call: list[Callable[[Call], None]] = field(default_factory=list)
+    #: Until when (virtual time) FoneStorm refuses the token: 401 to every request.
+    refusing_until: float = -1.0
 
     def per_command(self) -> Counter[str | None]:
         return Counter(c.command_id for c in self.calls)
@@ -74,6 +76,8 @@ class SimClient(FoneStormClient):
         rng = self._process.rng
         fate = rng.choices(list(FATES), weights=list(FATES.values()))[0]
         path = "POST /calls"
+        if asyncio.get_running_loop().time() < self._fonestorm.refusing_until:
+            raise FoneStormAuthError(f"{path}: 401", status=401)
         if fate == "rate_limited":
             raise FoneStormRateLimited(f"{path}: 429", retry_after=rng.uniform(0, 2))
         if fate == "connect_failed":

@@ -12,6 +12,7 @@ process (SIGSTOP) does nothing until thawed, as a real one would.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,9 +35,13 @@ EPOCH = 1_796_000_000.0
 class Process:
     """One simulated OS process: its I/O waits while it is frozen, and takes random time."""
 
-    def __init__(self, name: str, rng: random.Random, *, latency: float = 0.004) -> None:
+    def __init__(
+        self, name: str, rng: random.Random, *, latency: float = 0.004, newer: bool = False
+    ) -> None:
         self.name = name
         self.rng = rng
+        #: A newer version of the bridge: its ledger entries carry fields older ones lack.
+        self.newer = newer
         self.latency = latency
         self.awake = asyncio.Event()
         self.awake.set()
@@ -121,11 +126,19 @@ class SimPublisher(Publisher):
     """The real publisher's interface over :class:`Broker`; some produces fail, some of those
     after the record landed (an acknowledgement lost on the way back)."""
 
-    def __init__(self, broker: Broker, process: Process, *, failure_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        process: Process,
+        *,
+        failure_rate: float = 0.0,
+        ledger_topic: str = "",
+    ) -> None:
         super().__init__(KafkaSettings(), Metrics())
         self._broker = broker
         self._process = process
         self._failure_rate = failure_rate
+        self._ledger_topic = ledger_topic
         self._ready = True
 
     async def publish(
@@ -133,6 +146,8 @@ class SimPublisher(Publisher):
     ) -> RecordMetadata:
         await self._process.io()
         rng = self._process.rng
+        if self._process.newer and topic == self._ledger_topic:
+            value = _newer(value)
         if rng.random() < self._failure_rate:
             if rng.random() < 0.5:
                 self._broker.append(topic, value, key=key, headers=headers)
@@ -441,3 +456,12 @@ class _Coordinator:
         await consumer.process.io()
         # The group answers at the middle of the round trip; the member reads it at the end.
         return _Response(consumer._group.answer(consumer, generation))
+
+
+def _newer(value: bytes) -> bytes:
+    """A ledger entry as a later version would write it: one field more, in it and its result."""
+    entry = json.loads(value)
+    entry["written_by_version"] = "9.9"
+    if isinstance(entry.get("result"), dict):
+        entry["result"]["carrier"] = "sim-carrier"
+    return json.dumps(entry).encode()

@@ -2,10 +2,12 @@
 
 :func:`simulate` runs one schedule from a seed on virtual time (:mod:`tests.sim.clock`): a few
 commands, some of them sent twice under other keys, worker processes that join, stop, are
-killed or frozen past their session, produces that fail (some after landing) and a FoneStorm
-that answers every way it can, creating the call before failing included. The real
-:class:`~bridge.commands.worker.CommandWorker`, :class:`~bridge.commands.processor.CommandProcessor`
-and :class:`~bridge.commands.ledger.Ledger` run over the in-memory transports. After every
+killed or frozen past their session, some of a newer version (their ledger entries carry fields
+this one does not know), produces that fail (some after landing), and a FoneStorm that answers
+every way it can, creating the call before failing included, or refuses the token for a while.
+The real :class:`~bridge.commands.worker.CommandWorker`,
+:class:`~bridge.commands.processor.CommandProcessor` and :class:`~bridge.commands.ledger.Ledger`
+run over the in-memory transports. After every
 call and every result it checks: at most one call per command, never a call after its
 ``not_after``, one outcome per command and no ``placed`` without a call; at the end, every
 command has its outcome. The same seed replays the same schedule exactly (with the same
@@ -92,14 +94,17 @@ class Member:
     def __init__(self, world: World, name: str) -> None:
         self.world = world
         self.name = name
-        self.process = Process(name, random.Random(world.rng.random()))
+        rng = random.Random(world.rng.random())
+        # Mixed versions, as in a rolling upgrade or a rollback.
+        self.process = Process(name, rng, newer=rng.random() < 0.3)
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
 
     async def start(self) -> None:
         w, process = self.world, self.process
         settings = w.settings
-        publisher = SimPublisher(w.broker, process, failure_rate=0.03)
+        ledger_topic = settings.topics.command_ledger
+        publisher = SimPublisher(w.broker, process, failure_rate=0.03, ledger_topic=ledger_topic)
 
         def follow(topic: str, apply: object, on_batch: object) -> SimFollower:
             return SimFollower(w.broker, process, topic, apply, on_batch)  # type: ignore[arg-type]
@@ -270,6 +275,10 @@ class World:
                 member = self.rng.choice(alive)
                 self.note(f"{member.name} SIGTERMed")
                 asyncio.create_task(member.stop())  # noqa: RUF006 - a drain takes its time
+            elif roll < 0.92:
+                seconds = self.rng.uniform(1, 10)
+                self.note(f"FoneStorm refuses the token for {seconds:.1f}s")
+                self.fonestorm.refusing_until = self.now() + seconds
         if not any(m.process.awake.is_set() for m in self.alive()):
             await self.add_member()
 
