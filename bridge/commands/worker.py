@@ -43,6 +43,7 @@ from bridge.commands.offsets import OffsetTracker
 from bridge.commands.ownership import Ownership
 from bridge.commands.processor import CommandProcessor
 from bridge.commands.records import Record
+from bridge.contracts.ledger import LedgerEntry
 from bridge.obs import tracing
 from bridge.obs.logs import log_context
 from bridge.obs.metrics import Metrics
@@ -130,6 +131,10 @@ class CommandWorker:
     def owns(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` is assigned to this worker now (revoked ones stop at once)."""
         return self._ownership.generation_of(tp) is not None
+
+    def ledger_entry(self, command_id: str) -> LedgerEntry | None:
+        """The latest ledger entry of a command that this worker has read."""
+        return self._ledger.get(command_id)
 
     def handling(self, command_id: str) -> bool:
         """Whether a command of this id is in hand here, past its first read of the ledger."""

@@ -34,7 +34,10 @@ from tests.support.kafka_records import consume_for
 pytestmark = pytest.mark.integration
 
 
-async def produce(loop: Loop, topic: str, value: bytes, *, key: bytes, partition: int) -> None:
+async def produce(
+    loop: Loop, topic: str, value: bytes, *, key: bytes, partition: int | None = None
+) -> None:
+    """One record, on ``partition`` or where its key goes (as the bridge's own writers do)."""
     producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -135,7 +138,6 @@ async def test_an_entry_written_while_the_command_waits_for_its_turn_stops_it(
             loop.settings.topics.command_ledger,
             done.model_dump_json().encode(),
             key=waiting.command_id.encode(),
-            partition=0,
         )
         by_id = {r["command_id"]: r for r in await loop.results(2, timeout=30)}
         assert by_id[waiting.command_id]["status"] == "duplicate"
@@ -167,7 +169,12 @@ async def test_an_entry_written_after_placing_and_before_the_request_stops_it(
             loop.settings.topics.command_ledger,
             done.model_dump_json().encode(),
             key=second.command_id.encode(),
-            partition=0,
+        )
+        # Once the worker has read it: the protocol's own writers never write there (their
+        # claims would lose), so it is the last look before the request that must catch it.
+        await eventually(
+            lambda: _state(loop, second.command_id) == (LedgerState.DONE, done.source),
+            what="the worker reading the other worker's done",
         )
         state.update_faults({"hold": False})
         by_id = {r["command_id"]: r for r in await loop.results(2, timeout=30)}
@@ -188,3 +195,8 @@ async def eventually_async(
     while not await check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+def _state(loop: Loop, command_id: str) -> tuple[LedgerState, str] | None:
+    entry = worker_of(loop.bridge).ledger_entry(command_id)
+    return None if entry is None else (entry.state, entry.source)
