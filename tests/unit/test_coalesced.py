@@ -7,7 +7,7 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from bridge.kafka.follower import _Coalesced
+from bridge.kafka.coalesced import Coalesced as _Coalesced
 
 TP = TopicPartition("t", 0)
 
