@@ -3,6 +3,8 @@
 The command ledger (every worker) and the call correlator (every receiver) both read a whole
 topic without a consumer group, apply each record to an in-memory map, and must be able to
 wait until they have read everything written before a given moment. This is that loop, once.
+Partitions added to the topic while it runs are followed too, from their beginning, within
+:attr:`TopicFollower.partitions_check` seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from bridge.kafka.coalesced import Coalesced
@@ -47,6 +50,9 @@ class TopicFollower:
     the batch that failed again. Waiters keep waiting meanwhile.
     """
 
+    #: Seconds between looks for partitions added to the topic.
+    partitions_check = 5.0
+
     def __init__(
         self,
         settings: KafkaSettings,
@@ -69,6 +75,7 @@ class TopicFollower:
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
+        self._next_check = -math.inf
         self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
@@ -115,6 +122,7 @@ class TopicFollower:
             await consumer.stop()
             raise
         self._consumer, self._offsets, self._partitions = consumer, offsets, partitions
+        self._next_check = time.monotonic() + self.partitions_check
         self._end_offsets = EndOffsets(offsets, partitions)
         self._task = asyncio.create_task(self._follow(), name=f"follow-{self.topic}")
 
@@ -212,6 +220,8 @@ class TopicFollower:
                     self._apply(record)
             if self._on_batch is not None:
                 self._on_batch()
+            if time.monotonic() >= self._next_check:
+                await self._follow_added(consumer)
             await self._note_positions(consumer)
             if self._failure is not None:
                 log.info("following %s again", self.topic)
@@ -219,6 +229,30 @@ class TopicFollower:
             # Wake every waiter, then give later ones a fresh event.
             self._progress.set()
             self._progress = asyncio.Event()
+
+    async def _follow_added(self, consumer: AIOKafkaConsumer) -> None:
+        """Assign partitions added to the topic since the last look, from their beginning."""
+        self._next_check = time.monotonic() + self.partitions_check
+        assert self._offsets is not None  # noqa: S101 - started
+        try:
+            partitions = await topic_partitions(self._offsets, self.topic)
+        except KafkaError as exc:  # the next look may work; reading goes on meanwhile
+            log.warning("looking for partitions added to %s failed: %r", self.topic, exc)
+            return
+        added = [tp for tp in partitions if tp not in self._partitions]
+        if not added:
+            return
+        log.info(
+            "following partitions %s added to %s, from their beginning",
+            [tp.partition for tp in added], self.topic,
+        )  # fmt: skip
+        everything = self._partitions + added
+        consumer.assign(everything)  # forgets every position: put them back
+        for tp, offset in self._positions.items():
+            consumer.seek(tp, offset)
+        await consumer.seek_to_beginning(*added)
+        self._partitions = everything
+        self._end_offsets = EndOffsets(self._offsets, everything)
 
     async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
         # Once per batch, so that reached() costs waiters no await per partition; a position

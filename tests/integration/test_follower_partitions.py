@@ -1,0 +1,65 @@
+"""``TopicFollower``: partitions added to the topic while it runs are followed from their start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.structs import ConsumerRecord
+
+from bridge.kafka.follower import TopicFollower
+from bridge.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def _write(bootstrap: str, topic: str, partition: int, *values: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=partition)
+    finally:
+        await producer.stop()
+
+
+async def test_partitions_added_while_following_are_read_from_their_beginning(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(TopicFollower, "partitions_check", 0.1)
+    topic = await new_topic(prefix="grown", partitions=1)
+    applied: list[tuple[int, bytes | None]] = []
+
+    def apply(record: ConsumerRecord[bytes, bytes]) -> None:
+        applied.append((record.partition, record.value))
+
+    follower = TopicFollower(KafkaSettings(bootstrap_servers=kafka_bootstrap), topic, apply)
+    await follower.start()
+    try:
+        await _write(kafka_bootstrap, topic, 0, b"first")
+        await follower.catch_up()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_partitions({topic: NewPartitions(total_count=3)})
+        finally:
+            await admin.close()
+        await _write(kafka_bootstrap, topic, 2, b"a", b"b")
+        deadline = time.monotonic() + 30
+        while (2, b"b") not in applied:
+            assert time.monotonic() < deadline, f"partition 2 was never read: {applied}"
+            await asyncio.sleep(0.05)
+        ends = await follower.end_offsets()
+        assert ends[TopicPartition(topic, 2)] == 2
+        # From now on a catch-up covers the new partitions as any other.
+        await _write(kafka_bootstrap, topic, 1, b"c")
+        await follower.catch_up()
+        assert applied == [(0, b"first"), (2, b"a"), (2, b"b"), (1, b"c")]
+    finally:
+        await follower.stop()
