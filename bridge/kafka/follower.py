@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from bridge.kafka.coalesced import Coalesced
 from bridge.kafka.end_offsets import EndOffsets, Offsets
 from bridge.kafka.options import client_options, topic_partitions
+from bridge.kafka.record_reader import RecordReader
 from bridge.kafka.starting import start_or_close
 from bridge.retrying import backoff_delays
 from bridge.settings import KafkaSettings
@@ -76,6 +77,7 @@ class TopicFollower:
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._next_check = -math.inf
+        self._reader = RecordReader(settings, topic)
         self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
@@ -166,6 +168,7 @@ class TopicFollower:
         for consumer in (self._offsets, self._consumer):
             if consumer is not None:
                 await consumer.stop()
+        await self._reader.stop()
         self._consumer = self._offsets = None
         self._end_offsets = None
 
@@ -258,6 +261,11 @@ class TopicFollower:
         # Once per batch, so that reached() costs waiters no await per partition; a position
         # moves only in getmany() (it may skip offsets that hold no record: compaction).
         self._positions = {tp: await consumer.position(tp) for tp in self._partitions}
+
+    async def record_at(self, partition: int, offset: int) -> ConsumerRecord[bytes, bytes] | None:
+        """The record at ``offset`` of ``partition``, or None when it is gone (see
+        :class:`~bridge.kafka.record_reader.RecordReader`); raises ``KafkaError``."""
+        return await self._reader.read(partition, offset)
 
     async def end_offsets(self) -> Offsets:
         """The offset after the last record of every partition, as of a moment after this call.
