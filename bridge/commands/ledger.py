@@ -22,7 +22,14 @@ before touching newly assigned partitions. So, after redelivery, rebalance or a 
 A command id is remembered for ``BRIDGE_WORKER__LEDGER_RETENTION`` after its last ledger write
 (7 days by default): entries older than that are dropped from memory and skipped when the ledger
 is read at start, so memory and start-up time follow the command rate, not the age of the
-deployment; a copy of a command arriving later than that is placed as a new command.
+deployment; a copy of a command arriving later than that is placed as a new command. An old
+``done`` is remembered by the hash of its id and where its record is, and read back from the
+ledger topic when a job needs it (:mod:`bridge.commands.remembered`).
+
+Partitions added to the ledger topic are followed from their beginning once the follower sees
+them. A command's records then lie on two partitions (its key maps to another one): within a
+partition the later record wins, across partitions the state decides, and ``done`` is never
+replaced by an unfinished entry (:func:`bridge.commands.remembered.replaces`).
 
 Copies of one command under other keys (or a worker that still acts after its partitions moved)
 can handle one ``command_id`` in two places at once. Each handling (a job) names itself in the
@@ -33,21 +40,26 @@ counts only if no other writer's record came between what the job last read and 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import ValidationError
 
-from bridge.contracts.ledger import LedgerEntry, parse_entry, read_entry
+from bridge.commands.remembered import Known, Remembered, replaces
+from bridge.contracts.base import utcnow
+from bridge.contracts.commands import PlaceCallResult
+from bridge.contracts.ledger import LedgerEntry, LedgerState, parse_entry, read_entry
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
+from bridge.retrying import retry
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +75,9 @@ class Follower(Protocol):
     async def end_offsets(self) -> dict[TopicPartition, int]: ...
     async def wait_for(self, ends: dict[TopicPartition, int]) -> None: ...
     async def catch_up(self) -> None: ...
+    async def record_at(
+        self, partition: int, offset: int
+    ) -> ConsumerRecord[bytes, bytes] | None: ...
 
 
 #: Builds the follower of ``topic`` that calls ``apply`` per record and ``on_batch`` after each
@@ -99,13 +114,9 @@ class Ledger:
         self._settings = settings
         self._topic = settings.topics.command_ledger
         self._publisher = publisher
-        # The latest entry of each command as (ledger offset, JSON): a parsed LedgerEntry takes
-        # ~2.6 KB, its JSON ~0.4 KB, and the map holds every command of one retention window.
-        # The offset orders our own writes against the follower, which reads them back later.
-        self._entries: dict[str, tuple[int, bytes]] = {}
-        # (time written, command_id, offset) in the order applied, to forget entries older
-        # than BRIDGE_WORKER__LEDGER_RETENTION without scanning the map.
-        self._written: deque[tuple[float, str, int]] = deque()
+        # The latest entry of each command and where its record is: the place orders our own
+        # writes against the follower, which reads them back later.
+        self._memory = Remembered(settings.worker.ledger_retention)
         self._retention = settings.worker.ledger_retention
         self._watches: dict[str, list[Watch]] = {}
         on_batch = lambda: self.forget_expired(time.time())  # noqa: E731
@@ -115,15 +126,53 @@ class Ledger:
             else follow(self._topic, self._apply_record, on_batch)
         )
 
-    def get(self, command_id: str) -> LedgerEntry | None:
-        """Latest known entry of a command."""
-        found = self._entries.get(command_id)
-        return None if found is None else parse_entry(found[1])
+    async def get(self, command_id: str) -> LedgerEntry | None:
+        """Latest known entry of a command.
+
+        An old ``done`` is read back from the ledger topic, retried until Kafka answers.
+        """
+        while True:
+            known = self._memory.lookup(command_id)
+            if known is None:
+                return None
+            if known.value is not None:
+                return parse_entry(known.value)
+            record = await retry(
+                functools.partial(self._follower.record_at, known.partition, known.offset),
+                retry_on=KafkaError,
+                what="reading a ledger entry back",
+            )
+            if self._memory.lookup(command_id) == known:  # else rewritten meanwhile: again
+                return self._read_back(command_id, known, record)
+
+    def _read_back(
+        self, command_id: str, known: Known, record: ConsumerRecord[bytes, bytes] | None
+    ) -> LedgerEntry:
+        if record is not None and record.key == command_id.encode():
+            entry = read_entry(record.value)
+            if entry is not None and entry.state is LedgerState.DONE:
+                return entry
+        # Another id sharing the hash, or the record gone (retention deletes it about when
+        # the id is forgotten): the command finished, how exactly is unknown. Not a call.
+        where = f"{self._topic}/{known.partition}/{known.offset}"
+        log.warning(
+            "the ledger entry of command %s (%s) cannot be read back; taking it as finished",
+            command_id, where,
+        )  # fmt: skip
+        assert known.status is not None  # noqa: S101 - only a done with a result is compact
+        now = utcnow()
+        result = PlaceCallResult(
+            command_id=command_id, status=known.status, received_at=now, finished_at=now
+        )
+        return LedgerEntry(
+            command_id=command_id, state=LedgerState.DONE, source=where, result=result,
+            updated_at=now,
+        )  # fmt: skip
 
     def version(self, command_id: str) -> int:
         """The ledger offset of the command's latest known entry; -1 when there is none."""
-        found = self._entries.get(command_id)
-        return -1 if found is None else found[0]
+        known = self._memory.lookup(command_id)
+        return -1 if known is None else known.offset
 
     def watched(self, command_id: str) -> bool:
         """Whether a job has read the ledger for ``command_id`` and is handling it now."""
@@ -143,7 +192,7 @@ class Ledger:
                 del self._watches[command_id]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._memory)
 
     @property
     def following(self) -> bool:
@@ -167,7 +216,7 @@ class Ledger:
                 seen = Seen(record.partition, record.offset, read_entry(record.value))
                 for watch in watches:
                     watch.seen.append(seen)
-        self._apply(record.key, record.value, record.offset, written_at)
+        self._apply(record.key, record.value, record.partition, record.offset, written_at)
 
     async def end_offsets(self) -> dict[TopicPartition, int]:
         """Where the ledger ends now: what :meth:`wait_for` can be asked to reach."""
@@ -188,45 +237,54 @@ class Ledger:
         )
 
     def _apply(
-        self, key: bytes | None, value: bytes | None, offset: int, written_at: float
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        offset: int,
+        written_at: float,
     ) -> None:
-        if key is None or written_at < time.time() - self._retention:
+        now = time.time()
+        if key is None or written_at < now - self._retention:
             # Older than the retention: Kafka deletes such segments lazily, so they can
             # still be read, but the worker has forgotten them.
             return
         command_id = key.decode(errors="replace")
-        known = self._entries.get(command_id)
-        if known is not None and known[0] >= offset:
+        known = self._memory.lookup(command_id)
+        if known is not None and known.partition == partition and known.offset >= offset:
             # Our own write, applied when it was acknowledged, or older than it: reading it
             # back must not put an earlier state over a later one (placing over done).
             return
         if value is None:
-            self._entries.pop(command_id, None)
+            if replaces(known, partition, offset, None):
+                self._memory.forget(command_id)
             return
         try:
             entry = parse_entry(value)
         except ValidationError:
             log.warning("ignoring unreadable ledger record for key %r", key)
             return
-        self._entries[entry.command_id] = (offset, value)
-        self._written.append((written_at, entry.command_id, offset))
+        if replaces(known, partition, offset, entry.state):
+            self._memory.put(
+                command_id, _known(partition, offset, entry, value), written_at=written_at, now=now
+            )
 
     def forget_expired(self, now: float) -> None:
         """Drop entries last written more than the retention ago (amortised O(1))."""
-        cutoff = now - self._retention
-        written = self._written
-        while written and written[0][0] < cutoff:
-            _, command_id, offset = written.popleft()
-            known = self._entries.get(command_id)
-            if known is not None and known[0] == offset:  # not rewritten since
-                del self._entries[command_id]
+        self._memory.expire(now)
 
     async def record(self, entry: LedgerEntry) -> RecordMetadata:
         """Append ``entry``, wait for acks=all, and apply it locally at once."""
         value = entry.model_dump_json().encode()
         metadata = await self._publisher.publish(self._topic, value, key=entry.command_id.encode())
-        known = self._entries.get(entry.command_id)
-        if known is None or known[0] < metadata.offset:
-            self._entries[entry.command_id] = (metadata.offset, value)
-            self._written.append((time.time(), entry.command_id, metadata.offset))
+        known = self._memory.lookup(entry.command_id)
+        if replaces(known, metadata.partition, metadata.offset, entry.state):
+            now = time.time()
+            known = _known(metadata.partition, metadata.offset, entry, value)
+            self._memory.put(entry.command_id, known, written_at=now, now=now)
         return metadata
+
+
+def _known(partition: int, offset: int, entry: LedgerEntry, value: bytes) -> Known:
+    status = None if entry.result is None else entry.result.status
+    return Known(partition, offset, entry.state, status, value)

@@ -140,7 +140,7 @@ class CommandProcessor:
         await job.fenced()
         action = decision.decide(
             command,
-            self._ledger.get(command.command_id),
+            await self._ledger.get(command.command_id),
             source=job.source,
             now=self._clock(),
             written_at=job.written_at,

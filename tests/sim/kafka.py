@@ -212,6 +212,11 @@ class SimFollower:
     async def catch_up(self) -> None:
         await self.wait_for(await self.end_offsets())
 
+    async def record_at(self, partition: int, offset: int) -> Record | None:
+        await self._process.io()
+        found = self._broker.read(TopicPartition(self._topic, partition), offset, 1)
+        return found[0] if found else None
+
 
 class SimGroup:
     """One consumer group: eager rebalances, generations, session and rebalance timeouts."""
