@@ -9,6 +9,11 @@ two jobs that read the same state and both write, exactly one wins: the one whos
 first. The loser sends nothing, writes nothing of its own again, and puts the winner's latest
 entry back on top of its own (:func:`restore`), so readers see the winner's state.
 
+Partitions added to the ledger put a command's records on two partitions, which nothing
+orders: a record on another partition than the one compared with counts as another writer's
+(unless it is the job's own), that is, as a conflict. Two jobs may then both stand down; never
+both place (:meth:`~bridge.commands.ledger.Ledger.read_back` reads every partition).
+
 The window checks are pure functions over what the watch saw; :class:`Claims` does the I/O
 for the processor.
 """
@@ -23,7 +28,7 @@ from aiokafka.structs import RecordMetadata
 
 from bridge.commands import decision
 from bridge.commands.jobs import Job, Phase
-from bridge.commands.ledger import Ledger, Seen, Watch
+from bridge.commands.ledger import NOWHERE, Ledger, Position, Seen, Watch
 from bridge.commands.outcomes import OutcomeWriter
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
 from bridge.contracts.ledger import LedgerEntry, LedgerState
@@ -39,20 +44,28 @@ def is_ours(seen: Seen, writer: str) -> bool:
     return seen.entry is not None and seen.entry.writer == writer
 
 
-def foreign(seen: list[Seen], *, writer: str, after: int) -> list[Seen]:
-    """Records of other writers after offset ``after``, in log order."""
-    return [s for s in seen if s.offset > after and not is_ours(s, writer)]
+def _after(seen: Seen, position: Position) -> bool:
+    """Whether the record may have come after ``position``: on another partition it may."""
+    return seen.partition != position.partition or seen.offset > position.offset
 
 
-def lost(seen: list[Seen], *, writer: str, after: int) -> list[Seen]:
+def foreign(seen: list[Seen], *, writer: str, after: Position) -> list[Seen]:
+    """Records of other writers after ``after``, in log order."""
+    return [s for s in seen if _after(s, after) and not is_ours(s, writer)]
+
+
+def lost(seen: list[Seen], *, writer: str, after: Position) -> list[Seen]:
     """Why a write read back lost: other writers' records between ``after`` and its first copy.
 
     Empty when it won. A write retried after an error may be on the log twice: the first
-    counts. Only valid once the write has been read back (it is in ``seen``).
+    counts. A record on a partition that holds no copy of the write before it counts too.
+    Only valid once the write has been read back (it is in ``seen``).
     """
-    first = min((s.offset for s in seen if s.offset > after and is_ours(s, writer)), default=None)
+    ours = [s for s in seen if _after(s, after) and is_ours(s, writer)]
     return [
-        s for s in foreign(seen, writer=writer, after=after) if first is None or s.offset < first
+        s
+        for s in foreign(seen, writer=writer, after=after)
+        if not any(o.partition == s.partition and o.offset < s.offset for o in ours)
     ]
 
 
@@ -95,14 +108,15 @@ async def restore(
     log.warning("the ledger entry of another writer could not be put back on top")
 
 
-def verified(job: Job) -> int:
+def verified(job: Job) -> Position:
     """Where the window of a job's next write starts: after what it read and its last write.
 
     Another job's record before the job's own last write was either written over by it (an
     entry that stops the job, :meth:`Claims.overwritten`, is found by the read before each
     attempt) or a ``placing`` that lost its claim to this job's: neither can win.
     """
-    return max(job.accepted, job.last_write)
+    # Every write of the job comes after what it read: its latest write is the later point.
+    return job.accepted if job.last_write == NOWHERE else job.last_write
 
 
 class Claims:
@@ -133,17 +147,17 @@ class Claims:
             )
             await restore(self._ledger, job.watch, writer=job.writer, write=self._out.put_back)
             return False
-        job.accepted = written.offset
+        job.accepted = Position(written.partition, written.offset)
         return True
 
-    async def counted(self, job: Job, written: RecordMetadata, *, since: int) -> bool:
+    async def counted(self, job: Job, written: RecordMetadata, *, since: Position) -> bool:
         """Read the job's write back: whether it came before any other job's (else put back).
 
         ``since``: :func:`verified` as it was before the write.
         """
         await self._ledger.read_back(written)
         if not lost(job.watch.seen, writer=job.writer, after=since):
-            job.accepted = written.offset
+            job.accepted = Position(written.partition, written.offset)
             return True
         log.warning("another worker recorded the command first; its outcome stands")
         await restore(self._ledger, job.watch, writer=job.writer, write=self._out.put_back)

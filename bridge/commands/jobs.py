@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.commands.ledger import Watch
+from bridge.commands.ledger import NOWHERE, Watch
 from bridge.commands.membership import Fence
 from bridge.commands.records import Record, source_of
 from bridge.contracts.base import utcnow
@@ -66,12 +66,12 @@ class Job:
         self.call_possible = False
         #: Names this job's ledger entries (see :mod:`bridge.commands.claim`).
         self.writer = uuid.uuid4().hex
-        #: The command's ledger records read while this job runs, and the offset up to which
+        #: The command's ledger records read while this job runs, and the position up to which
         #: none of them is another writer's (the job has read the ledger up to there).
         self.watch = Watch("")
-        self.accepted = -1
-        #: Ledger offset of this job's latest acknowledged write.
-        self.last_write = -1
+        self.accepted = NOWHERE
+        #: Where this job's latest acknowledged ledger write is.
+        self.last_write = NOWHERE
 
     async def fenced(self) -> None:
         """Return once this worker may act as the partition's owner; else raise :class:`Revoked`.

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
@@ -78,6 +78,8 @@ class Follower(Protocol):
     async def record_at(
         self, partition: int, offset: int
     ) -> ConsumerRecord[bytes, bytes] | None: ...
+    @property
+    def partitions(self) -> list[TopicPartition]: ...
 
 
 #: Builds the follower of ``topic`` that calls ``apply`` per record and ``on_batch`` after each
@@ -85,6 +87,17 @@ class Follower(Protocol):
 FollowerFactory = Callable[
     [str, Callable[[ConsumerRecord[bytes, bytes]], None], Callable[[], None]], Follower
 ]
+
+
+class Position(NamedTuple):
+    """Where a ledger record is: how far a job has read its command's records."""
+
+    partition: int
+    offset: int
+
+
+#: Before any record.
+NOWHERE = Position(-1, -1)
 
 
 @dataclass(frozen=True)
@@ -143,9 +156,9 @@ class Ledger:
                 what="reading a ledger entry back",
             )
             if self._memory.lookup(command_id) == known:  # else rewritten meanwhile: again
-                return self._read_back(command_id, known, record)
+                return self._entry_read_back(command_id, known, record)
 
-    def _read_back(
+    def _entry_read_back(
         self, command_id: str, known: Known, record: ConsumerRecord[bytes, bytes] | None
     ) -> LedgerEntry:
         if record is not None and record.key == command_id.encode():
@@ -169,10 +182,10 @@ class Ledger:
             updated_at=now,
         )  # fmt: skip
 
-    def version(self, command_id: str) -> int:
-        """The ledger offset of the command's latest known entry; -1 when there is none."""
+    def version(self, command_id: str) -> Position:
+        """Where the command's latest known entry is; :data:`NOWHERE` when there is none."""
         known = self._memory.lookup(command_id)
-        return -1 if known is None else known.offset
+        return NOWHERE if known is None else Position(known.partition, known.offset)
 
     def watched(self, command_id: str) -> bool:
         """Whether a job has read the ledger for ``command_id`` and is handling it now."""
@@ -231,10 +244,24 @@ class Ledger:
         await self._follower.catch_up()
 
     async def read_back(self, written: RecordMetadata) -> None:
-        """Until the follower has read the record ``written`` (and all before it)."""
-        await self._follower.wait_for(
-            {TopicPartition(self._topic, written.partition): written.offset + 1}
-        )
+        """Until the follower has read the record ``written`` and, on every partition, all
+        that was acknowledged before it.
+
+        Producers disagree on how many partitions the ledger has for a while after some were
+        added (each refreshes its metadata every few minutes), and put a command's records on
+        two partitions: a claim must read another writer's that came first on the other one.
+        """
+        tp = TopicPartition(self._topic, written.partition)
+        ends = {tp: written.offset + 1}
+        follower = self._follower
+        if len(follower.partitions) > 1:
+            ends = dict(
+                await retry(
+                    follower.end_offsets, retry_on=KafkaError, what="reading the ledger's end"
+                )
+            )
+            ends[tp] = max(ends.get(tp, 0), written.offset + 1)
+        await follower.wait_for(ends)
 
     def _apply(
         self,

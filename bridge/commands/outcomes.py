@@ -16,7 +16,7 @@ from aiokafka.structs import RecordMetadata
 
 from bridge.commands.destinations import parse
 from bridge.commands.jobs import Job, Revoked
-from bridge.commands.ledger import Ledger
+from bridge.commands.ledger import Ledger, Position
 from bridge.commands.records import readable_command_id, record_ref
 from bridge.commands.trimming import TRIM_LIMITS, trimmed
 from bridge.contracts.base import utcnow
@@ -79,7 +79,7 @@ class OutcomeWriter:
             return None
         done = self._entry(job, command, LedgerState.DONE, result)
         written = await self.until_written("the ledger entry", lambda: self._ledger.record(done))
-        job.last_write = max(job.last_write, written.offset)
+        job.last_write = Position(written.partition, written.offset)
         return written
 
     async def announce(self, result: PlaceCallResult, command: PlaceCallCommand) -> None:
@@ -152,7 +152,7 @@ class OutcomeWriter:
 
     async def mark(self, job: Job, command: PlaceCallCommand, state: LedgerState) -> RecordMetadata:
         written = await self._ledger.record(self._entry(job, command, state))
-        job.last_write = max(job.last_write, written.offset)
+        job.last_write = Position(written.partition, written.offset)
         return written
 
     async def put_back(self, entry: LedgerEntry) -> RecordMetadata:

@@ -132,9 +132,9 @@ class CommandWorker:
         """Whether ``tp`` is assigned to this worker now (revoked ones stop at once)."""
         return self._ownership.generation_of(tp) is not None
 
-    def ledger_entry(self, command_id: str) -> LedgerEntry | None:
+    async def ledger_entry(self, command_id: str) -> LedgerEntry | None:
         """The latest ledger entry of a command that this worker has read."""
-        return self._ledger.get(command_id)
+        return await self._ledger.get(command_id)
 
     def handling(self, command_id: str) -> bool:
         """Whether a command of this id is in hand here, past its first read of the ledger."""

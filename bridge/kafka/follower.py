@@ -99,6 +99,11 @@ class TopicFollower:
         return self._consumer is not None
 
     @property
+    def partitions(self) -> list[TopicPartition]:
+        """The partitions followed."""
+        return list(self._partitions)
+
+    @property
     def following(self) -> bool:
         """Started, and the background read is not failing (false until it reads again)."""
         return self._consumer is not None and self._failure is None

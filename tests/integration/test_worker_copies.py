@@ -172,8 +172,8 @@ async def test_an_entry_written_after_placing_and_before_the_request_stops_it(
         )
         # Once the worker has read it: the protocol's own writers never write there (their
         # claims would lose), so it is the last look before the request that must catch it.
-        await eventually(
-            lambda: _state(loop, second.command_id) == (LedgerState.DONE, done.source),
+        await eventually_async(
+            lambda: _has_state(loop, second.command_id, (LedgerState.DONE, done.source)),
             what="the worker reading the other worker's done",
         )
         state.update_faults({"hold": False})
@@ -197,6 +197,6 @@ async def eventually_async(
         await asyncio.sleep(0.05)
 
 
-def _state(loop: Loop, command_id: str) -> tuple[LedgerState, str] | None:
-    entry = worker_of(loop.bridge).ledger_entry(command_id)
-    return None if entry is None else (entry.state, entry.source)
+async def _has_state(loop: Loop, command_id: str, expected: tuple[LedgerState, str]) -> bool:
+    entry = await worker_of(loop.bridge).ledger_entry(command_id)
+    return entry is not None and (entry.state, entry.source) == expected

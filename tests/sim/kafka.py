@@ -178,6 +178,10 @@ class SimFollower:
     def following(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def partitions(self) -> list[TopicPartition]:
+        return list(self._positions)
+
     async def start(self) -> None:
         await self._process.io()
         self._positions = dict.fromkeys(self._broker.partitions(self._topic), 0)

@@ -6,7 +6,7 @@ import pytest
 
 from bridge.commands.claim import foreign, lost, to_put_back
 from bridge.commands.decision import Finish, Place, Republish, after_conflict, decide
-from bridge.commands.ledger import Seen
+from bridge.commands.ledger import NOWHERE, Position, Seen
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 
@@ -32,8 +32,12 @@ def entry(
     )
 
 
-def at(offset: int, e: LedgerEntry | None) -> Seen:
-    return Seen(partition=0, offset=offset, entry=e)
+def at(offset: int, e: LedgerEntry | None, partition: int = 0) -> Seen:
+    return Seen(partition=partition, offset=offset, entry=e)
+
+
+def on(partition: int, offset: int, e: LedgerEntry | None) -> Seen:
+    return at(offset, e, partition)
 
 
 PLACING_ME = entry(LedgerState.PLACING, source=MINE, writer=ME)
@@ -61,14 +65,100 @@ DONE_THEM = entry(LedgerState.DONE, call=True)
 def test_a_write_is_lost_to_records_of_others_between_the_read_and_it(
     seen: list[Seen], after: int, expected: list[int]
 ) -> None:
-    assert [s.offset for s in lost(seen, writer=ME, after=after)] == expected
+    assert [s.offset for s in lost(seen, writer=ME, after=Position(0, after))] == expected
 
 
 def test_foreign_records_are_other_writers_after_the_offset() -> None:
     copy_of_mine = entry(LedgerState.PLACING, source=MINE, writer=ME)  # put back by a loser
     seen = [at(3, PLACING_THEM), at(5, PLACING_ME), at(6, copy_of_mine), at(7, DONE_THEM)]
-    assert [s.offset for s in foreign(seen, writer=ME, after=4)] == [7]
-    assert [s.offset for s in foreign(seen, writer=ME, after=7)] == []
+    assert [s.offset for s in foreign(seen, writer=ME, after=Position(0, 4))] == [7]
+    assert [s.offset for s in foreign(seen, writer=ME, after=Position(0, 7))] == []
+
+
+# Partitions added to the ledger: the command's key now maps to partition 1, its older records
+# are on partition 0, and a producer that has not seen the new partitions yet still writes there.
+@pytest.mark.parametrize(
+    ("seen", "after", "expected"),
+    [
+        pytest.param(
+            [on(1, 5, PLACING_ME)], Position(0, 9), [], id="our write on the new partition"
+        ),
+        pytest.param(
+            [on(0, 3, PLACING_THEM), on(1, 5, PLACING_ME)],
+            Position(0, 9),
+            [],
+            id="theirs before our read on the old one",
+        ),
+        pytest.param(
+            [on(1, 4, PLACING_THEM), on(1, 5, PLACING_ME)],
+            Position(0, 9),
+            [(1, 4)],
+            id="theirs first on the new one, at an offset below our read's on the old one",
+        ),
+        pytest.param(
+            [on(0, 12, PLACING_THEM), on(1, 5, PLACING_ME)],
+            Position(0, 9),
+            [(0, 12)],
+            id="theirs after our read, on the old one: unordered against ours, counts",
+        ),
+        pytest.param(
+            [on(1, 5, PLACING_ME), on(0, 12, PLACING_THEM)],
+            Position(0, 9),
+            [(0, 12)],
+            id="read after ours: still unordered, counts",
+        ),
+        pytest.param(
+            [on(0, 2, PLACING_THEM), on(1, 5, PLACING_ME)],
+            NOWHERE,
+            [(0, 2)],
+            id="an offset below ours on another partition is not before it",
+        ),
+        pytest.param(
+            [on(1, 5, PLACING_ME), on(1, 6, PLACING_THEM), on(0, 12, PLACING_THEM)],
+            Position(0, 9),
+            [(0, 12)],
+            id="after ours on its partition does not count, on the other it does",
+        ),
+        pytest.param(
+            [on(0, 11, PLACING_ME), on(1, 5, PLACING_ME), on(0, 12, PLACING_THEM)],
+            Position(0, 9),
+            [],
+            id="a copy of ours before theirs on their partition",
+        ),
+        pytest.param(
+            [on(0, 13, PLACING_ME), on(1, 5, PLACING_ME), on(0, 12, PLACING_THEM)],
+            Position(0, 9),
+            [(0, 12)],
+            id="our copies after theirs or elsewhere",
+        ),
+        pytest.param(
+            [on(2, 5, None), on(1, 6, PLACING_ME)],
+            Position(1, 4),
+            [(2, 5)],
+            id="a tombstone on another partition counts",
+        ),
+    ],
+)
+def test_records_on_other_partitions_than_our_write_count_unless_ours_came_first(
+    seen: list[Seen], after: Position, expected: list[tuple[int, int]]
+) -> None:
+    assert [(s.partition, s.offset) for s in lost(seen, writer=ME, after=after)] == expected
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        pytest.param(Position(0, 4), [(0, 7), (1, 2)], id="after our read on its partition"),
+        pytest.param(Position(0, 7), [(1, 2)], id="another partition's records are after"),
+        pytest.param(Position(1, 2), [(0, 3), (0, 7)], id="and the other way round"),
+        pytest.param(NOWHERE, [(0, 3), (0, 7), (1, 2)], id="nothing read"),
+    ],
+)
+def test_foreign_records_across_partitions(
+    after: Position, expected: list[tuple[int, int]]
+) -> None:
+    seen = [at(3, PLACING_THEM), at(5, PLACING_ME), at(7, DONE_THEM), on(1, 2, DONE_THEM)]
+    assert [(s.partition, s.offset) for s in foreign(seen, writer=ME, after=after)] == expected
 
 
 @pytest.mark.parametrize(

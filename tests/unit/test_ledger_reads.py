@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from bridge.commands.decision import Finish, Republish, decide
-from bridge.commands.ledger import Ledger
+from bridge.commands.ledger import NOWHERE, Ledger, Position
 from bridge.commands.remembered import FULL_FOR
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
@@ -31,6 +31,7 @@ class Topic:
     def __init__(self) -> None:
         self.records: dict[tuple[int, int], Record] = {}
         self.read_back: list[tuple[int, int]] = []
+        self.partitions = [TopicPartition("ledger", 0)]
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -105,7 +106,7 @@ async def test_a_commands_entries_on_two_partitions(
     found = await ledger.get("c1")
     assert found is not None
     assert found.state is state
-    assert ledger.version("c1") == position[1]
+    assert ledger.version("c1") == Position(*position)
 
 
 async def test_a_tombstone_on_the_partition_forgets_the_command() -> None:
@@ -113,7 +114,7 @@ async def test_a_tombstone_on_the_partition_forgets_the_command() -> None:
     ledger = ledger_on(topic)
     read(ledger, topic, record(0, 5, entry(DONE)), record(0, 6, None))
     assert await ledger.get("c1") is None
-    assert ledger.version("c1") == -1
+    assert ledger.version("c1") == NOWHERE
 
 
 def decided(found: LedgerEntry | None) -> Finish | Republish | None:
@@ -169,3 +170,39 @@ async def test_a_recent_done_is_not_read_back() -> None:
     assert found is not None
     assert found.source == ELSEWHERE
     assert topic.read_back == []
+
+
+P0, P1 = TopicPartition("ledger", 0), TopicPartition("ledger", 1)
+
+
+@pytest.mark.parametrize(
+    ("partitions", "expected"),
+    [
+        pytest.param([P0, P1], {P0: 10, P1: 8}, id="every partition"),
+        pytest.param([P1], {P1: 8}, id="one partition: itself"),
+    ],
+)
+async def test_what_a_write_is_read_back_with(
+    partitions: list[TopicPartition], expected: dict[TopicPartition, int]
+) -> None:
+    """Another writer's claim may be on another partition while producers have not seen
+    partitions added to the ledger yet: reading our write back must read that one too."""
+    topic = Topic()
+    waited: list[dict[TopicPartition, int]] = []
+
+    async def end_offsets() -> dict[TopicPartition, int]:
+        return {P0: 10, P1: 5}
+
+    async def wait_for(ends: dict[TopicPartition, int]) -> None:
+        waited.append(ends)
+
+    topic.end_offsets = end_offsets  # type: ignore[method-assign]
+    topic.wait_for = wait_for  # type: ignore[method-assign]
+    topic.partitions = partitions
+    ledger = Ledger(
+        Settings(topics={"command_ledger": "ledger"}),
+        cast(Publisher, None),
+        follow=lambda *_: cast(Any, topic),
+    )
+    await ledger.read_back(RecordMetadata("ledger", 1, P1, 7, 0, 0, 0))
+    assert waited == [expected]
