@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.structs import ConsumerRecord
 
 from bridge.commands.ledger import Ledger
+from bridge.commands.records import source_of
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.kafka.follower import TopicFollower
+from bridge.kafka.partitioner import partition_for
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.commands import Loop, closed_loop, command
 
@@ -143,3 +149,93 @@ async def eventually_readiness(
             return
         assert time.monotonic() < deadline, f"/readyz never said ledger={ready}: {body}"
         await asyncio.sleep(0.05)
+
+
+async def test_a_done_on_a_partition_added_to_the_ledger_while_running_is_followed(
+    start_bridge: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Partitions added to the ledger move a command's key: its ``done`` on the new partition
+    counts, and a ``pending`` of the same record on the old one does not hide it."""
+    monkeypatch.setattr(TopicFollower, "partitions_check", 0.2)
+    caplog.set_level(logging.INFO, logger="bridge.kafka.follower")
+    async with closed_loop(start_bridge) as loop:
+        settings = loop.settings
+        ledger_topic, commands = settings.topics.command_ledger, settings.topics.place_call
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_partitions({ledger_topic: NewPartitions(total_count=4)})
+        finally:
+            await admin.close()
+        # An id whose key the ledger's four partitions put elsewhere than on partition 0.
+        command_id = next(
+            i for i in (f"moved-{uuid.uuid4()}" for _ in range(100))
+            if partition_for(i.encode(), range(4), range(4)) != 0
+        )  # fmt: skip
+        moved_to = partition_for(command_id.encode(), range(4), range(4))
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            # The command record will be the next one on partition 0 of the commands topic.
+            ends = await end_offsets(settings.kafka.bootstrap_servers, commands, 0)
+            source = source_of(commands, 0, ends)
+            done = newer_done(command_id, in_result=False, at_top=False)
+            await producer.send_and_wait(
+                ledger_topic, done, key=command_id.encode(), partition=moved_to
+            )
+            # Written after the done by a producer that has not seen the new partitions: to the
+            # same record, the pending alone would have the worker place the call.
+            pending = LedgerEntry(
+                command_id=command_id, state=LedgerState.PENDING, source=source,
+                updated_at=datetime.now(UTC),
+            )  # fmt: skip
+            await producer.send_and_wait(
+                ledger_topic, pending.model_dump_json().encode(), key=command_id.encode(),
+                partition=0,
+            )  # fmt: skip
+            # Both followers of the ledger (the worker's and the receiver's) see the partitions.
+            await until(lambda: len(added_logged(caplog, ledger_topic)) >= 2, seconds=15)
+            meta = await producer.send_and_wait(
+                commands, command(command_id).model_dump_json().encode(),
+                key=command_id.encode(), partition=0,
+            )  # fmt: skip
+            assert source_of(meta.topic, meta.partition, meta.offset) == source
+        finally:
+            await producer.stop()
+        [result] = await loop.results(1)
+        assert (result["command_id"], result["status"], result["call_id"]) == (
+            command_id, "duplicate", f"call-of-{command_id}",
+        )  # fmt: skip
+        assert loop.calls_per_command() == Counter()
+
+
+async def until(check: Callable[[], bool], *, seconds: float) -> bool:
+    """Whether ``check()`` came true within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def added_logged(caplog: pytest.LogCaptureFixture, topic: str) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "bridge.kafka.follower" and "added to" in r.getMessage()
+        and topic in r.getMessage()
+    ]  # fmt: skip
+
+
+async def end_offsets(bootstrap: str, topic: str, partition: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets([tp])
+        return ends[tp]
+    finally:
+        await consumer.stop()
