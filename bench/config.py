@@ -27,6 +27,8 @@ TARGET_NOT_PLACED_VS_INBOUND = 0.95  # outbound calls the bridge did not place a
 TARGET_P99_MS = 10.0
 TARGET_COMMANDS_RATIO = 0.5
 TARGET_RSS_MB = 200.0
+TARGET_LEDGER_BYTES_PER_ID = 100.0  # the worker's memory per remembered command id
+LEDGER_IDS = 1_000_000
 
 
 @dataclass
@@ -56,8 +58,15 @@ class Findings:
     commands_low: dict[str, Any] = field(default_factory=dict)
     commands_2p: dict[str, Any] = field(default_factory=dict)
     backlog: dict[str, Any] = field(default_factory=dict)
+    # bench.ledger_memory: RSS growth per remembered command id
+    ledger_memory: dict[str, float] = field(default_factory=dict)
     profile: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def ledger_ids(self) -> int:
+        """Command ids fed to the ledger to measure its memory per id."""
+        return LEDGER_IDS // 10 if self.quick else LEDGER_IDS
 
     @property
     def reps(self) -> int:

@@ -26,6 +26,7 @@ from bench.config import (
     RATE_LIMIT,
     SANDBOX_LATENCY,
     TARGET_COMMANDS_RATIO,
+    TARGET_LEDGER_BYTES_PER_ID,
     TARGET_MIX_NAIVE_RATIO,
     TARGET_NAIVE_RATIO,
     TARGET_NOT_PLACED_VS_INBOUND,
@@ -204,6 +205,17 @@ def mixes_section(f: Findings) -> list[str]:
     return lines
 
 
+def ledger_memory_row(f: Findings) -> str:
+    """The Targets row of the worker's memory per remembered command id."""
+    lm = f.ledger_memory
+    return (
+        f"| worker memory ≤ {TARGET_LEDGER_BYTES_PER_ID:g} bytes per remembered command id "
+        f"({lm['ids']:,.0f} ids through the ledger in-process: `python -m bench.ledger_memory`) "
+        f"| {lm['rss_bytes_per_id']:.0f} bytes of RSS per id | "
+        f"{verdict(lm['rss_bytes_per_id'] <= TARGET_LEDGER_BYTES_PER_ID)} |"
+    )
+
+
 def report(f: Findings, path: Path, command: str) -> None:
     m, h = f.max, f.half
     bridge, naive, bare = m["bridge"], m["naive"], m["bare"]
@@ -288,6 +300,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         f"| worker peak RSS ≤ {TARGET_RSS_MB:g} MB with a {backlog['count']:,}-command backlog | "
         f"{backlog['peak_rss_mb']:.0f} MB ({backlog['done']:,} done) | "
         f"{verdict(backlog['peak_rss_mb'] <= TARGET_RSS_MB)} |",
+        ledger_memory_row(f),
         f"| Kafka holds every acknowledged callback | {f.verification['missing']} missing of "
         f"{f.verification['acknowledged']:,} | {verdict(f.verification['missing'] == 0)} |",
         f"| every mix: bridge ≥ {TARGET_MIX_NAIVE_RATIO} x naive, same run (*Every mix*) | "

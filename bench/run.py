@@ -3,7 +3,7 @@
 Everything here talks to 127.0.0.1 only, and every load is bounded in time (wrk ``-d``) and
 count (command backlogs). Writes ``bench/RESULTS.md`` and ``bench/latency.png``.
 
-    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes|commands]
+    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes|commands|ledger]
                                   [--worker-env NAME=VALUE ...]
 
 Phases (all against one dedicated ``scripts/local-kafka`` broker started here, whose command
@@ -17,11 +17,14 @@ ledger and results topics are first seeded with the outbound calls "placed by th
    bridge / naive / bare interleaved in one run; the not-placed mix at half the bridge's rate;
 4. Kafka holds every acknowledged callback (multiset of event ids, nothing missing);
 5. commands out: 20,000 commands against the sandbox at 20 ms API latency; then the worker's
-   peak RSS with a 100,000-command backlog.
+   peak RSS with a 100,000-command backlog;
+6. the worker's memory per remembered command id: 1,000,000 ids through the ledger, in-process
+   (``bench.ledger_memory``, no Kafka).
 
 ``--only mixes`` runs phases 3 and 4 alone and prints the mixes table instead of writing
 RESULTS.md (for trying changes to the receiver or the load quickly). ``--only commands`` runs
 the 20,000-command run and the lowered in-flight one of phase 5 and prints their figures;
+``--only ledger`` runs phase 6 and prints its row;
 ``--worker-env`` adds a ``BRIDGE_*`` setting to every worker (e.g. to compare a setting).
 
 This module is the entry point (flags and the order of the phases); the rest of ``bench/`` is
@@ -44,6 +47,7 @@ from pathlib import Path
 if not __package__:  # `python bench/run.py` (make bench): import `bench` from the repo root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench import ledger_memory
 from bench.callbacks_in import (
     DLQ,
     EVENTS,
@@ -58,10 +62,10 @@ from bench.commands_out import commands_out
 from bench.config import LOW_IN_FLIGHT, WORKER_EXTRA, Findings
 from bench.harness import BENCH, PY_SPY, Kafka, create_topics, free_port, log
 from bench.mixes import mixes
-from bench.report import chart, mixes_section, report
+from bench.report import chart, ledger_memory_row, mixes_section, report
 
 
-async def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for trying it out")
     parser.add_argument(
@@ -69,7 +73,7 @@ async def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["mixes", "commands"],
+        choices=["mixes", "commands", "ledger"],
         help="run only this phase (and the check that Kafka holds every callback); print its "
         "table, leave RESULTS.md alone",
     )
@@ -80,8 +84,17 @@ async def main() -> int:
         metavar="NAME=VALUE",
         help="a BRIDGE_* setting for every worker of phase 5 (repeatable)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main() -> int:
+    args = _arguments()
     WORKER_EXTRA.update(item.split("=", 1) for item in args.worker_env)
+    f = Findings(quick=args.quick)
+    if args.only == "ledger":  # in-process, no Kafka
+        f.ledger_memory = ledger_memory.run(f.ledger_ids)
+        print(ledger_memory_row(f), flush=True)
+        return 0
     if shutil.which("wrk") is None:
         log("wrk is missing: run bench/ensure-wrk (make bench does)")
         return 2
@@ -94,7 +107,6 @@ async def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
     logs.mkdir(parents=True)
-    f = Findings(quick=args.quick)
     kafka = Kafka(f"bench-{os.getpid()}", free_port(), free_port())
     log(f"starting Kafka instance {kafka.name} on {kafka.bootstrap}")
     kafka.start()
@@ -140,6 +152,8 @@ async def main() -> int:
         f.backlog = await commands_out(f, kafka, logs, 10_000 if args.quick else 100_000, "c100k")
     finally:
         kafka.stop()
+    log(f"the worker's memory per remembered command id ({f.ledger_ids:,} ids)")
+    f.ledger_memory = ledger_memory.run(f.ledger_ids)
     chart(f, BENCH / "latency.png")
     command = "make bench" + (" (bench/run.py --quick)" if args.quick else "")
     report(f, BENCH / "RESULTS.md", command)
