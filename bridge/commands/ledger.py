@@ -122,9 +122,16 @@ class Ledger:
     """Follows the ledger topic into memory and appends to it."""
 
     def __init__(
-        self, settings: Settings, publisher: Publisher, *, follow: FollowerFactory | None = None
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        *,
+        follow: FollowerFactory | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        # What records' timestamps are compared with (a simulation's virtual clock).
+        self._clock = clock
         self._topic = settings.topics.command_ledger
         self._publisher = publisher
         # The latest entry of each command and where its record is: the place orders our own
@@ -132,7 +139,7 @@ class Ledger:
         self._memory = Remembered(settings.worker.ledger_retention)
         self._retention = settings.worker.ledger_retention
         self._watches: dict[str, list[Watch]] = {}
-        on_batch = lambda: self.forget_expired(time.time())  # noqa: E731
+        on_batch = lambda: self.forget_expired(clock())  # noqa: E731
         self._follower: Follower = (
             TopicFollower(settings.kafka, self._topic, self._apply_record, on_batch=on_batch)
             if follow is None
@@ -222,7 +229,7 @@ class Ledger:
 
     def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         # A record without a timestamp (-1) counts as written now.
-        written_at = record.timestamp / 1000 if record.timestamp >= 0 else time.time()
+        written_at = record.timestamp / 1000 if record.timestamp >= 0 else self._clock()
         if self._watches and record.key is not None:
             watches = self._watches.get(record.key.decode(errors="replace"))
             if watches:
@@ -271,7 +278,7 @@ class Ledger:
         offset: int,
         written_at: float,
     ) -> None:
-        now = time.time()
+        now = self._clock()
         if key is None or written_at < now - self._retention:
             # Older than the retention: Kafka deletes such segments lazily, so they can
             # still be read, but the worker has forgotten them.
@@ -306,7 +313,7 @@ class Ledger:
         metadata = await self._publisher.publish(self._topic, value, key=entry.command_id.encode())
         known = self._memory.lookup(entry.command_id)
         if replaces(known, metadata.partition, metadata.offset, entry.state):
-            now = time.time()
+            now = self._clock()
             known = _known(metadata.partition, metadata.offset, entry, value)
             self._memory.put(entry.command_id, known, written_at=now, now=now)
         return metadata

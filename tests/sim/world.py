@@ -109,7 +109,7 @@ class Member:
         def follow(topic: str, apply: object, on_batch: object) -> SimFollower:
             return SimFollower(w.broker, process, topic, apply, on_batch)  # type: ignore[arg-type]
 
-        self.ledger = Ledger(settings, publisher, follow=follow)
+        self.ledger = Ledger(settings, publisher, follow=follow, clock=w.epoch_seconds)
         client = SimClient(w.fonestorm, process, read_timeout=settings.fonestorm.read_timeout)
         loop = asyncio.get_running_loop()
         processor = CommandProcessor(
@@ -174,7 +174,11 @@ class World:
         self.broker.on_append.append(self._check_record)
 
     def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(EPOCH + asyncio.get_running_loop().time(), UTC)
+        return datetime.fromtimestamp(self.epoch_seconds(), UTC)
+
+    def epoch_seconds(self) -> float:
+        """Now, as ``time.time()`` on the virtual clock (what record timestamps say)."""
+        return EPOCH + asyncio.get_running_loop().time()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
