@@ -30,8 +30,10 @@ from typing import NamedTuple
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerState
 
-#: Seconds a ``done`` entry is kept whole after it was written, before only its place is.
-FULL_FOR = 600.0
+#: Seconds a ``done`` entry is kept whole after it was written, before only its place is:
+#: long enough for copies sent at once and a redelivery after a rebalance; whole entries cost
+#: about a kilobyte each for this long at the command rate.
+FULL_FOR = 60.0
 
 #: Higher ranks win across partitions: ``done`` is terminal, and ``placing`` (a call may
 #: exist) is not hidden by ``pending`` (none does) from another partition.
@@ -191,7 +193,7 @@ class _Ring:
 
     def append(self, expires: float, key: int, value: int) -> None:
         # Rounded up: forgetting a moment late is safe, early is not.
-        self.expires.append(min(math.ceil(expires), 0xFFFFFFFF))
+        self.expires.append(min(max(math.ceil(expires), 0), 0xFFFFFFFF))
         self.keys.append(key)
         self.values.append(value)
 
