@@ -80,6 +80,7 @@ class Follower(Protocol):
     ) -> ConsumerRecord[bytes, bytes] | None: ...
     @property
     def partitions(self) -> list[TopicPartition]: ...
+    async def follow_added(self) -> None: ...
 
 
 #: Builds the follower of ``topic`` that calls ``apply`` per record and ``on_batch`` after each
@@ -251,16 +252,20 @@ class Ledger:
         await self._follower.catch_up()
 
     async def read_back(self, written: RecordMetadata) -> None:
-        """Until the follower has read the record ``written`` and, on every partition, all
-        that was acknowledged before it.
+        """Until the follower has read the record ``written`` and, on every partition the
+        ledger has now, all that was acknowledged before it.
 
         Producers disagree on how many partitions the ledger has for a while after some were
         added (each refreshes its metadata every few minutes), and put a command's records on
-        two partitions: a claim must read another writer's that came first on the other one.
+        two partitions: a claim must read another writer's that came first on the other one,
+        even on a partition this follower has not looked for yet.
         """
+        follower = self._follower
+        await retry(
+            follower.follow_added, retry_on=KafkaError, what="listing the ledger's partitions"
+        )
         tp = TopicPartition(self._topic, written.partition)
         ends = {tp: written.offset + 1}
-        follower = self._follower
         if len(follower.partitions) > 1:
             ends = dict(
                 await retry(

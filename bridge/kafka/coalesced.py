@@ -1,5 +1,5 @@
-"""Coalesced end-offset requests: one in flight, spaced, and every caller served by a fetch
-that started after it came (what :meth:`bridge.kafka.follower.TopicFollower.end_offsets` needs).
+"""Coalesced requests: one in flight, spaced, and every caller served by a fetch that started
+after it came (what :meth:`bridge.kafka.follower.TopicFollower.end_offsets` needs).
 """
 
 from __future__ import annotations
@@ -7,23 +7,24 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from bridge.kafka.end_offsets import Offsets
+T = TypeVar("T")
 
 
-class Coalesced:
+class Coalesced(Generic[T]):
     """At most one ``fetch()`` in flight, and one start per ``spacing`` seconds; callers wait
     for a fetch that started after they came."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[Offsets]], spacing: float = 0.0) -> None:
+    def __init__(self, fetch: Callable[[], Awaitable[T]], spacing: float = 0.0) -> None:
         self._fetch = fetch
         self._spacing = spacing
-        self._running: asyncio.Future[Offsets] | None = None
-        self._next: asyncio.Future[Offsets] | None = None
+        self._running: asyncio.Future[T] | None = None
+        self._next: asyncio.Future[T] | None = None
         self._launching = False
         self._last_start = -math.inf
 
-    async def get(self) -> Offsets:
+    async def get(self) -> T:
         if self._next is None:
             loop = asyncio.get_running_loop()
             if self._running is None and loop.time() >= self._last_start + self._spacing:
@@ -34,13 +35,13 @@ class Coalesced:
                 self._launch_later()
         return await asyncio.shield(self._next)
 
-    def _start(self) -> asyncio.Future[Offsets]:
+    def _start(self) -> asyncio.Future[T]:
         self._last_start = asyncio.get_running_loop().time()
         running = asyncio.ensure_future(self._fetch())
         running.add_done_callback(self._finished)
         return running
 
-    def _finished(self, done: asyncio.Future[Offsets]) -> None:
+    def _finished(self, done: asyncio.Future[T]) -> None:
         if not done.cancelled():
             done.exception()  # retrieved: every waiter may have given up already
         self._running = None
@@ -60,7 +61,7 @@ class Coalesced:
             return
         self._running = running = self._start()
 
-        def hand_over(result: asyncio.Future[Offsets]) -> None:
+        def hand_over(result: asyncio.Future[T]) -> None:
             if waiting.done():
                 return
             if result.cancelled():

@@ -83,6 +83,7 @@ class TopicFollower:
         self._failure: Exception | None = None
         self._progress = asyncio.Event()
         self._ends = Coalesced(self._fetch_end_offsets, end_offsets_spacing)
+        self._listed = Coalesced(self._list_partitions)
         self._spacing = end_offsets_spacing
         self._positions: Offsets = {}
         # caught_up(): waiters of the next round, when it starts, and the rounds under way.
@@ -261,6 +262,22 @@ class TopicFollower:
         await consumer.seek_to_beginning(*added)
         self._partitions = everything
         self._end_offsets = EndOffsets(self._offsets, everything)
+
+    async def follow_added(self) -> None:
+        """Until every partition the topic has as of a moment after this call is followed.
+
+        Raises ``KafkaError`` when the metadata request fails.
+        """
+        partitions = await self._listed.get()
+        missing = [tp for tp in partitions if tp not in self._partitions]
+        if missing:
+            self._next_check = -math.inf  # the read loop assigns them after its current batch
+            while any(tp not in self._partitions for tp in missing):
+                await self._progress.wait()
+
+    async def _list_partitions(self) -> list[TopicPartition]:
+        assert self._offsets is not None  # noqa: S101 - started
+        return await topic_partitions(self._offsets, self.topic)
 
     async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
         # Once per batch, so that reached() costs waiters no await per partition; a position

@@ -6,7 +6,8 @@ import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from aiokafka.helpers import create_ssl_context
 
 from bridge.settings import KafkaSettings
@@ -45,9 +46,13 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     """Partitions of ``topic`` from fresh metadata; raises when the topic does not exist.
 
     ``AIOKafkaConsumer.partitions_for_topic`` reads a cache that only holds subscribed topics,
-    and ``topics()`` fetches metadata without updating that cache; so ask the cluster directly.
+    and ``topics()`` fetches metadata without updating that cache; so ask the cluster directly,
+    for this one topic (the bridge forbids auto-creating it: :mod:`bridge.kafka.no_auto_create`).
     """
-    cluster = await consumer._client.fetch_all_metadata()
+    client = consumer._client
+    cluster = ClusterMetadata(metadata_max_age_ms=client._metadata_max_age_ms)
+    if not await client._metadata_update(cluster, [topic]):
+        raise KafkaError(f"no broker answered a metadata request for {topic!r}")
     partitions = cluster.partitions_for_topic(topic)
     if not partitions:
         raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")

@@ -63,3 +63,35 @@ async def test_partitions_added_while_following_are_read_from_their_beginning(
         assert applied == [(0, b"first"), (2, b"a"), (2, b"b"), (1, b"c")]
     finally:
         await follower.stop()
+
+
+async def test_follow_added_reads_a_new_partition_before_the_periodic_look(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A claim reads its write back with every partition the topic has *now*: another
+    writer's record on a partition added a moment ago must not wait for the next look."""
+    monkeypatch.setattr(TopicFollower, "partitions_check", 3600.0)
+    topic = await new_topic(prefix="grown", partitions=1)
+    applied: list[tuple[int, bytes | None]] = []
+
+    def apply(record: ConsumerRecord[bytes, bytes]) -> None:
+        applied.append((record.partition, record.value))
+
+    follower = TopicFollower(KafkaSettings(bootstrap_servers=kafka_bootstrap), topic, apply)
+    await follower.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_partitions({topic: NewPartitions(total_count=2)})
+        finally:
+            await admin.close()
+        await _write(kafka_bootstrap, topic, 1, b"the other writer's claim")
+        await follower.follow_added()
+        assert [tp.partition for tp in follower.partitions] == [0, 1]
+        await follower.catch_up()
+        assert applied == [(1, b"the other writer's claim")]
+    finally:
+        await follower.stop()

@@ -32,6 +32,12 @@ class Topic:
         self.records: dict[tuple[int, int], Record] = {}
         self.read_back: list[tuple[int, int]] = []
         self.partitions = [TopicPartition("ledger", 0)]
+        #: What the topic has, which the follower follows once it has looked.
+        self.on_cluster: list[TopicPartition] | None = None
+
+    async def follow_added(self) -> None:
+        if self.on_cluster is not None:
+            self.partitions = list(self.on_cluster)
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -176,14 +182,17 @@ P0, P1 = TopicPartition("ledger", 0), TopicPartition("ledger", 1)
 
 
 @pytest.mark.parametrize(
-    ("partitions", "expected"),
+    ("partitions", "on_cluster", "expected"),
     [
-        pytest.param([P0, P1], {P0: 10, P1: 8}, id="every partition"),
-        pytest.param([P1], {P1: 8}, id="one partition: itself"),
+        pytest.param([P0, P1], None, {P0: 10, P1: 8}, id="every partition"),
+        pytest.param([P1], None, {P1: 8}, id="one partition: itself"),
+        pytest.param([P1], [P0, P1], {P0: 10, P1: 8}, id="one followed, two on the cluster"),
     ],
 )
 async def test_what_a_write_is_read_back_with(
-    partitions: list[TopicPartition], expected: dict[TopicPartition, int]
+    partitions: list[TopicPartition],
+    on_cluster: list[TopicPartition] | None,
+    expected: dict[TopicPartition, int],
 ) -> None:
     """Another writer's claim may be on another partition while producers have not seen
     partitions added to the ledger yet: reading our write back must read that one too."""
@@ -199,6 +208,7 @@ async def test_what_a_write_is_read_back_with(
     topic.end_offsets = end_offsets  # type: ignore[method-assign]
     topic.wait_for = wait_for  # type: ignore[method-assign]
     topic.partitions = partitions
+    topic.on_cluster = on_cluster
     ledger = Ledger(
         Settings(topics={"command_ledger": "ledger"}),
         cast(Publisher, None),
