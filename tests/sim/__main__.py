@@ -2,6 +2,7 @@
 
 python -m tests.sim --seeds 100000 [--start 0]
 python -m tests.sim --seed 1234
+python -m tests.sim --seeds 1000 --ledger-growth
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ def main() -> int:
     parser.add_argument("--seed", type=int, help="replay this one schedule and print its log")
     parser.add_argument("--seeds", type=int, default=10_000, help="schedules to explore")
     parser.add_argument("--start", type=int, default=0, help="first seed")
+    parser.add_argument(
+        "--ledger-growth",
+        action="store_true",
+        help="add partitions to the ledger in some schedules",
+    )
     args = parser.parse_args()
     if args.seed is not None:
-        report = simulate(args.seed)
+        report = simulate(args.seed, ledger_growth=args.ledger_growth)
         print(report.describe())
         return 1 if report.violations else 0
     started = time.perf_counter()
     failed: list[int] = []
     calls: Counter[int] = Counter()
     for seed in range(args.start, args.start + args.seeds):
-        report = simulate(seed)
+        report = simulate(seed, ledger_growth=args.ledger_growth)
         calls.update(report.calls.values())
         if report.violations:
             failed.append(seed)

@@ -80,6 +80,10 @@ class Broker:
     def partitions(self, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in range(len(self.topics[topic]))]
 
+    def grow(self, topic: str, partitions: int) -> None:
+        """``kafka-topics --alter --partitions``: new, empty partitions after the others."""
+        self.topics[topic] += [[] for _ in range(partitions)]
+
     def append(
         self,
         topic: str,
@@ -140,6 +144,18 @@ class SimPublisher(Publisher):
         self._failure_rate = failure_rate
         self._ledger_topic = ledger_topic
         self._ready = True
+        # Partitions per topic as this producer's metadata has them: refreshed now and then,
+        # so producers disagree for a while after partitions were added.
+        self._known: dict[str, int] = {}
+        self._refresh_at = 0.0
+
+    def _partition(self, topic: str, key: bytes | None) -> int:
+        now = asyncio.get_running_loop().time()
+        if now >= self._refresh_at or topic not in self._known:
+            self._known = {t: len(parts) for t, parts in self._broker.topics.items()}
+            self._refresh_at = now + self._process.rng.uniform(1, 10)
+        ids = list(range(self._known[topic]))
+        return partition_for(key, ids, ids)
 
     async def publish(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()
@@ -148,11 +164,12 @@ class SimPublisher(Publisher):
         rng = self._process.rng
         if self._process.newer and topic == self._ledger_topic:
             value = _newer(value)
+        partition = self._partition(topic, key)
         if rng.random() < self._failure_rate:
             if rng.random() < 0.5:
-                self._broker.append(topic, value, key=key, headers=headers)
+                self._broker.append(topic, value, key=key, headers=headers, partition=partition)
             raise PublishError("simulated: Kafka did not acknowledge in time")
-        metadata = self._broker.append(topic, value, key=key, headers=headers)
+        metadata = self._broker.append(topic, value, key=key, headers=headers, partition=partition)
         await self._process.io()
         return metadata
 
@@ -173,6 +190,7 @@ class SimFollower:
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_check = 0.0
 
     @property
     def following(self) -> bool:
@@ -191,10 +209,22 @@ class SimFollower:
         if self._task is not None:
             self._task.cancel()
 
+    def _look_for_added(self) -> None:
+        """What the real follower does every few seconds: follow new partitions from 0."""
+        self._next_check = asyncio.get_running_loop().time() + 5.0
+        for tp in self._broker.partitions(self._topic):
+            self._positions.setdefault(tp, 0)
+
+    async def follow_added(self) -> None:
+        await self._process.io()
+        self._look_for_added()
+
     async def _follow(self) -> None:
         while True:
             await self._process.io()
-            for tp, position in self._positions.items():
+            if asyncio.get_running_loop().time() >= self._next_check:
+                self._look_for_added()
+            for tp, position in list(self._positions.items()):
                 records = self._broker.read(tp, position, 50)
                 for record in records:
                     self._apply(record)
