@@ -285,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"fonestorm-bridge: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"fonestorm-bridge: {line}", file=sys.stderr)
         return 2
     setup_logging(settings.log.level, settings.log.format)
     if args.command in _SERVICES:

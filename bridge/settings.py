@@ -7,12 +7,14 @@ README's settings table; keep the two in step (a unit test checks it).
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 import phonenumbers
+import pydantic_settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge.envlists import NetworkList, StringList
 
 ENV_PREFIX = "BRIDGE_"
 ENV_NESTED_DELIMITER = "__"
@@ -93,10 +95,11 @@ class HttpSettings(BaseModel):
         description="Port of `/healthz`, `/readyz` and `/metrics`; when set, they are served only "
         "there and the callback port answers only callbacks. Unset: all on the callback port.",
     )
-    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+    trusted_proxies: NetworkList = Field(
         default_factory=list,
-        description="Proxies (CIDRs, JSON list) whose `X-Forwarded-For` is believed when "
-        "checking `BRIDGE_CALLBACKS__ALLOWED_NETWORKS`; from anyone else the header is ignored.",
+        description="Proxies (CIDRs, comma-separated or a JSON list) whose `X-Forwarded-For` is "
+        "believed when checking `BRIDGE_CALLBACKS__ALLOWED_NETWORKS`; from anyone else the "
+        "header is ignored.",
     )
     max_body_bytes: int = Field(
         64 * 1024, gt=0, description="Largest callback body accepted (bytes); larger gets 413."
@@ -133,10 +136,11 @@ class CallbackSettings(BaseModel):
     password: SecretStr | None = Field(
         None, description="Basic-auth password (secret); non-empty, set with the user."
     )
-    allowed_networks: list[IPv4Network | IPv6Network] = Field(
+    allowed_networks: NetworkList = Field(
         default_factory=list,
-        description='Sources (CIDRs, JSON list, e.g. `["203.0.113.0/24"]`) callbacks are '
-        "accepted from; others get 403 and nothing is produced. Behind a proxy, set "
+        description="Sources (CIDRs, comma-separated or a JSON list, e.g. "
+        '`203.0.113.0/24,198.51.100.0/24` or `["203.0.113.0/24"]`) callbacks are accepted '
+        "from; others get 403 and nothing is produced. Behind a proxy, set "
         "`BRIDGE_HTTP__TRUSTED_PROXIES` too. Empty: any source.",
     )
     allow_unauthenticated: bool = Field(
@@ -223,8 +227,9 @@ class FoneStormSettings(BaseModel):
     token: SecretStr | None = Field(None, description="API token sent as the `token` header.")
     connect_timeout: float = Field(5.0, gt=0, description="TCP/TLS connect timeout (s).")
     read_timeout: float = Field(15.0, gt=0, description="Timeout for a whole API request (s).")
-    fonenumbers: list[str] = Field(
-        default_factory=list, description="Our FoneNumbers (JSON list) to register callbacks for."
+    fonenumbers: StringList = Field(
+        default_factory=list,
+        description="Our FoneNumbers (comma-separated or a JSON list) to register callbacks for.",
     )
     public_url: str | None = Field(
         None, description="Public URL of the callback endpoint, used when registering callbacks."
@@ -308,17 +313,17 @@ class WorkerSettings(BaseModel):
         description="What to do with a command whose outcome is unknown after a crash: "
         "`at-most-once` reports `in_doubt`, `at-least-once` places it again.",
     )
-    allowed_destinations: list[str] = Field(
+    allowed_destinations: StringList = Field(
         default_factory=list,
-        description='E.164 prefixes (JSON list, e.g. `["+1", "+44"]`) a command\'s `to` '
-        "must start with, else it is `rejected` (`destination_not_allowed`); a `to` that is not "
-        "a phone number is then refused too. Empty: any destination.",
+        description="E.164 prefixes (comma-separated or a JSON list, e.g. `+1,+44`) a command's "
+        "`to` must start with, else it is `rejected` (`destination_not_allowed`); a `to` that "
+        "is not a phone number is then refused too. Empty: any destination.",
     )
-    denied_destinations: list[str] = Field(
+    denied_destinations: StringList = Field(
         default_factory=list,
-        description='E.164 prefixes (JSON list, e.g. `["+1900", "+1976"]`) a command\'s '
-        "`to` must not start with, checked after `BRIDGE_WORKER__ALLOWED_DESTINATIONS`; a match "
-        "is `rejected` (`destination_not_allowed`).",
+        description="E.164 prefixes (comma-separated or a JSON list, e.g. `+1900,+1976`) a "
+        "command's `to` must not start with, checked after "
+        "`BRIDGE_WORKER__ALLOWED_DESTINATIONS`; a match is `rejected` (`destination_not_allowed`).",
     )
     deny_premium_rate: bool = Field(
         True,
@@ -417,21 +422,51 @@ def env_name(loc: tuple[int | str, ...]) -> str:
 
 
 def load_settings() -> Settings:
-    """Read settings from the environment, or raise :class:`SettingsError` naming the variables."""
+    """Read settings from the environment, or raise :class:`SettingsError` naming the variables.
+
+    Its message has one line per offending variable, nothing else: what the process prints
+    before it stops.
+    """
     try:
         return Settings()
+    except pydantic_settings.SettingsError as exc:
+        # Only a variable that sets a whole section as JSON is still decoded by pydantic-settings.
+        section = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        raise SettingsError(
+            f"{ENV_PREFIX}{section.upper()}: not valid JSON ({exc.__cause__ or exc}); set "
+            f"{ENV_PREFIX}{section.upper()}{ENV_NESTED_DELIMITER}<FIELD> variables instead"
+        ) from None
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_url=False):
-            if len(err["loc"]) < 2:
-                # A check across fields: its message names the variables, and its input is a
-                # whole section, secrets included, so it is never shown.
-                lines.append(err["msg"].removeprefix("Value error, "))
-                continue
-            secret = any(str(part) in _SECRET_FIELDS for part in err["loc"])
-            shown = "" if secret else f" (got {err.get('input')!r})"
-            lines.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise SettingsError("\n".join(_problems(exc))) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per variable: every error about it, and the value given unless secret."""
+    cross_field: list[str] = []
+    by_variable: dict[str, list[str]] = {}
+    given: dict[str, object] = {}
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if len(loc) < 2:
+            # A check across fields: its message names the variables, and its input is a
+            # whole section, secrets included, so it is never shown.
+            cross_field.append(err["msg"].removeprefix("Value error, "))
+            continue
+        # (section, field) names the variable; anything deeper is a list item's index.
+        name = env_name(loc[:2])
+        messages = by_variable.setdefault(name, [])
+        message = err["msg"].removeprefix("Value error, ")
+        if len(loc) > 2 and isinstance(loc[2], int):
+            message = f"item {loc[2]}: {message}"
+        if message not in messages:
+            messages.append(message)
+        if len(loc) == 2 and str(loc[1]) not in _SECRET_FIELDS:
+            given[name] = err.get("input")
+    lines = [
+        f"{name}: {'; '.join(messages)}" + (f" (got {given[name]!r})" if name in given else "")
+        for name, messages in by_variable.items()
+    ]
+    return lines + cross_field
 
 
 def settings_table() -> str:
