@@ -107,6 +107,12 @@ class Forbidden(CallbackError):
     http_status = 403
     dead_letter = False
 
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        #: The address refused, for the log only: the answer does not tell a sender what the
+        #: bridge made of its headers.
+        self.source = source
+
 
 class InternalError(CallbackError):
     """The bridge failed on this callback (a bug): answered 500, kept as a dead letter."""

@@ -202,21 +202,25 @@ class CallbackReceiver:
         allowed = self._settings.callbacks.allowed_networks
         if not allowed:
             return
-        forwarded = request.headers.get("X-Forwarded-For")
+        forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, ())
         address = client_address(request.remote, forwarded, self._settings.http.trusted_proxies)
         if not source_allowed(address, allowed):
-            raise Forbidden(f"source {address} is not allowed to send callbacks")
+            raise Forbidden("this source is not allowed to send callbacks", source=str(address))
 
     def _refuse(self, request: web.Request, error: Forbidden | Unauthorized) -> web.Response:
         """401 or 403, nothing produced; logged at most once a minute (a stranger can repeat)."""
         count = self._unauthorized_log.hit(time.monotonic())
         if count is not None:
+            origin = request.remote
+            source = error.source if isinstance(error, Forbidden) else None
+            if source is not None and source != origin:
+                origin = f"{source} through {origin}"
             log.warning(
                 "%d callbacks refused for their source or credentials since the last such line "
                 "(this one: %s, from %s)",
                 count,
                 error.message,
-                request.remote,
+                origin,
             )
         response = error_response(error)
         if isinstance(error, Unauthorized):

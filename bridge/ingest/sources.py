@@ -2,7 +2,9 @@
 
 ``X-Forwarded-For`` is believed only from ``BRIDGE_HTTP__TRUSTED_PROXIES``: the client is the
 right-most address in the header that is not itself a trusted proxy (addresses further left
-were written by whoever sent the request, and can say anything).
+were written by whoever sent the request, and can say anything). A request may carry the header
+more than once (a proxy that appends a line rather than extending the sender's): the lines are
+one list, in order, as HTTP defines repeated fields.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ def _within(address: Address, networks: Sequence[Network]) -> bool:
 
 
 def client_address(
-    peer: str | None, forwarded_for: str | None, trusted_proxies: Sequence[Network]
+    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]
 ) -> Address | None:
-    """The address the request came from, through trusted proxies only; None if unreadable."""
+    """The address the request came from, through trusted proxies only; None if unreadable.
+
+    ``forwarded_for`` is every ``X-Forwarded-For`` line of the request, in order.
+    """
     address = _address(peer)
     if address is None or not forwarded_for or not _within(address, trusted_proxies):
         return address
-    for hop in reversed(forwarded_for.split(",")):
+    for hop in reversed(",".join(forwarded_for).split(",")):
         forwarded = _address(hop)
         if forwarded is None:
             return address  # garbage in the chain: stop at the last address we can vouch for

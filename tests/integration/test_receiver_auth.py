@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import sys
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from tests.support.bridge_app import BridgeFactory
 from tests.support.callbacks import CALLBACK_PATH, callback
@@ -91,7 +93,9 @@ async def test_sources_outside_the_allowed_networks_get_403_and_nothing_is_produ
             bridge.url + CALLBACK_PATH, json=callback(), headers=headers
         ) as response:
             assert response.status == 403
-            assert (await response.json())["error"]["code"] == "forbidden"
+            body = await response.text()
+            assert json.loads(body)["error"]["code"] == "forbidden"
+            assert "127.0.0.1" not in body  # what the bridge made of the request stays here
     assert await consume_for(servers, topics.call_events, seconds=0.3) == []
     assert await consume_for(servers, topics.dead_letters, seconds=0.2) == []
 
@@ -112,3 +116,31 @@ async def test_x_forwarded_for_is_believed_from_trusted_proxies_only(
             bridge.url + CALLBACK_PATH, json=callback(), headers={"X-Forwarded-For": forwarded}
         ) as response:
             assert response.status == status, forwarded
+
+
+async def test_every_x_forwarded_for_line_counts_and_the_403_does_not_echo_it(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await start_bridge(
+        callbacks={"allowed_networks": ["198.51.100.0/24"]},
+        http={"trusted_proxies": ["127.0.0.0/8"]},
+    )
+    # A proxy that adds its own line after the sender's: the sender's line proves nothing.
+    bodies = {}
+    for lines, status in (
+        (["198.51.100.7", "203.0.113.1"], 403),
+        (["203.0.113.1", "198.51.100.7"], 200),
+    ):
+        headers = CIMultiDict(("X-Forwarded-For", line) for line in lines)
+        with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
+            async with http.post(
+                bridge.url + CALLBACK_PATH, json=callback(), headers=headers
+            ) as response:
+                assert response.status == status, lines
+                bodies[status] = await response.text()
+    assert json.loads(bodies[403])["error"]["code"] == "forbidden"
+    assert "203.0.113.1" not in bodies[403]
+    assert "127.0.0.1" not in bodies[403]
+    refused = [r.getMessage() for r in caplog.records if "callbacks refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert "203.0.113.1 through 127.0.0.1" in refused[0]

@@ -22,10 +22,18 @@ PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
         ("10.0.0.2", "198.51.100.1, garbage", "10.0.0.2"),
         ("fd00::1", "2001:db8::5", "2001:db8::5"),
         (None, "198.51.100.1", None),
+        # One line per proxy: the lines are one list, the sender's own line first.
+        ("10.0.0.2", ["198.51.100.1", "203.0.113.9"], "203.0.113.9"),
+        ("10.0.0.2", ["1.2.3.4, 198.51.100.1", "203.0.113.9, 10.0.0.7"], "203.0.113.9"),
+        ("10.0.0.2", ["198.51.100.1", "10.0.0.7"], "198.51.100.1"),
+        ("10.0.0.2", ["198.51.100.1", "garbage"], "10.0.0.2"),
+        ("10.0.0.2", [], "10.0.0.2"),
+        ("203.0.113.9", ["198.51.100.1", "198.51.100.2"], "203.0.113.9"),
     ],
 )
 def test_client_address(peer, forwarded, expected) -> None:
-    found = client_address(peer, forwarded, PROXIES)
+    lines = [] if forwarded is None else [forwarded] if isinstance(forwarded, str) else forwarded
+    found = client_address(peer, lines, PROXIES)
     assert (str(found) if found else None) == expected
 
 
