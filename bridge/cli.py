@@ -24,6 +24,7 @@ from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.obs import tracing
 from bridge.obs.logs import setup_logging
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
+from bridge.web import server
 from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,9 @@ def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = Fa
         settings.http.port,
         settings.kafka.bootstrap_servers,
     )
-    # run_app turns SIGTERM/SIGINT into a graceful stop: close the listener, wait for
-    # in-flight requests up to shutdown_timeout, then run cleanup contexts (producer flush).
-    web.run_app(
-        app,
-        host=settings.http.host,
-        port=settings.http.port,
-        shutdown_timeout=settings.http.shutdown_timeout,
-        keepalive_timeout=settings.http.keepalive_timeout,
-        access_log=None,
-        print=None,
-        reuse_port=reuse_port or None,
-    )
+    # SIGTERM/SIGINT is a graceful stop: close the listener, wait for in-flight requests up to
+    # shutdown_timeout, then run cleanup contexts (producer flush).
+    server.run(app, settings.http, reuse_port=reuse_port)
     log.info("stopped")
 
 

@@ -116,6 +116,14 @@ class HttpSettings(BaseModel):
     keepalive_timeout: float = Field(
         75.0, gt=0, description="Idle keep-alive connection timeout (s)."
     )
+    header_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request's line and headers may take to arrive, from the "
+        "connection's accept for its first request and from the first byte of each later one; "
+        "slower, the connection is closed without an answer (against slowloris: headers sent a "
+        "byte at a time would otherwise hold a connection for the keep-alive timeout).",
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> HttpSettings:

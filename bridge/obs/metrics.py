@@ -87,6 +87,15 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+        self.http_refused = Counter(
+            "bridge_http_refused",
+            "HTTP requests refused before any handler ran, by reason: malformed "
+            "(aiohttp's HTTP parser answered 400) or header_timeout (the request line and "
+            "headers did not arrive within BRIDGE_HTTP__HEADER_TIMEOUT; the connection was "
+            "closed without an answer).",
+            ["reason"],
+            registry=r,
+        )
         self.produce_errors = Counter(
             "bridge_produce_errors",
             "Records Kafka did not acknowledge in time.",

@@ -1,0 +1,213 @@
+"""The HTTP server of the callback port: aiohttp's, with a deadline for each request head.
+
+aiohttp lets a request line and headers trickle in for as long as the keep-alive timeout
+(75 s), and a connection that sends a byte now and then holds its slot all that time
+(slowloris). Its server has no setting for this, so connections here are
+:class:`BridgeRequestHandler`, aiohttp's own handler with two changes:
+
+* the request head (request line and headers) must be complete within
+  ``BRIDGE_HTTP__HEADER_TIMEOUT``: counted from the connection's accept for its first request,
+  as Go's ``ReadHeaderTimeout`` does, and from the first byte of each later one (between
+  requests the keep-alive timeout rules). Past it the connection is closed without an answer;
+* a request aiohttp's HTTP parser refuses (it answers 400 before any handler runs) is counted,
+  and logged at most once a minute with a count, not once per request: anyone can send them.
+
+Both are counted in ``bridge_http_refused_total``. :func:`run` serves an app with them until
+SIGTERM or SIGINT, as ``web.run_app`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from bridge.obs.logs import Throttle
+from bridge.obs.metrics import Metrics
+from bridge.settings import HttpSettings
+from bridge.web.appkeys import METRICS
+
+log = logging.getLogger(__name__)
+
+#: Seconds between log lines about refused requests of one kind (the metric counts each).
+REFUSED_LOG_INTERVAL = 60.0
+
+
+class Refusals:
+    """Counts requests refused before any handler ran, and logs them at most once a minute."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._counter = metrics.http_refused
+        self._throttles: dict[str, Throttle] = {}
+
+    def refused(self, reason: str, detail: str, peer: object) -> None:
+        """Count one refusal; a log line when its kind has not been logged for a while."""
+        self._counter.labels(reason).inc()
+        throttle = self._throttles.setdefault(reason, Throttle(REFUSED_LOG_INTERVAL))
+        count = throttle.hit(time.monotonic())
+        if count is not None:
+            log.warning(
+                "%d HTTP requests refused (%s) since the last such line (this one: %s, from %s)",
+                count,
+                reason,
+                detail,
+                peer,
+            )
+
+
+class BridgeRequestHandler(RequestHandler):
+    """aiohttp's connection handler with a deadline for each request head (see the module)."""
+
+    __slots__ = ("_head_timer", "_header_timeout", "_quiet", "_refusals")
+
+    def __init__(
+        self, manager: web.Server, *, header_timeout: float, refusals: Refusals, **kwargs: Any
+    ) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusals = refusals
+        self._quiet = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the connection, and the first request head's deadline."""
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; a head's deadline starts with its first byte and ends with it."""
+        # Waiting for a request (none queued, none being handled): these bytes begin a head.
+        if data and self._head_timer is None and self._waiter is not None:
+            self._arm()
+        super().data_received(data)
+        if self._head_timer is not None and self._messages:
+            self._disarm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Drop the deadline with the connection."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's answer to an error; a parser's 400 is counted and its log line throttled."""
+        if status != 400 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        detail = (exc.message or type(exc).__name__).split("\n")[0].rstrip(":")[:200]
+        self._refusals.refused("malformed", detail, request.remote)
+        # aiohttp logs each one with a traceback; the throttled line above replaces it.
+        self._quiet = True
+        try:
+            return super().handle_error(request, status, exc, message)
+        finally:
+            self._quiet = False
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's error log, silent about what :meth:`handle_error` already reported."""
+        if not self._quiet:
+            super().log_exception(*args, **kwargs)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self._loop.call_later(self._header_timeout, self._head_expired)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self.transport is None or self._messages:
+            return
+        peer = self.transport.get_extra_info("peername")
+        self._refusals.refused(
+            "header_timeout",
+            f"request head not complete within {self._header_timeout:g}s",
+            peer[0] if isinstance(peer, tuple) else peer,
+        )
+        self.force_close()
+
+
+class _BridgeServer(web.Server):
+    """aiohttp's server, making :class:`BridgeRequestHandler` connections."""
+
+    def __init__(self, plain: web.Server, *, header_timeout: float, refusals: Refusals) -> None:
+        super().__init__(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            # The handler arguments the app put together (handler_args, keep-alive, ...).
+            **plain._kwargs,
+        )
+        self._header_timeout = header_timeout
+        self._refusals = refusals
+
+    def __call__(self) -> RequestHandler:
+        return BridgeRequestHandler(
+            self,
+            loop=self._loop,
+            header_timeout=self._header_timeout,
+            refusals=self._refusals,
+            **self._kwargs,
+        )
+
+
+class BridgeAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are :class:`BridgeRequestHandler`.
+
+    The app must carry its :class:`Metrics` under ``METRICS`` (every bridge app does).
+    """
+
+    __slots__ = ("_header_timeout",)
+
+    def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._header_timeout = header_timeout
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        refusals = Refusals(self.app[METRICS])
+        return _BridgeServer(plain, header_timeout=self._header_timeout, refusals=refusals)
+
+
+def run(app: web.Application, http: HttpSettings, *, reuse_port: bool = False) -> None:
+    """Serve ``app`` on ``http.host:http.port`` until SIGTERM or SIGINT, then stop gracefully.
+
+    What ``web.run_app`` does: stop accepting, give in-flight requests ``http.shutdown_timeout``,
+    then run the app's cleanup (the producer flushes).
+    """
+    asyncio.run(_serve(app, http, reuse_port=reuse_port))
+
+
+async def _serve(app: web.Application, http: HttpSettings, *, reuse_port: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = BridgeAppRunner(
+        app,
+        header_timeout=http.header_timeout,
+        shutdown_timeout=http.shutdown_timeout,
+        keepalive_timeout=http.keepalive_timeout,
+        access_log=None,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, http.host, http.port, reuse_port=reuse_port or None)
+        await site.start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
