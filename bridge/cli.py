@@ -23,6 +23,7 @@ from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.obs import tracing
 from bridge.obs.logs import setup_logging
+from bridge.phone import mask_numbers
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web import server
 from bridge.web.app import create_app
@@ -280,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"fonestorm-bridge: {line}", file=sys.stderr)
         return 2
-    setup_logging(settings.log.level, settings.log.format)
+    # Phone numbers are personal data: masked in every line unless the operator asks otherwise.
+    mask = None if settings.log.full_phone_numbers else mask_numbers
+    setup_logging(settings.log.level, settings.log.format, mask=mask)
     if args.command in _SERVICES:
         # Secrets are SecretStr and print masked.
         log.info("starting %s with settings %s", args.command, settings.model_dump_json())

@@ -372,6 +372,12 @@ class LogSettings(BaseModel):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["json", "text"] = Field("json", description="`json` in production.")
+    full_phone_numbers: bool = Field(
+        False,
+        description="Log phone numbers in full. Off, every log line (message and traceback) "
+        "shows a number with all but its last four digits masked (`+*******0100`): any run of "
+        "8 to 15 digits, alone or grouped with spaces, dashes or parentheses, counts as one.",
+    )
 
 
 class Settings(BaseSettings):

@@ -2,6 +2,8 @@
 
 Handlers set context with :func:`log_context`; a filter copies it onto every record, so
 ``log.info("produced")`` inside a callback carries ``call_id`` without passing it around.
+Another can rewrite every message and traceback (:class:`MaskFilter`): the CLI masks phone
+numbers with it, so no call site has to remember to.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -81,7 +83,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -118,10 +120,43 @@ class MalformedHttpFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once for the process."""
+class MaskFilter(logging.Filter):
+    """Rewrites a record's rendered message and traceback with ``mask`` (e.g. hiding numbers).
+
+    What must not be logged (phone numbers) reaches log lines as arguments and inside messages
+    (a refused command's reason, an error FoneStorm answered), from the bridge and from its
+    libraries; one filter on the handler sees them all. Context and ``extra`` fields are ids
+    and are left alone.
+    """
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        super().__init__()
+        self._mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops one."""
+        message = record.getMessage()
+        masked = self._mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._mask(record.exc_text)
+        return True
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def setup_logging(
+    level: str = "INFO", fmt: str = "json", *, mask: Callable[[str], str] | None = None
+) -> None:
+    """Configure the root logger once for the process; ``mask`` rewrites every line's text."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    if mask is not None:
+        handler.addFilter(MaskFilter(mask))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
