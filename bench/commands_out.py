@@ -74,6 +74,7 @@ async def commands_out(
             "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
             "BRIDGE_FONESTORM__BASE_URL": f"http://127.0.0.1:{sandbox_port}/v2",
             "BRIDGE_FONESTORM__TOKEN": "sandbox-token",
+            "BRIDGE_FONESTORM__FONENUMBERS": '["3215551081"]',
             "BRIDGE_WORKER__GROUP_ID": f"bench-{tag}-{uuid.uuid4().hex[:6]}",
             "BRIDGE_WORKER__MAX_IN_FLIGHT": str(in_flight),
             "BRIDGE_WORKER__RATE_LIMIT": f"{RATE_LIMIT:g}",

@@ -120,6 +120,7 @@ class Soak:
             "BRIDGE_WORKER__MAX_ATTEMPTS": "20",
             "BRIDGE_FONESTORM__BASE_URL": f"http://127.0.0.1:{self.sandbox_port}/v2",
             "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__FONENUMBERS": '["3215551081"]',
             "BRIDGE_FONESTORM__READ_TIMEOUT": "3",
             "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "10",
             "BRIDGE_LOG__FORMAT": "text",
@@ -208,7 +209,9 @@ class Soak:
         async with kafka_producer(self.bootstrap) as p:
             for n in range(self.config.commands):
                 command_id = f"soak-{n}-{uuid.uuid4()}"
-                to = f"41{n:08d}"
+                # Valid US numbers (the worker refuses others), in E.164 as the worker sends
+                # them; the last four digits are n's, which pick the sandbox's outcome.
+                to = f"+1410{555 + n // 10_000}{n % 10_000:04d}"
                 by_number[to] = command_id
                 value = {"command_id": command_id, "fonenumber": "3215551081", "to": to}
                 await p.send(

@@ -30,7 +30,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from tests.support.commands import command
 from tests.support.kafka_records import read_to_end
 from tests.support.processes import worker_process
-from tests.support.sandbox import TOKEN, Sandbox, running_sandbox
+from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -63,6 +63,7 @@ class Run:
             "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
             "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
             "BRIDGE_FONESTORM__READ_TIMEOUT": f"{READ_TIMEOUT:g}",
             "BRIDGE_WORKER__GROUP_ID": self.group,
             "BRIDGE_WORKER__SESSION_TIMEOUT": str(SESSION_TIMEOUT),

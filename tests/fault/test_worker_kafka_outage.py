@@ -22,7 +22,7 @@ from bridge.web.app import create_app
 from tests.support.commands import command
 from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import consume_all, read_to_end
-from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.sandbox import OURS, TOKEN, running_sandbox
 from tests.support.servers import serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -56,7 +56,12 @@ async def test_broker_restart_after_the_answer_records_it_without_a_second_call(
                     "command_ledger": "wo.ledger",
                 },
                 "http": {"host": "127.0.0.1", "port": 0},
-                "fonestorm": {"base_url": f"{sandbox.url}/v2", "token": TOKEN, "read_timeout": 60},
+                "fonestorm": {
+                    "base_url": f"{sandbox.url}/v2",
+                    "token": TOKEN,
+                    "read_timeout": 60,
+                    "fonenumbers": [OURS],
+                },
                 "worker": {"group_id": "wo", "rebalance_timeout": 90.0},
             }
         )

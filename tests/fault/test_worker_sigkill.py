@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from tests.support.commands import command
 from tests.support.kafka_records import consume_until_distinct, read_to_end
 from tests.support.processes import start_worker
-from tests.support.sandbox import TOKEN, running_sandbox
+from tests.support.sandbox import OURS, TOKEN, running_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -58,6 +58,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_calls_twice(
             "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
             "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
             "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
             "BRIDGE_FONESTORM__READ_TIMEOUT": "5",
             "BRIDGE_WORKER__GROUP_ID": f"g-{uuid.uuid4()}",
             "BRIDGE_WORKER__RATE_LIMIT": "100",

@@ -16,7 +16,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from tests.support.commands import command
 from tests.support.kafka_records import consume_all, consume_for
 from tests.support.processes import worker_process
-from tests.support.sandbox import TOKEN, Sandbox, running_sandbox
+from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,7 @@ async def test_sigkill_between_call_and_commit_places_one_call(
             "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
             "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
             "BRIDGE_FONESTORM__TOKEN": TOKEN,
+            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
             "BRIDGE_FONESTORM__READ_TIMEOUT": "5",
             "BRIDGE_WORKER__GROUP_ID": f"g-{uuid.uuid4()}",
             "BRIDGE_HTTP__HOST": "127.0.0.1",

@@ -92,7 +92,13 @@ async def closed_loop(
     """Sandbox + bridge (receiver and worker), callbacks registered with ``method``."""
     sandbox_overrides = overrides.pop("sandbox", {})
     async with running_sandbox(**sandbox_overrides) as sandbox:
-        fonestorm = {"base_url": f"{sandbox.url}/v2", "token": TOKEN, "read_timeout": 1.0}
+        # Our FoneNumber, as in production: the worker calls its country only (fail closed).
+        fonestorm = {
+            "base_url": f"{sandbox.url}/v2",
+            "token": TOKEN,
+            "read_timeout": 1.0,
+            "fonenumbers": [OURS],
+        }
         fonestorm |= overrides.pop("fonestorm", {})
         worker = {"backoff_initial": 0.05, "backoff_max": 0.5, "max_retry_seconds": 20}
         worker |= overrides.pop("worker", {})
