@@ -18,6 +18,8 @@ from bridge.envlists import NetworkList, StringList
 
 ENV_PREFIX = "BRIDGE_"
 ENV_NESTED_DELIMITER = "__"
+#: The ``BRIDGE_WORKER__ALLOWED_DESTINATIONS`` entry that allows every country.
+ANY_DESTINATION = "*"
 #: Share of the worker's rebalance timeout that in-flight requests get to finish on revoke.
 REVOKE_SHARE = 0.8
 
@@ -237,7 +239,9 @@ class FoneStormSettings(BaseModel):
     read_timeout: float = Field(15.0, gt=0, description="Timeout for a whole API request (s).")
     fonenumbers: StringList = Field(
         default_factory=list,
-        description="Our FoneNumbers (comma-separated or a JSON list) to register callbacks for.",
+        description="Our FoneNumbers (comma-separated or a JSON list) to register callbacks "
+        "for. When set, the worker places calls only from them, and to their countries and "
+        "`BRIDGE_WORKER__ALLOWED_DESTINATIONS`.",
     )
     public_url: str | None = Field(
         None, description="Public URL of the callback endpoint, used when registering callbacks."
@@ -323,35 +327,48 @@ class WorkerSettings(BaseModel):
     )
     allowed_destinations: StringList = Field(
         default_factory=list,
-        description="E.164 prefixes (comma-separated or a JSON list, e.g. `+1,+44`) a command's "
-        "`to` must start with, else it is `rejected` (`destination_not_allowed`); a `to` that "
-        "is not a phone number is then refused too. Empty: any destination.",
+        description="Where commands may call besides the countries of "
+        "`BRIDGE_FONESTORM__FONENUMBERS` (comma-separated or a JSON list): ISO country codes "
+        "(`CA`), E.164 prefixes (`+44`), or `*` for every country (e.g. `CA,+44`). A `to` "
+        "elsewhere is `rejected` (`destination_not_allowed`). With no FoneNumber set and this "
+        "empty, every command is refused.",
     )
     denied_destinations: StringList = Field(
         default_factory=list,
         description="E.164 prefixes (comma-separated or a JSON list, e.g. `+1900,+1976`) a "
-        "command's `to` must not start with, checked after "
-        "`BRIDGE_WORKER__ALLOWED_DESTINATIONS`; a match is `rejected` (`destination_not_allowed`).",
+        "command's `to` must not start with, whatever else allows it; a match is `rejected` "
+        "(`destination_not_allowed`).",
     )
     deny_premium_rate: bool = Field(
         True,
         description="Refuse a `to` that libphonenumber classifies as premium-rate or "
-        "shared-cost (e.g. +1 900, +44 909): `rejected` (`destination_not_allowed`), against "
-        "toll fraud.",
+        "shared-cost (e.g. +1 900, +44 909), and every non-geographic number (+800, +808, "
+        "+870, +878, +881, +882, +883, +888, +979: international premium-rate, satellite and "
+        "global networks), even with `BRIDGE_WORKER__ALLOWED_DESTINATIONS` `*`: `rejected` "
+        "(`destination_not_allowed`), against toll fraud.",
     )
 
-    @field_validator("allowed_destinations", "denied_destinations")
+    @field_validator("allowed_destinations")
+    @classmethod
+    def _countries_or_prefixes(cls, value: list[str]) -> list[str]:
+        entries = []
+        for entry in value:
+            compact = entry.strip()
+            if compact == ANY_DESTINATION:
+                entries.append(compact)
+            elif re.fullmatch(r"[A-Za-z]{2}", compact):
+                country = compact.upper()
+                if country not in phonenumbers.SUPPORTED_REGIONS:
+                    raise ValueError(f"{entry!r} is not a country libphonenumber knows")
+                entries.append(country)
+            else:
+                entries.append(_e164_prefix(entry, 'an ISO country code ("CA"), "*" or '))
+        return entries
+
+    @field_validator("denied_destinations")
     @classmethod
     def _e164_prefixes(cls, value: list[str]) -> list[str]:
-        prefixes = []
-        for prefix in value:
-            compact = re.sub(r"[\s().-]", "", prefix)
-            if not re.fullmatch(r"\+[0-9]{1,15}", compact):
-                raise ValueError(
-                    f'{prefix!r} is not an E.164 prefix: a `+` and 1 to 15 digits, e.g. "+44"'
-                )
-            prefixes.append(compact)
-        return prefixes
+        return [_e164_prefix(prefix) for prefix in value]
 
     @model_validator(mode="after")
     def _fence_leaves_room_for_heartbeats(self) -> WorkerSettings:
@@ -365,6 +382,15 @@ class WorkerSettings(BaseModel):
                 f"BRIDGE_WORKER__REBALANCE_TIMEOUT ({lease / 2:g}s)"
             )
         return self
+
+
+def _e164_prefix(prefix: str, alternatives: str = "") -> str:
+    compact = re.sub(r"[\s().-]", "", prefix)
+    if not re.fullmatch(r"\+[0-9]{1,15}", compact):
+        raise ValueError(
+            f'{prefix!r} is not {alternatives}an E.164 prefix: a `+` and 1 to 15 digits, e.g. "+44"'
+        )
+    return compact
 
 
 class LogSettings(BaseModel):

@@ -289,9 +289,11 @@ class CommandProcessor:
 
     async def _send(self, command: PlaceCallCommand) -> str | policy.Failure:
         """One create-call request: the new call's id, or what went wrong."""
+        # E.164, never the command's own spelling: only what the destination checks read.
+        fonenumber, to = destinations.dialled(command, self._settings.callbacks.default_region)
         try:
             call = await self._client.create_call(
-                command.fonenumber, command.to, command.tts, idempotency_key=command.command_id
+                fonenumber, to, command.tts, idempotency_key=command.command_id
             )
         except FoneStormError as exc:
             self._metrics.fonestorm_requests.labels("create_call", exc.code).inc()

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from bridge.commands import destinations
 from bridge.commands.ledger import Ledger
 from bridge.commands.processor import CommandProcessor
 from bridge.commands.worker import CommandWorker
@@ -29,6 +30,11 @@ WORKER = web.AppKey("worker", CommandWorker)
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: one FoneStorm session, the ledger, the consumer and the worker loop."""
     settings = app[SETTINGS]
+    closed, policy = destinations.policy_summary(
+        settings.fonestorm.fonenumbers, settings.worker, settings.callbacks.default_region
+    )
+    # Fail closed is a configuration an operator must see at once, not at the first command.
+    (log.warning if closed else log.info)("%s", policy)
     session = new_session()
     ledger = Ledger(settings, app[PUBLISHER])
     processor = CommandProcessor(

@@ -42,8 +42,18 @@ class PlaceCallCommand(VersionedEvent):
         description="Idempotency key, printable ASCII, at most 128 characters: the bridge "
         "places at most one call per command_id.",
     )
-    fonenumber: str = Field(min_length=1, max_length=32, description="Our FoneNumber to call from.")
-    to: str = Field(min_length=1, max_length=32, description="Number to call.")
+    fonenumber: str = Field(
+        min_length=1,
+        max_length=32,
+        description="Our FoneNumber to call from, written as `to` is.",
+    )
+    to: str = Field(
+        min_length=1,
+        max_length=32,
+        description="Number to call: international (`+44 20 7946 0958`) or national in the "
+        "bridge's default region; only digits, spaces, `-`, `.`, `/`, `(`, `)` and a leading "
+        "`+` (an extension or dial string is `rejected`). Sent to FoneStorm in E.164.",
+    )
     tts: str | None = Field(None, max_length=4000, description="Text to speech message.")
     correlation_id: str | None = Field(
         None, max_length=200, description="Caller's id, copied to the result and every event."

@@ -47,7 +47,8 @@ async def test_closed_loop(start_bridge: BridgeFactory, method: str) -> None:
         call_id = result["call_id"]
         assert loop.calls_per_command() == {cmd.command_id: 1}
         call = loop.sandbox.state.calls[call_id]
-        assert (call.fonenumber, call.to, call.tts) == (cmd.fonenumber, cmd.to, "Hello")
+        # FoneStorm gets the numbers in E.164, not as the command spelt them.
+        assert (call.fonenumber, call.to, call.tts) == ("+13215551081", "+13215551801", "Hello")
 
         records = await loop.events(3)
         [placed] = by_type(records, "com.fonestorm.call.placed")

@@ -88,7 +88,11 @@ async def test_allowed_and_denied_destinations(start_bridge: BridgeFactory) -> N
         await loop.send(abroad, denied, normal)
         by_id = {r["command_id"]: r for r in await loop.results(3)}
         assert by_id[normal.command_id]["status"] == "placed"
-        for cmd, rule in ((abroad, "allowed prefixes"), (denied, "denied prefix +1407")):
+        for cmd, rule in (
+            (abroad, "is not in a country of our FoneNumbers nor in "
+             "BRIDGE_WORKER__ALLOWED_DESTINATIONS (allowed: US, +1)"),
+            (denied, "denied prefix +1407"),
+        ):  # fmt: skip
             result = by_id[cmd.command_id]
             assert (result["status"], result["error_code"]) == (
                 "rejected",
