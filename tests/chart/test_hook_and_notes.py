@@ -190,6 +190,13 @@ def test_notes_explain_callback_registration(helm: Helm, tmp_path: Path) -> None
     assert "worker:   Deployment/fsb-fonestorm-bridge-worker" in worker_only
 
 
+def test_notes_warn_when_the_worker_may_call_nowhere(helm: Helm, tmp_path: Path) -> None:
+    warning = "WARNING: config.fonestorm.fonenumbers and config.worker.allowedDestinations"
+    assert warning in _notes(helm, tmp_path / "default", DEFAULT)
+    assert warning in _notes(helm, tmp_path / "worker", WORKER_ONLY)
+    assert warning not in _notes(helm, tmp_path / "full", FULL)
+
+
 def test_notes_tell_where_the_operations_endpoints_are(helm: Helm, tmp_path: Path) -> None:
     default = _notes(helm, tmp_path / "default", DEFAULT)
     assert "Service/fsb-fonestorm-bridge-receiver (port 80, callbacks only)" in default
