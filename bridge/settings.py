@@ -250,7 +250,9 @@ class FoneStormSettings(BaseModel):
         "JSON", description="Callback delivery method to register."
     )
     register_on_start: bool = Field(
-        False, description="Register send/receive-notify callbacks when the bridge starts."
+        False,
+        description="Register send/receive-notify callbacks when the command worker (`worker` "
+        "or `serve`) starts; the `receiver` alone never registers, so it needs no token.",
     )
 
 

@@ -140,7 +140,9 @@ def create_app(
     if worker:
         app.cleanup_ctx.append(worker_ctx)
     add_json_fallbacks(app.router)  # after every other route
-    if settings.fonestorm.register_on_start:
+    # Only a process that runs the worker registers: the worker holds the FoneStorm token, so
+    # the internet-facing receiver can run without it.
+    if worker and settings.fonestorm.register_on_start:
         app.on_startup.append(_register_callbacks)
     app.on_startup.append(_freeze_heap)
     return app
@@ -148,7 +150,7 @@ def create_app(
 
 async def _register_callbacks(app: web.Application) -> None:
     # A registration failure is logged, not fatal: callbacks may already point here, and
-    # crash-looping on a FoneStorm outage would take the receiver down with it.
+    # crash-looping on a FoneStorm outage would take the command worker down with it.
     try:
         await register_callbacks(app[SETTINGS])
     except (BridgeError, ValueError) as exc:
