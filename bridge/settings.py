@@ -95,7 +95,8 @@ class HttpSettings(BaseModel):
         ge=0,
         le=65535,
         description="Port of `/healthz`, `/readyz` and `/metrics`; when set, they are served only "
-        "there and the callback port answers only callbacks. Unset: all on the callback port.",
+        "there and the callback port answers only callbacks. Unset (or empty, which overrides the "
+        "image's 9090): all on the callback port.",
     )
     trusted_proxies: NetworkList = Field(
         default_factory=list,
@@ -126,6 +127,13 @@ class HttpSettings(BaseModel):
         "slower, the connection is closed without an answer (against slowloris: headers sent a "
         "byte at a time would otherwise hold a connection for the keep-alive timeout).",
     )
+
+    @field_validator("admin_port", mode="before")
+    @classmethod
+    def _empty_admin_port_is_unset(cls, value: object) -> object:
+        # The image sets BRIDGE_HTTP__ADMIN_PORT; an environment can only override a variable,
+        # not remove it, so an empty value is how the single-port layout is chosen.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> HttpSettings:

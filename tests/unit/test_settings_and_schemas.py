@@ -129,3 +129,19 @@ def test_the_admin_port_must_differ_from_the_callback_port() -> None:
 def test_every_published_model_has_its_cloudevent_id_and_type() -> None:
     for model in PUBLISHED_MODELS:
         assert not getattr(model, "__abstractmethods__", None), model
+
+
+@pytest.mark.parametrize(
+    ("value", "admin_port"),
+    [(None, None), ("", None), ("9091", 9091), ("0", 0)],
+    ids=["absent", "empty", "a port", "zero"],
+)
+def test_an_empty_admin_port_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, admin_port: int | None
+) -> None:
+    """The image sets BRIDGE_HTTP__ADMIN_PORT; an environment can only override it, so an
+    empty value must mean the single-port layout."""
+    monkeypatch.delenv("BRIDGE_HTTP__ADMIN_PORT", raising=False)
+    if value is not None:
+        monkeypatch.setenv("BRIDGE_HTTP__ADMIN_PORT", value)
+    assert load_settings().http.admin_port == admin_port
