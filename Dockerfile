@@ -2,8 +2,12 @@
 #
 # fonestorm-bridge image: `docker build -t fonestorm-bridge:0.1.0 .`
 #
-#   docker run --rm -p 8080:8080 -e BRIDGE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 \
+#   docker run --rm -p 8080:8080 -p 127.0.0.1:9090:9090 \
+#       -e BRIDGE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 \
 #       fonestorm-bridge:0.1.0 receiver        # or: worker | serve (default)
+#
+# Callbacks on 8080; /healthz, /readyz and /metrics only on the admin port 9090, so publishing
+# the callback port never exposes the metrics (-e BRIDGE_HTTP__ADMIN_PORT= serves all on 8080).
 #
 # Two stages on the same pinned base: the builder makes a virtualenv with the bridge and its
 # dependencies (all of them ship manylinux wheels, so no compiler is needed); the final stage
@@ -13,13 +17,15 @@
 # Supply chain: nothing is resolved at build time. The dependencies are exactly the versions of
 # requirements.lock (runtime) and requirements-build.lock (setuptools for the bridge's wheel),
 # each file checked against its sha256 (`make lock` regenerates them from pyproject.toml; `make
-# lint` checks that they still match). The base image is the one input left to pin: a tag can be
-# re-pointed, a digest cannot. Read the digest of the tag (the multi-platform index) with
+# lint` checks that they still match). The base image is pinned too: a tag can be re-pointed, a
+# digest cannot, so the default below names both (the tag for people, the digest of its
+# multi-platform index for the builder). To refresh it (README, Supply chain), read the index
+# digest of the tag with
 #   docker buildx imagetools inspect python:3.11.14-slim-bookworm     # the "Digest:" line
-# and build with --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>, or put
-# that in the default below. Bump tag and digest together, deliberately (Python patch releases,
-# Debian security updates), and re-run `make lock` if the Python minor version changes.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# and replace tag and digest together, deliberately (Python patch releases, Debian security
+# updates); re-run `make lock` if the Python minor version changes. A one-off build can also
+# take --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 ############################ builder ############################
 FROM ${PYTHON_IMAGE} AS builder
@@ -77,15 +83,18 @@ RUN groupadd --system --gid 10001 bridge \
 
 COPY --from=builder /opt/venv /opt/venv
 
+# The operations endpoints get their own port by default, as in the Helm chart: the callback
+# port then answers nothing but callbacks.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     BRIDGE_HTTP__HOST=0.0.0.0 \
-    BRIDGE_HTTP__PORT=8080
+    BRIDGE_HTTP__PORT=8080 \
+    BRIDGE_HTTP__ADMIN_PORT=9090
 
 WORKDIR /tmp
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9090
 
 # Liveness for plain `docker run`; Kubernetes uses the chart's probes instead.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

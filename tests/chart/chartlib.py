@@ -42,9 +42,8 @@ def configmap_data(manifests: list[Manifest]) -> dict[str, str]:
 
 
 def http_ports(manifests: list[Manifest]) -> tuple[int, int | None]:
-    """(callback port, admin port or None) the rendered ConfigMap gives the bridge."""
+    """(callback port, admin port or None) the rendered ConfigMap gives the bridge (an empty
+    admin port overrides the image's default: none)."""
     data = configmap_data(manifests)
     admin = data.get("BRIDGE_HTTP__ADMIN_PORT")
-    return int(data.get("BRIDGE_HTTP__PORT", HttpSettings().port)), (
-        None if admin is None else int(admin)
-    )
+    return int(data.get("BRIDGE_HTTP__PORT", HttpSettings().port)), (int(admin) if admin else None)

@@ -1,15 +1,17 @@
 """The Dockerfile's structure (there is no Docker engine here to build it).
 
-Multi-stage on a base pinned to an exact Python patch release (a digest can be supplied with the
-``PYTHON_IMAGE`` build argument), dependencies installed only from the hashed lock files without
-resolving anything, a final stage with only the venv, a numeric non-root user matching the
-chart's securityContext, and the ``fonestorm-bridge`` entrypoint with a subcommand the CLI knows.
+Multi-stage on a base pinned to an exact Python patch release and the digest of its image index
+(one ``PYTHON_IMAGE`` build argument), dependencies installed only from the hashed lock files
+without resolving anything, a final stage with only the venv, a numeric non-root user matching
+the chart's securityContext, the operations endpoints on their own port as in the chart, and the
+``fonestorm-bridge`` entrypoint with a subcommand the CLI knows.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -20,13 +22,14 @@ import pytest
 import yaml
 
 from bridge.cli import build_parser
-from bridge.settings import HttpSettings
-from tests.chart.helmlib import CHART_DIR, REPO_ROOT
+from bridge.settings import HttpSettings, load_settings
+from tests.chart.chartlib import SINGLE_PORT, configmap_data
+from tests.chart.helmlib import CHART_DIR, REPO_ROOT, Helm
 from tools import lockcheck
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
-PINNED_BASE = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
+PINNED_BASE = re.compile(r"^python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}$")
 BASE_ARG = "PYTHON_IMAGE"
 LOCKS = (lockcheck.RUNTIME_LOCK, lockcheck.BUILD_LOCK)
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|make|build-essential|clang|apt-get|apk|pip)\b")
@@ -99,15 +102,17 @@ def test_multi_stage(stages: list[Stage]) -> None:
     assert len(set(names)) == len(names)
 
 
-def test_base_image_pinned_to_an_exact_version(stages: list[Stage]) -> None:
+def test_base_image_pinned_to_an_exact_version_and_digest(stages: list[Stage]) -> None:
+    """Tag and digest: the tag says what it is, the digest makes the build reproducible (a tag
+    can be re-pointed)."""
     for stage in stages:
         assert PINNED_BASE.match(stage.base), stage.base
     assert len({stage.base for stage in stages}) == 1, "builder and runtime share one base"
 
 
 def test_base_image_is_one_build_argument_for_a_digest() -> None:
-    """Every stage comes FROM ${PYTHON_IMAGE}, so one --build-arg pins all of them by digest, and
-    the Dockerfile says how to read the digest. None is invented: a default digest must be one."""
+    """Every stage comes FROM ${PYTHON_IMAGE}, so one --build-arg (or its default) pins all of
+    them by digest, and the Dockerfile and README say how to refresh the digest."""
     text = DOCKERFILE.read_text(encoding="utf-8")
     global_args, _ = parse(text)
     assert PINNED_BASE.match(global_args[BASE_ARG]), global_args[BASE_ARG]
@@ -118,6 +123,9 @@ def test_base_image_is_one_build_argument_for_a_digest() -> None:
     assert "docker buildx imagetools inspect python:3.11" in text
     assert f"--build-arg {BASE_ARG}=python:3.11" in text
     assert "@sha256:<digest>" in text
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docker buildx imagetools inspect python:3.11" in readme
+    assert global_args[BASE_ARG] in readme, "the README names the pinned base"
 
 
 def test_final_stage_runs_as_numeric_non_root_user(final: Stage) -> None:
@@ -151,8 +159,41 @@ def test_entrypoint_and_cmd(final: Stage) -> None:
     assert "fonestorm-bridge" in scripts["project"]["scripts"]
 
 
-def test_exposes_the_bridge_port(final: Stage) -> None:
-    assert final.all("EXPOSE") == [str(HttpSettings().port)]
+def _env(final: Stage) -> dict[str, str]:
+    """The final stage's ENV, as KEY=VALUE pairs."""
+    pairs = [shlex.split(args) for args in final.all("ENV")]
+    return dict(item.split("=", 1) for words in pairs for item in words)
+
+
+def test_exposes_the_callback_and_admin_ports(final: Stage) -> None:
+    chart_admin = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))["config"][
+        "http"
+    ]["adminPort"]
+    assert final.all("EXPOSE") == [f"{HttpSettings().port} {chart_admin}"]
+
+
+def test_admin_port_is_the_image_default(
+    final: Stage, helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image serves /healthz, /readyz and /metrics on the chart's admin port by default, not
+    on the callback port (plain `docker run` too); the chart's single-port layout still turns
+    it off on top of the image's environment."""
+    env = _env(final)
+    for name in list(os.environ):
+        if name.startswith("BRIDGE_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("BRIDGE_"):
+            monkeypatch.setenv(name, value)
+    image = load_settings().http
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
+    assert image.admin_port == values["config"]["http"]["adminPort"] == 9090
+    assert image.port == HttpSettings().port
+    # `config.http.adminPort: null` in the chart: its ConfigMap overrides the image's value.
+    single = helm.template(SINGLE_PORT)
+    for name, value in configmap_data(single).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().http.admin_port is None
 
 
 def test_python_environment(final: Stage) -> None:

@@ -80,7 +80,8 @@ def test_admin_port_equal_to_http_port_is_refused(helm: Helm, set_values: list[s
 
 def test_admin_port_null_from_the_command_line(helm: Helm) -> None:
     manifests = helm.template(DEFAULT, set_values=["config.http.adminPort=null"])
-    assert "BRIDGE_HTTP__ADMIN_PORT" not in configmap_data(manifests)
+    # Empty, not absent: it must override the image's BRIDGE_HTTP__ADMIN_PORT.
+    assert configmap_data(manifests)["BRIDGE_HTTP__ADMIN_PORT"] == ""
     for deployment in of_kind(manifests, "Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert [p["name"] for p in container["ports"]] == ["http"], kn(deployment)
