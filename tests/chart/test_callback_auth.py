@@ -23,7 +23,7 @@ from tests.chart.chartlib import (
 from tests.chart.helmlib import Helm, HelmError, Manifest, Render, env_of, of_kind, one
 
 ALLOW = "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED"
-CREDENTIALS = ["secrets.callbacksUsername=fonestorm", "secrets.callbacksPassword=s3cret"]
+CREDENTIALS = ["secrets.callbacks.username=fonestorm", "secrets.callbacks.password=s3cret"]
 OPT_OUT = ["config.callbacks.allowUnauthenticated=true"]
 NO_CREDENTIALS = "the callback receiver needs basic-auth credentials"
 PLAIN_HTTP_INGRESS = "receiver.ingress is enabled without receiver.ingress.tls"
@@ -48,11 +48,11 @@ def test_chart_defaults_are_refused_without_credentials(helm: Helm) -> None:
     assert NO_CREDENTIALS in stderr, stderr
     # The message names what to set, and the opt-out.
     for value in (
-        "secrets.callbacksUsername",
-        "secrets.callbacksPassword",
-        "secrets.existingSecret",
-        "secrets.keys.callbacksUsername",
-        "secrets.keys.callbacksPassword",
+        "secrets.callbacks.username",
+        "secrets.callbacks.password",
+        "secrets.callbacks.existingSecret",
+        "secrets.callbacks.keys.username",
+        "secrets.callbacks.keys.password",
         "config.callbacks.allowUnauthenticated=true",
     ):
         assert value in stderr, (value, stderr)
@@ -67,9 +67,9 @@ def test_existing_secret_without_callback_keys_is_refused(helm: Helm) -> None:
     stderr = _refusal(
         helm,
         set_values=[
-            "secrets.existingSecret=creds",
-            "secrets.keys.callbacksUsername=",
-            "secrets.keys.callbacksPassword=",
+            "secrets.callbacks.existingSecret=creds",
+            "secrets.callbacks.keys.username=",
+            "secrets.callbacks.keys.password=",
         ],
     )
     assert NO_CREDENTIALS in stderr, stderr
@@ -81,7 +81,7 @@ def test_opt_out_renders_without_credentials(render: Render) -> None:
     env = _receiver_env(manifests)
     assert "BRIDGE_CALLBACKS__USERNAME" not in env
     assert "BRIDGE_CALLBACKS__PASSWORD" not in env
-    assert one(manifests, "Secret")["data"] == {}
+    assert not of_kind(manifests, "Secret")  # nothing secret to hold
 
 
 def test_worker_only_needs_no_callback_credentials(render: Render) -> None:
@@ -95,7 +95,7 @@ def test_worker_only_needs_no_callback_credentials(render: Render) -> None:
 
 @pytest.mark.parametrize(
     ("given", "missing"),
-    [("callbacksUsername", "callbacksPassword"), ("callbacksPassword", "callbacksUsername")],
+    [("username", "password"), ("password", "username")],
 )
 @pytest.mark.parametrize("extra", [[], OPT_OUT, ["receiver.enabled=false"]], ids=str)
 def test_half_a_pair_of_literal_credentials_is_refused(
@@ -103,21 +103,22 @@ def test_half_a_pair_of_literal_credentials_is_refused(
 ) -> None:
     # Refused with the opt-out and for the worker alone too: every component loads the
     # callback settings, and the bridge refuses a user without a password and the reverse.
-    stderr = _refusal(helm, set_values=[f"secrets.{given}=x", *extra])
-    assert "secrets.callbacksUsername and secrets.callbacksPassword go together" in stderr, stderr
+    stderr = _refusal(helm, set_values=[f"secrets.callbacks.{given}=x", *extra])
+    assert "secrets.callbacks.username and secrets.callbacks.password go together" in stderr, stderr
 
 
 def test_half_a_pair_of_existing_secret_keys_is_refused(helm: Helm) -> None:
     stderr = _refusal(
-        helm, set_values=["secrets.existingSecret=creds", "secrets.keys.callbacksPassword="]
+        helm,
+        set_values=["secrets.callbacks.existingSecret=creds", "secrets.callbacks.keys.password="],
     )
-    assert "secrets.keys.callbacksUsername and secrets.keys.callbacksPassword go together" in (
+    assert "secrets.callbacks.keys.username and secrets.callbacks.keys.password go together" in (
         stderr
     ), stderr
 
 
 def test_literal_credentials_without_key_names_are_refused(helm: Helm) -> None:
-    stderr = _refusal(helm, set_values=[*CREDENTIALS, "secrets.keys.callbacksUsername="])
+    stderr = _refusal(helm, set_values=[*CREDENTIALS, "secrets.callbacks.keys.username="])
     assert "the credentials would not reach the pods" in stderr, stderr
 
 
@@ -133,7 +134,7 @@ def test_literal_credentials_render(render: Render) -> None:
         ("BRIDGE_CALLBACKS__PASSWORD", "callbacks-password"),
     ):
         assert env[variable]["valueFrom"]["secretKeyRef"] == {
-            "name": "fsb-fonestorm-bridge",
+            "name": "fsb-fonestorm-bridge-callbacks",
             "key": key,
         }
 
@@ -141,9 +142,9 @@ def test_literal_credentials_render(render: Render) -> None:
 def test_existing_secret_with_keys_renders(helm: Helm) -> None:
     manifests = helm.template(
         set_values=[
-            "secrets.existingSecret=creds",
-            "secrets.keys.callbacksUsername=user",
-            "secrets.keys.callbacksPassword=pass",
+            "secrets.callbacks.existingSecret=creds",
+            "secrets.callbacks.keys.username=user",
+            "secrets.callbacks.keys.password=pass",
         ]
     )
     assert not of_kind(manifests, "Secret")
@@ -164,7 +165,7 @@ def test_existing_secret_with_keys_renders(helm: Helm) -> None:
 
 @pytest.mark.parametrize(
     "credentials",
-    [CREDENTIALS, ["secrets.existingSecret=creds"], [*CREDENTIALS, *OPT_OUT]],
+    [CREDENTIALS, ["secrets.callbacks.existingSecret=creds"], [*CREDENTIALS, *OPT_OUT]],
     ids=["literal", "existing-secret", "literal-and-opt-out"],
 )
 def test_ingress_without_tls_is_refused_with_auth(helm: Helm, credentials: list[str]) -> None:
@@ -234,17 +235,20 @@ def test_rendered_auth_settings_let_the_receiver_start(
     """What the chart renders is what the bridge accepts: with the receiver's ConfigMap and
     Secret values in the environment, its start-up auth check passes."""
     manifests = render(values)
-    secret = {
-        key: base64.b64decode(value).decode()
-        for key, value in (one(manifests, "Secret")["data"] or {}).items()
+    secrets = {
+        (secret["metadata"]["name"], key): base64.b64decode(value).decode()
+        for secret in of_kind(manifests, "Secret")
+        for key, value in secret["data"].items()
     }
     env = dict(configmap_data(manifests))
     for name, item in _receiver_env(manifests).items():
-        env[name] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+        ref = item["valueFrom"]["secretKeyRef"]
+        env[name] = secrets[ref["name"], ref["key"]]
     settings = _load(monkeypatch, env)
     assert receiver_auth_problem(settings) is None
     assert settings.callbacks.authenticated is (values != UNAUTHENTICATED)
     assert settings.callbacks.allow_unauthenticated is (values == UNAUTHENTICATED)
+    assert settings.fonestorm.token is None  # the receiver starts without one
 
 
 def test_bridge_refuses_what_the_chart_refuses(monkeypatch: pytest.MonkeyPatch) -> None:

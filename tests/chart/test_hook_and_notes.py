@@ -148,7 +148,9 @@ def test_readyz_hook_script_fails_when_nothing_listens(render: Render) -> None:
 # ---------------------------------------------------------------- NOTES.txt
 
 
-def _notes(helm: Helm, tmp_path: Path, *values: Path) -> str:
+def _notes(
+    helm: Helm, tmp_path: Path, *values: Path, set_values: tuple[str, ...] | list[str] = ()
+) -> str:
     """NOTES.txt rendered offline: `helm install --dry-run` would want a cluster, so a copy of
     the chart renders it through `tpl` into a ConfigMap."""
     chart = tmp_path / "fonestorm-bridge"
@@ -162,6 +164,8 @@ def _notes(helm: Helm, tmp_path: Path, *values: Path) -> str:
     args += ["--show-only", "templates/notes-under-test.yaml"]
     for path in values:
         args += ["--values", str(path)]
+    for item in set_values:
+        args += ["--set", item]
     return yaml.safe_load(helm.run(*args))["data"]["notes"]
 
 
@@ -170,14 +174,19 @@ def test_notes_explain_callback_registration(helm: Helm, tmp_path: Path) -> None
     assert "https://fonestorm-bridge.example.com/callbacks/calls" in notes
     assert "send_notify / receive_notify" in notes
     assert "fonestorm-bridge register-callbacks" in notes
-    assert "deploy/fsb-fonestorm-bridge-receiver" in notes
-    assert "Secret/fonestorm-bridge-credentials" in notes
+    assert "every worker process registers them" in notes
+    assert "Secret/fonestorm-bridge-callbacks" in notes
+    assert (
+        "Secrets come from Secret/fonestorm-bridge-callbacks, "
+        "Secret/fonestorm-bridge-receiver-kafka, Secret/fonestorm-bridge-worker;"
+    ) in notes
     assert "maxReplicas: 12" in notes
     assert "without basic auth" not in notes
     default = _notes(helm, tmp_path / "default", DEFAULT)
     assert "port-forward svc/fsb-fonestorm-bridge-receiver 8080:80" in default
     assert (
-        "Callbacks need basic auth: the user/password from Secret/fsb-fonestorm-bridge" in default
+        "Callbacks need basic auth: the user/password from Secret/fsb-fonestorm-bridge-callbacks"
+        in default
     )
     assert "without basic auth" not in default
     unauthenticated = _notes(helm, tmp_path / "unauthenticated", UNAUTHENTICATED)
@@ -195,6 +204,21 @@ def test_notes_warn_when_the_worker_may_call_nowhere(helm: Helm, tmp_path: Path)
     assert warning in _notes(helm, tmp_path / "default", DEFAULT)
     assert warning in _notes(helm, tmp_path / "worker", WORKER_ONLY)
     assert warning not in _notes(helm, tmp_path / "full", FULL)
+
+
+def test_notes_register_from_the_worker_only(helm: Helm, tmp_path: Path) -> None:
+    """Only the worker holds the FoneStorm token, so the registration runs in its pods."""
+    for name, values in (("full", FULL), ("default", DEFAULT)):
+        notes = _notes(helm, tmp_path / name, values)
+        assert (
+            "exec deploy/fsb-fonestorm-bridge-worker -- fonestorm-bridge register-callbacks"
+        ) in notes, name
+        assert "deploy/fsb-fonestorm-bridge-receiver" not in notes, name
+    receiver_only = _notes(
+        helm, tmp_path / "receiver-only", DEFAULT, set_values=["worker.enabled=false"]
+    )
+    assert "This release runs no worker" in receiver_only
+    assert "exec deploy/" not in receiver_only
 
 
 def test_notes_tell_where_the_operations_endpoints_are(helm: Helm, tmp_path: Path) -> None:

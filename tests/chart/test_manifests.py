@@ -77,7 +77,7 @@ def test_default_render_contents(render: Render) -> None:
             "PodDisruptionBudget/fsb-fonestorm-bridge-receiver",
             "PodDisruptionBudget/fsb-fonestorm-bridge-worker",
             "Pod/fsb-fonestorm-bridge-test-readyz",
-            "Secret/fsb-fonestorm-bridge",
+            "Secret/fsb-fonestorm-bridge-callbacks",
             "Service/fsb-fonestorm-bridge-receiver",
             "Service/fsb-fonestorm-bridge-receiver-metrics",
             "Service/fsb-fonestorm-bridge-worker",
@@ -97,8 +97,7 @@ def test_ci_values_cover_the_required_scenarios() -> None:
     # The chart defaults but for the callback credentials they cannot do without.
     assert values_of(DEFAULT) == {
         "secrets": {
-            "callbacksUsername": "ci-fonestorm",
-            "callbacksPassword": "ci-callback-password",
+            "callbacks": {"username": "ci-fonestorm", "password": "ci-callback-password"},
         }
     }
 

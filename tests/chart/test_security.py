@@ -1,5 +1,6 @@
 """Every pod meets the restricted Pod Security Standard; secrets stay out of ConfigMaps and
-env literals, only in the chart's Secret (or an existing one) and mounted TLS files.
+env literals, only in the chart's Secrets (or existing ones) and mounted TLS files; each
+component reads only its own secrets, so the receiver never gets the FoneStorm token.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.chart.chartlib import (
 from tests.chart.helmlib import (
     Helm,
     HelmError,
+    Manifest,
     Render,
     containers,
     env_of,
@@ -110,38 +112,102 @@ def test_service_account_not_created(helm: Helm) -> None:
 # ---------------------------------------------------------------- secrets
 
 
+#: group → {env var: (key in the chart's Secret, sentinel value)}.
 SENTINELS = {
-    "BRIDGE_FONESTORM__TOKEN": ("fonestorm-token", "SENTINEL-fonestorm-token-8d41e2"),
-    "BRIDGE_CALLBACKS__USERNAME": ("callbacks-username", "SENTINEL-callbacks-user-5b7c09"),
-    "BRIDGE_CALLBACKS__PASSWORD": ("callbacks-password", "SENTINEL-callbacks-password-c3a6f1"),
-    "BRIDGE_KAFKA__SASL_USERNAME": ("kafka-sasl-username", "SENTINEL-kafka-sasl-user-1f9e44"),
-    "BRIDGE_KAFKA__SASL_PASSWORD": ("kafka-sasl-password", "SENTINEL-kafka-sasl-password-7a20bd"),
+    "callbacks": {
+        "BRIDGE_CALLBACKS__USERNAME": ("callbacks-username", "SENTINEL-callbacks-user-5b7c09"),
+        "BRIDGE_CALLBACKS__PASSWORD": (
+            "callbacks-password",
+            "SENTINEL-callbacks-password-c3a6f1",
+        ),
+    },
+    "receiver": {
+        "BRIDGE_KAFKA__SASL_USERNAME": (
+            "kafka-sasl-username",
+            "SENTINEL-receiver-sasl-user-1f9e44",
+        ),
+        "BRIDGE_KAFKA__SASL_PASSWORD": (
+            "kafka-sasl-password",
+            "SENTINEL-receiver-sasl-password-7a20bd",
+        ),
+    },
+    "worker": {
+        "BRIDGE_FONESTORM__TOKEN": ("fonestorm-token", "SENTINEL-fonestorm-token-8d41e2"),
+        "BRIDGE_KAFKA__SASL_USERNAME": ("kafka-sasl-username", "SENTINEL-worker-sasl-user-e06b3d"),
+        "BRIDGE_KAFKA__SASL_PASSWORD": (
+            "kafka-sasl-password",
+            "SENTINEL-worker-sasl-password-94c2a8",
+        ),
+    },
 }
+#: The secret groups each component reads.
+READS = {"receiver": ("callbacks", "receiver"), "worker": ("worker", "callbacks")}
+TOKEN_SENTINEL = SENTINELS["worker"]["BRIDGE_FONESTORM__TOKEN"][1]
+
+
+def _sentinel_values() -> list[str]:
+    return [value for group in SENTINELS.values() for _, value in group.values()]
+
+
+def _decoded(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
+    """Secret name → its data, decoded."""
+    return {
+        secret["metadata"]["name"]: {
+            key: base64.b64decode(value).decode() for key, value in secret["data"].items()
+        }
+        for secret in of_kind(manifests, "Secret")
+    }
+
+
+def _secret_refs(pod_spec: Manifest) -> set[str]:
+    """Every Secret a pod spec refers to: env, envFrom, volumes (projected ones too)."""
+    names: set[str] = set()
+    for container in containers(pod_spec):
+        for item in container.get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+    for volume in pod_spec.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+    return names
+
+
+def _pod_spec(manifests: list[Manifest], component: str) -> Manifest:
+    deployment = one(manifests, "Deployment", f"-{component}")
+    spec: Manifest = deployment["spec"]["template"]["spec"]
+    return spec
 
 
 def test_sentinel_file_matches_the_test() -> None:
     secrets = values_of(SENTINEL_VALUES)["secrets"]
-    assert sorted(secrets.values()) == sorted(value for _, value in SENTINELS.values())
+    literal = [value for group in secrets.values() for value in group.values()]
+    assert sorted(literal) == sorted(_sentinel_values())
 
 
 def test_secret_values_appear_nowhere_in_plain_text(helm: Helm) -> None:
     text = helm.template_text(SENTINEL_VALUES)
-    for _, sentinel in SENTINELS.values():
+    for sentinel in _sentinel_values():
         assert sentinel not in text
-        assert "SENTINEL" not in text
+    assert "SENTINEL" not in text
 
 
-def test_secret_values_only_in_the_secret(render: Render) -> None:
+def test_secret_values_only_in_the_secret_of_their_group(render: Render) -> None:
     manifests = render(SENTINEL_VALUES)
-    encoded = {base64.b64encode(value.encode()).decode() for _, value in SENTINELS.values()}
-    secret = one(manifests, "Secret")
-    assert secret["metadata"]["name"] == "fsb-fonestorm-bridge"
-    assert set(secret["data"].values()) == encoded
-    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == dict(
-        SENTINELS.values()
-    )
+    expected = {
+        f"fsb-fonestorm-bridge-{group}": dict(entries.values())
+        for group, entries in SENTINELS.items()
+    }
+    assert _decoded(manifests) == expected
+    encoded = {base64.b64encode(value.encode()).decode() for value in _sentinel_values()}
     for manifest in manifests:
-        if manifest is secret:
+        if manifest["kind"] == "Secret":
             continue
         dumped = json.dumps(manifest)
         for value in encoded:
@@ -166,58 +232,181 @@ def test_secrets_never_in_configmap_or_env_literals(render: Render, values: Path
                     assert not item["name"].startswith("BRIDGE_"), (name, item)
 
 
-def test_secret_env_refs_point_at_the_chart_secret(render: Render) -> None:
+def test_secret_env_refs_point_at_their_group_secret(render: Render) -> None:
     manifests = render(SENTINEL_VALUES)
-    for component in ("receiver", "worker"):
-        container = one(manifests, "Deployment", f"-{component}")["spec"]["template"]["spec"][
-            "containers"
-        ][0]
-        env = env_of(container)
-        for variable, (key, _) in SENTINELS.items():
-            ref = env[variable]["valueFrom"]["secretKeyRef"]
-            assert ref == {"name": "fsb-fonestorm-bridge", "key": key}, (component, variable)
+    for component, groups in READS.items():
+        env = env_of(_pod_spec(manifests, component)["containers"][0])
+        expected = {
+            variable: {"name": f"fsb-fonestorm-bridge-{group}", "key": key}
+            for group in groups
+            for variable, (key, _) in SENTINELS[group].items()
+        }
+        refs = {name: item["valueFrom"]["secretKeyRef"] for name, item in env.items()}
+        assert refs == expected, component
+
+
+def test_the_receiver_never_gets_the_fonestorm_token(render: Render) -> None:
+    """Whatever the receiver's pods are handed (env, envFrom, volumes), no Secret holding the
+    FoneStorm token is among it: the internet-facing component cannot leak what it does not
+    have. (Its checksum annotation covers none of the worker's secrets: test_lifecycle.)"""
+    manifests = render(SENTINEL_VALUES)
+    holding_token = {
+        name for name, data in _decoded(manifests).items() if TOKEN_SENTINEL in data.values()
+    }
+    assert holding_token, "the token is in some Secret"
+    receiver = _pod_spec(manifests, "receiver")
+    assert not _secret_refs(receiver) & holding_token
+    assert "BRIDGE_FONESTORM__TOKEN" not in env_of(receiver["containers"][0])
+    worker = _pod_spec(manifests, "worker")
+    assert _secret_refs(worker) & holding_token
+    assert "BRIDGE_FONESTORM__TOKEN" in env_of(worker["containers"][0])
+
+
+@pytest.mark.parametrize("values", ALL_VALUES, ids=ALL_IDS)
+def test_no_receiver_anywhere_reads_the_token(helm: Helm, values: Path) -> None:
+    """In every layout, with a token configured, the receiver's pods refer to neither the
+    chart's worker Secret nor the worker's existing one."""
+    worker_secret = values_of(values).get("secrets", {}).get("worker", {}).get("existingSecret")
+    token = [] if worker_secret else ["secrets.worker.fonestormToken=a-token"]
+    manifests = helm.template(values, set_values=token)
+    token_secrets = {"fsb-fonestorm-bridge-worker", worker_secret} - {None, ""}
+    holding_token = {
+        name for name, data in _decoded(manifests).items() if "a-token" in data.values()
+    }
+    assert holding_token <= token_secrets
+    for deployment in of_kind(manifests, "Deployment"):
+        if deployment["metadata"]["labels"]["app.kubernetes.io/component"] != "receiver":
+            continue
+        spec = deployment["spec"]["template"]["spec"]
+        assert not _secret_refs(spec) & token_secrets
+        for container in containers(spec):
+            assert "BRIDGE_FONESTORM__TOKEN" not in env_of(container)
+            assert "envFrom" not in container or all(
+                "secretRef" not in source for source in container["envFrom"]
+            )
+
+
+def test_each_component_has_its_own_kafka_identity(render: Render) -> None:
+    """The receiver and the worker log in to Kafka as different users, from different Secrets;
+    the one Secret both read holds only the callback pair."""
+    manifests = render(SENTINEL_VALUES)
+    secrets = _decoded(manifests)
+    users = {}
+    for component in READS:
+        env = env_of(_pod_spec(manifests, component)["containers"][0])
+        ref = env["BRIDGE_KAFKA__SASL_USERNAME"]["valueFrom"]["secretKeyRef"]
+        users[component] = (ref["name"], secrets[ref["name"]][ref["key"]])
+    assert users == {
+        "receiver": ("fsb-fonestorm-bridge-receiver", "SENTINEL-receiver-sasl-user-1f9e44"),
+        "worker": ("fsb-fonestorm-bridge-worker", "SENTINEL-worker-sasl-user-e06b3d"),
+    }
+    shared = _secret_refs(_pod_spec(manifests, "receiver")) & _secret_refs(
+        _pod_spec(manifests, "worker")
+    )
+    assert shared == {"fsb-fonestorm-bridge-callbacks"}
+    assert sorted(secrets["fsb-fonestorm-bridge-callbacks"]) == [
+        "callbacks-password",
+        "callbacks-username",
+    ]
+
+
+def test_the_same_kafka_user_for_both_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError, match="the same Kafka user"):
+        helm.template(
+            DEFAULT,
+            set_values=[
+                "config.kafka.securityProtocol=SASL_SSL",
+                "secrets.receiver.kafkaSaslUsername=bridge",
+                "secrets.worker.kafkaSaslUsername=bridge",
+            ],
+        )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("callbacks", "worker"), ("receiver", "worker"), ("callbacks", "receiver")],
+)
+def test_one_existing_secret_for_two_groups_is_refused(helm: Helm, first: str, second: str) -> None:
+    with pytest.raises(HelmError, match="give each group its own Secret"):
+        helm.template(
+            set_values=[
+                "secrets.callbacks.existingSecret=callbacks",
+                f"secrets.{first}.existingSecret=creds",
+                f"secrets.{second}.existingSecret=creds",
+            ]
+        )
+
+
+def test_one_existing_secret_is_fine_for_one_component(helm: Helm) -> None:
+    manifests = helm.template(
+        set_values=[
+            "receiver.enabled=false",
+            "secrets.worker.existingSecret=creds",
+            "secrets.callbacks.existingSecret=creds",
+        ]
+    )
+    assert not of_kind(manifests, "Secret")
+    assert _secret_refs(_pod_spec(manifests, "worker")) == {"creds"}
 
 
 def test_no_secret_env_when_no_secret_values(render: Render) -> None:
-    for name, spec in pod_specs(render(UNAUTHENTICATED)):
+    manifests = render(UNAUTHENTICATED)
+    assert not of_kind(manifests, "Secret")
+    for name, spec in pod_specs(manifests):
         if name.startswith("Deployment/"):
             assert not SECRET_ENV & set(env_of(spec["containers"][0])), name
+            assert not _secret_refs(spec), name
 
 
 def test_sasl_credentials_only_with_sasl_protocol(helm: Helm) -> None:
     manifests = helm.template(SENTINEL_VALUES, set_values=["config.kafka.securityProtocol=SSL"])
-    env = env_of(
-        one(manifests, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
-    )
-    assert "BRIDGE_KAFKA__SASL_USERNAME" not in env
-    assert "BRIDGE_KAFKA__SASL_PASSWORD" not in env
-    assert "BRIDGE_FONESTORM__TOKEN" in env
+    for component in READS:
+        env = env_of(_pod_spec(manifests, component)["containers"][0])
+        assert "BRIDGE_KAFKA__SASL_USERNAME" not in env, component
+        assert "BRIDGE_KAFKA__SASL_PASSWORD" not in env, component
+    assert "BRIDGE_FONESTORM__TOKEN" in env_of(_pod_spec(manifests, "worker")["containers"][0])
 
 
-def test_existing_secret(render: Render) -> None:
+def test_existing_secrets(render: Render) -> None:
     manifests = render(FULL)
     assert not of_kind(manifests, "Secret")
-    keys = values_of(FULL)["secrets"]["keys"]
-    expected = {
-        "BRIDGE_FONESTORM__TOKEN": keys["fonestormToken"],
-        "BRIDGE_CALLBACKS__USERNAME": keys["callbacksUsername"],
-        "BRIDGE_CALLBACKS__PASSWORD": keys["callbacksPassword"],
-        "BRIDGE_KAFKA__SASL_USERNAME": keys["kafkaSaslUsername"],
-        "BRIDGE_KAFKA__SASL_PASSWORD": keys["kafkaSaslPassword"],
+    secrets = values_of(FULL)["secrets"]
+    variables = {
+        "fonestormToken": "BRIDGE_FONESTORM__TOKEN",
+        "username": "BRIDGE_CALLBACKS__USERNAME",
+        "password": "BRIDGE_CALLBACKS__PASSWORD",
+        "kafkaSaslUsername": "BRIDGE_KAFKA__SASL_USERNAME",
+        "kafkaSaslPassword": "BRIDGE_KAFKA__SASL_PASSWORD",
     }
-    for component in ("receiver", "worker"):
-        deployment = one(manifests, "Deployment", f"-{component}")
-        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
-        for variable, key in expected.items():
-            assert env[variable]["valueFrom"]["secretKeyRef"] == {
-                "name": "fonestorm-bridge-credentials",
-                "key": key,
-            }
+    for component, groups in READS.items():
+        env = env_of(_pod_spec(manifests, component)["containers"][0])
+        expected = {
+            variables[field]: {"name": secrets[group]["existingSecret"], "key": key}
+            for group in groups
+            for field, key in secrets[group]["keys"].items()
+        }
+        refs = {
+            name: item["valueFrom"]["secretKeyRef"]
+            for name, item in env.items()
+            if name.startswith("BRIDGE_")
+        }
+        assert refs == expected, component
+    assert secrets["worker"]["existingSecret"] not in _secret_refs(_pod_spec(manifests, "receiver"))
 
 
-def test_existing_secret_with_literal_values_is_refused(helm: Helm) -> None:
-    with pytest.raises(HelmError, match="leave the literal secret values"):
-        helm.template(set_values=["secrets.existingSecret=creds", "secrets.fonestormToken=oops"])
+@pytest.mark.parametrize("group", ["callbacks", "receiver", "worker"])
+def test_existing_secret_with_literal_values_is_refused(helm: Helm, group: str) -> None:
+    literal = {"callbacks": "username", "receiver": "kafkaSaslUsername", "worker": "fonestormToken"}
+    with pytest.raises(
+        HelmError, match=f"secrets.{group}.existingSecret is set: leave the literal"
+    ):
+        helm.template(
+            DEFAULT,
+            set_values=[
+                f"secrets.{group}.existingSecret=creds",
+                f"secrets.{group}.{literal[group]}=oops",
+            ],
+        )
 
 
 def test_kafka_tls_files_mounted_from_secret(render: Render) -> None:

@@ -196,6 +196,8 @@ BAD_VALUES = {
     "unknown key in probe": ["--set", "worker.livenessProbe.path=/x"],
     "enum": ["--set", "config.kafka.securityProtocol=TLS"],
     "secret put under config": ["--set", "config.fonestorm.token=abc"],
+    "a FoneStorm token for the receiver": ["--set", "secrets.receiver.fonestormToken=abc"],
+    "the one-Secret layout of old": ["--set", "secrets.fonestormToken=abc"],
     "root allowed": ["--set", "podSecurityContext.runAsNonRoot=false"],
     "privilege escalation": ["--set", "securityContext.allowPrivilegeEscalation=true"],
     "capabilities not dropped": ["--set", "securityContext.capabilities.drop={NET_RAW}"],
@@ -332,5 +334,5 @@ def test_readme_values_table_is_current() -> None:
     documented = dict(documented_values(VALUES_YAML.read_text(encoding="utf-8")))
     for path in documented:
         assert f"| `{path}` |" in readme, path
-    assert "| `secrets.fonestormToken` |" in readme
+    assert "| `secrets.worker.fonestormToken` |" in readme
     assert "| `receiver.autoscaling.maxReplicas` |" in readme

@@ -161,10 +161,11 @@ the bridge default 25), rounded up.
 {{- end }}
 
 {{/*
-Name of the Secret holding the secret settings.
+The Secret of one group of secret settings (callbacks, receiver, worker): its existingSecret,
+else the chart's own <fullname>-<group>. Call with (dict "root" $ "group" "worker").
 */}}
 {{- define "fonestorm-bridge.secretName" -}}
-{{- .Values.secrets.existingSecret | default (include "fonestorm-bridge.fullname" .) }}
+{{- (index .root.Values.secrets .group).existingSecret | default (printf "%s-%s" (include "fonestorm-bridge.fullname" .root) .group) }}
 {{- end }}
 
 {{/*
@@ -175,17 +176,87 @@ Whether the Kafka protocol uses SASL.
 {{- end }}
 
 {{/*
-The secret settings as a list of [env var, key name, value, needs SASL] entries.
+The secret settings by group, as JSON: group → [env var, key name, literal value, needs SASL]
+entries. One group per identity: the callback basic-auth pair (FoneStorm's, shared by the
+receiver that checks it and the worker that registers it), the receiver's Kafka user, and the
+worker's FoneStorm token and Kafka user.
 */}}
-{{- define "fonestorm-bridge.secretSettings" -}}
+{{- define "fonestorm-bridge.secretGroups" -}}
 {{- $s := .Values.secrets -}}
-{{- list
-  (list "BRIDGE_FONESTORM__TOKEN" $s.keys.fonestormToken $s.fonestormToken false)
-  (list "BRIDGE_CALLBACKS__USERNAME" $s.keys.callbacksUsername $s.callbacksUsername false)
-  (list "BRIDGE_CALLBACKS__PASSWORD" $s.keys.callbacksPassword $s.callbacksPassword false)
-  (list "BRIDGE_KAFKA__SASL_USERNAME" $s.keys.kafkaSaslUsername $s.kafkaSaslUsername true)
-  (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.keys.kafkaSaslPassword $s.kafkaSaslPassword true)
+{{- dict
+  "callbacks" (list
+    (list "BRIDGE_CALLBACKS__USERNAME" $s.callbacks.keys.username $s.callbacks.username false)
+    (list "BRIDGE_CALLBACKS__PASSWORD" $s.callbacks.keys.password $s.callbacks.password false))
+  "receiver" (list
+    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.receiver.keys.kafkaSaslUsername $s.receiver.kafkaSaslUsername true)
+    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.receiver.keys.kafkaSaslPassword $s.receiver.kafkaSaslPassword true))
+  "worker" (list
+    (list "BRIDGE_FONESTORM__TOKEN" $s.worker.keys.fonestormToken $s.worker.fonestormToken false)
+    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.worker.keys.kafkaSaslUsername $s.worker.kafkaSaslUsername true)
+    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.worker.keys.kafkaSaslPassword $s.worker.kafkaSaslPassword true))
   | toJson }}
+{{- end }}
+
+{{/*
+The secret groups a component's pods read, as a JSON list. The receiver never reads the
+worker's group (the FoneStorm token); the worker reads the callback pair because registering
+the callbacks sends it to FoneStorm.
+*/}}
+{{- define "fonestorm-bridge.componentSecretGroups" -}}
+{{- if eq . "receiver" }}["callbacks","receiver"]{{ else }}["worker","callbacks"]{{ end }}
+{{- end }}
+
+{{/*
+The data of the chart's own Secret of one group (base64 values by key name), as JSON; `{}`
+when the group has an existingSecret or no literal value. Call with (dict "root" $ "group" ...).
+*/}}
+{{- define "fonestorm-bridge.secretData" -}}
+{{- $data := dict }}
+{{- if not (index .root.Values.secrets .group).existingSecret }}
+{{- range $setting := index (include "fonestorm-bridge.secretGroups" .root | fromJson) .group }}
+{{- $key := index $setting 1 }}
+{{- $value := index $setting 2 }}
+{{- if and $key $value }}
+{{- $_ := set $data $key ($value | b64enc) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $data | toJson }}
+{{- end }}
+
+{{/*
+The secretKeyRef env entries of one component, as a JSON list. Call with
+(dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.secretEnv" -}}
+{{- $root := .root }}
+{{- $sasl := include "fonestorm-bridge.kafkaSasl" $root }}
+{{- $groups := include "fonestorm-bridge.secretGroups" $root | fromJson }}
+{{- $env := list }}
+{{- range $group := include "fonestorm-bridge.componentSecretGroups" .component | fromJsonArray }}
+{{- $existing := (index $root.Values.secrets $group).existingSecret }}
+{{- $name := include "fonestorm-bridge.secretName" (dict "root" $root "group" $group) }}
+{{- range $setting := index $groups $group }}
+{{- $key := index $setting 1 }}
+{{- if and $key (or $existing (index $setting 2)) (or (not (index $setting 3)) $sasl) }}
+{{- $env = append $env (dict "name" (index $setting 0) "valueFrom" (dict "secretKeyRef" (dict "name" $name "key" $key))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $env | toJson }}
+{{- end }}
+
+{{/*
+Checksum of the chart-made secret data one component reads (restarts its pods when that data
+changes, and only then): never a digest of another component's secrets.
+*/}}
+{{- define "fonestorm-bridge.secretChecksum" -}}
+{{- $root := .root }}
+{{- $data := dict }}
+{{- range $group := include "fonestorm-bridge.componentSecretGroups" .component | fromJsonArray }}
+{{- $_ := set $data $group (include "fonestorm-bridge.secretData" (dict "root" $root "group" $group) | fromJson) }}
+{{- end }}
+{{- $data | toJson | sha256sum }}
 {{- end }}
 
 {{/*
@@ -193,8 +264,8 @@ Whether callback basic-auth credentials reach the pods: both key names set, and 
 existing Secret (trusted to hold them) or both literal values. Empty when not.
 */}}
 {{- define "fonestorm-bridge.callbackAuth" -}}
-{{- $s := .Values.secrets }}
-{{- if and $s.keys.callbacksUsername $s.keys.callbacksPassword (or $s.existingSecret (and $s.callbacksUsername $s.callbacksPassword)) }}true{{ end }}
+{{- $c := .Values.secrets.callbacks }}
+{{- if and $c.keys.username $c.keys.password (or $c.existingSecret (and $c.username $c.password)) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -202,27 +273,52 @@ Refuse values that would deploy something broken or leak a secret.
 */}}
 {{- define "fonestorm-bridge.validate" -}}
 {{- $s := .Values.secrets }}
-{{- if and $s.existingSecret (or $s.fonestormToken $s.callbacksUsername $s.callbacksPassword $s.kafkaSaslUsername $s.kafkaSaslPassword) }}
-{{- fail "secrets.existingSecret is set: leave the literal secret values (secrets.fonestormToken, ...) empty, they would be ignored" }}
+{{- range $group := list "callbacks" "receiver" "worker" }}
+{{- $g := index $s $group }}
+{{- $literal := false }}
+{{- range $setting := index (include "fonestorm-bridge.secretGroups" $ | fromJson) $group }}
+{{- if index $setting 2 }}{{ $literal = true }}{{ end }}
+{{- end }}
+{{- if and $g.existingSecret $literal }}
+{{- fail (printf "secrets.%s.existingSecret is set: leave the literal values of secrets.%s empty, they would be ignored" $group $group) }}
+{{- end }}
+{{- end }}
+{{- /* Least privilege: with both components on, no Secret may serve two groups, or the
+receiver's pods would be handed the Secret holding the FoneStorm token (or the worker's the
+receiver's Kafka user). */}}
+{{- if and .Values.receiver.enabled .Values.worker.enabled }}
+{{- $seen := dict }}
+{{- range $group := list "callbacks" "receiver" "worker" }}
+{{- with (index $s $group).existingSecret }}
+{{- if hasKey $seen . }}
+{{- fail (printf "secrets.%s.existingSecret and secrets.%s.existingSecret are both %q: give each group its own Secret, so the internet-facing receiver never gets the Secret holding the FoneStorm token and each component keeps its own Kafka identity" (get $seen .) $group .) }}
+{{- end }}
+{{- $_ := set $seen . $group }}
+{{- end }}
+{{- end }}
+{{- if and $s.receiver.kafkaSaslUsername (eq $s.receiver.kafkaSaslUsername $s.worker.kafkaSaslUsername) }}
+{{- fail "secrets.receiver.kafkaSaslUsername and secrets.worker.kafkaSaslUsername are the same Kafka user: give each component its own, with ACLs for only the topics it uses" }}
+{{- end }}
 {{- end }}
 {{- /* Callback basic auth. Every component loads the callback settings, and the bridge refuses
 a user without a password (or the reverse) anywhere: check the pair whatever is enabled. */}}
-{{- if $s.existingSecret }}
-{{- if and (or $s.keys.callbacksUsername $s.keys.callbacksPassword) (not (and $s.keys.callbacksUsername $s.keys.callbacksPassword)) }}
-{{- fail "secrets.keys.callbacksUsername and secrets.keys.callbacksPassword go together: name both keys of secrets.existingSecret (the bridge refuses a callback user without a password and the reverse)" }}
+{{- $c := $s.callbacks }}
+{{- if $c.existingSecret }}
+{{- if and (or $c.keys.username $c.keys.password) (not (and $c.keys.username $c.keys.password)) }}
+{{- fail "secrets.callbacks.keys.username and secrets.callbacks.keys.password go together: name both keys of secrets.callbacks.existingSecret (the bridge refuses a callback user without a password and the reverse)" }}
 {{- end }}
 {{- else }}
-{{- if and (or $s.callbacksUsername $s.callbacksPassword) (not (and $s.callbacksUsername $s.callbacksPassword)) }}
-{{- fail "secrets.callbacksUsername and secrets.callbacksPassword go together: set both (the bridge refuses a callback user without a password and the reverse)" }}
+{{- if and (or $c.username $c.password) (not (and $c.username $c.password)) }}
+{{- fail "secrets.callbacks.username and secrets.callbacks.password go together: set both (the bridge refuses a callback user without a password and the reverse)" }}
 {{- end }}
-{{- if and $s.callbacksUsername (not (and $s.keys.callbacksUsername $s.keys.callbacksPassword)) }}
-{{- fail "secrets.callbacksUsername/callbacksPassword are set but secrets.keys.callbacksUsername or callbacksPassword is empty: the credentials would not reach the pods" }}
+{{- if and $c.username (not (and $c.keys.username $c.keys.password)) }}
+{{- fail "secrets.callbacks.username/password are set but secrets.callbacks.keys.username or keys.password is empty: the credentials would not reach the pods" }}
 {{- end }}
 {{- end }}
 {{- $callbackAuth := include "fonestorm-bridge.callbackAuth" . }}
 {{- if .Values.receiver.enabled }}
 {{- if and (not $callbackAuth) (not .Values.config.callbacks.allowUnauthenticated) }}
-{{- fail "the callback receiver needs basic-auth credentials (it refuses to start without them): set secrets.callbacksUsername and secrets.callbacksPassword, or secrets.existingSecret holding the keys secrets.keys.callbacksUsername and secrets.keys.callbacksPassword; or set config.callbacks.allowUnauthenticated=true to accept callbacks from anyone who reaches the receiver (dangerous)" }}
+{{- fail "the callback receiver needs basic-auth credentials (it refuses to start without them): set secrets.callbacks.username and secrets.callbacks.password, or secrets.callbacks.existingSecret holding the keys secrets.callbacks.keys.username and secrets.callbacks.keys.password; or set config.callbacks.allowUnauthenticated=true to accept callbacks from anyone who reaches the receiver (dangerous)" }}
 {{- end }}
 {{- if and $callbackAuth .Values.receiver.ingress.enabled (not .Values.receiver.ingress.tls) (not .Values.receiver.ingress.tlsTerminatedUpstream) }}
 {{- fail "receiver.ingress is enabled without receiver.ingress.tls: FoneStorm would send the callback basic-auth credentials over plain HTTP; add a receiver.ingress.tls entry (secretName, hosts), or set receiver.ingress.tlsTerminatedUpstream=true when HTTPS ends in front of the Ingress" }}
@@ -266,7 +362,6 @@ Pod template of one component. Call with (dict "root" $ "component" "receiver").
 {{- $port := include "fonestorm-bridge.httpPort" $root | int }}
 {{- $adminPort := include "fonestorm-bridge.adminPort" $root }}
 {{- $opsPort := include "fonestorm-bridge.opsPortName" $root }}
-{{- $sasl := include "fonestorm-bridge.kafkaSasl" $root -}}
 metadata:
   labels:
     {{- include "fonestorm-bridge.componentLabels" . | nindent 4 }}
@@ -275,7 +370,7 @@ metadata:
     {{- end }}
   annotations:
     checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
-    checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+    checksum/secret: {{ include "fonestorm-bridge.secretChecksum" . }}
     {{- if $root.Values.metrics.podAnnotations }}
     prometheus.io/scrape: "true"
     prometheus.io/port: {{ include "fonestorm-bridge.opsPort" $root | quote }}
@@ -319,16 +414,7 @@ spec:
       envFrom:
         - configMapRef:
             name: {{ include "fonestorm-bridge.fullname" $root }}
-      {{- $env := list }}
-      {{- range $setting := include "fonestorm-bridge.secretSettings" $root | fromJsonArray }}
-      {{- $name := index $setting 0 }}
-      {{- $key := index $setting 1 }}
-      {{- $value := index $setting 2 }}
-      {{- $needsSasl := index $setting 3 }}
-      {{- if and $key (or $root.Values.secrets.existingSecret $value) (or (not $needsSasl) $sasl) }}
-      {{- $env = append $env (dict "name" $name "valueFrom" (dict "secretKeyRef" (dict "name" (include "fonestorm-bridge.secretName" $root) "key" $key))) }}
-      {{- end }}
-      {{- end }}
+      {{- $env := include "fonestorm-bridge.secretEnv" . | fromJsonArray }}
       {{- $env = concat $env $root.Values.extraEnv }}
       {{- with $env }}
       env:
