@@ -182,6 +182,7 @@ def test_notes_explain_callback_registration(helm: Helm, tmp_path: Path) -> None
     ) in notes
     assert "maxReplicas: 12" in notes
     assert "without basic auth" not in notes
+    assert "scraping is refused" not in notes  # Prometheus is let in
     default = _notes(helm, tmp_path / "default", DEFAULT)
     assert "port-forward svc/fsb-fonestorm-bridge-receiver 8080:80" in default
     assert (
@@ -219,6 +220,14 @@ def test_notes_register_from_the_worker_only(helm: Helm, tmp_path: Path) -> None
     )
     assert "This release runs no worker" in receiver_only
     assert "exec deploy/" not in receiver_only
+
+
+def test_notes_warn_when_the_network_policy_blocks_scraping(helm: Helm, tmp_path: Path) -> None:
+    notes = _notes(
+        helm, tmp_path / "scraped", DEFAULT, set_values=["metrics.serviceMonitor.enabled=true"]
+    )
+    assert "add your Prometheus\nto networkPolicy.workerIngressFrom" in notes
+    assert "scraping is refused" not in _notes(helm, tmp_path / "default", DEFAULT)
 
 
 def test_notes_tell_where_the_operations_endpoints_are(helm: Helm, tmp_path: Path) -> None:

@@ -74,6 +74,8 @@ def test_default_render_contents(render: Render) -> None:
             "ConfigMap/fsb-fonestorm-bridge",
             "Deployment/fsb-fonestorm-bridge-receiver",
             "Deployment/fsb-fonestorm-bridge-worker",
+            "NetworkPolicy/fsb-fonestorm-bridge-receiver",
+            "NetworkPolicy/fsb-fonestorm-bridge-worker",
             "PodDisruptionBudget/fsb-fonestorm-bridge-receiver",
             "PodDisruptionBudget/fsb-fonestorm-bridge-worker",
             "Pod/fsb-fonestorm-bridge-test-readyz",

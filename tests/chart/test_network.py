@@ -148,13 +148,14 @@ def test_network_policies(render: Render) -> None:
         egress_ports = {
             (port["port"], port["protocol"]) for rule in spec["egress"] for port in rule["ports"]
         }
-        assert {
-            (53, "UDP"),
-            (53, "TCP"),
-            (9093, "TCP"),
-            (443, "TCP"),
-            (4317, "TCP"),
-        } <= egress_ports
+        # DNS, Kafka and the extra rule (an OTLP collector) for both; FoneStorm for the worker.
+        expected = {(53, "UDP"), (53, "TCP"), (9093, "TCP"), (4317, "TCP")}
+        if component == "worker":
+            expected.add((443, "TCP"))
+        assert egress_ports == expected, component
+    kafka = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}}}
+    for component in ("receiver", "worker"):
+        assert _egress_to(policies[component], 9093) == [kafka]
     # Receiver: the callback rule as before the admin port, and the admin port for scrapers.
     callbacks, scraping = policies["receiver"]["ingress"]
     assert _ports(callbacks) == ["http"]
@@ -171,8 +172,8 @@ def test_network_policies(render: Render) -> None:
     assert worker["from"] == [TEST_POD_PEER, prometheus]
 
 
-def test_receiver_ingress_open_by_default(helm: Helm) -> None:
-    manifests = helm.template(DEFAULT, set_values=["networkPolicy.enabled=true"])
+def test_receiver_ingress_open_by_default(render: Render) -> None:
+    manifests = render(DEFAULT)
     receiver = one(manifests, "NetworkPolicy", "-receiver")["spec"]
     callbacks, scraping = receiver["ingress"]
     assert _ports(callbacks) == ["http"]
@@ -186,6 +187,84 @@ def test_receiver_ingress_open_by_default(helm: Helm) -> None:
     assert rule["from"] == [TEST_POD_PEER]
     kafka_rule = next(r for r in receiver["egress"] if r["ports"][0]["port"] == 9092)
     assert "to" not in kafka_rule
+
+
+def _egress_to(spec: Manifest, port: int) -> list[Manifest] | None:
+    """The peers of the egress rule that opens ``port`` (None: any destination)."""
+    (rule,) = [r for r in spec["egress"] if any(p["port"] == port for p in r["ports"])]
+    peers: list[Manifest] | None = rule.get("to")
+    return peers
+
+
+DNS_PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+KUBE_DNS = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+]
+KAFKA_PORTS = [{"port": 9092, "protocol": "TCP"}, {"port": 9093, "protocol": "TCP"}]
+PUBLIC_INTERNET = [
+    {
+        "ipBlock": {
+            "cidr": "0.0.0.0/0",
+            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        }
+    }
+]
+
+
+def test_network_policies_are_on_by_default(render: Render, helm: Helm) -> None:
+    """The chart defaults (plus the callback credentials) lock both components down: the
+    receiver takes callbacks from anyone and scraping only on `admin`, and reaches DNS and
+    Kafka and nothing else; only the worker may reach FoneStorm (HTTPS)."""
+    policies = _policies(render(DEFAULT))
+    assert set(policies) == {"receiver", "worker"}
+    receiver, worker = policies["receiver"], policies["worker"]
+    for spec in (receiver, worker):
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert receiver["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]},
+        {"ports": [{"port": "admin", "protocol": "TCP"}], "from": [TEST_POD_PEER]},
+    ]
+    assert receiver["egress"] == [
+        {"ports": DNS_PORTS, "to": KUBE_DNS},
+        {"ports": KAFKA_PORTS},
+    ]
+    assert worker["egress"] == [
+        {"ports": DNS_PORTS, "to": KUBE_DNS},
+        {"ports": KAFKA_PORTS},
+        {"ports": [{"port": 443, "protocol": "TCP"}], "to": PUBLIC_INTERNET},
+    ]
+    off = helm.template(DEFAULT, set_values=["networkPolicy.enabled=false"])
+    assert not of_kind(off, "NetworkPolicy")
+
+
+def test_fonestorm_egress_is_the_workers_alone(helm: Helm) -> None:
+    """Narrowed to FoneStorm's addresses and the brokers' CIDR, the worker gets exactly those;
+    the receiver still gets no rule to FoneStorm."""
+    manifests = helm.template(
+        DEFAULT,
+        set_values=[
+            "networkPolicy.fonestorm.to[0].ipBlock.cidr=203.0.113.0/24",
+            "networkPolicy.kafka.to[0].ipBlock.cidr=10.1.0.0/16",
+            "networkPolicy.kafka.ports={9094}",
+        ],
+    )
+    policies = _policies(manifests)
+    brokers = [{"ipBlock": {"cidr": "10.1.0.0/16"}}]
+    assert policies["worker"]["egress"][1:] == [
+        {"ports": [{"port": 9094, "protocol": "TCP"}], "to": brokers},
+        {
+            "ports": [{"port": 443, "protocol": "TCP"}],
+            "to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        },
+    ]
+    assert policies["receiver"]["egress"][1:] == [
+        {"ports": [{"port": 9094, "protocol": "TCP"}], "to": brokers},
+    ]
+    off = _policies(helm.template(DEFAULT, set_values=["networkPolicy.fonestorm.enabled=false"]))
+    assert all(p["port"] != 443 for r in off["worker"]["egress"] for p in r["ports"])
 
 
 def test_network_policies_single_port(render: Render) -> None:
