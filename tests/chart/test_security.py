@@ -435,3 +435,42 @@ def test_kafka_mtls_needs_both_files(helm: Helm) -> None:
         helm.template(
             DEFAULT, set_values=["kafkaTls.existingSecret=tls", "kafkaTls.certKey=tls.crt"]
         )
+
+
+MTLS = ["kafkaTls.certKey=tls.crt", "kafkaTls.keyKey=tls.key"]
+
+
+def test_each_component_mounts_its_own_client_certificate(helm: Helm) -> None:
+    """With SSL the client certificate is the Kafka identity: each component gets its own."""
+    manifests = helm.template(
+        DEFAULT,
+        set_values=[
+            "config.kafka.securityProtocol=SSL",
+            "kafkaTls.receiverSecret=receiver-tls",
+            "kafkaTls.workerSecret=worker-tls",
+            *MTLS,
+        ],
+    )
+    data = configmap_data(manifests)
+    assert data["BRIDGE_KAFKA__SSL_CERTFILE"] == "/etc/fonestorm-bridge/kafka-tls/tls.crt"
+    for component in READS:
+        volumes = {v["name"]: v for v in _pod_spec(manifests, component)["volumes"]}
+        assert volumes["kafka-tls"]["secret"]["secretName"] == f"{component}-tls", component
+        assert _secret_refs(_pod_spec(manifests, component)) == {
+            "fsb-fonestorm-bridge-callbacks",
+            f"{component}-tls",
+        }
+
+
+def test_one_client_certificate_for_both_is_refused_with_ssl(helm: Helm) -> None:
+    shared = ["config.kafka.securityProtocol=SSL", "kafkaTls.existingSecret=tls", *MTLS]
+    with pytest.raises(HelmError, match="the receiver and the worker would share one"):
+        helm.template(DEFAULT, set_values=shared)
+    # One component, or SASL naming the user: a shared certificate is no shared identity.
+    helm.template(DEFAULT, set_values=[*shared, "worker.enabled=false"])
+    helm.template(DEFAULT, set_values=[*shared, "config.kafka.securityProtocol=SASL_SSL"])
+
+
+def test_a_component_without_tls_files_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError, match="the worker has no TLS files"):
+        helm.template(DEFAULT, set_values=["kafkaTls.receiverSecret=receiver-tls"])

@@ -260,6 +260,16 @@ changes, and only then): never a digest of another component's secrets.
 {{- end }}
 
 {{/*
+The Secret of one component's Kafka TLS files: its own kafkaTls.<component>Secret (its own client
+certificate: its own Kafka identity with SSL), else the shared kafkaTls.existingSecret; empty
+when neither. Call with (dict "root" $ "component" "receiver").
+*/}}
+{{- define "fonestorm-bridge.kafkaTlsSecret" -}}
+{{- $tls := .root.Values.kafkaTls }}
+{{- index $tls (printf "%sSecret" .component) | default $tls.existingSecret }}
+{{- end }}
+
+{{/*
 Whether callback basic-auth credentials reach the pods: both key names set, and either an
 existing Secret (trusted to hold them) or both literal values. Empty when not.
 */}}
@@ -347,8 +357,23 @@ a user without a password (or the reverse) anywhere: check the pair whatever is 
 {{- if and (or .Values.kafkaTls.certKey .Values.kafkaTls.keyKey) (not (and .Values.kafkaTls.certKey .Values.kafkaTls.keyKey)) }}
 {{- fail "kafkaTls.certKey and kafkaTls.keyKey go together (mTLS needs both)" }}
 {{- end }}
-{{- if and (or .Values.kafkaTls.certKey .Values.kafkaTls.keyKey) (not .Values.kafkaTls.existingSecret) }}
-{{- fail "kafkaTls.certKey/keyKey need kafkaTls.existingSecret" }}
+{{- $tls := .Values.kafkaTls }}
+{{- if and (or $tls.certKey $tls.keyKey) (not (or $tls.existingSecret $tls.receiverSecret $tls.workerSecret)) }}
+{{- fail "kafkaTls.certKey/keyKey need kafkaTls.existingSecret (or kafkaTls.receiverSecret and kafkaTls.workerSecret)" }}
+{{- end }}
+{{- /* The ConfigMap names the TLS files for every component: each enabled one needs them. */}}
+{{- if or $tls.existingSecret $tls.receiverSecret $tls.workerSecret }}
+{{- range $component := list "receiver" "worker" }}
+{{- if and (index $.Values $component).enabled (not (include "fonestorm-bridge.kafkaTlsSecret" (dict "root" $ "component" $component))) }}
+{{- fail (printf "kafkaTls: the %s has no TLS files: set kafkaTls.%sSecret or kafkaTls.existingSecret" $component $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* With SSL the client certificate is the Kafka identity: one for both would be one user. */}}
+{{- if and (eq .Values.config.kafka.securityProtocol "SSL") $tls.certKey .Values.receiver.enabled .Values.worker.enabled }}
+{{- if eq (include "fonestorm-bridge.kafkaTlsSecret" (dict "root" . "component" "receiver")) (include "fonestorm-bridge.kafkaTlsSecret" (dict "root" . "component" "worker")) }}
+{{- fail "with SSL the client certificate is the Kafka identity, and the receiver and the worker would share one: give each its own (kafkaTls.receiverSecret, kafkaTls.workerSecret) with ACLs for only the topics it uses" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -362,6 +387,7 @@ Pod template of one component. Call with (dict "root" $ "component" "receiver").
 {{- $port := include "fonestorm-bridge.httpPort" $root | int }}
 {{- $adminPort := include "fonestorm-bridge.adminPort" $root }}
 {{- $opsPort := include "fonestorm-bridge.opsPortName" $root }}
+{{- $tlsSecret := include "fonestorm-bridge.kafkaTlsSecret" . }}
 metadata:
   labels:
     {{- include "fonestorm-bridge.componentLabels" . | nindent 4 }}
@@ -453,7 +479,7 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- if $root.Values.kafkaTls.existingSecret }}
+        {{- if $tlsSecret }}
         - name: kafka-tls
           mountPath: {{ $root.Values.kafkaTls.mountPath }}
           readOnly: true
@@ -462,10 +488,10 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: {{ $root.Values.tmpSizeLimit }}
-    {{- if $root.Values.kafkaTls.existingSecret }}
+    {{- if $tlsSecret }}
     - name: kafka-tls
       secret:
-        secretName: {{ $root.Values.kafkaTls.existingSecret }}
+        secretName: {{ $tlsSecret }}
         defaultMode: 0440
         items:
           {{- range $key := list $root.Values.kafkaTls.caKey $root.Values.kafkaTls.certKey $root.Values.kafkaTls.keyKey }}
