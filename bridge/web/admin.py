@@ -14,6 +14,7 @@ from aiohttp import web
 from bridge.obs.metrics import CONTENT_TYPE
 from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
+from bridge.web.server import BridgeAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ async def admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
     add_operations_routes(admin.router)
     add_json_fallbacks(admin.router)
-    runner = web.AppRunner(admin, access_log=None, handle_signals=False)
+    runner = BridgeAppRunner(
+        admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
+    )
     await runner.setup()
     # reuse_port: with --workers N every process serves it, like the callback port.
     site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
