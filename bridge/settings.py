@@ -403,6 +403,42 @@ def _e164_prefix(prefix: str, alternatives: str = "") -> str:
     return compact
 
 
+#: Shortest signing key accepted: an HMAC-SHA256 key shorter than its 32-byte output is weaker.
+MIN_SIGNING_KEY_CHARS = 32
+
+
+class DeadLetterSettings(BaseModel):
+    """Keys that sign dead letters, so that only what the bridge wrote can be replayed."""
+
+    callback_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key (secret, at least 32 characters) the receiver signs the "
+        "dead letters of refused callbacks with, and `dead-letters replay` checks them with. "
+        "Give it to receivers and to whoever replays, no one else. Unset: the receiver writes "
+        "unsigned dead letters (WARNING at start), which replay refuses without "
+        "`--allow-unsigned`.",
+    )
+    command_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key (secret, at least 32 characters) the worker signs the dead "
+        "letters of refused commands with, and `dead-letters replay` checks them with. Give it "
+        "to workers and to whoever replays, never to receivers: with it, a forged dead letter "
+        "would be replayed onto the command topic. Unset: as for the callback key.",
+    )
+
+    @field_validator("callback_signing_key", "command_signing_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SIGNING_KEY_CHARS:
+            raise ValueError(f"must be at least {MIN_SIGNING_KEY_CHARS} characters long")
+        return value
+
+    def key_for(self, source: str) -> bytes | None:
+        """The signing key of dead letters of ``source`` (``callback`` or ``command``)."""
+        key = self.callback_signing_key if source == "callback" else self.command_signing_key
+        return None if key is None else key.get_secret_value().encode("utf-8")
+
+
 class LogSettings(BaseModel):
     """Logging output."""
 
@@ -431,6 +467,7 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     fonestorm: FoneStormSettings = Field(default_factory=FoneStormSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -447,7 +484,9 @@ class Settings(BaseSettings):
         return self
 
 
-_SECRET_FIELDS = frozenset({"password", "token", "sasl_password"})
+_SECRET_FIELDS = frozenset(
+    {"password", "token", "sasl_password", "callback_signing_key", "command_signing_key"}
+)
 
 
 class SettingsError(Exception):

@@ -247,12 +247,17 @@ class OutcomeWriter:
             record=record_ref(job.record),
         )
         topic = self._settings.topics.dead_letters
+        signing_key = self._settings.dead_letters.key_for("command")
         try:
-            await self._publisher.publish_event(topic, letter, source=SOURCE, key=key)
+            await self._publisher.publish_event(
+                topic, letter, source=SOURCE, key=key, signing_key=signing_key
+            )
         except RecordRejected:
             # Still too large for this cluster's limit: keep everything but the value.
             letter = letter.model_copy(update={"record": record_ref(job.record, max_value=0)})
-            await self._publisher.publish_event(topic, letter, source=SOURCE, key=key)
+            await self._publisher.publish_event(
+                topic, letter, source=SOURCE, key=key, signing_key=signing_key
+            )
         self._metrics.dead_letters.labels("command", code).inc()
 
     async def reject(self, job: Job, error: InvalidCommand) -> None:

@@ -323,7 +323,10 @@ class CallbackReceiver:
             request=_request_record(request, body, truncated),
         )
         await self._publisher.publish_event(
-            self._settings.topics.dead_letters, letter, source=self._settings.callbacks.source
+            self._settings.topics.dead_letters,
+            letter,
+            source=self._settings.callbacks.source,
+            signing_key=self._settings.dead_letters.key_for("callback"),
         )
         self._metrics.dead_letters.labels("callback", error.code).inc()
         if not logged:

@@ -23,6 +23,7 @@ from aiokafka.errors import (
 from aiokafka.structs import RecordMetadata
 
 from bridge.contracts.base import VersionedEvent, utcnow
+from bridge.contracts.signing import SIGNATURE_HEADER, sign
 from bridge.deadlines import Deadlines
 from bridge.errors import PublishError, RecordRejected
 from bridge.kafka.cloudevents import cloudevent_headers
@@ -240,12 +241,19 @@ class Publisher:
             log.warning("stopping a replaced Kafka producer failed: %r", exc)
 
     async def publish_event(
-        self, topic: str, event: VersionedEvent, *, source: str, key: str | None = None
+        self,
+        topic: str,
+        event: VersionedEvent,
+        *,
+        source: str,
+        key: str | None = None,
+        signing_key: bytes | None = None,
     ) -> RecordMetadata:
         """Produce ``event`` as a CloudEvent in binary content mode, with its own attributes.
 
         ``key`` overrides the event's own record key (a command's dead letter is keyed by the
-        command id, so it lands beside the command's other records).
+        command id, so it lands beside the command's other records). ``signing_key`` adds the
+        dead-letter signature header over the value (:mod:`bridge.contracts.signing`).
         """
         headers = cloudevent_headers(
             event_id=event.ce_id,
@@ -256,9 +264,9 @@ class Publisher:
             dataschema=event.schema_id(),
         )
         key = event.kafka_key if key is None else key
+        value = event.model_dump_json().encode()
+        if signing_key is not None:
+            headers.append((SIGNATURE_HEADER, sign(signing_key, value)))
         return await self.publish(
-            topic,
-            event.model_dump_json().encode(),
-            key=key.encode() if key is not None else None,
-            headers=headers,
+            topic, value, key=key.encode() if key is not None else None, headers=headers
         )

@@ -127,6 +127,7 @@ def create_app(
                 settings.topics.call_events,
             )
             app[METRICS].callbacks_unauthenticated.set(1)
+        _warn_unsigned(settings, "callback", "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY")
         app.cleanup_ctx.append(_receiver_topics_ctx)
         correlator = None
         if settings.callbacks.correlation_wait > 0:
@@ -138,6 +139,7 @@ def create_app(
         app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS], correlator)
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
     if worker:
+        _warn_unsigned(settings, "command", "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY")
         app.cleanup_ctx.append(worker_ctx)
     add_json_fallbacks(app.router)  # after every other route
     # Only a process that runs the worker registers: the worker holds the FoneStorm token, so
@@ -146,6 +148,16 @@ def create_app(
         app.on_startup.append(_register_callbacks)
     app.on_startup.append(_freeze_heap)
     return app
+
+
+def _warn_unsigned(settings: Settings, source: str, variable: str) -> None:
+    if settings.dead_letters.key_for(source) is None:
+        log.warning(
+            "%s is not set: dead letters of refused %ss are written unsigned, and "
+            "`dead-letters replay` replays them only with --allow-unsigned",
+            variable,
+            source,
+        )
 
 
 async def _register_callbacks(app: web.Application) -> None:

@@ -36,6 +36,10 @@ class RunningBridge:
 BridgeFactory = Callable[..., Awaitable[RunningBridge]]
 """Type of the ``start_bridge`` fixture."""
 
+#: The dead-letter signing keys every test bridge has unless a test says otherwise.
+CALLBACK_SIGNING_KEY = b"test-callback-dead-letter-signing-key-0123"
+COMMAND_SIGNING_KEY = b"test-command-dead-letter-signing-key-456789"
+
 
 @pytest.fixture
 async def start_bridge(
@@ -61,6 +65,10 @@ async def start_bridge(
         }
         # Most tests post callbacks without credentials: opt out of fail-closed explicitly.
         data["callbacks"] = {"allow_unauthenticated": True}
+        data["dead_letters"] = {
+            "callback_signing_key": CALLBACK_SIGNING_KEY.decode(),
+            "command_signing_key": COMMAND_SIGNING_KEY.decode(),
+        }
         for section, values in overrides.items():
             data.setdefault(section, {}).update(values)
         if worker_enabled:
