@@ -75,6 +75,11 @@ class TopicSettings(BaseModel):
         description="Compacted record of `dead-letters replay`, keyed by dead_letter_id: what "
         "each replay did, so no dead letter is replayed twice.",
     )
+    dead_letter_audit: str = Field(
+        "fonestorm.dead-letter-audit.v1",
+        description="Audit trail of `dead-letters replay`: one record per dead letter a replay "
+        "acted on (who, when, what, where to), never compacted.",
+    )
     place_call: str = Field("fonestorm.place-call.v1", description="PlaceCallCommand topic.")
     place_call_results: str = Field(
         "fonestorm.place-call-results.v1", description="PlaceCallResult topic."

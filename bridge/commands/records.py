@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from aiokafka.structs import ConsumerRecord
@@ -41,6 +42,7 @@ def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE)
         raw = raw[:max_value] or None
     value, encoding = _text(raw)
     headers = {name: (_text(v)[0] or "") for name, v in (record.headers or ())}
+    stamp = record.timestamp
     return KafkaRecordRef(
         topic=record.topic,
         partition=record.partition,
@@ -50,6 +52,7 @@ def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE)
         value_encoding=encoding,  # type: ignore[arg-type]
         value_truncated=truncated,
         headers=headers,
+        timestamp=None if stamp is None or stamp < 0 else datetime.fromtimestamp(stamp / 1000, UTC),
     )
 
 

@@ -49,6 +49,12 @@ class KafkaRecordRef(BaseModel):
         "record size limit.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Record headers.")
+    timestamp: datetime | None = Field(
+        None,
+        description="When the record was written (its Kafka timestamp): a replayed command "
+        "keeps it, so the worker's too-old guard still applies. Absent in dead letters of "
+        "releases before it.",
+    )
 
 
 class DeadLetter(VersionedEvent):

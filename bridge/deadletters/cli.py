@@ -83,6 +83,11 @@ def add_dead_letters_parser(sub: argparse._SubParsersAction[argparse.ArgumentPar
     replay.add_argument("--dry-run", action="store_true", help="decide and print; produce nothing")
     replay.add_argument("--verbose", "-v", action="store_true", help="a line per dead letter")
     replay.add_argument(
+        "--allow-unsigned", action="store_true",
+        help="also replay dead letters without a signature, or whose source's signing key is "
+        "not set here (a signature that does not verify is refused all the same)",
+    )  # fmt: skip
+    replay.add_argument(
         "--metrics-file", type=Path, metavar="PATH",
         help="write counters in Prometheus text format (node-exporter textfile collector)",
     )  # fmt: skip
@@ -200,7 +205,11 @@ async def replay_letters(
 ) -> int:
     """Replay the selected dead letters; print the summary (and write the metrics file)."""
     replayer = Replayer(
-        settings, selection, Output(out, err, verbose=args.verbose), dry_run=args.dry_run
+        settings,
+        selection,
+        Output(out, err, verbose=args.verbose),
+        dry_run=args.dry_run,
+        allow_unsigned=args.allow_unsigned,
     )
     failure: str | None = None
     try:

@@ -1,16 +1,23 @@
 """What a replay does with one dead letter: a pure function, tested as a table.
 
+The dead-letter topic is not trusted, so a replayed record is rebuilt from validated content,
+never copied from the dead letter:
+
 * Replayed before (the replay record says ``replayed``): nothing, ``already_replayed``.
+* Not signed by the bridge (:mod:`~bridge.deadletters.integrity`): stays a dead letter.
+* Older than the command ledger surely remembers (90% of ``BRIDGE_WORKER__LEDGER_RETENTION``,
+  as the worker's ``too_old`` guard): stays a dead letter (``too_old``).
 * A callback: its request goes through today's validation
   (:func:`~bridge.deadletters.revalidate.callback_data`). Accepted, it becomes the
   ``CallEvent`` the receiver would have produced when it came: the dead letter's
   ``received_at``, hence the same ``event_id`` and ``ce_time``, keyed by call id, with the
   receiver's CloudEvents headers. Refused, it stays a dead letter with the new reason.
-* A command: its original value, parsed as the worker parses it, goes back onto the command
-  topic with its original key and headers. The worker's ledger places each ``command_id`` at
-  most once, so even a command seen before is never placed twice; one the ledger shows
-  finished (refused by the allow-lists, expired) stays a dead letter, since the worker would
-  only answer ``duplicate``.
+* A command: its value, parsed as the worker parses it, is written again from the parsed
+  command, keyed by its ``command_id``, with the record timestamp it had when it was first
+  written (so the worker's ``too_old`` guard and ``not_after`` judge it as they would have)
+  and no headers but a valid trace context. The worker's ledger places each ``command_id``
+  at most once; one the ledger shows finished (refused by the allow-lists, expired) stays a
+  dead letter, since the worker would only answer ``duplicate``.
 
 Every replayed record carries the header ``bridge_replayed_from: <dead_letter_id>``.
 """
@@ -19,13 +26,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
 
 from bridge.contracts.commands import parse_command
 from bridge.contracts.dead_letters import DeadLetter
+from bridge.deadletters.integrity import Integrity, refusal
 from bridge.deadletters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
 from bridge.deadletters.revalidate import callback_data
 from bridge.errors import CallbackError, InvalidCommand
@@ -34,6 +44,21 @@ from bridge.kafka.cloudevents import cloudevent_headers
 
 Outcome = Literal["replayed", "still_invalid", "already_replayed"]
 Headers = tuple[tuple[str, bytes], ...]
+
+#: Share of ``BRIDGE_WORKER__LEDGER_RETENTION`` kept as a margin, as the worker's ``too_old``
+#: guard keeps it (``bridge.commands.decision.CLOCK_MARGIN_SHARE``; a test holds them equal).
+CLOCK_MARGIN_SHARE = 0.1
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACESTATE = re.compile(r"[\x20-\x7e]{1,512}")
+#: The only headers of a dead-lettered command that a replay writes again, when well-formed:
+#: its trace context (the worker continues the producer's trace).
+TRACE_HEADERS = {
+    "traceparent": _TRACEPARENT,
+    "tracestate": _TRACESTATE,
+    "ce_traceparent": _TRACEPARENT,
+    "ce_tracestate": _TRACESTATE,
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,8 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: Headers
+    #: The record timestamp to write (ms since the epoch); None: when it is produced.
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +82,12 @@ class ReplayContext:
     region: str
     max_body_bytes: int
     ce_source: str
+    #: When the replay runs, and the age past which a dead letter is refused (``too_old``).
+    now: datetime
+    max_age: timedelta
     ledger: LedgerView = field(default_factory=LedgerView)
+    #: ``--allow-unsigned``: replay dead letters without a (checkable) signature too.
+    allow_unsigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,20 +100,62 @@ class Decision:
     reason_code: str | None = None
     reason: str | None = None
     outgoing: Outgoing | None = None
+    #: What the dead letter's signature showed (:mod:`~bridge.deadletters.integrity`).
+    integrity: Integrity | None = None
 
 
-def decide(letter: DeadLetter, previous: ReplayRecord | None, context: ReplayContext) -> Decision:
-    """The decision for ``letter``, given the latest replay record of it (or None)."""
+def max_age(ledger_retention: float) -> timedelta:
+    """The oldest dead letter a replay acts on: as long as the ledger surely remembers."""
+    return timedelta(seconds=ledger_retention * (1 - CLOCK_MARGIN_SHARE))
+
+
+def original_time(letter: DeadLetter) -> datetime:
+    """When what was refused first came: a command record's timestamp (when the dead letter
+    keeps it), else when the bridge received it."""
+    if letter.record is not None and letter.record.timestamp is not None:
+        return letter.record.timestamp
+    return letter.received_at
+
+
+def decide(
+    letter: DeadLetter,
+    previous: ReplayRecord | None,
+    context: ReplayContext,
+    *,
+    integrity: Integrity,
+) -> Decision:
+    """The decision for ``letter``, given the latest replay record of it (or None) and what
+    its signature showed."""
     if previous is not None and previous.outcome == "replayed":
         where = f" to {previous.produced_to}" if previous.produced_to else ""
         return Decision(
             letter,
             "already_replayed",
             what=f"replayed at {previous.replayed_at.isoformat()}{where}",
+            integrity=integrity,
         )
-    if letter.source == "callback":
-        return _callback(letter, context)
-    return _command(letter, context)
+    refused = refusal(integrity, letter.source, allow_unsigned=context.allow_unsigned)
+    if refused is None:
+        refused = _too_old(letter, context)
+    if refused is not None:
+        decision = _still_invalid(letter, *refused)
+    elif letter.source == "callback":
+        decision = _callback(letter, context)
+    else:
+        decision = _command(letter, context)
+    return replace(decision, integrity=integrity)
+
+
+def _too_old(letter: DeadLetter, context: ReplayContext) -> tuple[str, str] | None:
+    since = original_time(letter)
+    if context.now - since <= context.max_age:
+        return None
+    return (
+        "too_old",
+        f"it came at {since.isoformat()}, longer ago than the command ledger surely remembers "
+        f"command ids ({context.max_age.total_seconds():g}s of BRIDGE_WORKER__LEDGER_RETENTION), "
+        "so whether it was handled since is unknown; not replayed",
+    )
 
 
 def _still_invalid(letter: DeadLetter, code: str, reason: str, what: str = "") -> Decision:
@@ -166,15 +240,19 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
             "(BRIDGE_WORKER__LEDGER_RETENTION): a copy gets `duplicate`, no call; to place it, "
             "produce it with a new command_id",
         )
-    # The key as the dead letter keeps it: the command id as text in every record the bridge
-    # documents (a key that was not UTF-8 is kept in base64 without a marker, and goes back so).
-    key = record.key.encode("utf-8") if record.key is not None else None
+    # Rebuilt, not copied: the key is the command id (its partition, its one owner), the value
+    # the command as the worker reads it, the timestamp the original one (the worker's too_old
+    # guard reads it), and the headers only what continues the producer's trace.
     headers = tuple(
-        (name, text.encode("utf-8"))
-        for name, text in record.headers.items()
-        if name != REPLAYED_FROM_HEADER
+        (name, text.encode("ascii"))
+        for name, text in sorted(record.headers.items())
+        if (pattern := TRACE_HEADERS.get(name)) is not None and pattern.fullmatch(text)
     )
     outgoing = Outgoing(
-        topic=context.place_call, key=key, value=value, headers=(*headers, _replayed_from(letter))
+        topic=context.place_call,
+        key=command.command_id.encode(),
+        value=command.model_dump_json().encode(),
+        headers=(*headers, _replayed_from(letter)),
+        timestamp_ms=int(original_time(letter).timestamp() * 1000),
     )
     return Decision(letter, "replayed", what=f"command {command.command_id}", outgoing=outgoing)

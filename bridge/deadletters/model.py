@@ -1,8 +1,10 @@
-"""What the tool reads and writes: dead-letter entries as read, and the replay record.
+"""What the tool reads and writes: dead-letter entries as read, the replay and audit records.
 
 The replay record is internal bookkeeping (like the command ledger), not a published event:
 one record per dead letter on the compacted ``BRIDGE_TOPICS__DEAD_LETTER_REPLAYS`` topic, keyed
-by ``dead_letter_id``, whose latest value says what the last replay did with it.
+by ``dead_letter_id``, whose latest value says what the last replay did with it. The audit
+record (``BRIDGE_TOPICS__DEAD_LETTER_AUDIT``, never compacted) keeps every replay's act: who
+ran it, when, on which dead letter, what it decided and where it wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bridge.contracts.dead_letters import DeadLetter
+from bridge.deadletters.integrity import Integrity
 
 #: Header of every replayed record: the id of the dead letter it came from.
 REPLAYED_FROM_HEADER = "bridge_replayed_from"
@@ -52,6 +55,40 @@ class ReplayRecord(BaseModel):
     produced_to: ProducedTo | None = None
 
 
+class Operator(BaseModel):
+    """Who ran a replay, as far as the machine it ran on can tell."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user: str = Field(description="Operating-system user (or `uid N` without a name).")
+    host: str = Field(description="Host name.")
+    pid: int = Field(description="Process id.")
+    kafka_user: str | None = Field(description="SASL user the replay authenticated as, if any.")
+    client_id: str = Field(description="Kafka client id.")
+
+
+class AuditRecord(BaseModel):
+    """One replay's act on one dead letter (value of the audit topic, key ``dead_letter_id``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dead_letter_id: str
+    source: Literal["callback", "command"]
+    dead_letter: ProducedTo = Field(description="Where the dead letter is.")
+    dead_lettered_as: str = Field(description="The dead letter's own reason code.")
+    integrity: Integrity = Field(description="What its signature showed.")
+    allow_unsigned: bool = Field(description="Whether the replay ran with --allow-unsigned.")
+    outcome: RecordedOutcome
+    what: str = Field("", description="What was replayed (the command or call).")
+    reason_code: str | None = Field(None, description="Why it is still invalid.")
+    reason: str | None = Field(None, description="Why it is still invalid, for people.")
+    produced_to: ProducedTo | None = None
+    key: str | None = Field(None, description="Key of the record produced.")
+    replayed_at: datetime
+    operator: Operator
+    version: str = Field(description="Version of the bridge that replayed it.")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One record of the dead-letter topic: the dead letter, or why it could not be read."""
@@ -61,6 +98,9 @@ class Entry:
     timestamp_ms: int
     letter: DeadLetter | None
     error: str | None = None
+    #: The record's value as read, and its signature headers: what the signature covers.
+    value: bytes = b""
+    signatures: tuple[bytes, ...] = ()
 
     @property
     def where(self) -> str:

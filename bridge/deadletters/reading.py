@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.contracts.ledger import LedgerState, read_entry
+from bridge.contracts.signing import SIGNATURE_HEADER
 from bridge.deadletters.model import Entry, LedgerView, ReplayRecord
 from bridge.deadletters.timespec import to_millis
 from bridge.kafka.options import client_options, topic_partitions
@@ -127,15 +128,16 @@ async def read_range(
 
 def parse_entry(record: Record) -> Entry:
     """A dead-letter record as an :class:`Entry`; one that does not parse is kept as unreadable."""
+    value = record.value or b""
+    signatures = tuple(v for name, v in (record.headers or ()) if name == SIGNATURE_HEADER)
     try:
-        letter = DeadLetter.model_validate_json(record.value or b"")
+        letter = DeadLetter.model_validate_json(value)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "value"
-        return Entry(
-            record.partition, record.offset, record.timestamp, None, f"{where}: {first['msg']}"
-        )
-    return Entry(record.partition, record.offset, record.timestamp, letter)
+        error = f"{where}: {first['msg']}"
+        return Entry(record.partition, record.offset, record.timestamp, None, error, value)
+    return Entry(record.partition, record.offset, record.timestamp, letter, None, value, signatures)
 
 
 async def _fold(

@@ -16,6 +16,9 @@ still running against the same topic (its next write fails with ``ProducerFenced
 completes or aborts whatever transaction it left open, *before* the replay topic is read. Two
 replays can therefore not both decide that a dead letter is still to do.
 
+The same transaction writes an audit record (:mod:`~bridge.deadletters.audit`) for every dead
+letter the batch replayed or found still invalid.
+
 What the transaction does not cover: consumers reading ``read_uncommitted`` (Kafka's default,
 and the worker's) also see records of an aborted batch, which the next run produces again.
 Those are the same records (a callback's event has the same ``event_id``, so ``ce_id``; a
@@ -36,8 +39,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from bridge.contracts.base import utcnow
-from bridge.deadletters.decision import Decision, ReplayContext, decide
-from bridge.deadletters.model import ProducedTo, ReplayRecord, Selection
+from bridge.deadletters.audit import audit_record, bridge_version, operator
+from bridge.deadletters.decision import Decision, ReplayContext, decide, max_age
+from bridge.deadletters.integrity import check
+from bridge.deadletters.model import Entry, ProducedTo, ReplayRecord, Selection
 from bridge.deadletters.reading import (
     Record,
     group_less_consumer,
@@ -86,15 +91,19 @@ class Replayer:
         output: Output,
         *,
         dry_run: bool = False,
+        allow_unsigned: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._selection = selection
         self._output = output
         self._dry_run = dry_run
+        self._allow_unsigned = allow_unsigned
         self._clock = clock
         self.tally = Tally()
         kafka = settings.kafka
+        self._operator = operator(settings.kafka)
+        self._version = bridge_version()
         # Long enough for a produce and the commit, each within the client's request timeout.
         self._write_timeout = 2 * kafka.request_timeout_ms / 1000 + kafka.produce_timeout
 
@@ -116,12 +125,23 @@ class Replayer:
     async def _start_producer(self) -> AIOKafkaProducer:
         settings = self._settings
         topic = settings.topics.dead_letter_replays
+        audit = settings.topics.dead_letter_audit
         try:
-            await ensure_topics(settings, [topic])
+            await ensure_topics(settings, [topic, audit])
         except MissingTopicsError as exc:
+            problems = []
+            if topic in exc.topics:
+                problems.append(
+                    f"the replay topic {topic} does not exist: create it compacted "
+                    "(cleanup.policy=compact)"
+                )
+            if audit in exc.topics:
+                problems.append(
+                    f"the audit topic {audit} does not exist: create it not compacted "
+                    "(cleanup.policy=delete) with the retention audits need"
+                )
             raise ReplayFailed(
-                f"the replay topic {topic} does not exist: create it compacted "
-                "(cleanup.policy=compact), or run the replay with BRIDGE_KAFKA__CREATE_TOPICS=true"
+                "; ".join(problems) + "; or run the replay with BRIDGE_KAFKA__CREATE_TOPICS=true"
             ) from exc
         except KafkaError as exc:
             raise ReplayFailed(f"cannot reach Kafka: {exc}") from exc
@@ -161,7 +181,10 @@ class Replayer:
             region=settings.callbacks.default_region,
             max_body_bytes=settings.http.max_body_bytes,
             ce_source=settings.callbacks.source,
+            now=utcnow(),
+            max_age=max_age(settings.worker.ledger_retention),
             ledger=ledger,
+            allow_unsigned=self._allow_unsigned,
         )
         progress = Progress(self._clock())
         async with group_less_consumer(kafka) as consumer:
@@ -173,10 +196,10 @@ class Replayer:
                 stall_timeout=kafka.request_timeout_ms / 1000,
             )
             async for batch in batches:
-                decisions = self._decide(batch, previous, context)
+                decided = self._decide(batch, previous, context)
                 if producer is not None:
-                    previous.update(await self._write(producer, decisions))
-                for decision in decisions:
+                    previous.update(await self._write(producer, decided))
+                for _, decision in decided:
                     self.tally.add(decision)
                     self._say(decision_line(decision, dry_run=self._dry_run))
                 if progress.due(self.tally.read, self._clock()):
@@ -184,17 +207,28 @@ class Replayer:
 
     def _decide(
         self, batch: list[Record], previous: dict[str, ReplayRecord], context: ReplayContext
-    ) -> list[Decision]:
+    ) -> list[tuple[Entry, Decision]]:
         decisions = []
+        keys = self._settings.dead_letters
+        # A second dead letter under an id this batch replays (a copy, or a forgery reusing a
+        # real one's id) is already replayed, as it would be in a later batch.
+        replayed_now: dict[str, ReplayRecord] = {}
         for entry in map(parse_entry, batch):
             if not self._selection.wants(entry):
                 continue
-            if entry.letter is None:
+            letter = entry.letter
+            if letter is None:
                 self.tally.add_unreadable()
                 self._say(f"unreadable       {entry.where}  {entry.error}")
                 continue
-            previous_replay = previous.get(entry.letter.dead_letter_id)
-            decisions.append(decide(entry.letter, previous_replay, context))
+            integrity = check(entry.value, entry.signatures, keys.key_for(letter.source))
+            before = replayed_now.get(letter.dead_letter_id) or previous.get(letter.dead_letter_id)
+            decision = decide(letter, before, context, integrity=integrity)
+            if decision.outcome == "replayed":
+                replayed_now[letter.dead_letter_id] = ReplayRecord(
+                    dead_letter_id=letter.dead_letter_id, outcome="replayed", replayed_at=utcnow()
+                )
+            decisions.append((entry, decision))
         return decisions
 
     def _say(self, line: str) -> None:
@@ -202,34 +236,65 @@ class Replayer:
             print(line, file=self._output.out)
 
     async def _write(
-        self, producer: AIOKafkaProducer, decisions: list[Decision]
+        self, producer: AIOKafkaProducer, decided: list[tuple[Entry, Decision]]
     ) -> dict[str, ReplayRecord]:
-        """The batch's records and replay records in one transaction; the records written."""
-        todo = [d for d in decisions if d.outcome != "already_replayed"]
+        """The batch's records, replay records and audit records in one transaction; the
+        replay records written."""
+        todo = [(e, d) for e, d in decided if d.outcome != "already_replayed"]
         if not todo:
             return {}
-        replayed = [d for d in todo if d.outgoing is not None]
-        topic = self._settings.topics.dead_letter_replays
+        replayed = [(e, d) for e, d in todo if d.outgoing is not None]
+        topics = self._settings.topics
         now = utcnow()
         try:
             async with asyncio.timeout(self._write_timeout), producer.transaction():
                 sent = [
-                    await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers))
-                    for d in replayed
+                    await producer.send(
+                        o.topic,
+                        o.value,
+                        key=o.key,
+                        headers=list(o.headers),
+                        timestamp_ms=o.timestamp_ms,
+                    )
+                    for _, d in replayed
                     if (o := d.outgoing) is not None
                 ]
                 # Their offsets go into the replay records: wait for the acknowledgements
                 # (still inside the transaction: nothing is visible before the commit).
-                where = {
-                    d.letter.dead_letter_id: ProducedTo(
-                        topic=m.topic, partition=m.partition, offset=m.offset
-                    )
-                    for d, m in zip(replayed, await asyncio.gather(*sent), strict=True)
+                written = await asyncio.gather(*sent)
+                where: dict[int, ProducedTo] = {}
+                for (_, d), m in zip(replayed, written, strict=True):
+                    _check_timestamp_kept(d, m.timestamp_type)
+                    where[id(d)] = ProducedTo(topic=m.topic, partition=m.partition, offset=m.offset)
+                # The last decision of an id wins: a refused forgery of a real dead letter's id
+                # decided before it leaves `replayed` (one after it is `already_replayed`).
+                records = {
+                    d.letter.dead_letter_id: _record(d, now, where.get(id(d))) for _, d in todo
                 }
-                records = {d.letter.dead_letter_id: _record(d, now, where) for d in todo}
                 for dead_letter_id, record in records.items():
                     await producer.send(
-                        topic, record.model_dump_json().encode(), key=dead_letter_id.encode()
+                        topics.dead_letter_replays,
+                        record.model_dump_json().encode(),
+                        key=dead_letter_id.encode(),
+                    )
+                for entry, d in todo:
+                    audit = audit_record(
+                        d,
+                        dead_letter=ProducedTo(
+                            topic=topics.dead_letters,
+                            partition=entry.partition,
+                            offset=entry.offset,
+                        ),
+                        produced_to=where.get(id(d)),
+                        at=now,
+                        who=self._operator,
+                        allow_unsigned=self._allow_unsigned,
+                        version=self._version,
+                    )
+                    await producer.send(
+                        topics.dead_letter_audit,
+                        audit.model_dump_json().encode(),
+                        key=d.letter.dead_letter_id.encode(),
                     )
         except (KafkaError, TimeoutError) as exc:
             raise ReplayFailed(
@@ -239,7 +304,20 @@ class Replayer:
         return records
 
 
-def _record(decision: Decision, now: datetime, where: dict[str, ProducedTo]) -> ReplayRecord:
+def _check_timestamp_kept(decision: Decision, timestamp_type: int) -> None:
+    """Stop (the transaction aborts) if the broker replaced a replayed command's original
+    timestamp: the worker's too_old guard would take an old command for a new one."""
+    outgoing = decision.outgoing
+    if outgoing is not None and outgoing.timestamp_ms is not None and timestamp_type == 1:
+        raise ReplayFailed(
+            f"topic {outgoing.topic} stamps records with the broker's time "
+            "(message.timestamp.type=LogAppendTime), so a replayed command would lose its "
+            "original time; nothing of the batch was committed. Set "
+            "message.timestamp.type=CreateTime on it"
+        )
+
+
+def _record(decision: Decision, now: datetime, where: ProducedTo | None) -> ReplayRecord:
     letter = decision.letter
     return ReplayRecord.model_validate(
         {
@@ -249,6 +327,6 @@ def _record(decision: Decision, now: datetime, where: dict[str, ProducedTo]) -> 
             "reason_code": decision.reason_code,
             "reason": decision.reason,
             "replayed_at": now,
-            "produced_to": where.get(letter.dead_letter_id),
+            "produced_to": where,
         }
     )

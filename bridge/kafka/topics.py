@@ -43,6 +43,8 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         topics.dead_letters: {},
         # The latest replay of each dead letter is all `dead-letters replay` reads.
         topics.dead_letter_replays: {"cleanup.policy": "compact"},
+        # An audit trail: every record kept for the topic's retention, none compacted away.
+        topics.dead_letter_audit: {"cleanup.policy": "delete"},
         topics.place_call: {},
         topics.place_call_results: {},
         topics.command_ledger: ledger,

@@ -1,23 +1,89 @@
-"""`dead-letters replay` trusts nothing on the dead-letter topic but what the bridge signed.
+"""`dead-letters replay` trusts nothing on the dead-letter topic but what the bridge signed, and
+rebuilds what it writes.
 
-The receiver signs the dead letters of refused callbacks with the callback key, the worker
-those of refused commands with the command key.
+Forgeries are written with a plain aiokafka producer, as anyone with WRITE on the topic (the
+internet-facing receiver's principal, say) could; the real replay command runs against them.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 
-from bridge.contracts.signing import SIGNATURE_HEADER, verify
+from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
+from bridge.contracts.signing import SIGNATURE_HEADER, sign, verify
+from bridge.settings import Settings
 from tests.support.bridge_app import CALLBACK_SIGNING_KEY, COMMAND_SIGNING_KEY, BridgeFactory
-from tests.support.callbacks import callback, post_json
-from tests.support.commands import closed_loop
-from tests.support.kafka_records import consume_all
+from tests.support.callbacks import CALLBACK_PATH, callback, post_json
+from tests.support.commands import closed_loop, command
+from tests.support.dead_letters import produce, tool, with_replay_topic
+from tests.support.kafka_broker import NewTopicFactory
+from tests.support.kafka_records import consume_all, headers_of, read_to_end
 
 pytestmark = pytest.mark.integration
+
+REPLAYED_FROM = "bridge_replayed_from"
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def command_letter(
+    value: dict[str, Any], *, written: datetime, key: str | None = None, **headers: str
+) -> DeadLetter:
+    """A refused command's dead letter, as the worker writes one."""
+    return DeadLetter(
+        dead_letter_id=str(uuid.uuid4()),
+        source="command",
+        reason_code="fonenumber_not_allowed",
+        reason="refused by an older allow-list",
+        received_at=written + timedelta(seconds=1),
+        record=KafkaRecordRef(
+            topic="fonestorm.place-call.v1",
+            partition=0,
+            offset=17,
+            key=key if key is not None else value["command_id"],
+            value=json.dumps(value),
+            headers=headers,
+            timestamp=written,
+        ),
+    )
+
+
+def callback_letter(data: dict[str, Any]) -> DeadLetter:
+    body = json.dumps(data)
+    return DeadLetter(
+        dead_letter_id=str(uuid.uuid4()),
+        source="callback",
+        reason_code="invalid_fields",
+        reason="refused by an older release",
+        received_at=datetime.now(UTC),
+        http_status=422,
+        request=HttpRequestRecord(
+            method="POST",
+            path=CALLBACK_PATH,
+            query="",
+            headers={"Content-Type": "application/json"},
+            body=body,
+            body_encoding="utf-8",
+            body_truncated=False,
+        ),
+    )
+
+
+def record(letter: DeadLetter, *signing_keys: bytes) -> tuple[None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter as a record, with a signature made with each of ``signing_keys``."""
+    value = letter.model_dump_json().encode()
+    return None, value, [(SIGNATURE_HEADER, sign(key, value)) for key in signing_keys]
+
+
+async def audit_of(settings: Settings) -> list[dict[str, Any]]:
+    records = await read_to_end(settings.kafka.bootstrap_servers, settings.topics.dead_letter_audit)
+    return [json.loads(r.value) for r in records]
 
 
 async def test_the_bridge_signs_the_dead_letters_it_writes(
@@ -39,3 +105,154 @@ async def test_the_bridge_signs_the_dead_letters_it_writes(
             (signature,) = (v for name, v in dead.headers if name == SIGNATURE_HEADER)
             assert verify(key, dead.value, signature), source
             assert not verify(other, dead.value, signature), source
+        (command_record,) = await read_to_end(kafka, topics.place_call)
+        kept = json.loads(by_source["command"].value)["record"]["timestamp"]
+        assert datetime.fromisoformat(kept) == datetime.fromtimestamp(
+            command_record.timestamp / 1000, UTC
+        )
+
+
+async def test_forged_dead_letters_are_refused_and_audited(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    written = datetime.now(UTC) - timedelta(minutes=5)
+
+    def forged_command(name: str) -> DeadLetter:
+        value = {"command_id": f"{name}-{uuid.uuid4()}", "fonenumber": "3215551081",
+                 "to": "+19005550199"}  # fmt: skip
+        return command_letter(value, written=written)
+
+    unsigned, wrong_key, receivers_key = (
+        forged_command(name) for name in ("unsigned", "wrong-key", "receivers-key")
+    )
+    unsigned_callback = callback_letter(callback(status="BEGIN"))
+    await produce(
+        settings,
+        topics.dead_letters,
+        record(unsigned),
+        record(wrong_key, b"w" * 32),
+        # What a receiver taken over could sign: it holds the callback key only.
+        record(receivers_key, CALLBACK_SIGNING_KEY),
+        record(unsigned_callback),
+    )
+
+    code, out, _ = await tool(settings, "replay", "-v")
+    assert code == 0, out
+    assert "  replayed              0" in out
+    assert "  still invalid         4  (callback 1, command 3)" in out
+    assert f"{unsigned.dead_letter_id}  command  fonenumber_not_allowed  now unsigned:" in out
+    assert f"{wrong_key.dead_letter_id}  command  fonenumber_not_allowed  now bad_signature:" in out
+    assert (
+        f"{receivers_key.dead_letter_id}  command  fonenumber_not_allowed  now bad_signature:"
+        in out
+    )
+    assert f"{unsigned_callback.dead_letter_id}  callback invalid_fields  now unsigned:" in out
+    assert await read_to_end(kafka, topics.place_call) == []
+    assert await read_to_end(kafka, topics.call_events) == []
+    audit = {a["dead_letter_id"]: a for a in await audit_of(settings)}
+    assert {k: (a["outcome"], a["integrity"], a["reason_code"]) for k, a in audit.items()} == {
+        unsigned.dead_letter_id: ("still_invalid", "unsigned", "unsigned"),
+        wrong_key.dead_letter_id: ("still_invalid", "bad_signature", "bad_signature"),
+        receivers_key.dead_letter_id: ("still_invalid", "bad_signature", "bad_signature"),
+        unsigned_callback.dead_letter_id: ("still_invalid", "unsigned", "unsigned"),
+    }
+
+    # The operator's explicit flag lets unsigned dead letters through; never a bad signature.
+    code, out, _ = await tool(settings, "replay", "-v", "--allow-unsigned")
+    assert code == 0, out
+    assert "  replayed              2  (callback 1, command 1)" in out
+    assert "  still invalid         2  (command 2)" in out
+    (replayed_command,) = await read_to_end(kafka, topics.place_call)
+    assert unsigned.record is not None
+    assert unsigned.record.value is not None
+    assert replayed_command.key == json.loads(unsigned.record.value)["command_id"].encode()
+    assert len(await read_to_end(kafka, topics.call_events)) == 1
+    second_run = (await audit_of(settings))[4:]
+    assert sorted((a["outcome"], a["integrity"], a["allow_unsigned"]) for a in second_run) == [
+        ("replayed", "unsigned", True),
+        ("replayed", "unsigned", True),
+        ("still_invalid", "bad_signature", True),
+        ("still_invalid", "bad_signature", True),
+    ]
+
+
+async def test_a_signed_command_is_rebuilt_and_keeps_its_time(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    day = 86400.0
+    # The worker remembers command ids for a day; the replay is run with a week's retention
+    # (as if from another configuration), so only the worker's own guard can stop the command.
+    async with closed_loop(start_bridge, worker={"ledger_retention": day}) as loop:
+        settings = await with_replay_topic(loop.settings, new_topic)
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"ledger_retention": 7 * day})}
+        )
+        kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+        now = datetime.now(UTC).replace(microsecond=0)
+        two_days_ago, nine_days_ago = now - timedelta(days=2), now - timedelta(days=9)
+        stale = command(f"stale-{uuid.uuid4()}")
+        value = stale.model_dump(mode="json") | {"smuggled": "\u001b[2J"}
+        letter = command_letter(
+            value,
+            written=two_days_ago,
+            key="not-the-command-id",
+            ce_id="ce-1",
+            ce_type="com.fonestorm.bridge.place-call",
+            traceparent=TRACEPARENT,
+            **{"x-evil": "1", REPLAYED_FROM: "older", "bridge_signature": "hmac-sha256=00"},
+        )
+        ancient = command_letter(
+            command(f"ancient-{uuid.uuid4()}").model_dump(mode="json"), written=nine_days_ago
+        )
+        await produce(
+            settings,
+            topics.dead_letters,
+            record(letter, COMMAND_SIGNING_KEY),
+            record(ancient, COMMAND_SIGNING_KEY),
+        )
+
+        code, out, _ = await tool(settings, "replay", "-v")
+        assert code == 0, out
+        assert f"replayed         {letter.dead_letter_id}" in out
+        assert f"{ancient.dead_letter_id}  command  fonenumber_not_allowed  now too_old:" in out
+
+        (replayed,) = await read_to_end(kafka, topics.place_call)
+        assert replayed.key == stale.command_id.encode()
+        assert headers_of(replayed) == {
+            "traceparent": TRACEPARENT,
+            REPLAYED_FROM: letter.dead_letter_id,
+        }
+        assert (replayed.timestamp, replayed.timestamp_type) == (
+            int(two_days_ago.timestamp() * 1000),
+            0,
+        )
+        assert json.loads(replayed.value) == stale.model_dump(mode="json")
+
+        # The worker judges it by when it was first written: too old for its ledger, no call.
+        (result,) = await loop.results(1)
+        assert (result["command_id"], result["status"], result["error_code"]) == (
+            stale.command_id,
+            "expired",
+            "too_old",
+        )
+        assert loop.calls_per_command() == {}
+
+        audit = {a["dead_letter_id"]: a for a in await audit_of(settings)}
+        done = audit[letter.dead_letter_id]
+        assert (done["outcome"], done["integrity"], done["key"]) == (
+            "replayed",
+            "signed",
+            stale.command_id,
+        )
+        assert done["produced_to"] == {
+            "topic": topics.place_call,
+            "partition": replayed.partition,
+            "offset": replayed.offset,
+        }
+        assert done["dead_letter"]["topic"] == topics.dead_letters
+        assert done["operator"]["user"] == getpass.getuser()
+        assert done["what"] == f"command {stale.command_id}"
+        assert audit[ancient.dead_letter_id]["reason_code"] == "too_old"

@@ -5,7 +5,6 @@ would have), replayed into events and commands once, however often the replay ru
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import subprocess
@@ -20,16 +19,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from bridge.cli import build_parser
 from bridge.contracts.calls import CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
-from bridge.deadletters.cli import run_command
+from bridge.contracts.signing import SIGNATURE_HEADER, sign
 from bridge.deadletters.replayer import transactional_id
 from bridge.kafka.cloudevents import format_time
 from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback, post_json
 from tests.support.commands import closed_loop, command
+from tests.support.dead_letters import tool, with_replay_topic
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all, headers_of, read_to_end
 from tests.support.paths import REPO_ROOT
@@ -39,28 +38,18 @@ pytestmark = pytest.mark.integration
 REPLAYED_FROM = "bridge_replayed_from"
 
 
-async def with_replay_topic(settings: Settings, new_topic: NewTopicFactory) -> Settings:
-    """The bridge's settings plus a fresh replay topic (the tool's own)."""
-    topics = settings.topics.model_copy(update={"dead_letter_replays": await new_topic("replays")})
-    return settings.model_copy(update={"topics": topics})
-
-
-async def tool(settings: Settings, *argv: str) -> tuple[int, str, str]:
-    """Run `fonestorm-bridge dead-letters ARGV` in this event loop: status, stdout, stderr."""
-    args = build_parser().parse_args(["dead-letters", *argv])
-    out, err = io.StringIO(), io.StringIO()
-    code = await run_command(settings, args, out, err)
-    return code, out.getvalue(), err.getvalue()
-
-
 async def write_dead_letters(settings: Settings, *letters: DeadLetter) -> None:
-    """Dead letters as an earlier release wrote them (for input it refused and we accept now)."""
+    """Dead letters as an earlier release wrote them (for input it refused and we accept now),
+    signed with the key of their source as the bridge signs them."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
         for letter in letters:
             value = letter.model_dump_json().encode()
-            await producer.send_and_wait(settings.topics.dead_letters, value)
+            key = settings.dead_letters.key_for(letter.source)
+            assert key is not None
+            headers = [(SIGNATURE_HEADER, sign(key, value))]
+            await producer.send_and_wait(settings.topics.dead_letters, value, headers=headers)
     finally:
         await producer.stop()
 
