@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from bridge.contracts.base import utcnow
 from bridge.deadletters import render
+from bridge.deadletters.escaping import escape
 from bridge.deadletters.model import Entry, ReplayRecord, Selection
 from bridge.deadletters.reading import group_less_consumer, parse_entry, read_range, read_replays
 from bridge.deadletters.replayer import Output, Replayer, ReplayFailed
@@ -149,14 +150,14 @@ async def list_letters(
                         continue
                     replay = replays.get(entry.letter.dead_letter_id) if entry.letter else None
                     if args.json:
-                        print(render.json_line(entry, replay), file=out)
+                        print(escape(render.json_line(entry, replay)), file=out)
                     else:
                         rows.append(render.row(entry, replay))
         except UnknownTopicOrPartitionError:
             print(f"fonestorm-bridge: topic {topic} does not exist", file=err)
             return 1
     if not args.json:
-        print(render.table(rows), file=out)
+        print(escape(render.table(rows), newlines=True), file=out)
     return 0
 
 
@@ -189,14 +190,17 @@ async def show_letter(
     found = exact or found
     if len(found) != 1:
         problem = "no dead letter" if not found else f"{len(found)} dead letters match"
-        print(f"fonestorm-bridge: {problem} {wanted!r} in {topic}", file=err)
+        print(f"fonestorm-bridge: {problem} {escape(repr(wanted))} in {topic}", file=err)
         for entry in found[:10]:
-            print(f"  {entry.letter.dead_letter_id if entry.letter else entry.where}", file=err)
+            shown = entry.letter.dead_letter_id if entry.letter else entry.where
+            print(f"  {escape(shown)}", file=err)
         return 1
     entry = found[0]
     replays = await _replays(settings)
     replay = replays.get(entry.letter.dead_letter_id) if entry.letter else None
-    print(render.show(entry, replay, topic), file=out)
+    # Every field is escaped already; this keeps a field added without it from reaching the
+    # terminal raw.
+    print(escape(render.show(entry, replay, topic), newlines=True), file=out)
     return 0
 
 

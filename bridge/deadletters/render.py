@@ -1,4 +1,8 @@
-"""How ``list`` and ``show`` print dead letters: pure text formatting, tested as tables."""
+"""How ``list`` and ``show`` print dead letters: pure text formatting, tested as tables.
+
+Every field is hostile input: each goes through :func:`~bridge.deadletters.escaping.escape`,
+so the only control character printed is the newline between lines (and inside a decoded body).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from bridge.contracts.dead_letters import DeadLetter
+from bridge.deadletters.escaping import escape
 from bridge.deadletters.model import Entry, ReplayRecord
 
 #: Characters of the reason shown in the table (``show`` prints it whole).
@@ -38,7 +43,7 @@ def replay_state(record: ReplayRecord | None) -> str:
 
 
 def _short(text: str, limit: int = REASON_CHARS) -> str:
-    line = " ".join(text.split())
+    line = escape(" ".join(text.split()))
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -65,11 +70,11 @@ def row(entry: Entry, replay: ReplayRecord | None) -> Row:
         )  # fmt: skip
         return Row((entry.timestamp_ms / 1000, entry.partition, entry.offset), cells)
     cells = (
-        letter.dead_letter_id,
+        escape(letter.dead_letter_id),
         _when(letter.received_at),
         letter.source,
-        letter.reason_code,
-        _origin(letter),
+        escape(letter.reason_code),
+        escape(_origin(letter)),
         replay_state(replay),
         _short(letter.reason),
     )
@@ -100,11 +105,16 @@ def json_line(entry: Entry, replay: ReplayRecord | None) -> str:
     else:
         data["replay"] = replay.model_dump(mode="json") if replay is not None else None
         data["dead_letter"] = entry.letter.model_dump(mode="json")
-    return json.dumps(data, ensure_ascii=False)
+    # ASCII: every other character (controls included) as a JSON escape, still valid JSON.
+    return escape(json.dumps(data, ensure_ascii=True))
 
 
 def decoded(raw: bytes) -> str:
     """Bytes for people: pretty JSON, plain text, or hex when they are not UTF-8 text."""
+    return escape(_decoded(raw), newlines=True)
+
+
+def _decoded(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -138,30 +148,33 @@ def _section(title: str, raw: bytes | None, encoding: str, cut: bool) -> list[st
 
 def _query_fields(query: str) -> list[str]:
     pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
-    return [f"  {name} = {value}" for name, value in pairs]
+    return [f"  {escape(name)} = {escape(value)}" for name, value in pairs]
 
 
 def show(entry: Entry, replay: ReplayRecord | None, topic: str) -> str:
     """``show``: the whole dead letter as indented JSON, then its body or value decoded."""
     letter = entry.letter
-    head = f"{topic} partition {entry.partition} offset {entry.offset}"
+    head = escape(f"{topic} partition {entry.partition} offset {entry.offset}")
     if letter is None:
-        return f"unreadable record at {head}: {entry.error}"
-    out = [f"dead letter {letter.dead_letter_id} ({head})", letter.model_dump_json(indent=2)]
+        return f"unreadable record at {head}: {escape(entry.error or '')}"
+    out = [
+        f"dead letter {escape(letter.dead_letter_id)} ({head})",
+        escape(letter.model_dump_json(indent=2), newlines=True),
+    ]
     request = letter.request
     if request is not None:
-        out += ["", f"request: {request.method} {request.path}"]
+        out += ["", f"request: {escape(request.method)} {escape(request.path)}"]
         if request.query:
             out += ["query fields:", *_query_fields(request.query)]
         body = _blob(request.body, request.body_encoding)
         out += _section("body", body, request.body_encoding, request.body_truncated)
     record = letter.record
     if record is not None:
+        where = escape(f"{record.topic}[{record.partition}]@{record.offset}")
+        out += ["", f"record: {where} key {escape(repr(record.key))}"]
         out += [
-            "",
-            f"record: {record.topic}[{record.partition}]@{record.offset} key {record.key!r}",
+            f"  header {escape(name)} = {escape(value)}" for name, value in _sorted(record.headers)
         ]
-        out += [f"  header {name} = {value}" for name, value in _sorted(record.headers)]
         if record.value is None:
             out.append("value: (none)")
         else:
@@ -180,5 +193,5 @@ def _replay_line(record: ReplayRecord | None) -> str:
         return "never replayed"
     when = record.replayed_at.isoformat()
     if record.outcome == "replayed":
-        return f"replayed at {when} to {record.produced_to}"
-    return f"still invalid at {when}: {record.reason_code}: {record.reason}"
+        return escape(f"replayed at {when} to {record.produced_to}")
+    return escape(f"still invalid at {when}: {record.reason_code}: {record.reason}")

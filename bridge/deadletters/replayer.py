@@ -41,6 +41,7 @@ from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from bridge.contracts.base import utcnow
 from bridge.deadletters.audit import audit_record, bridge_version, operator
 from bridge.deadletters.decision import Decision, ReplayContext, decide, max_age
+from bridge.deadletters.escaping import escape
 from bridge.deadletters.integrity import check
 from bridge.deadletters.model import Entry, ProducedTo, ReplayRecord, Selection
 from bridge.deadletters.reading import (
@@ -219,7 +220,7 @@ class Replayer:
             letter = entry.letter
             if letter is None:
                 self.tally.add_unreadable()
-                self._say(f"unreadable       {entry.where}  {entry.error}")
+                self._say(f"unreadable       {escape(entry.where)}  {escape(entry.error or '')}")
                 continue
             integrity = check(entry.value, entry.signatures, keys.key_for(letter.source))
             before = replayed_now.get(letter.dead_letter_id) or previous.get(letter.dead_letter_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.deadletters.decision import Decision
+from bridge.deadletters.escaping import escape
 
 #: Outcomes counted, in the order they are printed. ``unreadable``: not a dead letter at all.
 OUTCOMES = ("replayed", "still_invalid", "already_replayed", "unreadable")
@@ -63,8 +64,10 @@ def decision_line(decision: Decision, *, dry_run: bool) -> str:
     outcome = _label(decision.outcome, dry_run=dry_run)
     line = f"{outcome:<16} {letter.dead_letter_id}  {letter.source:<8} {letter.reason_code}"
     if decision.outcome == "still_invalid":
-        return f"{line}  now {decision.reason_code}: {decision.reason}"
-    return f"{line}  {decision.what}"
+        line = f"{line}  now {decision.reason_code}: {decision.reason}"
+    else:
+        line = f"{line}  {decision.what}"
+    return escape(line)  # one line, whatever the dead letter's fields hold
 
 
 def progress_line(tally: Tally) -> str:
@@ -120,7 +123,8 @@ def summary(tally: Tally, *, dry_run: bool) -> str:
         lines.append("still invalid, by today's reason:")
         for code, n in tally.still_invalid.most_common():
             lines.append(f"  {code} {n}, e.g. {tally.examples[code]}")
-    return "\n".join(lines)
+    # Each line is one line: a newline inside a field is escaped like any control character.
+    return "\n".join(escape(line) for line in lines)
 
 
 def parse_counts(text: str) -> dict[tuple[str, str], float]:

@@ -1,5 +1,5 @@
 """`dead-letters replay` trusts nothing on the dead-letter topic but what the bridge signed, and
-rebuilds what it writes.
+rebuilds what it writes; `list` and `show` print a hostile dead letter without its controls.
 
 Forgeries are written with a plain aiokafka producer, as anyone with WRITE on the topic (the
 internet-facing receiver's principal, say) could; the real replay command runs against them.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 REPLAYED_FROM = "bridge_replayed_from"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+ESCAPED = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def command_letter(
@@ -256,3 +258,65 @@ async def test_a_signed_command_is_rebuilt_and_keeps_its_time(
         assert done["operator"]["user"] == getpass.getuser()
         assert done["what"] == f"command {stale.command_id}"
         assert audit[ancient.dead_letter_id]["reason_code"] == "too_old"
+
+
+CLEAR = "\x1b[2J\x1b[H"
+OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # puts `rm -rf ~` on the clipboard
+HOSTILE = f"321555{CLEAR}{OSC52}\x9b31m\u202egpj.exe\u2066\u200b\x85\u2028"
+
+
+def unprintable(text: str) -> list[str]:
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ESCAPED]
+
+
+async def test_list_and_show_print_no_control_characters(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    # A caller ID is the caller's to choose; the receiver keeps the raw query.
+    from_ = "".join(f"%{b:02X}" for b in HOSTILE.encode())
+    url = (
+        f"{bridge.callback_url}?uid=c-1&direction=INBOUND&status=BEGIN&from={from_}&to=1&type=VOICE"
+    )
+    async with http.get(url) as response:
+        assert response.status == 422
+    forged = callback_letter(callback(status="BEGIN", **{"from": HOSTILE}))
+    assert forged.request is not None
+    forged = forged.model_copy(
+        update={
+            "reason": f"{HOSTILE}\nreplay: replayed",
+            "reason_code": f"x{CLEAR}",
+            "request": forged.request.model_copy(
+                update={"headers": {"User-Agent": HOSTILE, f"X-{CLEAR}": OSC52}}
+            ),
+        }
+    )
+    await produce(settings, settings.topics.dead_letters, record(forged))
+    records = await consume_all(
+        settings.kafka.bootstrap_servers, settings.topics.dead_letters, expected=2
+    )
+    assert len(records) == 2
+
+    outputs, shown = [], {}
+    for argv in (["list"], ["list", "--json"]):
+        code, out, err = await tool(settings, *argv)
+        assert code == 0
+        outputs.append(out + err)
+    for r in records:
+        code, out, err = await tool(settings, "show", f"{r.partition}@{r.offset}")
+        assert code == 0, err
+        outputs.append(out + err)
+        shown[json.loads(r.value)["dead_letter_id"] == forged.dead_letter_id] = out
+    for text in outputs:
+        assert unprintable(text) == [], text
+    assert outputs[0].splitlines()[-1] == "2 dead letters"
+    assert len(outputs[0].splitlines()) == 4  # a newline in a field makes no new row
+    assert len(outputs[1].splitlines()) == 2
+    received, forgery = shown[False], shown[True]
+    assert "  from = 321555\\x1b[2J\\x1b[H\\x1b]52;c;cm0gLXJmIH4=\\x07\\x9b31m\\u202e" in received
+    assert (
+        '"User-Agent": "321555\\u001b[2J\\u001b[H\\u001b]52;c;cm0gLXJmIH4=\\u0007\\x9b31m'
+        in forgery
+    )
+    assert forgery.splitlines()[-1] == "replay: never replayed"
