@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from bridge.contracts.base import utcnow
 from bridge.deadletters import render
 from bridge.deadletters.escaping import escape
+from bridge.deadletters.integrity import check
 from bridge.deadletters.model import Entry, ReplayRecord, Selection
 from bridge.deadletters.reading import group_less_consumer, parse_entry, read_range, read_replays
 from bridge.deadletters.replayer import Output, Replayer, ReplayFailed
@@ -197,10 +198,16 @@ async def show_letter(
         return 1
     entry = found[0]
     replays = await _replays(settings)
-    replay = replays.get(entry.letter.dead_letter_id) if entry.letter else None
+    letter = entry.letter
+    replay = replays.get(letter.dead_letter_id) if letter else None
+    integrity = (
+        check(entry.value, entry.signatures, settings.dead_letters.key_for(letter.source))
+        if letter is not None
+        else None
+    )
     # Every field is escaped already; this keeps a field added without it from reaching the
     # terminal raw.
-    print(escape(render.show(entry, replay, topic), newlines=True), file=out)
+    print(escape(render.show(entry, replay, topic, integrity), newlines=True), file=out)
     return 0
 
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.deadletters.escaping import escape
+from bridge.deadletters.integrity import Integrity
 from bridge.deadletters.model import Entry, ReplayRecord
 
 #: Characters of the reason shown in the table (``show`` prints it whole).
@@ -151,8 +152,19 @@ def _query_fields(query: str) -> list[str]:
     return [f"  {escape(name)} = {escape(value)}" for name, value in pairs]
 
 
-def show(entry: Entry, replay: ReplayRecord | None, topic: str) -> str:
-    """``show``: the whole dead letter as indented JSON, then its body or value decoded."""
+_SIGNATURE = {
+    "signed": "verified (written by the bridge)",
+    "unsigned": "none (replayed only with --allow-unsigned)",
+    "no_key": "not checked: this source's signing key is not set here",
+    "bad_signature": "DOES NOT VERIFY: not written by the bridge as it is; never replayed",
+}
+
+
+def show(
+    entry: Entry, replay: ReplayRecord | None, topic: str, integrity: Integrity | None = None
+) -> str:
+    """``show``: the whole dead letter as indented JSON, then its body or value decoded, its
+    signature (``integrity``) and its replay."""
     letter = entry.letter
     head = escape(f"{topic} partition {entry.partition} offset {entry.offset}")
     if letter is None:
@@ -180,7 +192,10 @@ def show(entry: Entry, replay: ReplayRecord | None, topic: str) -> str:
         else:
             value = _blob(record.value, record.value_encoding)
             out += _section("value", value, record.value_encoding, record.value_truncated)
-    out += ["", f"replay: {_replay_line(replay)}"]
+    out.append("")
+    if integrity is not None:
+        out.append(f"signature: {_SIGNATURE[integrity]}")
+    out.append(f"replay: {_replay_line(replay)}")
     return "\n".join(out)
 
 

@@ -315,8 +315,10 @@ async def test_list_and_show_print_no_control_characters(
     assert len(outputs[1].splitlines()) == 2
     received, forgery = shown[False], shown[True]
     assert "  from = 321555\\x1b[2J\\x1b[H\\x1b]52;c;cm0gLXJmIH4=\\x07\\x9b31m\\u202e" in received
+    assert "signature: verified" in received
     assert (
         '"User-Agent": "321555\\u001b[2J\\u001b[H\\u001b]52;c;cm0gLXJmIH4=\\u0007\\x9b31m'
         in forgery
     )
+    assert "signature: none" in forgery
     assert forgery.splitlines()[-1] == "replay: never replayed"

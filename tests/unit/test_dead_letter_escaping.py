@@ -131,7 +131,7 @@ STILL_INVALID = ReplayRecord(
 
 @pytest.mark.parametrize("letter", [hostile_callback(), hostile_command()], ids=["cb", "cmd"])
 def test_show_prints_no_control_character(letter: DeadLetter) -> None:
-    text = show(entry(letter), STILL_INVALID, "dead-letters")
+    text = show(entry(letter), STILL_INVALID, "dead-letters", "bad_signature")
     assert unprintable(text) == []
     assert "\\x1b[2J" in text
     assert "\\u202e" in text
@@ -140,6 +140,7 @@ def test_show_prints_no_control_character(letter: DeadLetter) -> None:
     assert [line for line in text.splitlines() if line.startswith("replay:")] == [
         text.splitlines()[-1]
     ]
+    assert "signature: DOES NOT VERIFY" in text
 
 
 def test_show_of_the_query_and_headers_escapes_decoded_values() -> None:
