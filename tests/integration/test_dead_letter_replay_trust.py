@@ -322,3 +322,24 @@ async def test_list_and_show_print_no_control_characters(
     )
     assert "signature: none" in forgery
     assert forgery.splitlines()[-1] == "replay: never replayed"
+
+
+async def test_a_command_topic_that_stamps_broker_time_stops_the_replay(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    log_append = await new_topic("commands", configs={"message.timestamp.type": "LogAppendTime"})
+    topics = settings.topics.model_copy(update={"place_call": log_append})
+    settings = settings.model_copy(update={"topics": topics})
+    written = datetime.now(UTC) - timedelta(days=2)
+    letter = command_letter(command(f"c-{uuid.uuid4()}").model_dump(mode="json"), written=written)
+    await produce(settings, topics.dead_letters, record(letter, COMMAND_SIGNING_KEY))
+
+    code, out, err = await tool(settings, "replay")
+    assert code == 1, out
+    assert "message.timestamp.type=LogAppendTime" in err
+    kafka = settings.kafka.bootstrap_servers
+    assert await read_to_end(kafka, log_append) == []  # the batch was aborted
+    assert await read_to_end(kafka, topics.dead_letter_replays) == []
+    assert await read_to_end(kafka, topics.dead_letter_audit) == []
