@@ -130,6 +130,10 @@ SENTINELS = {
             "kafka-sasl-password",
             "SENTINEL-receiver-sasl-password-7a20bd",
         ),
+        "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY": (
+            "dead-letter-signing-key",
+            "SENTINEL-callback-signing-key-2e5d90-0123456789",
+        ),
     },
     "worker": {
         "BRIDGE_FONESTORM__TOKEN": ("fonestorm-token", "SENTINEL-fonestorm-token-8d41e2"),
@@ -137,6 +141,10 @@ SENTINELS = {
         "BRIDGE_KAFKA__SASL_PASSWORD": (
             "kafka-sasl-password",
             "SENTINEL-worker-sasl-password-94c2a8",
+        ),
+        "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY": (
+            "dead-letter-signing-key",
+            "SENTINEL-command-signing-key-94c1a8-0123456789",
         ),
     },
 }
@@ -220,7 +228,8 @@ def test_secrets_never_in_configmap_or_env_literals(render: Render, values: Path
     data = configmap_data(manifests)
     assert not SECRET_ENV & set(data)
     assert not any(
-        re.search(r"PASSWORD|TOKEN|SASL_USERNAME|CALLBACKS__USERNAME", key) for key in data
+        re.search(r"PASSWORD|TOKEN|SASL_USERNAME|CALLBACKS__USERNAME|SIGNING_KEY", key)
+        for key in data
     )
     for name, spec in pod_specs(manifests):
         for container in containers(spec):
@@ -284,6 +293,37 @@ def test_no_receiver_anywhere_reads_the_token(helm: Helm, values: Path) -> None:
             assert "envFrom" not in container or all(
                 "secretRef" not in source for source in container["envFrom"]
             )
+
+
+#: component → (the dead-letter signing key it writes with, the one it must never hold).
+SIGNING_KEYS = {
+    "receiver": (
+        "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY",
+        "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY",
+    ),
+    "worker": (
+        "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY",
+        "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY",
+    ),
+}
+
+
+def test_each_dead_letter_signing_key_reaches_its_writer_only(render: Render) -> None:
+    """The receiver signs callback dead letters and the worker command ones; neither is handed
+    the other's key (with the command key, the internet-facing receiver could forge a dead
+    letter that a replay would put onto the command topic), not even via a Secret it reads."""
+    manifests = render(SENTINEL_VALUES)
+    secrets = _decoded(manifests)
+    for component, (mine, other) in SIGNING_KEYS.items():
+        spec = _pod_spec(manifests, component)
+        env = env_of(spec["containers"][0])
+        ref = env[mine]["valueFrom"]["secretKeyRef"]
+        assert secrets[ref["name"]][ref["key"]] == SENTINELS[component][mine][1]
+        assert other not in env, component
+        other_value = SENTINELS["worker" if component == "receiver" else "receiver"][other][1]
+        holding_other = {name for name, data in secrets.items() if other_value in data.values()}
+        assert holding_other, other
+        assert not _secret_refs(spec) & holding_other, component
 
 
 def test_each_component_has_its_own_kafka_identity(render: Render) -> None:
@@ -384,6 +424,13 @@ def test_existing_secrets(render: Render) -> None:
             variables[field]: {"name": secrets[group]["existingSecret"], "key": key}
             for group in groups
             for field, key in secrets[group]["keys"].items()
+        }
+        # Optional: an existing Secret made before the signing keys leaves dead letters unsigned
+        # (the bridge warns at start) rather than keeping pods from starting.
+        expected[SIGNING_KEYS[component][0]] = {
+            "name": secrets[component]["existingSecret"],
+            "key": "dead-letter-signing-key",
+            "optional": True,
         }
         refs = {
             name: item["valueFrom"]["secretKeyRef"]

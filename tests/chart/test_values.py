@@ -197,6 +197,10 @@ BAD_VALUES = {
     "enum": ["--set", "config.kafka.securityProtocol=TLS"],
     "secret put under config": ["--set", "config.fonestorm.token=abc"],
     "a FoneStorm token for the receiver": ["--set", "secrets.receiver.fonestormToken=abc"],
+    "a dead-letter signing key under 32 characters": [
+        "--set",
+        "secrets.worker.deadLetterSigningKey=" + "k" * 31,
+    ],
     "the one-Secret layout of old": ["--set", "secrets.fonestormToken=abc"],
     "root allowed": ["--set", "podSecurityContext.runAsNonRoot=false"],
     "privilege escalation": ["--set", "securityContext.allowPrivilegeEscalation=true"],

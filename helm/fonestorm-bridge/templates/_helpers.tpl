@@ -176,24 +176,30 @@ Whether the Kafka protocol uses SASL.
 {{- end }}
 
 {{/*
-The secret settings by group, as JSON: group → [env var, key name, literal value, needs SASL]
-entries. One group per identity: the callback basic-auth pair (FoneStorm's, shared by the
-receiver that checks it and the worker that registers it), the receiver's Kafka user, and the
-worker's FoneStorm token and Kafka user.
+The secret settings by group, as JSON: group → [env var, key name, literal value, needs SASL,
+optional] entries. One group per identity: the callback basic-auth pair (FoneStorm's, shared by
+the receiver that checks it and the worker that registers it), the receiver's Kafka user and
+callback dead-letter signing key, and the worker's FoneStorm token, Kafka user and command
+dead-letter signing key (never the receiver's: it would let a forged dead letter be replayed
+onto the command topic). An optional setting's reference into an existing Secret is optional,
+so a Secret made before the setting existed leaves it unset instead of keeping pods from
+starting.
 */}}
 {{- define "fonestorm-bridge.secretGroups" -}}
 {{- $s := .Values.secrets -}}
 {{- dict
   "callbacks" (list
-    (list "BRIDGE_CALLBACKS__USERNAME" $s.callbacks.keys.username $s.callbacks.username false)
-    (list "BRIDGE_CALLBACKS__PASSWORD" $s.callbacks.keys.password $s.callbacks.password false))
+    (list "BRIDGE_CALLBACKS__USERNAME" $s.callbacks.keys.username $s.callbacks.username false false)
+    (list "BRIDGE_CALLBACKS__PASSWORD" $s.callbacks.keys.password $s.callbacks.password false false))
   "receiver" (list
-    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.receiver.keys.kafkaSaslUsername $s.receiver.kafkaSaslUsername true)
-    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.receiver.keys.kafkaSaslPassword $s.receiver.kafkaSaslPassword true))
+    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.receiver.keys.kafkaSaslUsername $s.receiver.kafkaSaslUsername true false)
+    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.receiver.keys.kafkaSaslPassword $s.receiver.kafkaSaslPassword true false)
+    (list "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY" $s.receiver.keys.deadLetterSigningKey $s.receiver.deadLetterSigningKey false true))
   "worker" (list
-    (list "BRIDGE_FONESTORM__TOKEN" $s.worker.keys.fonestormToken $s.worker.fonestormToken false)
-    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.worker.keys.kafkaSaslUsername $s.worker.kafkaSaslUsername true)
-    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.worker.keys.kafkaSaslPassword $s.worker.kafkaSaslPassword true))
+    (list "BRIDGE_FONESTORM__TOKEN" $s.worker.keys.fonestormToken $s.worker.fonestormToken false false)
+    (list "BRIDGE_KAFKA__SASL_USERNAME" $s.worker.keys.kafkaSaslUsername $s.worker.kafkaSaslUsername true false)
+    (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.worker.keys.kafkaSaslPassword $s.worker.kafkaSaslPassword true false)
+    (list "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY" $s.worker.keys.deadLetterSigningKey $s.worker.deadLetterSigningKey false true))
   | toJson }}
 {{- end }}
 
@@ -239,7 +245,11 @@ The secretKeyRef env entries of one component, as a JSON list. Call with
 {{- range $setting := index $groups $group }}
 {{- $key := index $setting 1 }}
 {{- if and $key (or $existing (index $setting 2)) (or (not (index $setting 3)) $sasl) }}
-{{- $env = append $env (dict "name" (index $setting 0) "valueFrom" (dict "secretKeyRef" (dict "name" $name "key" $key))) }}
+{{- $ref := dict "name" $name "key" $key }}
+{{- if and $existing (index $setting 4) }}
+{{- $_ := set $ref "optional" true }}
+{{- end }}
+{{- $env = append $env (dict "name" (index $setting 0) "valueFrom" (dict "secretKeyRef" $ref)) }}
 {{- end }}
 {{- end }}
 {{- end }}
