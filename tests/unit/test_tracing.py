@@ -1,13 +1,23 @@
-"""When tracing is on (the OTEL_* variables only) and where a record's trace context is read."""
+"""When tracing is on (the OTEL_* variables only), where a record's trace context is read, and
+what a request's span takes from the request."""
 
 from __future__ import annotations
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
 from bridge.obs import tracing
+from bridge.obs.trace_context import (
+    Incoming,
+    incoming,
+    parse_traceparent,
+    server_attributes,
+    span_name,
+)
 
-PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+TRACE, SPAN = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+PARENT = f"00-{TRACE:032x}-{SPAN:016x}-01"
 
 
 @pytest.mark.parametrize(
@@ -56,3 +66,81 @@ def test_nothing_is_traced_while_off() -> None:
     assert tracing.server_middlewares() == []
     tracing.annotate(**{"fonestorm_bridge.call_id": "c"})  # no span, no error
     tracing.link_current_span(PARENT)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        (PARENT, (TRACE, SPAN, 1)),
+        (f" {PARENT} ", (TRACE, SPAN, 1)),
+        (f"00-{TRACE:032x}-{SPAN:016x}-00", (TRACE, SPAN, 0)),
+        (f"01-{TRACE:032x}-{SPAN:016x}-01-later-fields", (TRACE, SPAN, 1)),  # a later version
+        (f"00-{TRACE:032x}-{SPAN:016x}-01-more", None),  # version 00 has exactly four
+        (f"ff-{TRACE:032x}-{SPAN:016x}-01", None),
+        (f"00-{0:032x}-{SPAN:016x}-01", None),
+        (f"00-{TRACE:032x}-{0:016x}-01", None),
+        (f"00-{TRACE:032X}-{SPAN:016x}-01", None),  # upper case is not W3C
+        (f"00-{TRACE:031x}-{SPAN:016x}-01", None),
+        (f"00-{TRACE:032x}-{SPAN:016x}", None),
+        ("garbage", None),
+    ],
+)
+def test_a_traceparent_is_taken_only_as_w3c_writes_it(
+    value: str | None, expected: tuple[int, int, int] | None
+) -> None:
+    assert parse_traceparent(value) == expected
+
+
+SAMPLED, UNSAMPLED = TraceFlags(1), TraceFlags(0)
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate", "trusted", "expected"),
+    [
+        # What FoneStorm sends: nothing to link to, nothing to join.
+        (None, None, False, Incoming()),
+        (None, "a=1", True, Incoming()),
+        ("not-a-traceparent", "a=1", True, Incoming()),
+        # A stranger's context: a link only (neither its flags nor its tracestate count).
+        (PARENT, "a=1", False, Incoming(link=SpanContext(TRACE, SPAN, is_remote=True))),
+        # A trusted ingress's: joined, with its sampling decision and tracestate.
+        (PARENT, "a=1,b=2", True, Incoming(parent=SpanContext(
+            TRACE, SPAN, is_remote=True, trace_flags=SAMPLED,
+            trace_state=TraceState([("a", "1"), ("b", "2")])))),
+        (PARENT.replace("-01", "-00"), None, True, Incoming(parent=SpanContext(
+            TRACE, SPAN, is_remote=True, trace_flags=UNSAMPLED, trace_state=TraceState()))),
+        # A malformed tracestate is dropped whole, the trace still joined.
+        (PARENT, "not a list member", True, Incoming(parent=SpanContext(
+            TRACE, SPAN, is_remote=True, trace_flags=SAMPLED, trace_state=TraceState()))),
+    ],
+)  # fmt: skip
+def test_a_request_joins_the_trace_it_names_only_when_trusted(
+    traceparent: str | None, tracestate: str | None, trusted: bool, expected: Incoming
+) -> None:
+    found = incoming(traceparent, tracestate, trusted=trusted)
+    assert found == expected
+    for mine, theirs in ((found.parent, expected.parent), (found.link, expected.link)):
+        if mine is not None and theirs is not None:
+            assert mine.trace_flags == theirs.trace_flags
+            assert mine.trace_state == theirs.trace_state
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "name", "attributes"),
+    [
+        ("GET", "/callbacks/calls", "GET /callbacks/calls",
+         {"http.request.method": "GET", "http.route": "/callbacks/calls"}),
+        ("POST", "/v2/calls", "POST /v2/calls",
+         {"http.request.method": "POST", "http.route": "/v2/calls"}),
+        ("BREW", "/callbacks/calls", "_OTHER /callbacks/calls",
+         {"http.request.method": "_OTHER", "http.route": "/callbacks/calls"}),
+        ("GET", "", "GET", {"http.request.method": "GET", "http.route": ""}),
+    ],
+)  # fmt: skip
+def test_a_server_span_names_the_route_never_the_query(
+    method: str, route: str, name: str, attributes: dict[str, str]
+) -> None:
+    assert span_name(method, route) == name
+    assert server_attributes(method, route) == attributes
