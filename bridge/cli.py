@@ -140,7 +140,7 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
 
     sandbox_settings = SandboxSettings()
     # Traced too when OTEL_* says so: FoneStorm's side of each create-call joins the trace.
-    tracing.setup()
+    tracing.setup(service="fonestorm-sandbox")
 
     async def main() -> None:
         task = asyncio.create_task(run_sandbox(sandbox_settings))

@@ -457,6 +457,19 @@ class LogSettings(BaseModel):
     )
 
 
+class TracingSettings(BaseModel):
+    """Tracing (on and exported as the standard `OTEL_*` variables say)."""
+
+    trust_incoming_context: bool = Field(
+        False,
+        description="Continue the trace a callback names (W3C `traceparent` and `tracestate`) "
+        "instead of starting a new one linked to it. Only behind an ingress that sets these "
+        "headers itself: otherwise any sender picks the trace its callbacks join, whether they "
+        "are sampled, and the `tracestate` every record of theirs carries. Baggage is never "
+        "taken.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the bridge."""
 
@@ -474,6 +487,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _revoke_budget_covers_a_request(self) -> Settings:

@@ -18,6 +18,7 @@ from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
 from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import TopicWatch
+from bridge.obs import tracing
 from bridge.retrying import retry
 from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
@@ -35,7 +36,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     # Fail closed is a configuration an operator must see at once, not at the first command.
     (log.warning if closed else log.info)("%s", policy)
-    session = new_session()
+    session = new_session(trace_configs=tracing.client_trace_configs())
     ledger = Ledger(settings, app[PUBLISHER])
     processor = CommandProcessor(
         settings, app[PUBLISHER], FoneStormClient(session, settings.fonestorm), ledger, app[METRICS]

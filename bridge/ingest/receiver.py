@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import hdrs, web
@@ -91,6 +92,7 @@ class CallbackReceiver:
         self._publisher = publisher
         self._metrics = metrics
         self._correlator = correlator
+        self._trust_incoming = settings.tracing.trust_incoming_context
         auth = settings.callbacks
         self._unauthorized_log = Throttle(UNAUTHORIZED_LOG_INTERVAL)
         self._credentials: tuple[bytes, bytes] | None = None
@@ -158,19 +160,37 @@ class CallbackReceiver:
         return parsing.validate_post(request.content_type, request.charset, body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Accept one callback: validate, produce, answer."""
+        """Accept one callback: check its sender, then validate, produce, answer."""
         started = time.perf_counter()
-        method = _delivery_method(request)
-        direction = status = "unknown"
-        outcome = "accepted"
+        tally = _Tally(_delivery_method(request))
+        try:
+            try:
+                self._check_source(request)
+                self._check_auth(request)
+            except (Forbidden, Unauthorized) as exc:
+                tally.outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
+                return self._refuse(request, exc)
+            except Exception as exc:  # noqa: BLE001 - as in _handle_allowed
+                tally.outcome = "error"
+                return await self._failed(request, b"", False, exc)
+            # Traced only now: a sender that may not send callbacks must not get a span, nor
+            # choose a trace, by what its request says.
+            with tracing.server_span(request, trust_incoming=self._trust_incoming) as span:
+                response = await self._handle_allowed(request, tally)
+                tracing.responded(span, response.status)
+                return response
+        finally:
+            m = self._metrics
+            m.child(m.callbacks, tally.method, tally.direction, tally.status, tally.outcome).inc()
+            m.child(m.callback_latency, tally.outcome).observe(time.perf_counter() - started)
+
+    async def _handle_allowed(self, request: web.Request, tally: _Tally) -> web.StreamResponse:
         body, truncated = b"", False
         try:
-            self._check_source(request)
-            self._check_auth(request)
             try:
                 body, truncated = await self._read_body(request)
             except _BodyStalled as stalled:
-                outcome = "rejected"
+                tally.outcome = "rejected"
                 error = BodyTimeout(
                     f"the body did not arrive within {self._settings.http.body_timeout:g}s "
                     f"({len(stalled.partial)} bytes received)"
@@ -179,24 +199,17 @@ class CallbackReceiver:
             try:
                 data = self._data(request, body, truncated)
             except CallbackError as exc:
-                outcome = "rejected"
+                tally.outcome = "rejected"
                 return await self._reject(request, body, truncated, exc)
-            direction, status = data.direction.value, data.status.value
+            tally.direction, tally.status = data.direction.value, data.status.value
             with log_context(call_id=data.uid):
                 return await self._accept(data)
-        except (Forbidden, Unauthorized) as exc:
-            outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
-            return self._refuse(request, exc)
         except PublishError as exc:
-            outcome = "unavailable"
+            tally.outcome = "unavailable"
             return _unavailable(exc)
         except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, not the endpoint
-            outcome = "error"
+            tally.outcome = "error"
             return await self._failed(request, body, truncated, exc)
-        finally:
-            m = self._metrics
-            m.child(m.callbacks, method, direction, status, outcome).inc()
-            m.child(m.callback_latency, outcome).observe(time.perf_counter() - started)
 
     def _check_source(self, request: web.Request) -> None:
         allowed = self._settings.callbacks.allowed_networks
@@ -347,6 +360,16 @@ def _unavailable(error: PublishError) -> web.Response:
     response = error_response(error)
     response.headers[hdrs.RETRY_AFTER] = "1"
     return response
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The labels of one callback's ``bridge_callbacks_total``, filled in as it is handled."""
+
+    method: str
+    direction: str = "unknown"
+    status: str = "unknown"
+    outcome: str = "accepted"
 
 
 class _BodyStalled(Exception):

@@ -30,6 +30,7 @@ from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.kafka.starting import start_or_close
+from bridge.obs import tracing
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
 from bridge.settings import KafkaSettings
@@ -180,11 +181,13 @@ class Publisher:
             raise PublishError(f"topic {topic!r} does not exist yet; retry later")
         started = time.perf_counter()
         sent = False
+        record_headers = list(headers)
         try:
-            with self._deadlines():
-                future = await producer.send(topic, value=value, key=key, headers=list(headers))
+            with self._deadlines(), tracing.producing(topic, record_headers) as span:
+                future = await producer.send(topic, value=value, key=key, headers=record_headers)
                 sent = True
                 metadata: RecordMetadata = await future
+                tracing.produced(span, metadata.partition, metadata.offset)
         except _RECORD_ERRORS as exc:
             self._metrics.produce_errors.labels(topic).inc()
             if sent:

@@ -374,7 +374,7 @@ async def _release_hangs(app: web.Application) -> None:
 
 def create_sandbox_app(settings: SandboxSettings) -> web.Application:
     """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``."""
-    app = web.Application(middlewares=[*tracing.server_middlewares(), _middleware])
+    app = web.Application(middlewares=[*tracing.server_middlewares(f"{API_PREFIX}/"), _middleware])
     app[STATE_KEY] = SandboxState(settings)
     app.cleanup_ctx.append(_callback_session)
     app.on_shutdown.append(_release_hangs)

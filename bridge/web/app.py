@@ -21,7 +21,6 @@ from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
-from bridge.obs import tracing
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
@@ -97,7 +96,6 @@ def create_app(
 ) -> web.Application:
     """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
     app = web.Application(
-        middlewares=tracing.server_middlewares(),
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,
         # Bodies stay as they came: a compressed body is refused (415), never inflated, so a

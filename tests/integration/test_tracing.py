@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bridge.contracts.commands import PlaceCallCommand
 from bridge.obs import tracing
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import closed_loop, command
@@ -47,6 +48,23 @@ def _in(trace_id: int, spans: tuple[ReadableSpan, ...]) -> list[ReadableSpan]:
     return [s for s in spans if s.context is not None and s.context.trace_id == trace_id]
 
 
+async def _send_traced(bootstrap: str, topic: str, cmd: PlaceCallCommand) -> None:
+    """Produce ``cmd`` as a traced upstream service does: the current context as headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic,
+            cmd.model_dump_json().encode(),
+            key=cmd.command_id.encode(),
+            headers=[(name, value.encode()) for name, value in carrier.items()],
+        )
+    finally:
+        await producer.stop()
+
+
 @pytest.mark.timeout(60)
 async def test_one_trace_from_command_to_create_call_to_result_and_linked_call_events(
     start_bridge: BridgeFactory, spans: InMemorySpanExporter
@@ -54,17 +72,8 @@ async def test_one_trace_from_command_to_create_call_to_result_and_linked_call_e
     async with closed_loop(start_bridge) as loop:
         settings = loop.settings
         cmd = command(f"traced-{uuid.uuid4()}", correlation_id="appointment-17")
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-        await producer.start()
-        try:
-            with tracing.tracer().start_as_current_span("upstream service") as upstream:
-                await producer.send_and_wait(
-                    settings.topics.place_call,
-                    cmd.model_dump_json().encode(),
-                    key=cmd.command_id.encode(),
-                )
-        finally:
-            await producer.stop()
+        with tracing.tracer().start_as_current_span("upstream service") as upstream:
+            await _send_traced(settings.kafka.bootstrap_servers, settings.topics.place_call, cmd)
         trace_id = upstream.get_span_context().trace_id
         (result,) = await loop.results(1)
         assert result["status"] == "placed"
@@ -113,6 +122,36 @@ async def test_one_trace_from_command_to_create_call_to_result_and_linked_call_e
         assert event["command_id"] == cmd.command_id
         parent = headers_of(record)["traceparent"]
         assert _trace_id(parent) in {s.context.trace_id for s in callback_spans if s.context}
+
+
+@pytest.mark.timeout(60)
+async def test_one_command_is_one_trace_and_each_callback_one_more(
+    start_bridge: BridgeFactory, spans: InMemorySpanExporter
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        cmd = command(f"untraced-upstream-{uuid.uuid4()}")
+        await loop.send(cmd)
+        await loop.results(1)
+        events = [json.loads(r.value) for r in await loop.events(3)]
+    # The receiver tagged BEGIN and END: its correlation follower had read the ledger (as the
+    # worker's ledger follower had, to place the call).
+    assert [e.get("command_id") for e in events] == [cmd.command_id] * 3
+
+    finished = spans.get_finished_spans()
+    # The ledger and correlation followers (and the command poll) make no spans of their own.
+    assert not [s.name for s in finished if s.name.endswith(" receive")]
+    consumers = [s for s in finished if s.kind is trace.SpanKind.CONSUMER]
+    assert [s.name for s in consumers] == [f"{loop.settings.topics.place_call} process"]
+    command_trace = consumers[0].context.trace_id if consumers[0].context else None
+    callbacks = {s.context.trace_id for s in finished
+                 if s.kind is trace.SpanKind.SERVER and s.name.endswith("/callbacks/calls")
+                 and s.context}  # fmt: skip
+    assert len(callbacks) == 2
+    # The sandbox's spans of the callback registrations aside (FoneStorm's side, in-process).
+    others = [(s.name, s.kind) for s in finished
+              if s.context and s.context.trace_id not in {command_trace, *callbacks}
+              and not s.name.endswith("_notify")]  # fmt: skip
+    assert not others
 
 
 async def test_tracing_is_off_without_otel_variables(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate
 
 from bridge.obs import tracing
 from tests.support.bridge_app import BridgeFactory
@@ -65,8 +66,13 @@ async def test_jaeger_shows_the_command_as_one_trace_and_callbacks_referring_to_
         await producer.start()
         try:
             with tracing.tracer().start_as_current_span("appointment reminder") as upstream:
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)  # as a traced upstream service does
                 await producer.send_and_wait(
-                    topics.place_call, cmd.model_dump_json().encode(), key=cmd.command_id.encode()
+                    topics.place_call,
+                    cmd.model_dump_json().encode(),
+                    key=cmd.command_id.encode(),
+                    headers=[(name, value.encode()) for name, value in carrier.items()],
                 )
         finally:
             await producer.stop()
@@ -118,3 +124,17 @@ async def test_jaeger_shows_the_command_as_one_trace_and_callbacks_referring_to_
         assert _tag(server, "fonestorm_bridge.call_id") == result["call_id"]
         sends = [s["operationName"] for s in callback_trace["spans"]]
         assert f"{topics.call_events} send" in sends
+
+    # Nothing else: the bridge's own reads of Kafka (ledger, correlation) make no traces. The
+    # sandbox's spans of the callback registrations, FoneStorm's side, aside.
+    everything = await asyncio.to_thread(
+        traced.get, "/api/traces?service=fonestorm-bridge-test&limit=1000&lookback=1h"
+    )
+    traces = {
+        t["traceID"]
+        for t in everything["data"]
+        if not all(s["operationName"].endswith("_notify") for s in t["spans"])
+    }
+    assert traces == {trace_id, *(t["traceID"] for t in referring)}, sorted(
+        {s["operationName"] for t in everything["data"] for s in t["spans"]}
+    )

@@ -64,6 +64,12 @@ def test_a_command_record_names_its_trace_by_either_header(
 def test_nothing_is_traced_while_off() -> None:
     assert not tracing.enabled()
     assert tracing.server_middlewares() == []
+    assert tracing.client_trace_configs() == []
+    headers: list[tuple[str, bytes]] = []
+    with tracing.producing("t", headers) as span:
+        tracing.produced(span, 0, 1)
+    assert span is None
+    assert headers == []
     tracing.annotate(**{"fonestorm_bridge.call_id": "c"})  # no span, no error
     tracing.link_current_span(PARENT)
 
