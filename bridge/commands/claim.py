@@ -11,8 +11,13 @@ entry back on top of its own (:func:`restore`), so readers see the winner's stat
 
 Partitions added to the ledger put a command's records on two partitions, which nothing
 orders: a record on another partition than the one compared with counts as another writer's
-(unless it is the job's own), that is, as a conflict. Two jobs may then both stand down; never
-both place (:meth:`~bridge.commands.ledger.Ledger.read_back` reads every partition).
+(unless it is the job's own), that is, as a conflict. Two jobs may then both lose; never both
+place (:meth:`~bridge.commands.ledger.Ledger.read_back` reads every partition). So that such a
+command still gets an outcome, a loser marks the entry it puts back with its own writer and
+those it lost to (a withdrawal). A job that sees every writer it lost to withdraw in its favour
+knows that no claim won (of two claims, the one read back last sees the other's record as a
+conflict): it records the command ``failed`` (``claim_conflict``), nothing called, to be sent
+again.
 
 The window checks are pure functions over what the watch saw; :class:`Claims` does the I/O
 for the processor.
@@ -30,13 +35,16 @@ from bridge.commands import decision
 from bridge.commands.jobs import Job, Phase
 from bridge.commands.ledger import NOWHERE, Ledger, Position, Seen, Watch
 from bridge.commands.outcomes import OutcomeWriter
-from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
+from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 
 log = logging.getLogger(__name__)
 
 #: Rounds of :func:`restore` at most: each answers a record another writer added meanwhile.
 RESTORE_ROUNDS = 5
+#: Seconds between looks for the withdrawals of the jobs a claim lost to.
+WITHDRAWAL_POLL = 0.05
+CLAIM_CONFLICT = "claim_conflict"
 
 
 def is_ours(seen: Seen, writer: str) -> bool:
@@ -75,15 +83,43 @@ def to_put_back(seen: list[Seen], *, writer: str, copied: set[bytes]) -> LedgerE
     That is the newest entry another writer wrote itself; ``copied`` holds the values this job
     already put back, whose records are not originals.
     """
-    originals = [s for s in seen if not is_ours(s, writer) and _value(s.entry) not in copied]
-    if not originals or originals[-1].entry is None:
+    target = newest_original(seen, writer=writer, copied=copied)
+    if target is None:
         return None
-    target = originals[-1].entry
     return None if _value(seen[-1].entry) == _value(target) else target
 
 
+def newest_original(seen: list[Seen], *, writer: str, copied: set[bytes]) -> LedgerEntry | None:
+    """The newest entry another writer wrote itself (not a copy this job put back)."""
+    originals = [s for s in seen if not is_ours(s, writer) and _value(s.entry) not in copied]
+    return originals[-1].entry if originals else None
+
+
+def lost_to(beaten_by: list[Seen]) -> frozenset[str]:
+    """The writers of the records a claim lost to; empty when one of them names none."""
+    writers = {s.entry.writer if s.entry is not None else None for s in beaten_by}
+    if None in writers:
+        return frozenset()  # an unreadable or older entry: nobody to wait for
+    return frozenset(w for w in writers if w is not None)
+
+
+def withdrew(seen: list[Seen], *, writer: str, others: frozenset[str]) -> bool:
+    """Whether every writer in ``others`` withdrew its claim, having lost to ``writer``'s."""
+    said = {
+        s.entry.withdrawn_by
+        for s in seen
+        if s.entry is not None and s.entry.withdrawn_by and writer in s.entry.lost_to
+    }
+    return bool(others) and others <= said
+
+
 def _value(entry: LedgerEntry | None) -> bytes:
-    return b"" if entry is None else entry.model_dump_json().encode()
+    """An entry as compared: a withdrawal's marks do not make its copy another entry."""
+    if entry is None:
+        return b""
+    if entry.withdrawn_by is not None:
+        entry = entry.model_copy(update={"withdrawn_by": None, "lost_to": []})
+    return entry.model_dump_json().encode()
 
 
 async def restore(
@@ -92,18 +128,26 @@ async def restore(
     *,
     writer: str,
     write: Callable[[LedgerEntry], Awaitable[RecordMetadata]],
+    withdrawal: frozenset[str] | None = None,
 ) -> None:
     """After a lost claim: put the winner's latest entry back on top of this job's writes.
 
-    Bounded: another writer adding records meanwhile is answered for :data:`RESTORE_ROUNDS`
-    rounds at most; after that the winner's own next record puts its state on top anyway.
+    With ``withdrawal`` (the writers the claim lost to), the first copy says so, written even
+    when the log already ends in that entry. Bounded: another writer adding records meanwhile
+    is answered for :data:`RESTORE_ROUNDS` rounds at most; after that the winner's own next
+    record puts its state on top anyway.
     """
     copied: set[bytes] = set()
     for _ in range(RESTORE_ROUNDS):
         entry = to_put_back(watch.seen, writer=writer, copied=copied)
+        if entry is None and withdrawal:
+            entry = newest_original(watch.seen, writer=writer, copied=copied)
         if entry is None:
             return
         copied.add(_value(entry))
+        if withdrawal:
+            entry = entry.model_copy(update={"withdrawn_by": writer, "lost_to": sorted(withdrawal)})
+            withdrawal = None
         await ledger.read_back(await write(entry))
     log.warning("the ledger entry of another writer could not be put back on top")
 
@@ -122,10 +166,20 @@ def verified(job: Job) -> Position:
 class Claims:
     """The ledger side of a job that may meet another: claim, look, stand down."""
 
-    def __init__(self, ledger: Ledger, out: OutcomeWriter, *, hold: float) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        out: OutcomeWriter,
+        *,
+        hold: float,
+        withdrawal_wait: float,
+        monotonic: Callable[[], float],
+    ) -> None:
         self._ledger = ledger
         self._out = out
         self._hold = hold
+        self._withdrawal_wait = withdrawal_wait
+        self._monotonic = monotonic
 
     async def claim(self, job: Job, command: PlaceCallCommand) -> bool:
         """Write ``placing`` and read it back: whether this job won the command.
@@ -145,7 +199,16 @@ class Claims:
                 "another writer took the command on the ledger first (%s); not placing it",
                 last.source if last else "an unreadable entry",
             )
-            await restore(self._ledger, job.watch, writer=job.writer, write=self._out.put_back)
+            if any(s.partition != written.partition for s in beaten_by):
+                # Unordered against this write: the other claim may have lost to it as well.
+                job.lost_to = lost_to(beaten_by)
+            await restore(
+                self._ledger,
+                job.watch,
+                writer=job.writer,
+                write=self._out.put_back,
+                withdrawal=job.lost_to,
+            )
             return False
         job.accepted = Position(written.partition, written.offset)
         return True
@@ -182,6 +245,8 @@ class Claims:
         Returns the result published, or None when it is the other job's to publish.
         """
         job.phase = Phase.RECORDING
+        if await self._all_withdrew(job):
+            return await self._claim_conflict(job, command)
         others = foreign(job.watch.seen, writer=job.writer, after=job.accepted)
         decisive = self.overwritten(job) or others
         latest = decisive[-1].entry if decisive else None
@@ -204,4 +269,30 @@ class Claims:
         )
         log.info("command %s: %s", result.status.value, finish.message)
         await self._out.until_written("the result", lambda: self._out.publish(result, command))
+        return result
+
+    async def _all_withdrew(self, job: Job) -> bool:
+        """After a lost claim: whether every job it lost to lost as well (within the wait)."""
+        if not job.lost_to:
+            return False
+        deadline = self._monotonic() + self._withdrawal_wait
+        while not withdrew(job.watch.seen, writer=job.writer, others=job.lost_to):
+            if self._monotonic() >= deadline:
+                return False
+            await asyncio.sleep(WITHDRAWAL_POLL)
+        return True
+
+    async def _claim_conflict(self, job: Job, command: PlaceCallCommand) -> PlaceCallResult:
+        """No claim won: ``failed``, nothing called, the command kept to be sent again."""
+        await job.fenced()
+        message = (
+            "another record of this command claimed it at the same moment, on another ledger "
+            "partition, and both claims lost: nothing was called; send the command again"
+        )
+        log.warning("command %s: %s", CLAIM_CONFLICT, message)
+        result = self._out.result(
+            job, command, ResultStatus.FAILED, error_code=CLAIM_CONFLICT, error_message=message
+        )
+        await self._out.record(job, command, result, dead_letter=(CLAIM_CONFLICT, message))
+        await self._out.announce(result, command)
         return result

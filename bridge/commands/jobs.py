@@ -41,6 +41,7 @@ class Job:
         "call_possible",
         "fence",
         "last_write",
+        "lost_to",
         "phase",
         "placing",
         "received_at",
@@ -72,6 +73,8 @@ class Job:
         self.accepted = NOWHERE
         #: Where this job's latest acknowledged ledger write is.
         self.last_write = NOWHERE
+        #: After a lost claim: the writers it lost to, when every one of them is known.
+        self.lost_to: frozenset[str] = frozenset()
 
     async def fenced(self) -> None:
         """Return once this worker may act as the partition's owner; else raise :class:`Revoked`.

@@ -103,7 +103,13 @@ class CommandProcessor:
         self._out = OutcomeWriter(settings, publisher, ledger, metrics)
         self._monotonic = monotonic
         self._admission = Admission(settings.worker, monotonic=monotonic)
-        self._claims = claim.Claims(ledger, self._out, hold=self._hold)
+        self._claims = claim.Claims(
+            ledger,
+            self._out,
+            hold=self._hold,
+            withdrawal_wait=2 * settings.kafka.produce_timeout,
+            monotonic=monotonic,
+        )
         self.auth = self._admission.auth
 
     async def process(self, job: Job) -> None:

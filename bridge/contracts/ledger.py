@@ -48,6 +48,15 @@ class LedgerEntry(BaseModel):
         description="Which handling of the command wrote the entry (unique per job): a worker "
         "tells its own entries from those of another worker handling the same command.",
     )
+    withdrawn_by: str | None = Field(
+        None,
+        description="On a copy of another job's entry put back by a job whose claim lost: "
+        "that job's writer. It sends nothing for the command.",
+    )
+    lost_to: list[str] = Field(
+        default_factory=list,
+        description="With ``withdrawn_by``: the writers whose entries that claim lost to.",
+    )
 
 
 class _ResultAsRead(PlaceCallResult):

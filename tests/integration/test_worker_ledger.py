@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -239,3 +239,84 @@ async def end_offsets(bootstrap: str, topic: str, partition: int) -> int:
         return ends[tp]
     finally:
         await consumer.stop()
+
+
+async def test_two_copies_whose_claims_both_lose_across_ledger_partitions_end_failed(
+    start_bridge: BridgeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after partitions were added to the ledger, producers disagree on a key's partition.
+
+    Worker A has written to the ledger before (its producer's metadata says one partition);
+    worker B starts after (two). A command and its copy reach A and B at once: each claim is
+    read back during a long correlation hold, each sees the other's on the other partition,
+    and both lose. Neither may call; the command must still get an outcome, the same for both.
+    """
+    hold = {"correlation_hold": 1.0}
+    monkeypatch.setattr(TopicFollower, "partitions_check", 3600.0)
+    async with closed_loop(start_bridge, callbacks=hold) as loop:
+        first = loop.settings
+
+        async def produce(topic: str, value: bytes, *, key: bytes) -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=first.kafka.bootstrap_servers)
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, value, key=key)
+            finally:
+                await producer.stop()
+
+        await loop.send(command(f"warm-{uuid.uuid4()}"))  # A's producer learns the ledger
+        [warm] = await loop.results(1)
+        assert warm["status"] == "placed"
+        # A's producer has met every topic it writes (its first record to a topic refreshes
+        # its metadata: the ledger's partition count too).
+        await loop.events(1)
+        admin = AIOKafkaAdminClient(bootstrap_servers=first.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_partitions(
+                {first.topics.command_ledger: NewPartitions(total_count=2)}
+            )
+        finally:
+            await admin.close()
+        topics = first.topics.model_dump()
+        del topics["place_call"]  # B reads commands of its own topic
+        b = await start_bridge(
+            ready=True, worker_enabled=True, topics=topics, callbacks=hold,
+            fonestorm=first.fonestorm.model_dump(), worker=first.worker.model_dump(),
+            http={"shutdown_timeout": 2.0},
+        )  # fmt: skip
+        # B's turn to warm up: assigned, and its producer knows the ledger's two partitions.
+        warm_b = command(f"warm-{uuid.uuid4()}").model_dump_json().encode()
+        await produce(b.settings.topics.place_call, warm_b, key=b"warm-b")
+        await loop.results(2)
+        # A's producer puts the key on partition 0, B's on partition 1.
+        command_id = next(
+            i for i in (f"split-{uuid.uuid4()}" for _ in range(100))
+            if partition_for(i.encode(), range(2), range(2)) == 1
+        )  # fmt: skip
+        value = command(command_id).model_dump_json().encode()
+        # B first: its placing lands on partition 1, which A's follower has not looked for.
+        bootstrap, ledger_topic = first.kafka.bootstrap_servers, first.topics.command_ledger
+        before = await end_offsets(bootstrap, ledger_topic, 1)
+        await produce(b.settings.topics.place_call, value, key=b"copy-b")
+        await until_async(lambda: ledger_grew(bootstrap, ledger_topic, 1, before), seconds=15)
+        # A reads the ledger without B's placing, writes its own on partition 0 while B's
+        # claim is still held, and reads its write back with partition 1: both claims lose.
+        await produce(first.topics.place_call, value, key=b"copy-a")
+        results = [r for r in await loop.results(4, timeout=60) if r["command_id"] == command_id]
+        assert [(r["status"], r["error_code"]) for r in results] == [
+            ("failed", "claim_conflict"), ("failed", "claim_conflict"),
+        ]  # fmt: skip
+        assert loop.calls_per_command()[command_id] == 0
+
+
+async def until_async(check: Callable[[], Awaitable[bool]], *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def ledger_grew(bootstrap: str, topic: str, partition: int, before: int) -> bool:
+    """Whether ``partition`` of the ledger holds a record more than ``before``."""
+    return await end_offsets(bootstrap, topic, partition) > before

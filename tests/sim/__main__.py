@@ -2,7 +2,7 @@
 
 python -m tests.sim --seeds 100000 [--start 0]
 python -m tests.sim --seed 1234
-python -m tests.sim --seeds 1000 --ledger-growth
+python -m tests.sim --seeds 1000 --no-ledger-growth
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.commands.claim import foreign, lost, to_put_back
+from bridge.commands.claim import foreign, lost, lost_to, to_put_back, withdrew
 from bridge.commands.decision import Finish, Place, Republish, after_conflict, decide
 from bridge.commands.ledger import NOWHERE, Position, Seen
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
@@ -265,3 +265,78 @@ def test_a_copy_of_a_command_in_progress_is_a_duplicate(
         assert isinstance(action, Finish)
         assert action.status is expected
         assert "being placed from record commands/2/9" in action.message
+
+
+def withdrawal(of: LedgerEntry, by: str, lost_to: list[str]) -> LedgerEntry:
+    """``by``'s copy of ``of``, put back after its claim lost to ``lost_to``."""
+    return of.model_copy(update={"withdrawn_by": by, "lost_to": lost_to})
+
+
+PLACING_THIRD = entry(LedgerState.PLACING, source="commands/1/3", writer="job-third")
+
+
+@pytest.mark.parametrize(
+    ("beaten_by", "expected"),
+    [
+        pytest.param([on(1, 5, PLACING_THEM)], {THEM}, id="one writer"),
+        pytest.param(
+            [on(1, 5, PLACING_THEM), on(2, 3, PLACING_THIRD)], {THEM, "job-third"}, id="two"
+        ),
+        pytest.param([on(1, 5, None)], set(), id="an unreadable record: nobody to wait for"),
+        pytest.param(
+            [on(1, 5, PLACING_THEM), on(1, 6, entry(LedgerState.PLACING, writer=None))],
+            set(),
+            id="an older version's entry names no writer",
+        ),
+    ],
+)
+def test_whom_a_claim_lost_to(beaten_by: list[Seen], expected: set[str]) -> None:
+    assert lost_to(beaten_by) == expected
+
+
+@pytest.mark.parametrize(
+    ("seen", "others", "expected"),
+    [
+        pytest.param([on(1, 5, PLACING_THEM)], {THEM}, False, id="they have not withdrawn"),
+        pytest.param(
+            [on(1, 5, PLACING_THEM), on(1, 6, withdrawal(PLACING_ME, THEM, [ME]))],
+            {THEM},
+            True,
+            id="they withdrew, having lost to us",
+        ),
+        pytest.param(
+            [on(1, 6, withdrawal(PLACING_THIRD, THEM, ["job-third"]))],
+            {THEM},
+            False,
+            id="they withdrew for another: that one may have won",
+        ),
+        pytest.param(
+            [on(1, 6, withdrawal(PLACING_ME, THEM, [ME, "job-third"]))],
+            {THEM, "job-third"},
+            False,
+            id="one of two withdrew",
+        ),
+        pytest.param(
+            [
+                on(1, 6, withdrawal(PLACING_ME, THEM, [ME])),
+                on(2, 4, withdrawal(PLACING_ME, "job-third", [ME, THEM])),
+            ],
+            {THEM, "job-third"},
+            True,
+            id="both withdrew",
+        ),
+        pytest.param([], set(), False, id="nobody to wait for is not a withdrawal"),
+    ],
+)
+def test_when_every_claim_lost(seen: list[Seen], others: set[str], expected: bool) -> None:
+    assert withdrew(seen, writer=ME, others=frozenset(others)) is expected
+
+
+def test_a_withdrawal_is_the_entry_it_copies_for_what_to_put_back() -> None:
+    """The marks do not make a copy another entry: put back once, not every round."""
+    seen = [
+        on(1, 5, PLACING_THEM),
+        on(0, 6, PLACING_ME),
+        on(0, 7, withdrawal(PLACING_THEM, ME, [THEM])),
+    ]
+    assert to_put_back(seen, writer=ME, copied=set()) is None
