@@ -189,11 +189,31 @@ def cmd_schemas_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_schemas_check(settings: Settings, args: argparse.Namespace) -> int:
-    """Fail when the schema files differ from the models."""
-    out = schemas.stale(Path(args.dir))
+    """Fail when the schema files differ from the models or break their released versions."""
+    directory = Path(args.dir)
+    released = Path(args.released) if args.released else None
+    out = schemas.stale(directory)
     for name in out:
         print(f"stale: {name}", file=sys.stderr)
-    return 1 if out else 0
+    broken = schemas.incompatible(directory, released)
+    for name, problems in broken.items():
+        for problem in problems:
+            print(f"incompatible: {name}: {problem}", file=sys.stderr)
+    if broken:
+        print(
+            "a schema must stay BACKWARD compatible with its released version; "
+            "a breaking change needs a new version (see the README's Schemas section)",
+            file=sys.stderr,
+        )
+    return 1 if out or broken else 0
+
+
+def cmd_schemas_release(settings: Settings, args: argparse.Namespace) -> int:
+    """Record the current schema files as released."""
+    released = Path(args.released) if args.released else None
+    for path in schemas.release(Path(args.dir), released):
+        print(path)
+    return 0
 
 
 def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
@@ -265,9 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     export = schemas_sub.add_parser("export", help="write schemas/*.json from the models")
     export.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="output folder")
     export.set_defaults(func=cmd_schemas_export)
-    check = schemas_sub.add_parser("check", help="exit 1 when schemas/ differs from the models")
-    check.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="schema folder")
-    check.set_defaults(func=cmd_schemas_check)
+    check = schemas_sub.add_parser(
+        "check",
+        help="exit 1 when schemas/ differs from the models or is not BACKWARD compatible "
+        "with schemas/released/",
+    )
+    release = schemas_sub.add_parser(
+        "release", help="copy schemas/*.json into schemas/released/ (the compatibility baseline)"
+    )
+    for command, func in ((check, cmd_schemas_check), (release, cmd_schemas_release)):
+        command.add_argument("--dir", default=str(schemas.DEFAULT_DIR), help="schema folder")
+        command.add_argument("--released", help="released schemas folder (default: DIR/released)")
+        command.set_defaults(func=func)
     add_dead_letters_parser(sub)
     return parser
 

@@ -1,4 +1,5 @@
-"""JSON Schema files of the published models, kept in ``schemas/`` and checked against the code."""
+"""JSON Schema files of the published models, kept in ``schemas/`` and checked against the code
+and against their released versions in ``schemas/released/``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from bridge.contracts.base import VersionedEvent
 from bridge.contracts.calls import CallEvent, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
+from bridge.contracts.compat import Incompatibility, backward_incompatibilities
 from bridge.contracts.dead_letters import DeadLetter
 
 #: Every published model, in the order ``schemas export`` writes them.
@@ -49,4 +51,44 @@ def stale(directory: Path = DEFAULT_DIR) -> list[str]:
         path = directory / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             out.append(name)
+    return out
+
+
+def released_dir(directory: Path) -> Path:
+    """Where the released versions of ``directory``'s schemas are kept: its ``released/``."""
+    return directory / "released"
+
+
+def release(directory: Path = DEFAULT_DIR, released: Path | None = None) -> list[Path]:
+    """Record every current schema file as released (the baseline ``incompatible`` checks)."""
+    target = released or released_dir(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in render_all():
+        path = target / name
+        path.write_text((directory / name).read_text(encoding="utf-8"), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def incompatible(
+    directory: Path = DEFAULT_DIR, released: Path | None = None
+) -> dict[str, list[Incompatibility]]:
+    """File name → why it cannot read data written with its released version (BACKWARD).
+
+    A schema is compared with the released file of the same name and version only: a breaking
+    change ships as a new version (a new file, model and type), which has no released file yet.
+    """
+    source = released or released_dir(directory)
+    out = {}
+    for name in render_all():
+        current, baseline = directory / name, source / name
+        if not current.exists() or not baseline.exists():
+            continue
+        problems = backward_incompatibilities(
+            json.loads(baseline.read_text(encoding="utf-8")),
+            json.loads(current.read_text(encoding="utf-8")),
+        )
+        if problems:
+            out[name] = problems
     return out
