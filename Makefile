@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak sim lint lock fmt run kafka-start kafka-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak sim lint lock fmt run kafka-start kafka-stop registry-start registry-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 lint: install  ## ruff + mypy strict + schema files in sync + lock files match pyproject.toml
-	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka scripts/show-trace
+	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka scripts/local-registry scripts/show-trace
 	$(BIN)/ruff format --check bridge tests bench tools
 	$(BIN)/mypy
 	$(BIN)/fonestorm-bridge schemas check
@@ -68,6 +68,12 @@ kafka-start:  ## local single-node Kafka (KRaft) on 127.0.0.1:9092
 
 kafka-stop:
 	scripts/local-kafka stop
+
+registry-start:  ## local Apicurio Registry 2.4.2 on 127.0.0.1:8081 (built once, ~3 min cold)
+	scripts/local-registry start
+
+registry-stop:
+	scripts/local-registry stop
 
 run: install  ## local Kafka + FoneStorm sandbox + the bridge, wired together (TRACING=1: + Jaeger)
 	TRACING=$(TRACING) VENV=$(VENV) scripts/run-local
