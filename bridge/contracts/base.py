@@ -2,8 +2,9 @@
 
 Every model is a public contract: its JSON Schema lives in ``schemas/`` (written by
 ``fonestorm-bridge schemas export``) and its ``$id`` is the ``ce_dataschema`` header of every
-record that carries it. Adding an optional field is a compatible change within a version;
-anything else needs a new model and a new topic version.
+record that carries it. Within a version a schema changes only in BACKWARD compatible ways
+(``schemas check`` compares it with its copy in ``schemas/released/``); anything else needs a
+new model and a new topic version.
 """
 
 from __future__ import annotations
