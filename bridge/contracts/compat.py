@@ -92,6 +92,10 @@ def _types(schema: Mapping[str, Any]) -> frozenset[str] | None:
     return None
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _values(schema: Mapping[str, Any]) -> list[Any] | None:
     if "const" in schema:
         return [schema["const"]]
@@ -238,9 +242,13 @@ class _Walk:
         ]:
             if keyword not in new:
                 continue
-            if keyword not in old:
+            if keyword in old and not (_is_number(old[keyword]) and _is_number(new[keyword])):
+                # Draft 4's boolean exclusiveMaximum/Minimum: not modelled, so any change fails.
+                if old[keyword] != new[keyword]:
+                    out.append(Incompatibility(path, "UNCHECKED_KEYWORD_CHANGED", keyword))
+            elif keyword not in old:
                 out.append(Incompatibility(path, f"{keyword}_ADDED", f"{keyword} {new[keyword]}"))
-            elif tighter(float(new[keyword]), float(old[keyword])):
+            elif tighter(new[keyword], old[keyword]):
                 out.append(
                     Incompatibility(
                         path, f"{keyword}_CHANGED", f"{keyword} {old[keyword]} -> {new[keyword]}"
@@ -335,5 +343,5 @@ class _Walk:
                 path, "UNCHECKED_KEYWORD_CHANGED", f"{k}: the checker does not model this keyword"
             )
             for k in keywords
-            if k in new and old.get(k) != new[k]
+            if old.get(k) != new.get(k)
         ]

@@ -161,6 +161,18 @@ CASES: list[tuple[str, Schema, Schema, list[str]]] = [
     ("format removed", {**STR, "format": "date-time"}, STR, []),
     # Keywords the checker does not model fail closed.
     ("not added", STR, {**STR, "not": {"const": ""}}, ["UNCHECKED_KEYWORD_CHANGED"]),
+    (
+        "patternProperties removed from a closed model",
+        _obj({}, patternProperties={"^x-": STR}, **CLOSED),
+        _obj({}, **CLOSED),
+        ["UNCHECKED_KEYWORD_CHANGED"],
+    ),
+    (
+        "draft 4 boolean exclusiveMaximum set",
+        {**INT, "maximum": 9, "exclusiveMaximum": False},
+        {**INT, "maximum": 9, "exclusiveMaximum": True},
+        ["UNCHECKED_KEYWORD_CHANGED"],
+    ),
 ]
 
 
