@@ -30,7 +30,8 @@ FATES = {
 @dataclass
 class Call:
     command_id: str | None
-    #: When the worker issued the request (its last check came right before).
+    #: When the worker issued the request (its last check came right before), by its own
+    #: clock (seconds of virtual time, off by the process's skew).
     issued_at: float
     at: float
 
@@ -58,10 +59,13 @@ class SimFoneStorm:
 class SimClient(FoneStormClient):
     """The real client's ``create_call``, against :class:`SimFoneStorm`, as one process."""
 
-    def __init__(self, fonestorm: SimFoneStorm, process: Process, *, read_timeout: float) -> None:
+    def __init__(
+        self, fonestorm: SimFoneStorm, process: Process, *, read_timeout: float, skew: float = 0.0
+    ) -> None:
         self._fonestorm = fonestorm
         self._process = process
         self._read_timeout = read_timeout
+        self._skew = skew
 
     async def create_call(
         self,
@@ -71,7 +75,7 @@ class SimClient(FoneStormClient):
         *,
         idempotency_key: str | None = None,
     ) -> CreatedCall:
-        issued_at = asyncio.get_running_loop().time()
+        issued_at = asyncio.get_running_loop().time() + self._skew
         await self._process.io()
         rng = self._process.rng
         fate = rng.choices(list(FATES), weights=list(FATES.values()))[0]

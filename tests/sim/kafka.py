@@ -92,13 +92,17 @@ class Broker:
         key: bytes | None,
         headers: Headers = (),
         partition: int | None = None,
+        timestamp: float | None = None,
     ) -> RecordMetadata:
+        """``timestamp``: the record's CreateTime (epoch seconds) when not the broker's now."""
         parts = self.topics[topic]
         if partition is None:
             ids = list(range(len(parts)))
             partition = partition_for(key, ids, ids)
         log = parts[partition]
-        stamp = int((EPOCH + asyncio.get_running_loop().time()) * 1000)
+        if timestamp is None:
+            timestamp = EPOCH + asyncio.get_running_loop().time()
+        stamp = int(timestamp * 1000)
         record = ConsumerRecord(
             topic, partition, len(log), stamp, 0, key, value, None,
             len(key or b""), len(value or b""), tuple(headers),

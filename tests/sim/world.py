@@ -4,7 +4,9 @@
 commands, some of them sent twice under other keys, worker processes that join, stop, are
 killed or frozen past their session, some of a newer version (their ledger entries carry fields
 this one does not know), produces that fail (some after landing), partitions added to the
-ledger (producers see them each at its own time), and a FoneStorm that answers
+ledger (producers see them each at its own time), clocks off by a second or more (workers'
+and producers'), copies replayed about one ledger retention later with their original time,
+and a FoneStorm that answers
 every way it can, creating the call before failing included, or refuses the token for a while.
 The real :class:`~bridge.commands.worker.CommandWorker`,
 :class:`~bridge.commands.processor.CommandProcessor` and :class:`~bridge.commands.ledger.Ledger`
@@ -52,6 +54,10 @@ COMMAND_PARTITIONS = 3
 #: Virtual seconds of chaos, and the most a schedule may take to give every command its outcome.
 CHAOS_SECONDS = 20.0
 DEADLINE = 300.0
+#: Short, so that late copies (a replayed backlog) reach workers that forgot their command.
+LEDGER_RETENTION = 30.0
+#: How far a process's clock may be off the broker's, and a command producer's.
+WORKER_SKEW, PRODUCER_SKEW = (-1.0, 1.0), (-1.0, 3.0)
 
 
 def sim_settings() -> Settings:
@@ -66,6 +72,7 @@ def sim_settings() -> Settings:
             "max_in_flight": 2, "rate_limit": 10, "max_attempts": 4, "max_retry_seconds": 20,
             "backoff_initial": 0.1, "backoff_max": 1.0, "session_timeout": 3.0,
             "rebalance_timeout": 10.0, "auth_retry_interval": 1.0, "fence_margin": 0.5,
+            "ledger_retention": LEDGER_RETENTION,
         },
         http={"shutdown_timeout": 2.0},
     )  # fmt: skip
@@ -98,6 +105,7 @@ class Member:
         rng = random.Random(world.rng.random())
         # Mixed versions, as in a rolling upgrade or a rollback.
         self.process = Process(name, rng, newer=rng.random() < 0.3)
+        self.skew = rng.uniform(*WORKER_SKEW)
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
 
@@ -110,12 +118,14 @@ class Member:
         def follow(topic: str, apply: object, on_batch: object) -> SimFollower:
             return SimFollower(w.broker, process, topic, apply, on_batch)  # type: ignore[arg-type]
 
-        self.ledger = Ledger(settings, publisher, follow=follow, clock=w.epoch_seconds)
-        client = SimClient(w.fonestorm, process, read_timeout=settings.fonestorm.read_timeout)
+        self.ledger = Ledger(settings, publisher, follow=follow, clock=self.epoch_seconds)
+        client = SimClient(
+            w.fonestorm, process, read_timeout=settings.fonestorm.read_timeout, skew=self.skew
+        )
         loop = asyncio.get_running_loop()
         processor = CommandProcessor(
             settings, publisher, client, self.ledger, Metrics(),
-            clock=w.utcnow, monotonic=loop.time, jitter=process.rng.random,
+            clock=self.utcnow, monotonic=loop.time, jitter=process.rng.random,
         )  # fmt: skip
         self.consumer = SimConsumer(w.broker, w.group, process)
         self.worker = CommandWorker(
@@ -131,6 +141,13 @@ class Member:
         await self.ledger.start()
         self.task = asyncio.create_task(self.worker.run())
         await w.group.join(self.consumer)
+
+    def epoch_seconds(self) -> float:
+        """This process's ``time.time()``: the broker's, off by its skew."""
+        return self.world.epoch_seconds() + self.skew
+
+    def utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.epoch_seconds(), UTC)
 
     async def stop(self) -> None:
         """SIGTERM: what the app's cleanup does."""
@@ -201,7 +218,8 @@ class World:
         not_after = None if command is None else command.not_after
         issued = datetime.fromtimestamp(EPOCH + call.issued_at, UTC)
         if not_after is not None and issued >= not_after:
-            # A process frozen after its last look sends late; only the look is the bridge's.
+            # A process frozen after its last look sends late; only the look is the bridge's,
+            # by its own clock.
             self.violation(f"{cid}: a request issued after its not_after")
 
     def _check_record(self, record: Record) -> None:
@@ -218,7 +236,10 @@ class World:
         cid = result.command_id
         self.results[cid] += 1
         self.note(f"result {cid}: {result.status.value} ({result.error_message or ''})")
-        if result.status is not ResultStatus.DUPLICATE:
+        # A copy too old for the ledger to vouch for is refused without an outcome, as a
+        # duplicate is: whether the command was placed is unknown to it.
+        too_old = result.status is ResultStatus.EXPIRED and result.error_code == "too_old"
+        if result.status is not ResultStatus.DUPLICATE and not too_old:
             self.outcomes[cid].add(result.status.value)
         if len(self.outcomes[cid]) > 1:
             self.violation(f"{cid} has outcomes {sorted(self.outcomes[cid])}")
@@ -227,7 +248,7 @@ class World:
 
     async def send_commands(self) -> None:
         count = self.rng.randint(2, 5)
-        plan: list[tuple[float, PlaceCallCommand, bytes]] = []
+        plan: list[tuple[float, PlaceCallCommand, bytes, float | None]] = []
         for n in range(count):
             cid = f"cmd-{n}"
             fields: dict[str, object] = {"command_id": cid, "fonenumber": FONENUMBER,
@@ -239,15 +260,20 @@ class World:
                 )
             command = PlaceCallCommand.model_validate(fields)
             self.commands[cid] = command
-            plan.append((at, command, cid.encode()))
+            written = EPOCH + at + self.rng.uniform(*PRODUCER_SKEW)
             if self.rng.random() < 0.35:  # a copy under another key
-                plan.append((at + self.rng.uniform(0, 4), command, f"{cid}-copy".encode()))
-        for at, command, key in sorted(plan, key=lambda p: p[0]):
+                plan.append((at + self.rng.uniform(0, 4), command, f"{cid}-copy".encode(), None))
+            if self.rng.random() < 0.15:  # a copy replayed late, with its original time
+                late = at + self.rng.uniform(0.8, 1.2) * LEDGER_RETENTION
+                plan.append((late, command, f"{cid}-late".encode(), written))
+            plan.append((at, command, cid.encode(), written))
+        for at, command, key, stamp in sorted(plan, key=lambda p: p[0]):
             await asyncio.sleep(max(0.0, at - self.now()))
             self.records[command.command_id] += 1
             self.broker.append(
-                self.settings.topics.place_call, command.model_dump_json().encode(), key=key
-            )
+                self.settings.topics.place_call, command.model_dump_json().encode(), key=key,
+                timestamp=stamp,
+            )  # fmt: skip
             self.note(f"command {command.command_id} sent, key {key.decode()}")
 
     def alive(self) -> list[Member]:
