@@ -58,8 +58,18 @@ class KafkaSettings(BaseModel):
         False, description="Create missing topics at start-up (else a missing topic is an error)."
     )
     topic_partitions: int = Field(6, gt=0, description="Partitions of topics the bridge creates.")
-    topic_replication_factor: int = Field(
-        1, gt=0, description="Replication factor of topics the bridge creates."
+    topic_replication_factor: int | None = Field(
+        None,
+        gt=0,
+        description="Replication factor of topics the bridge creates (at start-up or with "
+        "`fonestorm-bridge topics create`) and `topics check` expects; unset: as many as the "
+        "cluster has brokers, up to 3.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        gt=0,
+        description="`min.insync.replicas` of topics the bridge creates and `topics check` "
+        "expects; unset: 2 where topics have 3 replicas or more, else the broker's default.",
     )
 
 

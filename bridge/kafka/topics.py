@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bridge.kafka.options import client_options
 from bridge.kafka.starting import start_or_close
+from bridge.kafka.topic_admin import broker_count, create_topics
+from bridge.kafka.topic_plan import plan_for
 from bridge.retrying import backoff_delays
 from bridge.settings import Settings
 
@@ -28,29 +30,6 @@ class MissingTopicsError(KafkaError):  # type: ignore[misc]
         self.topics = topics
 
 
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Every topic the bridge uses, with the configuration it creates it with."""
-    topics = settings.topics
-    # The ledger keeps the latest state per command (compaction) for as long as the worker
-    # remembers command ids (deletion after BRIDGE_WORKER__LEDGER_RETENTION).
-    ledger = {
-        "cleanup.policy": "compact,delete",
-        "retention.ms": str(int(settings.worker.ledger_retention * 1000)),
-        "min.compaction.lag.ms": "3600000",
-    }
-    return {
-        topics.call_events: {},
-        topics.dead_letters: {},
-        # The latest replay of each dead letter is all `dead-letters replay` reads.
-        topics.dead_letter_replays: {"cleanup.policy": "compact"},
-        # An audit trail: every record kept for the topic's retention, none compacted away.
-        topics.dead_letter_audit: {"cleanup.policy": "delete"},
-        topics.place_call: {},
-        topics.place_call_results: {},
-        topics.command_ledger: ledger,
-    }
-
-
 async def ensure_topics(settings: Settings, names: list[str]) -> None:
     """Make sure ``names`` exist; create them if ``BRIDGE_KAFKA__CREATE_TOPICS`` allows it."""
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
@@ -62,21 +41,8 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
             return
         if not settings.kafka.create_topics:
             raise MissingTopicsError(missing)
-        configs = topic_configs(settings)
-        new = [
-            NewTopic(
-                name=name,
-                num_partitions=settings.kafka.topic_partitions,
-                replication_factor=settings.kafka.topic_replication_factor,
-                topic_configs=configs.get(name, {}),
-            )
-            for name in missing
-        ]
-        response = await admin.create_topics(new)
-        for name, code, *_ in response.topic_errors:
-            # Already-exists means another replica won the race: fine.
-            if code not in (0, TopicAlreadyExistsError.errno):
-                raise KafkaError(f"cannot create topic {name!r}: error code {code}")
+        brokers = await broker_count(admin)
+        await create_topics(admin, plan_for(settings, brokers, missing))
         log.info("created topics %s", missing)
     finally:
         await admin.close()
