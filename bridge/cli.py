@@ -21,6 +21,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.deadletters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.kafka.topics_cli import add_topics_parser
 from bridge.obs import tracing
 from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
@@ -298,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--released", help="released schemas folder (default: DIR/released)")
         command.set_defaults(func=func)
     add_dead_letters_parser(sub)
+    add_topics_parser(sub)
     return parser
 
 

@@ -1,0 +1,146 @@
+"""`fonestorm-bridge topics show|create|check` against a real broker: the plan's topics are
+created with their configs, then found as planned, and a changed config is reported as drift."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from bridge.cli import build_parser
+from bridge.kafka.topic_admin import describe_topics, wait_for_topics
+from bridge.kafka.topics import ensure_topics
+from bridge.kafka.topics_cli import run_topics
+from bridge.settings import Settings, TopicSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def topics_tool(settings: Settings, *argv: str) -> tuple[int, str, str]:
+    """Run `fonestorm-bridge topics ARGV` in this event loop: status, stdout, stderr."""
+    args = build_parser().parse_args(["topics", *argv])
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_topics(settings, args, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-topics")
+    await client.start()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap: str, admin: AIOKafkaAdminClient) -> AsyncIterator[Settings]:
+    """Settings naming fresh topics (none exists yet); they are deleted after the test."""
+    suffix = uuid.uuid4().hex[:10]
+    names = {field: f"plan-{field}-{suffix}" for field in TopicSettings.model_fields}
+    config = Settings(
+        kafka={"bootstrap_servers": kafka_bootstrap, "topic_partitions": 2},
+        topics=names,
+        worker={"ledger_retention": 3600},
+    )
+    yield config
+    existing = set(await admin.list_topics())
+    created = [name for name in names.values() if name in existing]
+    if created:
+        await admin.delete_topics(created)
+
+
+async def test_create_then_check_then_a_changed_config_is_drift(
+    settings: Settings, admin: AIOKafkaAdminClient
+) -> None:
+    names = list(settings.topics.model_dump().values())
+    ledger = settings.topics.command_ledger
+
+    code, out, err = await topics_tool(settings, "check")
+    assert (code, err) == (1, "")
+    assert sorted(out.splitlines()) == sorted(f"missing {name}" for name in names)
+
+    code, out, err = await topics_tool(settings, "create")
+    assert (code, err) == (0, "")
+    assert sorted(out.splitlines()) == sorted(f"created {name}" for name in names)
+    states = await describe_topics(admin, names)
+    assert {(s.partitions, s.replication_factor) for s in states.values()} == {(2, 1)}
+    assert states[ledger].configs["cleanup.policy"] == "compact,delete"
+    assert states[ledger].configs["retention.ms"] == "3600000"
+    assert states[settings.topics.dead_letter_replays].configs["cleanup.policy"] == "compact"
+
+    code, out, err = await topics_tool(settings, "check")
+    assert (code, out, err) == (0, "ok: 7 topics as planned for 1 broker(s)\n", "")
+    code, out, _ = await topics_tool(settings, "create")
+    assert (code, sorted(out.splitlines())) == (0, sorted(f"exists  {name}" for name in names))
+
+    # An operator turns the ledger's compaction off and shortens the events' retention: the
+    # latter is not in the plan, so only the former is drift. (AlterConfigs replaces a topic's
+    # whole config set.)
+    changed = {"cleanup.policy": "delete", "retention.ms": "3600000"}
+    changed["min.compaction.lag.ms"] = "3600000"
+    events = {"cleanup.policy": "delete", "retention.ms": "60000"}
+    await admin.alter_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, ledger, changed),
+            ConfigResource(ConfigResourceType.TOPIC, settings.topics.call_events, events),
+        ]
+    )
+    # The broker applies a config change a moment after AlterConfigs returns.
+    while (await describe_topics(admin, [ledger]))[ledger].configs["cleanup.policy"] != "delete":
+        await asyncio.sleep(0.1)
+    code, out, err = await topics_tool(settings, "check")
+    assert (code, err) == (1, "")
+    assert out == f"drift   {ledger}: cleanup.policy is delete, the plan wants compact,delete\n"
+
+
+async def test_the_bridge_creates_its_topics_from_the_plan(
+    settings: Settings, admin: AIOKafkaAdminClient
+) -> None:
+    allowed = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"create_topics": True})}
+    )
+    await ensure_topics(allowed, [allowed.topics.command_ledger, allowed.topics.call_events])
+    async with asyncio.timeout(30):
+        await wait_for_topics(admin, [allowed.topics.command_ledger, allowed.topics.call_events])
+
+    code, out, _ = await topics_tool(settings, "check")
+    assert code == 1
+    # Exactly the two it was asked for exist, and as planned.
+    assert len(out.splitlines()) == 5
+    assert all(line.startswith("missing ") for line in out.splitlines())
+    assert allowed.topics.command_ledger not in out
+    assert allowed.topics.call_events not in out
+
+
+async def test_show_prints_the_plan_for_the_cluster_found(settings: Settings) -> None:
+    code, out, err = await topics_tool(settings, "show")
+    assert (code, err) == (0, "")
+    ledger = next(line for line in out.splitlines() if settings.topics.command_ledger in line)
+    assert ledger.split() == [
+        settings.topics.command_ledger,
+        "partitions=2",
+        "replication_factor=1",
+        "cleanup.policy=compact,delete,min.compaction.lag.ms=3600000,retention.ms=3600000",
+    ]
+    code, out, _ = await topics_tool(settings, "show", "--brokers", "3")
+    assert code == 0
+    assert all("replication_factor=3" in line for line in out.splitlines())
+    assert all("min.insync.replicas=2" in line for line in out.splitlines())
+
+
+async def test_kafka_unreachable_is_exit_3(settings: Settings) -> None:
+    unreachable = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap_servers": "127.0.0.1:1", "request_timeout_ms": 2000}
+            )
+        }
+    )
+    code, out, err = await topics_tool(unreachable, "check")
+    assert (code, out) == (3, "")
+    assert err.startswith("fonestorm-bridge: Kafka: ")
