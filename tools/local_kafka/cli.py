@@ -1,6 +1,7 @@
 """Run a real single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1 without Docker.
 
     scripts/local-kafka start [--name NAME] [--port 9092] [--controller-port PORT+1] [--fresh]
+                              [--brokers N]
                               [--sasl-port PORT --scram-user USER:PASSWORD]
                               [--ssl-port PORT [--ssl-client-auth {none,required}]]
     scripts/local-kafka status [--name NAME] [--json]
@@ -12,6 +13,10 @@ scripts/kafka-pom.xml) into a cache reused between runs; the broker runs as a de
 `java -cp '<cache>/lib/*' kafka.Kafka server.properties`. `start` returns once the broker
 answers Kafka requests (ApiVersions + Metadata listing itself) and prints the bootstrap address
 as the last line of stdout; everything else goes to stderr.
+
+With --brokers 3 it runs three nodes instead (each a broker and a controller, one KRaft quorum;
+node i in <state>/<name>/node-i), with default.replication.factor=3 and min.insync.replicas=2,
+and prints the bootstrap list; `stop` and `status` act on every node.
 
 With --ssl-port the broker also listens with TLS (listener SSL). `start` then makes a throwaway
 CA, a broker certificate (SAN IP:127.0.0.1, DNS:localhost) and a client certificate for mTLS
@@ -40,6 +45,7 @@ import shutil
 import sys
 import time
 
+from tools.local_kafka.cluster import cluster_status, start_cluster, stop_cluster
 from tools.local_kafka.common import (
     EXIT_STOPPED,
     EXIT_UNRESPONSIVE,
@@ -54,7 +60,7 @@ from tools.local_kafka.launch import launch, reuse_running
 from tools.local_kafka.paths import file_lock, instance_paths, kafka_version
 from tools.local_kafka.probe import probe_broker
 from tools.local_kafka.process import running_pid, terminate
-from tools.local_kafka.state import load_config, status_document
+from tools.local_kafka.state import load_config, resolve_config, status_document
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -63,6 +69,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     version = kafka_version()
     lib = ensure_jars(version)  # outside the instance lock: it has its own
     with file_lock(paths.lock_file):
+        if resolve_config(args).brokers > 1:
+            print(start_cluster(args, paths, lib, version), flush=True)
+            return 0
         pid = running_pid(paths)
         bootstrap = reuse_running(args, paths, pid) if pid is not None else None
         if bootstrap is None:
@@ -78,8 +87,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
         info(f"instance '{args.name}' stopped (never started)")
         return 0
     with file_lock(paths.lock_file):
+        config = load_config(args.name)
         pid = running_pid(paths)
-        if pid is None:
+        if config is not None and config.brokers > 1:
+            stop_cluster(config, paths)
+        elif pid is None:
             info(f"instance '{args.name}' already stopped")
         else:
             started = time.monotonic()
@@ -99,6 +111,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     address = config.bootstrap if config else "(never started)"
     pid = running_pid(paths)
     problem = None
+    if config is not None and config.brokers > 1:
+        state, exit_code, line, nodes = cluster_status(config, paths)
+        if args.json:
+            document = status_document(args.name, state, None, None)
+            print(json.dumps({**document, "brokers": config.brokers, "nodes": nodes}, indent=2))
+        else:
+            print(line)
+        return exit_code
     if pid is None or config is None:
         state, exit_code, line = "stopped", EXIT_STOPPED, f"stopped {address}"
     else:
@@ -146,7 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--port", type=int, help="client (PLAINTEXT) port (default 9092, or the last one used)"
     )
-    start.add_argument("--controller-port", type=int, help="KRaft controller port (default port+1)")
+    start.add_argument(
+        "--controller-port",
+        type=int,
+        help="KRaft controller port (default port+1; with --brokers N, port+N)",
+    )
+    start.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="run N KRaft nodes, each a broker and a controller of one quorum: node i (from 1) "
+        "on port+i-1 and controller-port+i-1, in <state dir>/node-i; topics get replication "
+        "factor min(3, N) and min.insync.replicas one less (default 1, or the last one used)",
+    )
     start.add_argument(
         "--sasl-port",
         type=int,

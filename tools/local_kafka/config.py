@@ -37,6 +37,23 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker and controller) of an instance."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def controller_address(self) -> str:
+        return f"{HOST}:{self.controller_port}"
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     name: str
     port: int
@@ -44,6 +61,37 @@ class InstanceConfig:
     sasl_port: int | None = None  # an extra SASL_PLAINTEXT listener with SCRAM users
     ssl_port: int | None = None  # an extra SSL listener with a certificate from the local CA
     ssl_client_auth: str = "none"  # the SSL listener's ssl.client.auth (one of SSL_CLIENT_AUTH)
+    # Nodes (each broker and controller): node i listens on port+i, its controller on
+    # controller_port+i. Only a single node has the extra SASL and SSL listeners.
+    brokers: int = 1
+
+    @property
+    def nodes(self) -> list[Node]:
+        if self.brokers == 1:
+            return [Node(NODE_ID, self.port, self.controller_port)]
+        return [
+            Node(index + 1, self.port + index, self.controller_port + index)
+            for index in range(self.brokers)
+        ]
+
+    @property
+    def replication(self) -> int:
+        """Replication factor of internal and default topics: every node, up to three."""
+        return min(3, self.brokers)
+
+    @property
+    def min_insync(self) -> int:
+        """One replica may be down (a rolling restart) while acks=all writes go on."""
+        return max(1, self.replication - 1)
+
+    def node_listeners(self, node: Node) -> list[Listener]:
+        """The listeners of ``node``."""
+        if self.brokers == 1:
+            return self.listeners
+        return [
+            Listener("PLAINTEXT", "PLAINTEXT", node.port),
+            Listener("CONTROLLER", "PLAINTEXT", node.controller_port, controller=True),
+        ]
 
     @property
     def listeners(self) -> list[Listener]:
@@ -59,6 +107,8 @@ class InstanceConfig:
 
     @property
     def ports(self) -> list[int]:
+        if self.brokers > 1:
+            return [port for node in self.nodes for port in (node.port, node.controller_port)]
         return [listener.port for listener in self.listeners]
 
     @property
@@ -67,6 +117,8 @@ class InstanceConfig:
 
     @property
     def bootstrap(self) -> str:
+        if self.brokers > 1:
+            return ",".join(node.address for node in self.nodes)
         return self.client_listener.address
 
     def to_json(self) -> dict[str, object]:
@@ -77,6 +129,7 @@ class InstanceConfig:
             "sasl_port": self.sasl_port,
             "ssl_port": self.ssl_port,
             "ssl_client_auth": self.ssl_client_auth,
+            "brokers": self.brokers,
         }
 
 
@@ -85,15 +138,22 @@ class InstanceConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def server_properties(config: InstanceConfig, paths: InstancePaths) -> str:
-    listeners = config.listeners
+def server_properties(
+    config: InstanceConfig, paths: InstancePaths, node: Node | None = None
+) -> str:
+    """server.properties of ``node`` (default: the first), its data in ``paths``."""
+    node = node or config.nodes[0]
+    listeners = config.node_listeners(node)
     controllers = [listener for listener in listeners if listener.controller]
     advertised = [listener for listener in listeners if not listener.controller]
+    replication = config.replication
     props: dict[str, object] = {
-        # KRaft combined mode, one node, static quorum.
+        # KRaft combined mode (every node is a broker and a controller), static quorum.
         "process.roles": "broker,controller",
-        "node.id": NODE_ID,
-        "controller.quorum.voters": f"{NODE_ID}@{controllers[0].address}",
+        "node.id": node.node_id,
+        "controller.quorum.voters": ",".join(
+            f"{voter.node_id}@{voter.controller_address}" for voter in config.nodes
+        ),
         "controller.listener.names": ",".join(listener.name for listener in controllers),
         "listeners": ",".join(listener.url for listener in listeners),
         "advertised.listeners": ",".join(listener.url for listener in advertised),
@@ -102,17 +162,17 @@ def server_properties(config: InstanceConfig, paths: InstancePaths) -> str:
             f"{listener.name}:{listener.protocol}" for listener in listeners
         ),
         "log.dirs": paths.data,
-        # Single node: every internal topic has one replica.
+        # Every topic, internal ones included, on every node up to three; one may be down.
         "num.partitions": 1,
-        "default.replication.factor": 1,
-        "min.insync.replicas": 1,
-        "offsets.topic.replication.factor": 1,
+        "default.replication.factor": replication,
+        "min.insync.replicas": config.min_insync,
+        "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": 1,
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.min.isr": 1,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": config.min_insync,
         "transaction.state.log.num.partitions": 1,
-        "share.coordinator.state.topic.replication.factor": 1,
-        "share.coordinator.state.topic.min.isr": 1,
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": config.min_insync,
         "share.coordinator.state.topic.num.partitions": 1,
         # Fast and small: consumers join immediately, few threads, small cleaner buffer.
         "group.initial.rebalance.delay.ms": 0,

@@ -53,6 +53,25 @@ def wait_ready(
         time.sleep(0.25)
 
 
+def spawn(lib: Path, paths: InstancePaths) -> subprocess.Popen[bytes]:
+    """Start the broker JVM of ``paths`` detached, and write its pid file."""
+    command = java_command(lib, paths, "kafka.Kafka", str(paths.properties))
+    with paths.stdout_log.open("ab") as out:
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode())
+        out.flush()
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=paths.root,
+            start_new_session=True,  # survives this script and the caller's Ctrl+C
+            close_fds=True,
+        )
+    write_text_atomic(paths.pid_file, f"{child.pid}\n")
+    return child
+
+
 def reuse_running(args: argparse.Namespace, paths: InstancePaths, pid: int) -> str | None:
     """Handle `start` on a running instance: its bootstrap address to reuse it, or None once
     it has been stopped for a --fresh restart."""
@@ -106,20 +125,7 @@ def launch(
     started = time.monotonic()
     if not paths.meta_properties.is_file():
         format_storage(lib, paths, args.scram_user or [])
-    command = java_command(lib, paths, "kafka.Kafka", str(paths.properties))
-    with paths.stdout_log.open("ab") as out:
-        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode())
-        out.flush()
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=paths.root,
-            start_new_session=True,  # survives this script and the caller's Ctrl+C
-            close_fds=True,
-        )
-    write_text_atomic(paths.pid_file, f"{child.pid}\n")
+    child = spawn(lib, paths)
     info(f"started Kafka {version} instance '{args.name}' (pid {child.pid}), waiting...")
     try:
         wait_ready(config, paths, child.pid, args.timeout, child)

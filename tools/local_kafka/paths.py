@@ -85,6 +85,10 @@ class InstancePaths:
     def meta_properties(self) -> Path:
         return self.data / "meta.properties"
 
+    def node(self, node_id: int, brokers: int) -> InstancePaths:
+        """Files of node ``node_id``: the instance's own for a single node, else a subfolder."""
+        return self if brokers == 1 else InstancePaths(self.root / f"node-{node_id}")
+
     @property
     def tls(self) -> Path:
         """TLS material of the SSL listener (see ensure_tls)."""

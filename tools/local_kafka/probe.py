@@ -73,9 +73,15 @@ def _request(
 
 
 def probe_broker(
-    address: tuple[str, int], timeout: float = 3.0, tls: ssl.SSLContext | None = None
+    address: tuple[str, int],
+    timeout: float = 3.0,
+    tls: ssl.SSLContext | None = None,
+    *,
+    node_id: int = NODE_ID,
+    brokers: int = 1,
 ) -> str | None:
-    """Return None when the broker serves requests and lists itself, else why it does not.
+    """Return None when the broker serves requests and lists itself (node ``node_id``) and at
+    least ``brokers`` brokers, else why it does not.
 
     With ``tls`` the probe talks TLS (verifying the broker's certificate for the host).
     """
@@ -100,15 +106,17 @@ def probe_broker(
             body = struct.pack(">ib", 0, 0)
             reply = _request(sock, METADATA, METADATA_PROBE_VERSION, 2, body)
             reply.take(">i")  # throttle_time_ms
-            brokers = []
+            listed = []
             for _ in range(reply.take(">i")):
-                node_id = reply.take(">i")
+                listed_id = reply.take(">i")
                 host = reply.string()
                 port = reply.take(">i")
                 reply.string()  # rack
-                brokers.append((node_id, host, port))
-            if not any(node == NODE_ID and port == address[1] for node, _, port in brokers):
-                return f"metadata lists brokers {brokers}, not node {NODE_ID} on this port yet"
+                listed.append((listed_id, host, port))
+            if not any(node == node_id and port == address[1] for node, _, port in listed):
+                return f"metadata lists brokers {listed}, not node {node_id} on this port yet"
+            if len(listed) < brokers:
+                return f"metadata lists {len(listed)} of {brokers} brokers yet: {listed}"
             return None
     except (OSError, struct.error) as exc:
         return f"{type(exc).__name__}: {exc}"

@@ -103,27 +103,30 @@ def terminate(pid: int, *, grace: float = STOP_GRACE_SECONDS) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        _reap(pid)
+        reap(pid)
         if not pid_alive(pid):
             return False
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     for _ in range(100):
-        _reap(pid)
+        reap(pid)
         if not pid_alive(pid):
             break
         time.sleep(0.1)
     return True
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Reap pid if it is our own child (only when start launched it in this process)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
 
-def format_storage(lib: Path, paths: InstancePaths, scram_users: list[str]) -> None:
+def format_storage(
+    lib: Path, paths: InstancePaths, scram_users: list[str], cluster_id: str | None = None
+) -> None:
+    """Format the node's storage (every node of a cluster with the same ``cluster_id``)."""
     scram = []
     for user in scram_users:
         name, sep, password = user.partition(":")
@@ -137,7 +140,7 @@ def format_storage(lib: Path, paths: InstancePaths, scram_users: list[str]) -> N
         "kafka.tools.StorageTool",
         "format",
         "--cluster-id",
-        new_cluster_id(),
+        cluster_id or new_cluster_id(),
         "--config",
         str(paths.properties),
         "--ignore-formatted",

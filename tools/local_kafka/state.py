@@ -31,6 +31,7 @@ def load_config(name: str) -> InstanceConfig | None:
             int(str(sasl)) if sasl is not None else None,
             int(str(ssl_port)) if ssl_port is not None else None,
             str(data.get("ssl_client_auth") or "none"),
+            int(str(data.get("brokers") or 1)),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -49,13 +50,18 @@ def save_state(paths: InstancePaths, config: InstanceConfig, owner_pid: int | No
 
 def resolve_config(args: argparse.Namespace) -> InstanceConfig:
     previous = load_config(args.name)
+    brokers = getattr(args, "brokers", None)
+    if brokers is None:
+        brokers = previous.brokers if previous and args.port is None else 1
+    if brokers < 1:
+        raise LocalKafkaError("--brokers must be at least 1")
     port = args.port if args.port is not None else (previous.port if previous else 9092)
     if args.controller_port is not None:
         controller_port = args.controller_port
-    elif previous and args.port is None:
+    elif previous and args.port is None and previous.brokers == brokers:
         controller_port = previous.controller_port
     else:
-        controller_port = port + 1
+        controller_port = port + brokers
     # Extra listeners (and their options) carry over like the ports unless --port changes.
     inherit = previous if previous and args.port is None else None
     sasl_port = getattr(args, "sasl_port", None)
@@ -69,9 +75,19 @@ def resolve_config(args: argparse.Namespace) -> InstanceConfig:
         raise LocalKafkaError("--ssl-client-auth needs --ssl-port")
     if ssl_client_auth is None:
         ssl_client_auth = inherit.ssl_client_auth if inherit and ssl_port is not None else "none"
-    config = InstanceConfig(args.name, port, controller_port, sasl_port, ssl_port, ssl_client_auth)
+    if brokers > 1:
+        if getattr(args, "sasl_port", None) is not None or getattr(args, "ssl_port", None):
+            raise LocalKafkaError("--sasl-port and --ssl-port need a single broker")
+        sasl_port = ssl_port = None
+        ssl_client_auth = "none"
+    config = InstanceConfig(
+        args.name, port, controller_port, sasl_port, ssl_port, ssl_client_auth, brokers
+    )
     if len(set(config.ports)) < len(config.ports):
-        raise LocalKafkaError("--port, --controller-port, --sasl-port and --ssl-port must differ")
+        raise LocalKafkaError(
+            "--port, --controller-port, --sasl-port and --ssl-port must differ "
+            "(with --brokers N, node i listens on port+i and controller-port+i)"
+        )
     return config
 
 
