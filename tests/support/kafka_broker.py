@@ -12,6 +12,12 @@ Where the broker comes from, first match wins:
    Maven), instance ``test`` on 127.0.0.1:19092, wiped at start and stopped at session end.
    The session claims the instance (``--owner-pid``); a concurrent session (another worktree
    user, an xdist worker) gets a private instance ``test-<pid>`` on free ports instead.
+   With ``BRIDGE_TEST_KAFKA_BROKERS=3`` it is a three-node cluster instead (instance
+   ``test-cluster`` on 127.0.0.1:19192-19194, controllers on 19195-19197), and test topics get
+   replication factor 3.
+
+The fixture ``three_brokers`` is always a three-node cluster of ``scripts/local-kafka`` of its
+own (started when a test first asks for it, on free ports, deleted at session end).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
-from tests.support.ports import free_ports
+from tests.support.ports import free_port_block, free_ports
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +50,14 @@ LOCAL_CONTROLLER_PORT = 19093
 LOCAL_KAFKA_BUSY = 5  # exit code of `local-kafka start`: instance claimed or port taken
 # Confluent Platform 8.1 = Apache Kafka 4.1, the line scripts/kafka-pom.xml runs locally.
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:8.1.1"
+# Brokers of the local cluster scripts/local-kafka runs for the session.
+BROKERS = int(os.environ.get("BRIDGE_TEST_KAFKA_BROKERS", "1"))
+LOCAL_CLUSTER_INSTANCE = "test-cluster"
+LOCAL_CLUSTER_PORT = 19192
 # Replication factor of test topics; raise it for an external cluster with min.insync.replicas>1.
-REPLICATION_FACTOR = int(os.environ.get("BRIDGE_TEST_KAFKA_REPLICATION_FACTOR", "1"))
+REPLICATION_FACTOR = int(
+    os.environ.get("BRIDGE_TEST_KAFKA_REPLICATION_FACTOR", str(min(3, BROKERS)))
+)
 TOPIC_READY_TIMEOUT = 30.0
 
 
@@ -131,7 +143,7 @@ def _run_local_kafka(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _start_local_kafka(
-    name: str, port: int, controller_port: int
+    name: str, port: int, controller_port: int, brokers: int = 1
 ) -> subprocess.CompletedProcess[str]:
     return _run_local_kafka(
         "start",
@@ -141,6 +153,7 @@ def _start_local_kafka(
         str(port),
         "--controller-port",
         str(controller_port),
+        *(["--brokers", str(brokers)] if brokers > 1 else []),
         "--fresh",
         "--owner-pid",  # another pytest session must not restart or stop it under us
         str(os.getpid()),
@@ -149,15 +162,28 @@ def _start_local_kafka(
     )
 
 
+def _private_ports(brokers: int) -> tuple[int, int]:
+    """Client and controller ports of a private instance: node i on port+i, controller+i."""
+    if brokers == 1:
+        port, controller_port = free_ports(2)
+        return port, controller_port
+    base = free_port_block(2 * brokers)
+    return base, base + brokers
+
+
 def _local_kafka() -> Iterator[str]:
-    name = LOCAL_INSTANCE
-    result = _start_local_kafka(name, LOCAL_PORT, LOCAL_CONTROLLER_PORT)
+    if BROKERS > 1:
+        name, port = LOCAL_CLUSTER_INSTANCE, LOCAL_CLUSTER_PORT
+        result = _start_local_kafka(name, port, port + BROKERS, BROKERS)
+    else:
+        name = LOCAL_INSTANCE
+        result = _start_local_kafka(name, LOCAL_PORT, LOCAL_CONTROLLER_PORT)
     private = result.returncode == LOCAL_KAFKA_BUSY
     if private:
-        # Another live pytest session owns instance "test" (or something else holds 19092):
+        # Another live pytest session owns the instance (or something else holds its ports):
         # run a private instance on free ports instead, deleted again at the end.
-        name = f"{LOCAL_INSTANCE}-{os.getpid()}"
-        result = _start_local_kafka(name, *free_ports(2))
+        name = f"{name}-{os.getpid()}"
+        result = _start_local_kafka(name, *_private_ports(BROKERS), BROKERS)
     if result.returncode != 0:
         pytest.fail(
             f"scripts/local-kafka start --name {name} failed (exit {result.returncode}):\n"
@@ -173,6 +199,26 @@ def _local_kafka() -> Iterator[str]:
         yield bootstrap
     finally:
         _run_local_kafka("stop", "--name", name, *(["--purge"] if private else []))
+
+
+@pytest.fixture(scope="session")
+def three_brokers() -> Iterator[str]:
+    """Bootstrap list of a private three-node ``scripts/local-kafka`` cluster for the session."""
+    name = f"{LOCAL_CLUSTER_INSTANCE}-{os.getpid()}"
+    for _ in range(3):  # a free port block may be taken before the cluster binds it
+        result = _start_local_kafka(name, *_private_ports(3), 3)
+        if result.returncode != LOCAL_KAFKA_BUSY:
+            break
+    try:
+        if result.returncode != 0:
+            pytest.fail(
+                f"scripts/local-kafka start --name {name} --brokers 3 failed "
+                f"(exit {result.returncode}):\n{result.stderr}",
+                pytrace=False,
+            )
+        yield result.stdout.strip().splitlines()[-1]
+    finally:
+        _run_local_kafka("stop", "--name", name, "--purge")
 
 
 async def _wait_for_topic(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
