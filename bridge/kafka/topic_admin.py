@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from bridge.kafka.topic_plan import TopicSpec, TopicState
 
@@ -66,7 +66,8 @@ async def wait_for_topics(admin: AIOKafkaAdminClient, names: list[str]) -> None:
 async def describe_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
     """What the cluster has of ``names``: partitions, replication factor, effective configs.
 
-    A topic that does not exist is left out.
+    A topic that does not exist is left out, and so is one the broker asked has not learnt of
+    yet (it was created a moment ago).
     """
     existing = set(await admin.list_topics())
     present = [name for name in names if name in existing]
@@ -79,6 +80,8 @@ async def describe_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[
     configs: dict[str, dict[str, str]] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:
+            if resource["error_code"] == UnknownTopicOrPartitionError.errno:
+                continue
             if resource["error_code"] != 0:
                 raise KafkaError(
                     f"cannot describe the configs of topic {resource['resource_name']!r}: "
@@ -90,9 +93,11 @@ async def describe_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[
                 if entry["config_value"] is not None
             }
     return {
-        name: _state(name, metadata[name], configs.get(name, {}))
+        name: _state(name, metadata[name], configs[name])
         for name in present
-        if name in metadata
+        if name in configs
+        and name in metadata
+        and metadata[name]["error_code"] != UnknownTopicOrPartitionError.errno
     }
 
 

@@ -4,7 +4,7 @@ three replicas and ``min.insync.replicas=2``, from `topics create` and from the 
 from __future__ import annotations
 
 import asyncio
-import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,11 +12,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from bridge.cli import build_parser
-from bridge.kafka.topic_admin import wait_for_topics
 from bridge.kafka.topics import ensure_topics
-from bridge.kafka.topics_cli import run_topics
 from bridge.settings import Settings, TopicSettings
+from tests.support.kafka_broker import run_local_kafka, three_brokers_instance
+from tests.support.topics import check_settles, topics_tool
 
 pytestmark = pytest.mark.integration
 
@@ -47,35 +46,39 @@ async def settings(three_brokers: str, admin: AIOKafkaAdminClient) -> AsyncItera
 
 async def replication(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, str]]:
     """Per topic: the replicas of its partitions (all the same) and its min.insync.replicas."""
-    # Each broker learns of a new topic a moment after CreateTopics returns.
+    # Each broker learns of a new topic a moment after CreateTopics returns, and the admin
+    # client asks any one of them: ask again until the one asked knows every topic.
     async with asyncio.timeout(30):
-        await wait_for_topics(admin, names)
-    replicas = {
-        topic["topic"]: {len(p["replicas"]) for p in topic["partitions"]}
-        for topic in await admin.describe_topics(names)
-    }
-    insync = {}
-    for response in await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-    ):
-        for resource in response.to_object()["resources"]:
-            entries = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
-            insync[resource["resource_name"]] = entries["min.insync.replicas"]
-    return {name: (replicas[name].pop(), insync[name]) for name in names}
+        while True:
+            replicas = {
+                topic["topic"]: {len(p["replicas"]) for p in topic["partitions"]}
+                for topic in await admin.describe_topics(names)
+            }
+            insync = {}
+            for response in await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+            ):
+                for resource in response.to_object()["resources"]:
+                    entries = {
+                        e["config_names"]: e["config_value"] for e in resource["config_entries"]
+                    }
+                    if "min.insync.replicas" in entries:
+                        insync[resource["resource_name"]] = entries["min.insync.replicas"]
+            if all(replicas.get(name) and name in insync for name in names):
+                return {name: (min(replicas[name]), insync[name]) for name in names}
+            await asyncio.sleep(0.1)
 
 
 async def test_topics_create_gives_three_replicas_and_two_in_sync(
     settings: Settings, admin: AIOKafkaAdminClient
 ) -> None:
     names = list(settings.topics.model_dump().values())
-    args = build_parser().parse_args(["topics", "create"])
-    assert await run_topics(settings, args, io.StringIO(), io.StringIO()) == 0
+    code, _, err = await topics_tool(settings, "create")
+    assert (code, err) == (0, "")
 
     assert await replication(admin, names) == dict.fromkeys(names, (3, "2"))
-    out = io.StringIO()
-    args = build_parser().parse_args(["topics", "check"])
-    assert await run_topics(settings, args, out, io.StringIO()) == 0
-    assert out.getvalue() == "ok: 7 topics as planned for 3 broker(s)\n"
+    ok = "ok: 7 topics as planned for 3 broker(s)\n"
+    assert await check_settles(settings, ok) == (0, ok, "")
 
 
 async def test_the_bridge_creates_its_topics_with_three_replicas(
@@ -85,3 +88,17 @@ async def test_the_bridge_creates_its_topics_with_three_replicas(
     await ensure_topics(settings, names)
 
     assert await replication(admin, names) == dict.fromkeys(names, (3, "2"))
+
+
+def test_local_kafka_status_names_every_node(three_brokers: str) -> None:
+    result = run_local_kafka("status", "--name", three_brokers_instance(), "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert (status["state"], status["brokers"], status["bootstrap"]) == (
+        "running",
+        3,
+        three_brokers,
+    )
+    assert [(n["node_id"], n["bootstrap"], n["state"]) for n in status["nodes"]] == [
+        (i + 1, address, "running") for i, address in enumerate(three_brokers.split(","))
+    ]

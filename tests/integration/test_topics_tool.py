@@ -4,7 +4,6 @@ created with their configs, then found as planned, and a changed config is repor
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,36 +11,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from bridge.cli import build_parser
 from bridge.kafka.topic_admin import describe_topics
 from bridge.kafka.topics import ensure_topics
-from bridge.kafka.topics_cli import run_topics
 from bridge.settings import Settings, TopicSettings
+from tests.support.topics import check_settles, topics_tool
 
 pytestmark = pytest.mark.integration
-
-
-async def topics_tool(settings: Settings, *argv: str) -> tuple[int, str, str]:
-    """Run `fonestorm-bridge topics ARGV` in this event loop: status, stdout, stderr."""
-    args = build_parser().parse_args(["topics", *argv])
-    out, err = io.StringIO(), io.StringIO()
-    code = await run_topics(settings, args, out, err)
-    return code, out.getvalue(), err.getvalue()
-
-
-async def check_settles(settings: Settings, expected: str) -> tuple[int, str, str]:
-    """`topics check` once its report is ``expected``, or its last report after 30 s.
-
-    Each broker learns of a new topic or config a moment after the request that made it
-    returns, and `check` asks any one of them.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while True:
-        code, out, err = await topics_tool(settings, "check")
-        if out == expected or loop.time() > deadline:
-            return code, out, err
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -82,7 +57,10 @@ async def test_create_then_check_then_a_changed_config_is_drift(
     code, out, err = await topics_tool(settings, "create")
     assert (code, err) == (0, "")
     assert sorted(out.splitlines()) == sorted(f"created {name}" for name in names)
-    states = await describe_topics(admin, names)
+    # Each broker learns of a new topic a moment after CreateTopics returns; any may answer.
+    async with asyncio.timeout(30):
+        while len(states := await describe_topics(admin, names)) < len(names):
+            await asyncio.sleep(0.1)
     brokers = len((await admin.describe_cluster())["brokers"])
     replicas = min(3, brokers)
     assert {(s.partitions, s.replication_factor) for s in states.values()} == {(2, replicas)}

@@ -201,10 +201,21 @@ def _local_kafka() -> Iterator[str]:
         _run_local_kafka("stop", "--name", name, *(["--purge"] if private else []))
 
 
+def three_brokers_instance() -> str:
+    """The local-kafka instance name of the ``three_brokers`` cluster."""
+    return f"{LOCAL_CLUSTER_INSTANCE}-{os.getpid()}"
+
+
+def run_local_kafka(*args: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/local-kafka ARGS``, its output captured."""
+    return _run_local_kafka(*args)
+
+
 @pytest.fixture(scope="session")
 def three_brokers() -> Iterator[str]:
-    """Bootstrap list of a private three-node ``scripts/local-kafka`` cluster for the session."""
-    name = f"{LOCAL_CLUSTER_INSTANCE}-{os.getpid()}"
+    """Bootstrap list of a private three-node ``scripts/local-kafka`` cluster for the session
+    (instance :func:`three_brokers_instance`)."""
+    name = three_brokers_instance()
     for _ in range(3):  # a free port block may be taken before the cluster binds it
         result = _start_local_kafka(name, *_private_ports(3), 3)
         if result.returncode != LOCAL_KAFKA_BUSY:

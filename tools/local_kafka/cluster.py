@@ -211,7 +211,8 @@ def cluster_status(
     """The state, exit code and line of `status`, and one entry per node for `--json`."""
     nodes: list[dict[str, object]] = []
     for node in config.nodes:
-        pid = running_pid(paths.node(node.node_id, config.brokers))
+        node_paths = paths.node(node.node_id, config.brokers)
+        pid = running_pid(node_paths)
         problem = None if pid is None else probe_broker((HOST, node.port), node_id=node.node_id)
         state = "stopped" if pid is None else ("unresponsive" if problem else "running")
         nodes.append(
@@ -222,6 +223,7 @@ def cluster_status(
                 "pid": pid,
                 "state": state,
                 "problem": problem,
+                "logs": str(node_paths.logs),
             }
         )
     states = {str(entry["state"]) for entry in nodes}
