@@ -290,10 +290,9 @@ class Ledger:
             return
         command_id = key.decode(errors="replace")
         known = self._memory.lookup(command_id)
-        if known is not None and known.partition == partition and known.offset >= offset:
-            # Our own write, applied when it was acknowledged, or older than it: reading it
-            # back must not put an earlier state over a later one (placing over done).
-            return
+        # Our own write is applied when acknowledged; reading it back, or a record before it,
+        # must not put an earlier state over it (placing over done), but a done before it
+        # takes its place (:func:`replaces`).
         if value is None:
             if replaces(known, partition, offset, None):
                 self._memory.forget(command_id)

@@ -64,7 +64,11 @@ def replaces(known: Known | None, partition: int, offset: int, state: LedgerStat
     """Whether a record (``state`` None: a tombstone) takes the place of the ``known`` entry.
 
     Within a partition the log orders a command's records: the later offset wins (our own
-    write, applied when acknowledged, is not replaced by reading it back). Across partitions
+    write, applied when acknowledged, is not replaced by reading it back), except that a
+    ``done`` and an unfinished entry after it on the log (nothing writes one after a command's
+    outcome but a worker paused past its session between its last check and its write) leave
+    the ``done``, whichever is read first: an own write applied at once may come before the
+    read of a ``done`` that precedes it. Across partitions
     (partitions added to the ledger move a key's new records to another partition) nothing
     orders them, so the state decides: a record replaces an entry of the same or a lower
     :data:`RANK`, so ``done`` is never replaced by an unfinished entry and ``placing`` not by
@@ -73,6 +77,10 @@ def replaces(known: Known | None, partition: int, offset: int, state: LedgerStat
     if known is None:
         return True
     if known.partition == partition:
+        if state is LedgerState.DONE and known.state is not LedgerState.DONE:
+            return offset != known.offset
+        if state is not None and known.state is LedgerState.DONE:
+            return state is LedgerState.DONE and offset > known.offset
         return offset > known.offset
     return state is not None and RANK[state] >= RANK[known.state]
 

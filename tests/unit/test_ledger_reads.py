@@ -97,7 +97,10 @@ def read(ledger: Ledger, topic: Topic, *records: Record) -> None:
         pytest.param([(1, 3, DONE), (0, 50, PLACING)], DONE, (1, 3), id="done, then placing"),
         pytest.param([(1, 3, PLACING), (0, 50, PENDING)], PLACING, (1, 3), id="placing stays"),
         pytest.param([(0, 50, PENDING), (1, 3, PLACING)], PLACING, (1, 3), id="placing over"),
-        pytest.param([(0, 50, DONE), (0, 51, PENDING)], PENDING, (0, 51), id="in log order"),
+        pytest.param([(0, 50, PENDING), (0, 51, DONE)], DONE, (0, 51), id="in log order"),
+        pytest.param(
+            [(0, 50, DONE), (0, 51, PENDING)], DONE, (0, 50), id="a late pending after done"
+        ),
         pytest.param([(1, 3, DONE), (0, 50, None)], DONE, (1, 3), id="a tombstone elsewhere"),
     ],
 )

@@ -28,8 +28,16 @@ def known(
     ("before", "partition", "offset", "state", "expected"),
     [
         pytest.param(None, 0, 5, PENDING, True, id="nothing known"),
-        pytest.param(known(DONE), 0, 11, PLACING, True, id="later on the partition"),
-        pytest.param(known(PLACING), 0, 9, DONE, False, id="earlier on the partition"),
+        pytest.param(known(PENDING), 0, 11, PLACING, True, id="later on the partition"),
+        pytest.param(
+            known(DONE), 0, 11, PLACING, False, id="a paused worker's late placing after done"
+        ),
+        pytest.param(known(DONE), 0, 11, PENDING, False, id="nor a late pending"),
+        pytest.param(known(DONE), 0, 11, DONE, True, id="a later done on the partition"),
+        pytest.param(known(PLACING), 0, 9, PENDING, False, id="earlier on the partition"),
+        pytest.param(
+            known(PLACING), 0, 9, DONE, True, id="a done before a paused worker's placing"
+        ),
         pytest.param(known(PLACING), 0, 10, DONE, False, id="our own write read back"),
         pytest.param(known(DONE), 0, 11, None, True, id="a later tombstone"),
         pytest.param(known(DONE), 1, 3, PENDING, False, id="done stays over pending elsewhere"),
