@@ -177,6 +177,8 @@ class World:
         self.records: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
         self.outcomes: defaultdict[str, set[str]] = defaultdict(set)
+        #: Commands refused as too old to tell (an outcome only when they have no other).
+        self.too_old: set[str] = set()
         topics = self.settings.topics
         self.broker.create(topics.place_call, COMMAND_PARTITIONS)
         for topic in (topics.command_ledger, topics.place_call_results, topics.call_events,
@@ -239,7 +241,9 @@ class World:
         # A copy too old for the ledger to vouch for is refused without an outcome, as a
         # duplicate is: whether the command was placed is unknown to it.
         too_old = result.status is ResultStatus.EXPIRED and result.error_code == "too_old"
-        if result.status is not ResultStatus.DUPLICATE and not too_old:
+        if too_old:
+            self.too_old.add(cid)
+        elif result.status is not ResultStatus.DUPLICATE:
             self.outcomes[cid].add(result.status.value)
         if len(self.outcomes[cid]) > 1:
             self.violation(f"{cid} has outcomes {sorted(self.outcomes[cid])}")
@@ -346,7 +350,7 @@ class World:
         except TimeoutError:
             self.violation("the schedule's chaos did not end (a simulation bug)")
         while self.now() < DEADLINE and not self.report.violations:
-            if all(self.outcomes[cid] for cid in self.commands) and all(
+            if all(self.outcomes[cid] or cid in self.too_old for cid in self.commands) and all(
                 self.results[cid] >= self.records[cid] for cid in self.commands
             ):
                 break
@@ -354,7 +358,7 @@ class World:
         # A late second call or result would show now.
         await asyncio.sleep(5)
         for cid in self.commands:
-            if not self.outcomes[cid]:
+            if not self.outcomes[cid] and cid not in self.too_old:
                 self.violation(f"{cid} has no outcome by {DEADLINE:g}s")
             elif self.fonestorm.per_command()[cid] and not self.outcomes[cid] & {
                 "placed", "in_doubt"
