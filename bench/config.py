@@ -29,6 +29,9 @@ TARGET_COMMANDS_RATIO = 0.5
 TARGET_RSS_MB = 200.0
 TARGET_LEDGER_BYTES_PER_ID = 100.0  # the worker's memory per remembered command id
 LEDGER_IDS = 1_000_000
+# The receiver traced (OTLP/HTTP to a local sink) against untraced, same run ("tracing" phase).
+TARGET_TRACED_SAMPLED_RATIO = 0.9  # 1% of callbacks sampled: at most 10% below untraced
+TARGET_TRACED_ALL_RATIO = 0.5  # every callback sampled: at most 50% below
 
 
 @dataclass
@@ -53,6 +56,11 @@ class Findings:
     not_placed_ratios: list[float] = field(default_factory=list)
     # the extra pairs' receiver and broker CPU per callback (us), by mix: median over pairs
     not_placed_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the "tracing" phase: receiver kind -> summarised full-speed runs, at half rate, and
+    # traced / untraced of each repetition by traced kind
+    tracing: dict[str, dict[str, float]] = field(default_factory=dict)
+    tracing_half: dict[str, dict[str, float]] = field(default_factory=dict)
+    tracing_ratios: dict[str, list[float]] = field(default_factory=dict)
     verification: dict[str, int] = field(default_factory=dict)
     commands: dict[str, Any] = field(default_factory=dict)
     commands_low: dict[str, Any] = field(default_factory=dict)

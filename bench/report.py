@@ -36,6 +36,8 @@ from bench.config import (
 )
 from bench.harness import BENCH
 from bench.mixes import MIXES, NOT_LOOKUPS, NOT_PLACED
+from bench.tracing import section as tracing_section
+from bench.tracing import targets as tracing_targets
 from bench.wrk import CONNECTIONS
 
 NOTES = BENCH / "NOTES.md"  # the hand-written analysis, appended to RESULTS.md as it is
@@ -280,14 +282,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         f"| (bridge ≥ {TARGET_NAIVE_RATIO} x naive, receiver with `BRIDGE_LOG__LEVEL=DEBUG`) | "
         f"{m['bridge-debug']['rps'] / naive['rps']:.2f} x | "
         f"{verdict(m['bridge-debug']['rps'] / naive['rps'] >= TARGET_NAIVE_RATIO)} |",
-        "| (tracing on: every callback a trace, OTLP/HTTP to a local sink; not a target) | "
-        f"{m['bridge-traced']['rps']:,.0f} req/s = {m['bridge-traced']['rps'] / bridge['rps']:.2f}"
-        f" x the bridge untraced; p99 at half rate {h['bridge-traced']['p99']:.1f} ms | info |",
-        "| (tracing on, 1% of callbacks sampled: `OTEL_TRACES_SAMPLER=parentbased_traceidratio`, "
-        "`OTEL_TRACES_SAMPLER_ARG=0.01`; not a target) | "
-        f"{m['bridge-traced-1%']['rps']:,.0f} req/s = "
-        f"{m['bridge-traced-1%']['rps'] / bridge['rps']:.2f} x the bridge untraced; p99 at half "
-        f"rate {h['bridge-traced-1%']['p99']:.1f} ms | info |",
+        *tracing_targets(f),
         *(
             f"| commands ≥ {TARGET_COMMANDS_RATIO} x in-flight limit ({r['in_flight']} / "
             f"{SANDBOX_LATENCY * 1000:g} ms = {r['limit']:,.0f}/s){note} | {r['rate']:,.0f}/s = "
@@ -313,13 +308,14 @@ def report(f: Findings, path: Path, command: str) -> None:
         f"that mix | {f.not_placed_half['p99']:.1f} ms | {verdict(p99_ok)} |",
         "",
         *mixes_section(f),
+        *tracing_section(f),
         "## Callbacks in: full speed at 50 connections",
         "",
         "| Server | req/s | p50 ms | p99 ms | p99.9 ms | server CPU | wrk CPU | Kafka CPU | "
         "machine busy | non-2xx / errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced", "bridge-traced-1%"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug"):
         r = m[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
@@ -339,7 +335,7 @@ def report(f: Findings, path: Path, command: str) -> None:
         "server CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("bare", "naive", "bridge", "bridge-debug", "bridge-traced", "bridge-traced-1%"):
+    for kind in ("bare", "naive", "bridge", "bridge-debug"):
         r = h[kind]
         lines.append(
             f"| {kind} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "

@@ -3,7 +3,7 @@
 Everything here talks to 127.0.0.1 only, and every load is bounded in time (wrk ``-d``) and
 count (command backlogs). Writes ``bench/RESULTS.md`` and ``bench/latency.png``.
 
-    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes|commands|ledger]
+    .venv/bin/python bench/run.py [--quick] [--no-profile] [--only mixes|tracing|commands|ledger]
                                   [--worker-env NAME=VALUE ...]
 
 Phases (all against one dedicated ``scripts/local-kafka`` broker started here, whose command
@@ -15,23 +15,25 @@ ledger and results topics are first seeded with the outbound calls "placed by th
 2. the bridge with ``--workers 2``; throughput against body size;
 3. mixes: inbound, outbound placed by the bridge, outbound not placed by it and the mixed load,
    bridge / naive / bare interleaved in one run; the not-placed mix at half the bridge's rate;
-4. Kafka holds every acknowledged callback (multiset of event ids, nothing missing);
-5. commands out: 20,000 commands against the sandbox at 20 ms API latency; then the worker's
+4. tracing: the receiver untraced, with 1% of callbacks sampled and with all, side by side;
+5. Kafka holds every acknowledged callback (multiset of event ids, nothing missing);
+6. commands out: 20,000 commands against the sandbox at 20 ms API latency; then the worker's
    peak RSS with a 100,000-command backlog;
-6. the worker's memory per remembered command id: 1,000,000 ids through the ledger, in-process
+7. the worker's memory per remembered command id: 1,000,000 ids through the ledger, in-process
    (``bench.ledger_memory``, no Kafka).
 
-``--only mixes`` runs phases 3 and 4 alone and prints the mixes table instead of writing
-RESULTS.md (for trying changes to the receiver or the load quickly). ``--only commands`` runs
-the 20,000-command run and the lowered in-flight one of phase 5 and prints their figures;
-``--only ledger`` runs phase 6 and prints its row;
+``--only mixes`` runs phases 3 and 5 alone and prints the mixes table instead of writing
+RESULTS.md (for trying changes to the receiver or the load quickly); ``--only tracing`` does the
+same with phase 4 (after warming the broker up). ``--only commands`` runs
+the 20,000-command run and the lowered in-flight one of phase 6 and prints their figures;
+``--only ledger`` runs phase 7 and prints its row;
 ``--worker-env`` adds a ``BRIDGE_*`` setting to every worker (e.g. to compare a setting).
 
 This module is the entry point (flags and the order of the phases); the rest of ``bench/`` is
 split by role: ``harness`` (processes, ports, the broker), ``wrk`` (load and its numbers),
-``config`` (knobs, targets, ``Findings``), ``callbacks_in`` (phases 1, 2 and 4), ``mixes``
-(phase 3), ``commands_out`` (phase 5), ``report`` (RESULTS.md and the chart; the prose is
-``NOTES.md``).
+``config`` (knobs, targets, ``Findings``), ``callbacks_in`` (phases 1, 2 and 5), ``mixes``
+(phase 3), ``tracing`` (phase 4), ``commands_out`` (phase 6), ``report`` (RESULTS.md and the
+chart; the prose is ``NOTES.md``).
 """
 
 from __future__ import annotations
@@ -57,12 +59,15 @@ from bench.callbacks_in import (
     callbacks_in,
     seed_placed,
     verify,
+    warm_broker,
 )
 from bench.commands_out import commands_out
 from bench.config import LOW_IN_FLIGHT, WORKER_EXTRA, Findings
 from bench.harness import BENCH, PY_SPY, Kafka, create_topics, free_port, log
 from bench.mixes import mixes
 from bench.report import chart, ledger_memory_row, mixes_section, report
+from bench.tracing import section as tracing_section
+from bench.tracing import tracing
 
 
 def _arguments() -> argparse.Namespace:
@@ -73,7 +78,7 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["mixes", "commands", "ledger"],
+        choices=["mixes", "tracing", "commands", "ledger"],
         help="run only this phase (and the check that Kafka holds every callback); print its "
         "table, leave RESULTS.md alone",
     )
@@ -82,7 +87,7 @@ def _arguments() -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a BRIDGE_* setting for every worker of phase 5 (repeatable)",
+        help="a BRIDGE_* setting for every worker of phase 6 (repeatable)",
     )
     return parser.parse_args()
 
@@ -117,30 +122,14 @@ async def main() -> int:
             compacted=[LEDGER_TOPIC],
         )
         await seed_placed(kafka)
-        if args.only == "mixes":
-            await mixes(f, kafka, logs)
-            await verify(f, kafka)
-            print("\n".join(mixes_section(f)), flush=True)
-            log(f"--only mixes: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
-            return 0
-        if args.only == "commands":
-            for run in (
-                await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k"),
-                await commands_out(
-                    f, kafka, logs, 2_000 if args.quick else 6_000, "c6k", in_flight=LOW_IN_FLIGHT
-                ),
-            ):
-                print(
-                    f"{run['in_flight']} in flight: {run['rate']:,.0f}/s = {run['ratio']:.2f} x "
-                    f"{run['limit']:,.0f}/s, p50 {run['p50_ms']:.0f} ms, "
-                    f"p99 {run['p99_ms']:.0f} ms",
-                    flush=True,
-                )
-            log(f"--only commands: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
+        if args.only:
+            await only(args.only, f, kafka, logs)
+            log(f"--only {args.only}: {(time.monotonic() - f.started):.0f}s; RESULTS.md left alone")
             return 0
         profile = not args.no_profile and bool(shutil.which("py-spy") or PY_SPY.exists())
         await callbacks_in(f, kafka, logs, profile)
         await mixes(f, kafka, logs)
+        await tracing(f, kafka, logs)
         await verify(f, kafka)
         f.commands = await commands_out(f, kafka, logs, 2_000 if args.quick else 20_000, "c20k")
         f.commands_2p = await commands_out(
@@ -159,6 +148,31 @@ async def main() -> int:
     report(f, BENCH / "RESULTS.md", command)
     log(f"wrote bench/RESULTS.md and bench/latency.png in {(time.monotonic() - f.started):.0f}s")
     return 0
+
+
+async def only(phase: str, f: Findings, kafka: Kafka, logs: Path) -> None:
+    """Run one phase (``--only``) and print its figures."""
+    if phase == "mixes":
+        await mixes(f, kafka, logs)
+        await verify(f, kafka)
+        print("\n".join(mixes_section(f)), flush=True)
+    elif phase == "tracing":
+        await warm_broker(kafka, logs)
+        await tracing(f, kafka, logs)
+        await verify(f, kafka)
+        print("\n".join(tracing_section(f)), flush=True)
+    elif phase == "commands":
+        for run in (
+            await commands_out(f, kafka, logs, 2_000 if f.quick else 20_000, "c20k"),
+            await commands_out(
+                f, kafka, logs, 2_000 if f.quick else 6_000, "c6k", in_flight=LOW_IN_FLIGHT
+            ),
+        ):
+            print(
+                f"{run['in_flight']} in flight: {run['rate']:,.0f}/s = {run['ratio']:.2f} x "
+                f"{run['limit']:,.0f}/s, p50 {run['p50_ms']:.0f} ms, p99 {run['p99_ms']:.0f} ms",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
