@@ -10,6 +10,7 @@ record to every downstream service.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ class Incoming:
 
 
 NOTHING = Incoming()
+#: The bits of a trace id a ratio sampler looks at (as the OTel SDK's TraceIdRatioBased).
+TRACE_ID_LIMIT = (1 << 64) - 1
 
 
 def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
@@ -94,3 +97,20 @@ def server_attributes(method: str, route: str) -> dict[str, str]:
 
 def _method(method: str) -> str:
     return method if method in _KNOWN_METHODS else "_OTHER"
+
+
+def draw(bits: int) -> int:
+    """A random id of ``bits`` bits, as the SDK's ``RandomIdGenerator`` draws them (never 0)."""
+    while not (drawn := random.getrandbits(bits)):
+        pass
+    return drawn
+
+
+def sampled_root(trace_id: int, bound: int) -> bool:
+    """Whether a root span of ``trace_id`` is sampled under a ratio sampler's ``bound``."""
+    return trace_id & TRACE_ID_LIMIT < bound
+
+
+def unsampled_traceparent(trace_id: int, span_id: int) -> bytes:
+    """The ``traceparent`` of a span that is not sampled (and has a random trace id)."""
+    return b"00-%032x-%016x-02" % (trace_id, span_id)

@@ -7,10 +7,11 @@ function here returns at once. When on, the bridge makes its spans itself, where
 what they are about; nothing is patched globally:
 
 * a SERVER span per callback, started once the sender passed the source and credential
-  checks; a new trace linked to the context the request brought (:mod:`trace_context`);
-* a PRODUCER span per record the bridge writes (:func:`producing`), its context sent as the
-  ``traceparent`` header and as ``ce_traceparent`` (the CloudEvents distributed-tracing
-  extension in binary mode);
+  checks; a new trace linked to the context the request brought (:mod:`trace_context`); the
+  records it writes carry its context;
+* elsewhere a PRODUCER span per record the bridge writes (:func:`producing`); a record's
+  context goes as the ``traceparent`` header and as ``ce_traceparent`` (the CloudEvents
+  distributed-tracing extension in binary mode);
 * a CONSUMER "process" span per command (:func:`processing`), continuing the ``traceparent``
   the upstream producer put on the command record, so the ledger writes, the create-call
   request (a CLIENT span, :func:`client_trace_configs`), the result and ``CallPlaced`` are one
@@ -18,13 +19,15 @@ what they are about; nothing is patched globally:
 
 The bridge's own reads of Kafka (the ledger and correlation followers, the command poll) make
 no spans: they would be a trace per fetched batch. Spans carry no query string and no phone
-number. Under a sampled-out parent no child span is made: the record carries the parent's
-context, whose flags already tell everyone downstream not to record.
+number. Nothing is built for a trace that is not sampled: a sampled-out callback only draws
+the ids its records carry (:mod:`sdk_parts`), and under a sampled-out parent no child span
+is made, the record carrying the parent's context, whose flags tell downstream not to record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,15 +35,29 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
+from bridge.obs import span_scopes
+from bridge.obs.span_scopes import (
+    CE_TRACEPARENT,
+    Current,
+    Ended,
+    Headers,
+    SampledOut,
+    record_headers,
+    w3c_propagators,
+)
 from bridge.obs.trace_context import (
+    NOTHING,
     TRACEPARENT,
     TRACESTATE,
+    draw,
     incoming,
     parse_traceparent,
+    sampled_root,
     server_attributes,
     span_name,
+    unsampled_traceparent,
 )
 
 if TYPE_CHECKING:
@@ -49,15 +66,19 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from bridge.obs.sdk_parts import ChosenIds
+
 log = logging.getLogger(__name__)
 
-CE_TRACEPARENT = "ce_traceparent"
 SERVICE = "fonestorm-bridge"
 _SCOPE = "fonestorm-bridge"
 _LINK_KIND = "fonestorm_bridge.link"
 
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
+_ids: ChosenIds | None = None
+# A root span's trace id is sampled below this bound (None: the sampler is not a standard one).
+_root_bound: int | None = None
 _w3c_only = True
 # Reusable: entering it costs the untraced (or unsampled) path one call.
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -90,7 +111,7 @@ def setup(exporter: SpanExporter | None = None, *, service: str = SERVICE) -> bo
     do not. Returns whether tracing is on. Call before the application and its clients are
     built. The sampler is the SDK's, from ``OTEL_TRACES_SAMPLER``.
     """
-    global _provider, _tracer, _w3c_only  # noqa: PLW0603 - one provider per process
+    global _provider, _tracer, _ids, _root_bound, _w3c_only  # noqa: PLW0603 - one per process
     if _provider is not None:
         return True
     if exporter is None and not configured():
@@ -99,28 +120,36 @@ def setup(exporter: SpanExporter | None = None, *, service: str = SERVICE) -> bo
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+    from bridge.obs import sdk_parts
+
     # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; only when they
     # name no service is it ours rather than the SDK's "unknown_service".
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": service}))
-    provider = TracerProvider(resource=resource)
+    ids = sdk_parts.ChosenIds()
+    sampler, root_bound = sdk_parts.from_env()
+    provider = TracerProvider(
+        sampler=sampler, resource=sdk_parts.FrozenResource(resource), id_generator=ids
+    )
     if exporter is None:
         provider.add_span_processor(BatchSpanProcessor(_exporter_from_env()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     _provider, _tracer = provider, provider.get_tracer(_SCOPE)
-    _w3c_only = _w3c_propagators()
+    _ids, _root_bound = ids, root_bound
+    _w3c_only = w3c_propagators()
     log.info("tracing on: spans exported as the OTEL_* environment variables say")
     return True
 
 
 def shutdown() -> None:
     """Flush spans and turn tracing off (end of process, or of a test)."""
-    global _provider, _tracer
+    global _provider, _tracer, _ids, _root_bound  # noqa: PLW0603
     if _provider is None:
         return
     provider, _provider, _tracer = _provider, None, trace.NoOpTracer()
+    _ids = _root_bound = None
     provider.shutdown()
 
 
@@ -144,34 +173,63 @@ def _exporter_from_env() -> SpanExporter:
 def server_span(
     request: web.Request, *, trust_incoming: bool
 ) -> contextlib.AbstractContextManager[trace.Span | None]:
-    """The SERVER span of ``request``, current while the block runs (None while off).
+    """The SERVER span of ``request``, current while the block runs (None while tracing is
+    off, or when the trace is not sampled: then no span is built at all).
 
     Start it only once the sender is known to be allowed: until then nothing of what the
     request says is used. It continues the request's W3C context when ``trust_incoming``,
-    else starts a trace (its own sampling decision) linked to that context.
+    else starts a trace (its own sampling decision) linked to that context. The records
+    written meanwhile carry its context (no send span of their own).
     """
     if _provider is None:
         return _NO_SPAN
     return _server_span(request, trust_incoming)
 
 
-def _server_span(request: web.Request, trust_incoming: bool) -> _Current:
+def _server_span(
+    request: web.Request, trust_incoming: bool
+) -> contextlib.AbstractContextManager[trace.Span | None]:
     headers = request.headers
-    found = incoming(headers.get(TRACEPARENT), headers.get(TRACESTATE), trusted=trust_incoming)
+    traceparent = headers.get(TRACEPARENT)
+    found = (
+        incoming(traceparent, headers.get(TRACESTATE), trusted=trust_incoming)
+        if traceparent is not None
+        else NOTHING
+    )
+    chosen = 0
+    if found.parent is None and _root_bound is not None:
+        trace_id = draw(128)
+        if not sampled_root(trace_id, _root_bound):
+            # Nothing to record: only the context its records carry, marked not sampled.
+            return SampledOut(_sampled_out_headers(trace_id, draw(64)))
+        chosen = trace_id
     # An empty context, not the current one: nothing but the decision above picks the parent.
     parent = otel_context.Context()
     if found.parent is not None:
         parent = trace.set_span_in_context(trace.NonRecordingSpan(found.parent), parent)
     links = () if found.link is None else (trace.Link(found.link, {_LINK_KIND: "incoming"}),)
-    route = _route(request)
-    span = _tracer.start_span(
-        span_name(request.method, route),
-        parent,
-        trace.SpanKind.SERVER,
-        attributes=server_attributes(request.method, route),
-        links=links,
-    )
-    return _Current(span)
+    name, attributes = _server_names(request.method, _route(request))
+    if _ids is not None:
+        _ids.chosen = chosen  # the trace id sampled above, for the SDK's sampler to see
+    span = _tracer.start_span(name, parent, trace.SpanKind.SERVER, attributes, links)
+    # Its records carry its own context: it covers their sends, and a send span per record
+    # would double what a sampled callback costs (bench/NOTES.md, Tracing).
+    return Current(span, record_headers(span.get_span_context(), w3c_only=_w3c_only))
+
+
+def _sampled_out_headers(trace_id: int, span_id: int) -> Headers:
+    if _w3c_only:
+        parent = unsampled_traceparent(trace_id, span_id)
+        return ((TRACEPARENT, parent), (CE_TRACEPARENT, parent))
+    flags = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
+    span_context = trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+    return record_headers(span_context, w3c_only=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _server_names(method: str, route: str) -> tuple[str, dict[str, str]]:
+    # Computed once per method and route, not per request (the SDK copies the attributes).
+    return span_name(method, route), server_attributes(method, route)
 
 
 def responded(span: trace.Span | None, status: int) -> None:
@@ -234,28 +292,30 @@ def producing(
 ) -> contextlib.AbstractContextManager[trace.Span | None]:
     """A PRODUCER span for one record's send (around it), its context added to ``headers``.
 
-    Yields None when no span is made: tracing off, or the current trace not sampled (the
-    record then carries the current context, sampled-out flags and all).
+    Yields None when no span is made: tracing off; inside a callback (the record carries the
+    callback's context: :func:`server_span`); or the current trace not sampled (the record
+    carries the current context, "not sampled" and all).
     """
     if _provider is None:
         return _NO_SPAN
+    carried = span_scopes.carried()
+    if carried is not None:
+        headers += carried
+        return _NO_SPAN
     current = trace.get_current_span().get_span_context()
     if current.is_valid and not current.trace_flags.sampled:
-        _inject(headers, current)
+        headers += record_headers(current, w3c_only=_w3c_only)
         return _NO_SPAN
     # Few attributes: each costs a sampled span a few microseconds to set and as many to
     # export. The record's key is the id already on the span of the callback or command.
-    span = _tracer.start_span(
-        f"{topic} send",
-        kind=trace.SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.name": "send",
-            "messaging.destination.name": topic,
-        },
-    )
-    _inject(headers, span.get_span_context())
-    return _Ended(span)
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+    }
+    span = _tracer.start_span(f"{topic} send", kind=trace.SpanKind.PRODUCER, attributes=attributes)
+    headers += record_headers(span.get_span_context(), w3c_only=_w3c_only)
+    return Ended(span)
 
 
 def produced(span: trace.Span | None, partition: int, offset: int) -> None:
@@ -267,34 +327,6 @@ def produced(span: trace.Span | None, partition: int, offset: int) -> None:
                 "messaging.kafka.offset": offset,
             }
         )
-
-
-def _inject(headers: list[tuple[str, bytes]], span_context: trace.SpanContext) -> None:
-    if _w3c_only:
-        # What the W3C propagators write, without their per-record overhead: the bridge puts
-        # no baggage in any context, so the baggage propagator would write nothing.
-        parent = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-            f"{span_context.trace_flags:02x}"
-        ).encode()
-        headers.append((TRACEPARENT, parent))
-        if span_context.trace_state:
-            headers.append((TRACESTATE, span_context.trace_state.to_header().encode()))
-    else:
-        carrier: dict[str, str] = {}
-        ctx = trace.set_span_in_context(trace.NonRecordingSpan(span_context))
-        propagate.inject(carrier, context=ctx)
-        headers.extend((name, value.encode()) for name, value in carrier.items())
-        found = carrier.get(TRACEPARENT)
-        parent = found.encode() if found is not None else b""
-    if parent:
-        headers.append((CE_TRACEPARENT, parent))
-
-
-def _w3c_propagators(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
-    """Whether ``OTEL_PROPAGATORS`` names the W3C propagators only, trace context included."""
-    names = {n.strip() for n in environ.get("OTEL_PROPAGATORS", "tracecontext,baggage").split(",")}
-    return "tracecontext" in names and names <= {"tracecontext", "baggage"}
 
 
 def _header(headers: Sequence[tuple[str, bytes]], *names: str) -> str | None:
@@ -339,57 +371,15 @@ def processing(
                    if record.key is not None else {}),
             }
         )  # fmt: skip
-    return _Current(span)
+    return Current(span)
 
 
 # ------------------------------------------------------------------------------ any span
 
 
-class _Ended:
-    """A context manager that ends ``span`` on exit (a failure recorded by type only)."""
-
-    __slots__ = ("_span",)
-
-    def __init__(self, span: trace.Span) -> None:
-        self._span = span
-
-    def __enter__(self) -> trace.Span:
-        return self._span
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if exc is not None:
-            _failed(self._span, exc)
-        self._span.end()
-
-
-class _Current(_Ended):
-    """:class:`_Ended`, with ``span`` the current span in between."""
-
-    __slots__ = ("_token",)
-
-    def __enter__(self) -> trace.Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        return self._span
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        otel_context.detach(self._token)
-        super().__exit__(kind, exc, tb)
-
-
-def _failed(span: trace.Span, exc: BaseException) -> None:
-    # The type only: an exception's message may quote what a caller sent (numbers included).
-    if span.is_recording():
-        span.set_status(trace.StatusCode.ERROR)
-        span.set_attribute("error.type", type(exc).__qualname__)
-
-
 def annotate(**attributes: str) -> None:
     """Set attributes (e.g. the command id) on the current span; nothing when tracing is off."""
-    if _provider is not None:
+    if _provider is not None and not span_scopes.sampled_out():
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(attributes)
@@ -397,10 +387,10 @@ def annotate(**attributes: str) -> None:
 
 def link_current_span(traceparent: str | None) -> None:
     """Link the current span to the trace ``traceparent`` names (a callback to its command)."""
-    if _provider is None:
+    if _provider is None or not traceparent or span_scopes.sampled_out():
         return
-    parsed = parse_traceparent(traceparent)
     span = trace.get_current_span()
+    parsed = parse_traceparent(traceparent)
     if parsed is not None and span.is_recording():
         trace_id, span_id, flags = parsed
         linked = trace.SpanContext(

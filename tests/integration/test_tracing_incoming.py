@@ -113,7 +113,8 @@ async def test_a_callback_starts_its_own_trace_linked_to_the_one_it_names(
 
     server = _server_span(spans)
     assert server.context is not None
-    assert server.context.trace_id == trace_id
+    # The record carries the callback's own span (it covers the send).
+    assert (server.context.trace_id, server.context.span_id) == _record_trace(record)
     assert server.parent is None
     assert not server.context.trace_state
     (link,) = server.links
@@ -167,7 +168,6 @@ async def test_spans_carry_no_query_and_no_phone_number(
     assert server.context is not None
     callback_trace = [s for s in finished if s.context and s.context == server.context]
     callback_trace += [s for s in finished if s.parent and s.parent == server.context]
-    assert len(callback_trace) == 2  # the request and its record's send
     for span in callback_trace:
         attributes = dict(span.attributes or {})
         for key in ("url.query", "http.target", "http.url", "url.full", "url.path"):
@@ -180,7 +180,48 @@ async def test_spans_carry_no_query_and_no_phone_number(
             assert not any(number in text for number in NUMBERS), (span.name, text)
             assert "ACC77" not in text, (span.name, text)
             assert not any(f"{name}=" in text for name in ("from", "to")), (span.name, text)
-    assert {s.kind for s in finished} == {trace.SpanKind.SERVER, trace.SpanKind.PRODUCER}
+    assert [s.kind for s in finished] == [trace.SpanKind.SERVER]
     assert server.name == f"{method.replace('JSON', 'POST')} /callbacks/calls"
     assert (server.attributes or {})["fonestorm_bridge.call_id"] == data["uid"]
     assert (server.attributes or {})["http.response.status_code"] == 200
+
+
+@pytest.mark.parametrize(
+    ("sampler", "flags", "recorded"),
+    [
+        # Nothing sampled, and a sender asking for its callback to be: not recorded.
+        ("parentbased_always_off", "01", False),
+        ("parentbased_traceidratio", "01", False),  # OTEL_TRACES_SAMPLER_ARG=0
+        # Everything sampled, and a sender asking not to be: recorded all the same.
+        ("parentbased_always_on", "00", True),
+    ],
+)
+async def test_a_sender_neither_forces_sampling_nor_hides_from_it(
+    start_bridge: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: str,
+    flags: str,
+    recorded: bool,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    exporter = InMemorySpanExporter()
+    tracing.setup(exporter)
+    try:
+        bridge = await start_bridge()
+        asked = {"traceparent": f"00-{TRACE_ID:032x}-{SPAN_ID:016x}-{flags}"}
+        _, record = await _post(bridge, asked)
+    finally:
+        tracing.shutdown()
+
+    assert bool(exporter.get_finished_spans()) is recorded
+    assert record is not None
+    headers = headers_of(record)
+    _, trace_id, _, record_flags = headers["traceparent"].split("-")
+    assert int(trace_id, 16) != TRACE_ID
+    assert int(record_flags, 16) & 1 == recorded  # downstream learns the bridge's decision
+    assert headers["ce_traceparent"] == headers["traceparent"]
+    if recorded:
+        (server,) = exporter.get_finished_spans()
+        assert server.context is not None
+        assert f"{server.context.trace_id:032x}" == trace_id

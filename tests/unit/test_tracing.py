@@ -3,17 +3,26 @@ what a request's span takes from the request."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bridge.obs import tracing
+from bridge.obs.sdk_parts import from_env
+from bridge.obs.span_scopes import record_headers, w3c_propagators
 from bridge.obs.trace_context import (
     Incoming,
     incoming,
     parse_traceparent,
+    sampled_root,
     server_attributes,
     span_name,
+    unsampled_traceparent,
 )
 
 TRACE, SPAN = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
@@ -150,3 +159,98 @@ def test_a_server_span_names_the_route_never_the_query(
 ) -> None:
     assert span_name(method, route) == name
     assert server_attributes(method, route) == attributes
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"OTEL_TRACES_SAMPLER": "always_on"},
+        {"OTEL_TRACES_SAMPLER": "always_off"},
+        {"OTEL_TRACES_SAMPLER": "parentbased_always_off"},
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+        {"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "not a number"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},  # refused
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"},  # no ratio
+    ],
+)
+def test_a_root_span_is_sampled_as_the_sdk_would_sample_it(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    sdk = TracerProvider().sampler  # what the SDK makes of the same variables
+    sampler, bound = from_env(environ)
+    assert sampler is not None
+    assert bound is not None
+    assert sampler.get_description() == sdk.get_description()
+    rng = random.Random(7)
+    for _ in range(2000):
+        trace_id = rng.getrandbits(128) or 1
+        decision = sdk.should_sample(None, trace_id, "POST /callbacks/calls").decision
+        assert sampled_root(trace_id, bound) is decision.is_sampled(), hex(trace_id)
+
+
+def test_a_sampler_the_sdk_does_not_know_is_left_to_it() -> None:
+    assert from_env({"OTEL_TRACES_SAMPLER": "jaeger_remote"}) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "span_id", "expected"),
+    [
+        (TRACE, SPAN, f"00-{TRACE:032x}-{SPAN:016x}-02".encode()),
+        (1, 1, b"00-00000000000000000000000000000001-0000000000000001-02"),
+    ],
+)
+def test_a_sampled_out_callback_s_records_say_so(
+    trace_id: int, span_id: int, expected: bytes
+) -> None:
+    assert unsampled_traceparent(trace_id, span_id) == expected
+    parsed = parse_traceparent(expected.decode())
+    assert parsed is not None
+    assert parsed[2] & 1 == 0  # not sampled
+
+
+@pytest.mark.parametrize(
+    ("environ", "w3c"),
+    [
+        ({}, True),
+        ({"OTEL_PROPAGATORS": "tracecontext"}, True),
+        ({"OTEL_PROPAGATORS": "tracecontext, baggage"}, True),
+        ({"OTEL_PROPAGATORS": "baggage"}, False),
+        ({"OTEL_PROPAGATORS": "tracecontext,b3"}, False),
+        ({"OTEL_PROPAGATORS": "none"}, False),
+    ],
+)
+def test_records_get_w3c_headers_directly_only_when_w3c_is_all_that_is_asked(
+    environ: dict[str, str], w3c: bool
+) -> None:
+    assert w3c_propagators(environ) is w3c
+
+
+@pytest.mark.parametrize(
+    "span_context",
+    [
+        SpanContext(TRACE, SPAN, is_remote=False, trace_flags=TraceFlags(0x03)),
+        SpanContext(TRACE, SPAN, is_remote=False, trace_flags=TraceFlags(0x02)),
+        SpanContext(TRACE, SPAN, is_remote=False, trace_flags=TraceFlags(0x01),
+                    trace_state=TraceState([("ingress", "a1"), ("other", "b2")])),
+    ],
+)  # fmt: skip
+def test_a_record_carries_what_the_w3c_propagator_writes_and_ce_traceparent(
+    span_context: SpanContext,
+) -> None:
+    official: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(
+        official, context=trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+    )
+    headers = dict(record_headers(span_context, w3c_only=True))
+    assert headers == {
+        **{name: value.encode() for name, value in official.items()},
+        "ce_traceparent": official["traceparent"].encode(),
+    }
+    assert dict(record_headers(span_context, w3c_only=False)) == headers
