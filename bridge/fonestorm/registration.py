@@ -10,7 +10,7 @@ from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.fonestorm.templates import build_get_template
 from bridge.kafka.publisher import Publisher
 from bridge.obs.metrics import Metrics
-from bridge.settings import Settings
+from bridge.settings import Settings, receiver_auth_problem
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,11 @@ async def register_callbacks(settings: Settings) -> None:
     """Set send-notify (outbound) and receive-notify (inbound) of every configured FoneNumber."""
     if not settings.fonestorm.fonenumbers:
         raise ValueError("BRIDGE_FONESTORM__FONENUMBERS is empty")
+    problem = receiver_auth_problem(settings)
+    if problem is not None:
+        # FoneStorm would send callbacks without credentials, and the receiver refuses those:
+        # every call's events would be lost once FoneStorm gives up retrying.
+        raise ValueError(f"not registering callbacks: {problem}")
     url = callback_url(settings)
     method = settings.fonestorm.callback_method
     auth = settings.callbacks

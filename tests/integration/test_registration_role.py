@@ -101,3 +101,29 @@ async def test_only_the_worker_registers_callbacks_at_start(
         assert registration is not None
         assert registration.url == "https://bridge.example.com/callbacks/calls"
         assert (registration.username, registration.password) == ("fonestorm", "cb-s3cret")
+
+
+async def test_callbacks_the_receiver_would_refuse_are_not_registered(
+    kafka_bootstrap: str,
+    new_topic: NewTopicFactory,
+    sandbox: Sandbox,
+    runners: list[web.AppRunner],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker without the callback credentials (and no explicit opt-out) would register
+    callbacks without basic auth, which the receiver answers 401: every call's events lost."""
+    with_auth = await _settings(kafka_bootstrap, new_topic, sandbox, TOKEN)
+    settings = with_auth.model_copy(
+        update={
+            "callbacks": with_auth.callbacks.model_copy(update={"username": None, "password": None})
+        }
+    )
+    with caplog.at_level(logging.ERROR):
+        runner, _ = await serve(create_app(settings, receiver=False, worker=True))
+    runners.append(runner)
+    assert list(sandbox.state.requests) == []
+    assert any(
+        "not registering callbacks" in r.getMessage()
+        and "BRIDGE_CALLBACKS__USERNAME" in r.getMessage()
+        for r in caplog.records
+    )
