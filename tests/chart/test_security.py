@@ -362,6 +362,18 @@ def test_the_same_kafka_user_for_both_is_refused(helm: Helm) -> None:
         )
 
 
+def test_one_signing_key_for_both_is_refused(helm: Helm) -> None:
+    key = "k" * 40
+    with pytest.raises(HelmError, match="the same key"):
+        helm.template(
+            DEFAULT,
+            set_values=[
+                f"secrets.receiver.deadLetterSigningKey={key}",
+                f"secrets.worker.deadLetterSigningKey={key}",
+            ],
+        )
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [("callbacks", "worker"), ("receiver", "worker"), ("callbacks", "receiver")],

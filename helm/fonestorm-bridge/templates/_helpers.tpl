@@ -319,6 +319,9 @@ receiver's Kafka user). */}}
 {{- if and $s.receiver.kafkaSaslUsername (eq $s.receiver.kafkaSaslUsername $s.worker.kafkaSaslUsername) }}
 {{- fail "secrets.receiver.kafkaSaslUsername and secrets.worker.kafkaSaslUsername are the same Kafka user: give each component its own, with ACLs for only the topics it uses" }}
 {{- end }}
+{{- if and $s.receiver.deadLetterSigningKey (eq $s.receiver.deadLetterSigningKey $s.worker.deadLetterSigningKey) }}
+{{- fail "secrets.receiver.deadLetterSigningKey and secrets.worker.deadLetterSigningKey are the same key: with it the internet-facing receiver could sign a forged command dead letter that replay puts on the command topic; give each its own" }}
+{{- end }}
 {{- end }}
 {{- /* Callback basic auth. Every component loads the callback settings, and the bridge refuses
 a user without a password (or the reverse) anywhere: check the pair whatever is enabled. */}}
