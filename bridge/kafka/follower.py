@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from bridge.kafka.catch_up import CatchUp
 from bridge.kafka.coalesced import Coalesced
 from bridge.kafka.end_offsets import EndOffsets, Offsets
 from bridge.kafka.options import client_options, topic_partitions
@@ -33,17 +34,14 @@ log = logging.getLogger(__name__)
 Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
 
 
-#: caught_up() rounds (ListOffsets) in flight at once, at most.
-MAX_ROUNDS_IN_FLIGHT = 2
-
-
 class TopicFollower:
     """Reads ``topic`` from a start point into ``apply``; :meth:`catch_up` waits for the end.
 
     ``since`` (seconds) starts at the first record written that long ago on each partition
     (the end where there is none); ``None`` reads from the beginning. ``end_offsets_spacing``
-    (seconds) is the least time between two ``ListOffsets`` requests of :meth:`end_offsets`.
-    ``on_round`` is told how long (seconds) each round that succeeded took to prove.
+    (seconds) is the least time between two rounds, and ``on_round`` is told how long
+    (seconds) each round that succeeded took to prove (see
+    :class:`~bridge.kafka.catch_up.CatchUp`).
 
     A failure of the background read (a broker error aiokafka does not retry, or ``apply``
     raising) is logged, :attr:`following` turns false, and the read starts again on a new
@@ -72,7 +70,6 @@ class TopicFollower:
         self._since = since
         self._batch = batch
         self._on_batch = on_batch
-        self._on_round = on_round
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -81,18 +78,13 @@ class TopicFollower:
         self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
-        self._progress = asyncio.Event()
-        self._ends = Coalesced(self._fetch_end_offsets, end_offsets_spacing)
-        self._listed = Coalesced(self._list_partitions)
-        self._spacing = end_offsets_spacing
-        self._positions: Offsets = {}
-        # caught_up(): waiters of the next round, when it starts, and the rounds under way.
-        self._waiting: list[asyncio.Future[None]] = []
-        self._launch: asyncio.TimerHandle | None = None
-        self._round_started = -math.inf
-        self._rounds: set[asyncio.Task[None]] = set()
-        # When (time.monotonic()) the latest round whose end offsets have been reached was sent.
-        self._proven = -math.inf
+        self._read_to = CatchUp(
+            self._fetch_end_offsets,
+            spacing=end_offsets_spacing,
+            on_round=on_round,
+            name=f"catch-up-{topic}",
+        )
+        self._listed = Coalesced(self._list_partitions, name=f"partitions-{topic}")
 
     @property
     def started(self) -> bool:
@@ -159,15 +151,8 @@ class TopicFollower:
 
     async def stop(self) -> None:
         """Stop following and close the consumers."""
-        # Waiters first: with none left, a cancelled round schedules no other.
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            waiter.cancel()
-        if self._launch is not None:
-            self._launch.cancel()
-            self._launch = None
-        for round_ in list(self._rounds):
-            await cancel_and_wait(round_)
+        await self._read_to.stop()
+        await self._listed.stop()
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
@@ -208,10 +193,11 @@ class TopicFollower:
         await start_or_close(consumer.start, consumer.stop)
         try:
             consumer.assign(self._partitions)
-            unread = [tp for tp in self._partitions if tp not in self._positions]
+            positions = self._read_to.positions
+            unread = [tp for tp in self._partitions if tp not in positions]
             if unread:
                 await self._seek_start(consumer, unread)
-            for tp, offset in self._positions.items():
+            for tp, offset in positions.items():
                 consumer.seek(tp, offset)
         except BaseException:
             await consumer.stop()
@@ -221,7 +207,7 @@ class TopicFollower:
     async def _read(self) -> None:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - started
-        await self._note_positions(consumer)
+        self._read_to.advance(await self._positions_of(consumer))
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=self._batch)
             for records in batches.values():
@@ -231,13 +217,11 @@ class TopicFollower:
                 self._on_batch()
             if time.monotonic() >= self._next_check:
                 await self._follow_added(consumer)
-            await self._note_positions(consumer)
+            positions = await self._positions_of(consumer)
             if self._failure is not None:
                 log.info("following %s again", self.topic)
                 self._failure = None
-            # Wake every waiter, then give later ones a fresh event.
-            self._progress.set()
-            self._progress = asyncio.Event()
+            self._read_to.advance(positions)
 
     async def _follow_added(self, consumer: AIOKafkaConsumer) -> None:
         """Assign partitions added to the topic since the last look, from their beginning."""
@@ -257,7 +241,7 @@ class TopicFollower:
         )  # fmt: skip
         everything = self._partitions + added
         consumer.assign(everything)  # forgets every position: put them back
-        for tp, offset in self._positions.items():
+        for tp, offset in self._read_to.positions.items():
             consumer.seek(tp, offset)
         await consumer.seek_to_beginning(*added)
         self._partitions = everything
@@ -273,16 +257,16 @@ class TopicFollower:
         if missing:
             self._next_check = -math.inf  # the read loop assigns them after its current batch
             while any(tp not in self._partitions for tp in missing):
-                await self._progress.wait()
+                await self._read_to.progress()
 
     async def _list_partitions(self) -> list[TopicPartition]:
         assert self._offsets is not None  # noqa: S101 - started
         return await topic_partitions(self._offsets, self.topic)
 
-    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
+    async def _positions_of(self, consumer: AIOKafkaConsumer) -> Offsets:
         # Once per batch, so that reached() costs waiters no await per partition; a position
         # moves only in getmany() (it may skip offsets that hold no record: compaction).
-        self._positions = {tp: await consumer.position(tp) for tp in self._partitions}
+        return {tp: await consumer.position(tp) for tp in self._partitions}
 
     async def record_at(self, partition: int, offset: int) -> ConsumerRecord[bytes, bytes] | None:
         """The record at ``offset`` of ``partition``, or None when it is gone (see
@@ -290,113 +274,40 @@ class TopicFollower:
         return await self._reader.read(partition, offset)
 
     async def end_offsets(self) -> Offsets:
-        """The offset after the last record of every partition, as of a moment after this call.
-
-        Concurrent callers share one broker round trip: a caller joins the request that starts
-        next (one already in flight may have been answered before the caller came).
-        """
-        return await self._ends.get()
+        """The offset after the last record of every partition, as of a moment after this call,
+        once everything before them has been applied (:meth:`CatchUp.end_offsets
+        <bridge.kafka.catch_up.CatchUp.end_offsets>`)."""
+        return await self._read_to.end_offsets()
 
     async def _fetch_end_offsets(self) -> Offsets:
         assert self._end_offsets is not None  # noqa: S101 - started
         return await self._end_offsets.fetch()
 
-    def reached(self, ends: Offsets) -> bool:
-        """Whether everything before ``ends`` has been applied."""
-        positions = self._positions
-        return all(positions.get(tp, -1) >= end for tp, end in ends.items())
-
     async def wait_for(self, ends: Offsets, until: Callable[[], bool] = lambda: False) -> None:
         """Until everything before ``ends`` has been applied, or ``until()`` holds."""
-        while not until() and not self.reached(ends):
-            await self._progress.wait()
-
-    async def progress(self) -> None:
-        """Until the next batch (possibly empty) has been applied."""
-        await self._progress.wait()
+        await self._read_to.wait_for(ends, until)
 
     async def catch_up(self) -> None:
         """Until everything written to the topic before this call has been applied."""
-        await self.wait_for(await self.end_offsets())
+        await self._read_to.end_offsets()
 
-    def caught_up(self) -> asyncio.Future[None]:
-        """Done once everything written to the topic before this call has been applied.
+    def caught_up(self) -> asyncio.Future[Offsets]:
+        """Done once everything written to the topic before this call has been applied
+        (:meth:`CatchUp.caught_up <bridge.kafka.catch_up.CatchUp.caught_up>`)."""
+        return self._read_to.caught_up()
 
-        :meth:`catch_up` for many callers at once (one per callback), each costing one future:
-        the callers that come before a round starts share its ``ListOffsets``. A round starts
-        at most once per ``end_offsets_spacing`` and does not wait for the one before it to be
-        answered (two at most in flight), so a caller waits for the spacing and one round trip
-        (rounds one after the other made the callers that came during a round wait for two).
-        Fails as :meth:`end_offsets` does.
-        """
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
-        self._schedule_round()
-        return waiter
+    async def progress(self) -> None:
+        """Until the next batch (possibly empty) has been applied."""
+        await self._read_to.progress()
 
     @property
     def proven(self) -> float:
-        """Everything written before this moment (``time.monotonic()``) has been applied.
-
-        Known without a round trip from the rounds already answered: the send time of the
-        latest round whose end offsets have been reached (``-inf`` before the first).
-        """
-        return self._proven
+        """Everything written before this moment (``time.monotonic()``) has been applied
+        (:attr:`CatchUp.proven <bridge.kafka.catch_up.CatchUp.proven>`)."""
+        return self._read_to.proven
 
     def refresh(self, older_than: float) -> None:
-        """Start a round with no caller if none is under way and the proof is that old (s).
-
-        Keeps :attr:`proven` recent while callers ask it often, so they need not wait,
-        at one round per ``older_than`` and round trip. Only once :attr:`started`.
-        """
-        if (
-            not self._rounds
-            and self._launch is None
-            and time.monotonic() - self._proven >= older_than
-            # Rounds that fail (Kafka away) prove nothing: still one per spacing at most.
-            and asyncio.get_running_loop().time() - self._round_started >= self._spacing
-        ):
-            self._start_round()
-
-    def _schedule_round(self) -> None:
-        # Under load a round trip outlasts the spacing: two rounds in flight at most keep the
-        # rounds per second (each ~0.2 ms of CPU) to what the round trip allows.
-        if self._launch is None and self._waiting and len(self._rounds) < MAX_ROUNDS_IN_FLIGHT:
-            loop = asyncio.get_running_loop()
-            self._launch = loop.call_at(
-                max(loop.time(), self._round_started + self._spacing), self._start_round
-            )
-
-    def _round_done(self, round_: asyncio.Task[None]) -> None:
-        self._rounds.discard(round_)
-        self._schedule_round()
-
-    def _start_round(self) -> None:
-        self._launch = None
-        waiters, self._waiting = self._waiting, []
-        self._round_started = asyncio.get_running_loop().time()
-        round_ = asyncio.create_task(self._round(waiters), name=f"catch-up-{self.topic}")
-        self._rounds.add(round_)
-        round_.add_done_callback(self._round_done)
-
-    async def _round(self, waiters: list[asyncio.Future[None]]) -> None:
-        sent = time.monotonic()  # the request leaves later: a safe bound
-        try:
-            ends = await self._fetch_end_offsets()  # sent after every one of them came
-            while not self.reached(ends):
-                await self._progress.wait()
-            self._proven = max(self._proven, sent)
-            if self._on_round is not None:
-                self._on_round(time.monotonic() - sent)
-        except asyncio.CancelledError:
-            for waiter in waiters:
-                waiter.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - handed to every waiter
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        """Start a round with no caller if none is under way and the proof is that old (s)
+        (:meth:`CatchUp.refresh <bridge.kafka.catch_up.CatchUp.refresh>`). Only once
+        :attr:`started`."""
+        self._read_to.refresh(older_than)

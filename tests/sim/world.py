@@ -1,20 +1,19 @@
 """The simulated world: workers running the real command code, Kafka, FoneStorm, and chaos.
 
-:func:`simulate` runs one schedule from a seed on virtual time (:mod:`tests.sim.clock`): a few
-commands, some of them sent twice under other keys, worker processes that join, stop, are
-killed or frozen past their session, some of a newer version (their ledger entries carry fields
-this one does not know), produces that fail (some after landing), partitions added to the
-ledger (producers see them each at its own time), clocks off by a second or more (workers'
-and producers'), copies replayed about one ledger retention later with their original time,
-and a FoneStorm that answers
-every way it can, creating the call before failing included, or refuses the token for a while.
-The real :class:`~bridge.commands.worker.CommandWorker`,
-:class:`~bridge.commands.processor.CommandProcessor` and :class:`~bridge.commands.ledger.Ledger`
-run over the in-memory transports. After every
-call and every result it checks: at most one call per command, never a call after its
-``not_after``, one outcome per command and no ``placed`` without a call; at the end, every
-command has its outcome. The same seed replays the same schedule exactly (with the same
-``PYTHONHASHSEED``).
+:func:`simulate` runs one schedule from a seed on virtual time
+(:mod:`tests.support.virtual_time`): a few commands, some of them sent twice under other keys,
+worker processes that join, stop, are killed or frozen past their session, some of a newer
+version (their ledger entries carry fields this one does not know), produces that fail (some
+after landing), partitions added to the ledger (producers see them each at its own time),
+clocks off by a second or more (workers' and producers'), copies replayed about one ledger
+retention later with their original time, and a FoneStorm that answers every way it can,
+creating the call before failing included, or refuses the token for a while. The real
+:class:`~bridge.commands.worker.CommandWorker`,
+:class:`~bridge.commands.processor.CommandProcessor` and
+:class:`~bridge.commands.ledger.Ledger` run over the in-memory transports. After every call and
+every result it checks: at most one call per command, never a call after its ``not_after``, one
+outcome per command and no ``placed`` without a call; at the end, every command has its
+outcome. The same seed replays the same schedule exactly (with the same ``PYTHONHASHSEED``).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultS
 from bridge.contracts.ledger import read_entry
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
-from tests.sim.clock import Deadlock, VirtualTimeLoop
 from tests.sim.fonestorm import Call, SimClient, SimFoneStorm
 from tests.sim.kafka import (
     EPOCH,
@@ -48,6 +46,7 @@ from tests.sim.kafka import (
     SimGroup,
     SimPublisher,
 )
+from tests.support.virtual_time import Deadlock, VirtualTimeLoop
 
 FONENUMBER = "+13215551081"
 COMMAND_PARTITIONS = 3

@@ -1,228 +1,211 @@
-"""``TopicFollower.caught_up``: many waiters, one round trip, each released once caught up."""
+"""``CatchUp``: rounds of end offsets shared by many waiters, each released once the read has
+reached them, and the proof they leave. On virtual time: every time below is exact."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import math
+from collections.abc import Callable
 
+import pytest
 from aiokafka import TopicPartition
 
-from bridge.kafka.follower import TopicFollower
-from bridge.settings import KafkaSettings
+from bridge.kafka.catch_up import CatchUp
+from tests.support.virtual_time import run
 
 TP = TopicPartition("t", 0)
 
 
-class Follower(TopicFollower):
-    """The follower's waiting logic over a fake topic: ``end`` is written, ``read`` applied."""
+class Topic:
+    """A topic whose ``end`` is written; ``end_offsets`` answers after ``round_trip`` seconds."""
 
-    def __init__(self) -> None:
-        super().__init__(KafkaSettings(), "t", lambda record: None)
+    def __init__(self, round_trip: float = 0.01) -> None:
+        self.round_trip = round_trip
         self.end = 0
-        self.requests = 0
+        self.sent: list[float] = []
+        self.failing: Exception | None = None
 
-    async def _fetch_end_offsets(self) -> dict[TopicPartition, int]:
-        self.requests += 1
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        self.sent.append(asyncio.get_running_loop().time())
+        end = self.end  # as of when the request was sent
+        await asyncio.sleep(self.round_trip)
+        if self.failing is not None:
+            raise self.failing
+        return {TP: end}
+
+
+def catch_up(
+    topic: Topic, *, spacing: float = 0.0, on_round: Callable[[float], None] | None = None
+) -> CatchUp:
+    """A ``CatchUp`` of ``topic`` on the loop's (virtual) clock, having read up to offset 0."""
+    clock = asyncio.get_running_loop().time
+    read = CatchUp(topic.end_offsets, spacing=spacing, on_round=on_round, clock=clock)
+    read.advance({TP: 0})
+    return read
+
+
+def test_waiters_share_a_round_and_wait_until_read() -> None:
+    topic = Topic()
+    topic.end = 5
+
+    async def main() -> None:
+        read = catch_up(topic)
+        waiters = [read.caught_up() for _ in range(100)]
+        await asyncio.sleep(1)
+        assert not any(w.done() for w in waiters)  # offsets 0-4 are not read yet
+        read.advance({TP: 5})
+        assert await asyncio.gather(*waiters) == [{TP: 5}] * 100
+
+    run(main)
+    assert len(topic.sent) == 1
+
+
+def test_end_offsets_answers_once_read_up_to_them() -> None:
+    topic = Topic()
+    topic.end = 3
+
+    async def main() -> None:
+        read = catch_up(topic)
+        ends = asyncio.ensure_future(read.end_offsets())
+        await asyncio.sleep(1)
+        assert not ends.done()
+        read.advance({TP: 3})
+        assert await ends == {TP: 3}
+        assert read.reached({TP: 3})
+
+    run(main)
+
+
+def test_a_failed_round_fails_its_waiters_and_the_next_ones_try_again() -> None:
+    topic = Topic()
+    topic.failing = ConnectionError("down")
+
+    async def main() -> None:
+        read = catch_up(topic)
+        with pytest.raises(ConnectionError):
+            await read.caught_up()
+        topic.failing = None
+        await read.caught_up()
+
+    run(main)
+    assert len(topic.sent) == 2
+
+
+def test_stop_cancels_the_waiters_of_rounds_under_way() -> None:
+    async def main() -> None:
+        read = catch_up(Topic(round_trip=0.1))
+        waiter = read.caught_up()
+        await asyncio.sleep(0.02)
+        await read.stop()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    run(main)
+
+
+def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> None:
+    topic = Topic(round_trip=0.1)
+    topic.end = 5
+
+    async def main() -> None:
+        read = catch_up(topic)
+        assert read.proven == -math.inf  # nothing proven before a round
+        await asyncio.sleep(1)
+        read.refresh(1.0)  # sent at 1.0
+        await asyncio.sleep(0.15)  # answered (5), but offsets 0-4 are not read
+        assert read.proven == -math.inf
+        read.advance({TP: 5})
         await asyncio.sleep(0.01)
-        return {TP: self.end}
+        # Proven as of when the round was sent, not of when it was answered or read.
+        assert read.proven == 1.0
 
-    def read_to(self, offset: int) -> None:
-        self._positions = {TP: offset}
-        self._progress.set()
-        self._progress = asyncio.Event()
+    run(main)
 
 
-async def test_waiters_share_a_request_and_wait_until_read() -> None:
-    follower = Follower()
-    follower.read_to(0)
-    follower.end = 5
-    waiters = [follower.caught_up() for _ in range(100)]
-    await asyncio.sleep(0.05)
-    assert not any(w.done() for w in waiters)  # offsets 0-4 are not read yet
-    follower.read_to(5)
-    await asyncio.wait_for(asyncio.gather(*waiters), 1)
-    assert follower.requests == 1
-
-
-async def test_a_cancelled_waiter_does_not_disturb_the_others() -> None:
-    follower = Follower()
-    follower.read_to(0)
-    first, second = follower.caught_up(), follower.caught_up()
-    first.cancel()
-    await asyncio.wait_for(second, 1)
-
-
-async def test_a_failed_request_fails_its_waiters_and_the_next_ones_try_again() -> None:
-    follower = Follower()
-    follower.read_to(0)
-
-    async def broken() -> dict[TopicPartition, int]:
-        raise ConnectionError("down")
-
-    follower._fetch_end_offsets = broken  # type: ignore[method-assign]
-    try:
-        await asyncio.wait_for(follower.caught_up(), 1)
-    except ConnectionError:
-        pass
-    else:
-        raise AssertionError("expected the request's error")
-    del follower._fetch_end_offsets
-    await asyncio.wait_for(follower.caught_up(), 1)
-
-
-class SlowFollower(Follower):
-    """Round trips of 100 ms, rounds at most every 10 ms."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._spacing = 0.01
-
-    async def _fetch_end_offsets(self) -> dict[TopicPartition, int]:
-        self.requests += 1
-        await asyncio.sleep(0.1)
-        return {TP: self.end}
-
-
-async def test_a_round_starts_without_waiting_for_the_one_in_flight() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    first = follower.caught_up()
-    await asyncio.sleep(0.03)  # the first round is in flight until 0.1
-    second = follower.caught_up()
-    await asyncio.sleep(0.03)
-    assert follower.requests == 2  # started at ~0.03, not after the first was answered
-    assert not first.done()
-    await asyncio.wait_for(asyncio.gather(first, second), 1)
-
-
-async def test_rounds_start_at_most_once_per_spacing() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    waiters = [follower.caught_up() for _ in range(50)]  # together: one round
-    for _ in range(50):  # then one caller per loop turn or so
-        await asyncio.sleep(0)
-        waiters.append(follower.caught_up())
-    while loop.time() - started < 0.05:
-        await asyncio.sleep(0.001)
-        waiters.append(follower.caught_up())
-    elapsed = loop.time() - started
-    await asyncio.wait_for(asyncio.gather(*waiters), 1)
-    assert follower.requests <= elapsed / 0.01 + 1
-
-
-async def test_stop_cancels_the_waiters_of_rounds_in_flight() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    waiter = follower.caught_up()
-    await asyncio.sleep(0.02)
-    await follower.stop()
-    assert waiter.cancelled()
-
-
-async def test_at_most_two_rounds_in_flight() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    in_flight = most = 0
-    fetch = follower._fetch_end_offsets
-
-    async def counted() -> dict[TopicPartition, int]:
-        nonlocal in_flight, most
-        in_flight += 1
-        most = max(most, in_flight)
-        try:
-            return await fetch()
-        finally:
-            in_flight -= 1
-
-    follower._fetch_end_offsets = counted  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    waiters = []
-    for _ in range(30):  # a caller every 10 ms or so, each round trip 100 ms
-        waiters.append(follower.caught_up())
-        await asyncio.sleep(0.01)
-    await asyncio.wait_for(asyncio.gather(*waiters), 5)
-    assert most == 2
-    # Two rounds per round trip, not one per spacing.
-    assert follower.requests <= 2 * (loop.time() - started) / 0.1 + 2
-
-
-async def test_a_round_proves_its_send_time_once_its_end_offsets_are_read() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    follower.end = 5
-    before = time.monotonic()
-    assert follower.proven < before - 1000  # nothing proven before a round
-    follower.refresh(1.0)
-    after = time.monotonic()
-    await asyncio.sleep(0.15)  # answered (5), but offsets 0-4 are not read
-    assert follower.proven < before
-    follower.read_to(5)
-    await asyncio.sleep(0.01)
-    # Proven as of when the round was sent, not of when it was answered or read.
-    assert follower.proven >= before
-    assert follower.proven < after + 0.01
-
-
-async def test_each_proven_round_reports_its_time_from_send_to_read() -> None:
-    follower = SlowFollower()  # 100 ms round trips
+def test_each_proven_round_reports_its_time_from_send_to_read() -> None:
+    topic = Topic(round_trip=0.1)
+    topic.end = 5
     times: list[float] = []
-    follower._on_round = times.append
-    follower.read_to(0)
-    follower.end = 5
-    follower.refresh(0.0)
-    await asyncio.sleep(0.15)
-    assert times == []  # answered, not read
-    follower.read_to(5)
-    await asyncio.sleep(0.01)
-    assert len(times) == 1
-    assert 0.15 <= times[0] < 0.5
-    await follower.stop()
+
+    async def main() -> None:
+        read = catch_up(topic, on_round=times.append)
+        read.refresh(0.0)
+        await asyncio.sleep(0.15)
+        assert times == []  # answered, not read
+        read.advance({TP: 5})
+        await asyncio.sleep(0.01)
+
+    run(main)
+    assert times == [pytest.approx(0.15)]
 
 
-async def test_refresh_starts_a_round_when_none_is_under_way_and_the_proof_is_old() -> None:
-    follower = SlowFollower()  # 100 ms round trips
-    follower.read_to(0)
-    for _ in range(100):
-        follower.refresh(0.2)
+def test_refresh_starts_a_round_when_none_is_under_way_and_the_proof_is_old() -> None:
+    topic = Topic(round_trip=0.1)
+
+    async def main() -> None:
+        read = catch_up(topic)
+        for _ in range(100):
+            read.refresh(0.2)
+            await asyncio.sleep(0)
+        assert len(topic.sent) == 1  # one under way
+        await asyncio.sleep(0.12)  # answered and read: proven as of 0
+        read.refresh(0.2)
         await asyncio.sleep(0)
-    assert follower.requests == 1  # one under way
-    await asyncio.sleep(0.12)  # answered and read: proven as of 0
-    follower.refresh(0.2)
-    await asyncio.sleep(0)
-    assert follower.requests == 1  # the proof is 0.12 s old
-    await asyncio.sleep(0.1)
-    follower.refresh(0.2)
-    follower.refresh(0.2)
-    await asyncio.sleep(0)
-    assert follower.requests == 2  # 0.22 s old
-    await follower.stop()
+        assert len(topic.sent) == 1  # the proof is 0.12 s old
+        await asyncio.sleep(0.1)
+        read.refresh(0.2)
+        read.refresh(0.2)
+        await asyncio.sleep(0)
+        assert len(topic.sent) == 2  # 0.22 s old
+        await read.stop()
+
+    run(main)
 
 
-async def test_a_caller_after_a_refresh_waits_for_a_round_sent_after_it() -> None:
-    follower = SlowFollower()
-    follower.read_to(0)
-    follower.refresh(0.0)
-    waiter = follower.caught_up()  # came after the round was sent: needs a round of its own
-    await asyncio.wait_for(waiter, 1)
-    assert follower.requests == 2
+def test_a_caller_after_a_refresh_waits_for_a_round_sent_after_it() -> None:
+    topic = Topic(round_trip=0.1)
+
+    async def main() -> None:
+        read = catch_up(topic)
+        read.refresh(0.0)
+        await asyncio.sleep(0)
+        topic.end = 1  # written after the refresh's round was sent
+        waiter = read.caught_up()
+        await asyncio.sleep(1)
+        assert not waiter.done()
+        read.advance({TP: 1})
+        await waiter
+
+    run(main)
+    assert len(topic.sent) == 2
 
 
-async def test_refresh_after_failed_rounds_waits_for_the_spacing() -> None:
-    follower = SlowFollower()  # rounds at most every 10 ms
-    follower.read_to(0)
+def test_refresh_after_failed_rounds_waits_for_the_spacing() -> None:
+    topic = Topic(round_trip=0.0)
+    topic.failing = ConnectionError("down")
 
-    async def broken() -> dict[TopicPartition, int]:
-        follower.requests += 1
-        raise ConnectionError("down")
+    async def main() -> None:
+        read = catch_up(topic, spacing=0.01)
+        while asyncio.get_running_loop().time() < 0.05:
+            read.refresh(0.0)
+            await asyncio.sleep(0.001)
+        assert read.proven == -math.inf
 
-    follower._fetch_end_offsets = broken  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while loop.time() - started < 0.05:
-        follower.refresh(0.0)
-        await asyncio.sleep(0.001)
-    assert follower.requests <= (loop.time() - started) / 0.01 + 1
-    assert follower.proven < started
+    run(main)
+    assert len(topic.sent) == 5  # at 0, 0.01, ..., 0.04
+
+
+def test_a_round_starts_while_another_is_under_way_but_two_at_most() -> None:
+    topic = Topic(round_trip=0.1)
+
+    async def main() -> None:
+        read = catch_up(topic, spacing=0.01)
+        waiters = []
+        for _ in range(30):  # a caller every 10 ms, each round trip 100 ms
+            waiters.append(read.caught_up())
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*waiters)
+
+    run(main)
+    # The second round did not wait for the first's answer; the third waited for a slot.
+    assert topic.sent[:3] == [0.0, pytest.approx(0.01), pytest.approx(0.1)]

@@ -1,15 +1,19 @@
 """An asyncio event loop on virtual time: nothing waits, so a schedule replays exactly.
 
 The loop's selector never blocks: asked to wait, it advances the virtual clock to the next
-timer instead. The simulated world does no real I/O, so what runs, and in which order, depends
-only on the seed. A loop with nothing ready and no timer is a deadlock, raised as such.
+timer instead. Code that does no real I/O (the protocol simulation, unit tests of timing)
+runs in an order that depends only on its input, and a test asserts on times exactly. A loop
+with nothing ready and no timer is a deadlock, raised as such.
 """
 
 from __future__ import annotations
 
 import asyncio
 import selectors
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Deadlock(RuntimeError):
@@ -61,3 +65,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def advance(self, seconds: float) -> None:
         """Move the clock on (the selector does, when nothing is ready)."""
         self._virtual += seconds
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``main()`` to its end on a fresh virtual-time loop (its clock starts at 0)."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
