@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ledger_memory [--ids N] [--tracemalloc] [--json]
 
-Feeds the ledger records of ``N`` commands (1,000,000 by default) to ``Ledger._apply_record``,
+Feeds the ledger records of ``N`` commands (1,000,000 by default) to the ledger's ``apply``,
 the path the follower takes for every record read, without Kafka: per command a ``placing``
 then a ``done`` with a placed result, as the worker writes them, 1,000 commands per batch as a
 follower applies them, written over the last six days (a seven-day retention remembers them
@@ -23,6 +23,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -121,7 +122,14 @@ def _rss_kb() -> int:
 
 def measure(ids: int, *, traced: bool) -> dict[str, float]:
     """Feed ``ids`` commands' records to a ledger; its memory per id, as measured here."""
-    ledger = Ledger(Settings(), cast(Publisher, None), follow=lambda *_: _Idle())
+    applies: list[Callable[[ConsumerRecord[bytes, bytes]], None]] = []
+
+    def follow(topic: str, apply: Callable[[ConsumerRecord[bytes, bytes]], None], _: Any) -> Any:
+        applies.append(apply)  # what the follower calls per record
+        return _Idle()
+
+    ledger = Ledger(Settings(), cast(Publisher, None), follow=follow)
+    [apply] = applies
     now = time.time()
     gc.collect()
     rss_before = _rss_kb()
@@ -130,7 +138,7 @@ def measure(ids: int, *, traced: bool) -> dict[str, float]:
     started = time.perf_counter()
     for batch in _records(ids, now):
         for record in batch:
-            ledger._apply_record(record)  # what the follower calls
+            apply(record)
         ledger.forget_expired(now)  # what the follower does after each batch
     elapsed = time.perf_counter() - started
     del batch, record

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from bridge.contracts.commands import ResultStatus
@@ -108,7 +109,7 @@ def _unpack(packed: int) -> Known:
     )
 
 
-class _Shard:
+class Shard:
     """Open addressing with linear probing over two arrays; deletion shifts back (no marks)."""
 
     __slots__ = ("count", "keys", "mask", "values")
@@ -172,9 +173,9 @@ class _Index:
     """64-bit hash of a command id -> packed place and status of its ``done``, sharded."""
 
     def __init__(self) -> None:
-        self._shards = [_Shard() for _ in range(1 << _SHARD_BITS)]
+        self._shards = [Shard() for _ in range(1 << _SHARD_BITS)]
 
-    def _shard(self, key: int) -> _Shard:
+    def _shard(self, key: int) -> Shard:
         return self._shards[(key >> (64 - _SHARD_BITS)) & ((1 << _SHARD_BITS) - 1)]
 
     def get(self, key: int) -> int:
@@ -224,9 +225,19 @@ class _Ring:
 
 
 class Remembered:
-    """The latest entry of each command id of one retention window."""
+    """The latest entry of each command id of one retention window.
 
-    def __init__(self, retention: float, *, full_for: float = FULL_FOR) -> None:
+    ``hash_id`` keys the compact index (never 0); a test can make ids collide with it.
+    """
+
+    def __init__(
+        self,
+        retention: float,
+        *,
+        full_for: float = FULL_FOR,
+        hash_id: Callable[[str], int] = _hash,
+    ) -> None:
+        self._hash = hash_id
         self._retention = retention
         self._full_for = min(full_for, retention)
         # Whole entries: command id -> (partition, offset, state, status, JSON).
@@ -243,7 +254,7 @@ class Remembered:
         known = self._full.get(command_id)
         if known is not None:
             return known
-        packed = self._index.get(_hash(command_id))
+        packed = self._index.get(self._hash(command_id))
         return None if packed < 0 else _unpack(packed)
 
     def put(self, command_id: str, known: Known, *, written_at: float, now: float) -> None:
@@ -256,7 +267,7 @@ class Remembered:
     def forget(self, command_id: str) -> None:
         """Forget the command (a tombstone): its whole entry and its hash."""
         self._full.pop(command_id, None)
-        self._index.delete(_hash(command_id))
+        self._index.delete(self._hash(command_id))
 
     def expire(self, now: float) -> None:
         """Keep only the place of ``done`` entries past :data:`FULL_FOR`; forget those past
@@ -292,7 +303,7 @@ class Remembered:
             or not 0 <= known.offset < _OFFSET_LIMIT
         ):
             return False
-        key, packed = _hash(command_id), _pack(known.partition, known.offset, known.status)
+        key, packed = self._hash(command_id), _pack(known.partition, known.offset, known.status)
         self._full.pop(command_id, None)
         self._index.put(key, packed)
         self._expiry.append(written_at + self._retention, key, packed)

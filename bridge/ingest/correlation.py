@@ -35,7 +35,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, Protocol
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
@@ -99,13 +100,44 @@ def refresh_after(hold: float, slowest: float) -> float:
 #: count the tags missed.
 UNTAGGED_REMEMBERED = 65_536
 
+Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
+
+
+class Follower(Protocol):
+    """What the correlator needs of :class:`~bridge.kafka.follower.TopicFollower`."""
+
+    @property
+    def started(self) -> bool: ...
+    @property
+    def proven(self) -> float: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def catch_up(self) -> None: ...
+    def caught_up(self) -> Awaitable[object]: ...
+    async def progress(self) -> None: ...
+    def refresh(self, older_than: float) -> None: ...
+
+
+#: Builds the ledger's follower that calls ``apply`` per record, ``on_batch`` after each batch
+#: and ``on_round`` with how long each round took to prove, in place of a
+#: :class:`~bridge.kafka.follower.TopicFollower` (a fake that says how recent its read is).
+FollowerFactory = Callable[[Apply, Callable[[], None], Callable[[float], None]], Follower]
+
 
 class CallCorrelator:
     """Follows the command ledger; answers which command placed a call."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        follow: FollowerFactory | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._monotonic = monotonic
         self._wait = settings.callbacks.correlation_wait
         self._hold = settings.callbacks.correlation_hold
         # Until rounds have been timed, a round once the proof is a third of a hold old.
@@ -127,15 +159,19 @@ class CallCorrelator:
         self._doubt_window = settings.callbacks.correlation_doubt_window
         self._doubts = Doubts(self._doubt_window, self._max)
         self._replaying = False
-        self._follower = TopicFollower(
-            settings.kafka,
-            settings.topics.command_ledger,
-            self._apply,
-            since=settings.callbacks.correlation_lookback,
-            on_batch=lambda: self._expire(time.time()),
-            end_offsets_spacing=END_OFFSETS_SPACING,
-            on_round=self._round_proven,
-        )
+
+        def on_batch() -> None:
+            self._expire(time.time())
+
+        self._follower: Follower
+        if follow is None:
+            self._follower = TopicFollower(
+                settings.kafka, settings.topics.command_ledger, self._apply, on_batch=on_batch,
+                since=settings.callbacks.correlation_lookback,
+                end_offsets_spacing=END_OFFSETS_SPACING, on_round=self._round_proven,
+            )  # fmt: skip
+        else:
+            self._follower = follow(self._apply, on_batch, self._round_proven)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -284,7 +320,7 @@ class CallCorrelator:
             return _NONE
         if self._hold > 0:
             # One clock read for both questions: this runs for every such callback.
-            age = time.monotonic() - follower.proven
+            age = self._monotonic() - follower.proven
             if age >= self._refresh_after:
                 # Rounds while callbacks come keep the read recent enough for the next ones.
                 follower.refresh(self._refresh_after)

@@ -50,7 +50,7 @@ class EndOffsets:
                     responses = await asyncio.gather(*(send(*p) for p in plan))
             except KafkaError:
                 responses = []
-            ends = self._read(responses)
+            ends = self.read(responses)
             if ends is not None:
                 return ends
         fetched: Offsets = await self._consumer.end_offsets(self._partitions)
@@ -79,7 +79,7 @@ class EndOffsets:
             self._plan = (leaders, requests)
         return self._plan[1]
 
-    def _read(self, responses: list[Any]) -> Offsets | None:
+    def read(self, responses: list[Any]) -> Offsets | None:
         """The offsets in ``responses``; ``None`` if any partition failed or is missing."""
         ends: Offsets = {}
         for response in responses:

@@ -100,5 +100,5 @@ async def test_an_error_for_any_partition_is_no_answer(
     client = consumer._client
     request = OffsetRequest(-1, 0, [(topic, [(0, -1), (7, -1)])])
     response = await client.send(client.cluster.leader_for_partition(real), request)
-    assert EndOffsets(consumer, [real, missing])._read([response]) is None
-    assert EndOffsets(consumer, [real])._read([response]) is None
+    assert EndOffsets(consumer, [real, missing]).read([response]) is None
+    assert EndOffsets(consumer, [real]).read([response]) is None

@@ -16,6 +16,8 @@ test module or from a conftest.
   server on real ports; fixture ``sandbox``.
 * :mod:`~tests.support.commands`: place-call commands and the closed loop (sandbox + bridge).
 * :mod:`~tests.support.callbacks`: callback bodies as FoneStorm sends them, posting them.
+* :mod:`~tests.support.correlation`: a call correlator over a fake follower of the ledger, and
+  ledger records to apply to it.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.

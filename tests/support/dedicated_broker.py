@@ -31,7 +31,8 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _args(self, command: str) -> list[str]:
+    def args(self, command: str) -> list[str]:
+        """The command line of ``local-kafka COMMAND`` for this broker."""
         args = [sys.executable, str(LOCAL_KAFKA), command, "--name", self.name]
         if command == "start":
             args += ["--port", str(self.port), "--controller-port", str(self.controller_port)]
@@ -41,7 +42,7 @@ class Broker:
     async def run(self, command: str, *extra: str) -> None:
         """``local-kafka COMMAND`` without blocking the event loop (the load goes on)."""
         proc = await asyncio.create_subprocess_exec(
-            *self._args(command), *extra, cwd=REPO_ROOT,
+            *self.args(command), *extra, cwd=REPO_ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _, err = await proc.communicate()
@@ -52,7 +53,7 @@ class Broker:
 def dedicated_broker() -> Iterator[Broker]:
     broker = Broker(f"fault-{os.getpid()}", *free_ports(2))
     started = subprocess.run(
-        [*broker._args("start"), "--fresh"], cwd=REPO_ROOT, capture_output=True, text=True,
+        [*broker.args("start"), "--fresh"], cwd=REPO_ROOT, capture_output=True, text=True,
         check=False,
     )  # fmt: skip
     try:
@@ -60,5 +61,5 @@ def dedicated_broker() -> Iterator[Broker]:
         yield broker
     finally:
         subprocess.run(
-            [*broker._args("stop"), "--purge"], cwd=REPO_ROOT, capture_output=True, check=False
+            [*broker.args("stop"), "--purge"], cwd=REPO_ROOT, capture_output=True, check=False
         )

@@ -67,9 +67,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._virtual += seconds
 
 
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """``main()`` to its end on a fresh virtual-time loop (its clock starts at 0)."""
-    loop = VirtualTimeLoop()
+def run(main: Callable[[], Coroutine[Any, Any, T]], loop: VirtualTimeLoop | None = None) -> T:
+    """``main()`` to its end on ``loop``, closed after (a fresh one by default: clock at 0)."""
+    loop = VirtualTimeLoop() if loop is None else loop
     try:
         return loop.run_until_complete(main())
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -34,6 +35,8 @@ class Topic:
         self.partitions = [TopicPartition("ledger", 0)]
         #: What the topic has, which the follower follows once it has looked.
         self.on_cluster: list[TopicPartition] | None = None
+        #: What the ledger applies each record read with (given when it builds its follower).
+        self.apply: Callable[[Record], None] = lambda record: None
 
     async def follow_added(self) -> None:
         if self.on_cluster is not None:
@@ -77,13 +80,18 @@ def record(
 
 
 def ledger_on(topic: Topic) -> Ledger:
-    return Ledger(Settings(), cast(Publisher, None), follow=lambda *_: cast(Any, topic))
+    def follow(name: str, apply: Callable[[Record], None], on_batch: object) -> Any:
+        topic.apply = apply
+        return topic
+
+    return Ledger(Settings(), cast(Publisher, None), follow=follow)
 
 
 def read(ledger: Ledger, topic: Topic, *records: Record) -> None:
+    """The follower of ``ledger`` reads ``records``."""
     for r in records:
         topic.records[(r.partition, r.offset)] = r
-        ledger._apply_record(r)
+        topic.apply(r)
 
 
 # Partitions added to the ledger: the key of c1 moved from partition 0 to partition 1. The

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.commands import remembered
-from bridge.commands.remembered import FULL_FOR, Known, Remembered, _Shard, replaces
+from bridge.commands.remembered import FULL_FOR, Known, Remembered, Shard, replaces
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerState
 
@@ -125,12 +124,9 @@ def test_a_tombstone_forgets_both_the_whole_entry_and_the_place() -> None:
     assert len(m) == 0
 
 
-def test_ids_sharing_a_hash_look_known_until_the_last_of_them_expires(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_ids_sharing_a_hash_look_known_until_the_last_of_them_expires() -> None:
     """A collision errs towards "known": never an id forgotten before its own expiry."""
-    monkeypatch.setattr(remembered, "_hash", lambda command_id: 42)
-    m = memory()
+    m = Remembered(RETENTION, hash_id=lambda command_id: 42)
     first, second = known(DONE, 0, 10), known(DONE, 3, 7, ResultStatus.FAILED)
     m.put("a", first, written_at=NOW - 7200, now=NOW)
     m.put("b", second, written_at=NOW - 3600, now=NOW)
@@ -158,7 +154,7 @@ def test_a_done_whose_place_does_not_fit_the_packing_stays_whole() -> None:
 )
 def test_the_hash_table_behaves_as_a_dict(ops: list[tuple[str, int, int]]) -> None:
     """Small keys share low bits, so probes run long and deletions shift entries back."""
-    shard, model = _Shard(), dict[int, int]()
+    shard, model = Shard(), dict[int, int]()
     for op, small, value in ops:
         key = small * 16 or 1  # 0 marks an empty slot
         if op == "put":
