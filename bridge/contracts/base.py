@@ -14,11 +14,22 @@ import hashlib
 import uuid
 from abc import abstractmethod
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 SCHEMA_BASE_URI = "https://schemas.fonestorm-bridge.dev/"
+
+
+class CloudEventFields(NamedTuple):
+    """The fields of a published model that give the CloudEvent attributes of its record."""
+
+    #: ``id`` (None: the model computes :attr:`VersionedEvent.ce_id` itself).
+    id: str | None
+    #: ``subject``, and the record key (None: neither).
+    subject: str | None = None
+    #: ``time`` (None: when the record is published).
+    time: str | None = None
 
 
 class VersionedEvent(BaseModel):
@@ -29,6 +40,8 @@ class VersionedEvent(BaseModel):
     #: Short schema name, used in the file name and ``$id``.
     schema_name: ClassVar[str]
     schema_version: ClassVar[int]
+    #: Where the CloudEvent attributes below come from: every model names its own.
+    cloudevent: ClassVar[CloudEventFields]
 
     @classmethod
     def schema_id(cls) -> str:
@@ -54,12 +67,7 @@ class VersionedEvent(BaseModel):
     # own, so a publisher needs only the topic and the CloudEvents ``source``.
 
     # Abstract (pydantic's model metaclass is an ABCMeta): a published model that forgets
-    # one cannot even be instantiated.
-
-    @property
-    @abstractmethod
-    def ce_id(self) -> str:
-        """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
+    # it cannot even be instantiated.
 
     @property
     @abstractmethod
@@ -67,19 +75,33 @@ class VersionedEvent(BaseModel):
         """CloudEvents ``type``."""
 
     @property
+    def ce_id(self) -> str:
+        """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
+        field = self.cloudevent.id
+        if field is None:
+            raise NotImplementedError(f"{type(self).__name__} names no ce_id field")
+        value: str = getattr(self, field)
+        return value
+
+    @property
     def ce_subject(self) -> str | None:
         """CloudEvents ``subject``: what the event is about (a call or command id)."""
-        return None
+        field = self.cloudevent.subject
+        value: str | None = None if field is None else getattr(self, field)
+        return value
 
     @property
     def ce_time(self) -> datetime | None:
         """CloudEvents ``time``: when it happened; ``None`` means when it is published."""
-        return None
+        field = self.cloudevent.time
+        value: datetime | None = None if field is None else getattr(self, field)
+        return value
 
     @property
     def kafka_key(self) -> str | None:
-        """Record key: every record about one call (or one command) on one partition."""
-        return None
+        """Record key, the subject: every record about one call (or one command) on one
+        partition."""
+        return self.ce_subject
 
 
 def uuid5(namespace: uuid.UUID, name: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from bridge.contracts.base import VersionedEvent, uuid5
+from bridge.contracts.base import CloudEventFields, VersionedEvent, uuid5
 
 # uuid5 namespace for event ids: the same callback delivered twice gets the same id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c52-8d4e-4b7e-9a57-3f1f0e2d9c11")
@@ -58,6 +58,9 @@ class CallEvent(VersionedEvent):
 
     schema_name: ClassVar[str] = "call-event"
     schema_version: ClassVar[int] = 1
+    cloudevent: ClassVar[CloudEventFields] = CloudEventFields(
+        id="event_id", subject="call_id", time="received_at"
+    )
 
     event_id: str = Field(
         description="Stable id derived from call id, direction and status: a redelivered "
@@ -98,26 +101,6 @@ class CallEvent(VersionedEvent):
         """CloudEvents type, e.g. ``com.fonestorm.call.begin``."""
         return call_event_type(self.status)
 
-    @property
-    def ce_id(self) -> str:
-        """The event id."""
-        return self.event_id
-
-    @property
-    def ce_subject(self) -> str:
-        """The call id."""
-        return self.call_id
-
-    @property
-    def kafka_key(self) -> str:
-        """Keyed like the subject."""
-        return self.ce_subject
-
-    @property
-    def ce_time(self) -> datetime:
-        """When the callback was received."""
-        return self.received_at
-
 
 def call_event_type(status: CallStatus) -> str:
     """CloudEvents type of a call event with ``status``."""
@@ -143,6 +126,9 @@ class CallPlaced(VersionedEvent):
 
     schema_name: ClassVar[str] = "call-placed"
     schema_version: ClassVar[int] = 1
+    cloudevent: ClassVar[CloudEventFields] = CloudEventFields(
+        id="event_id", subject="call_id", time="placed_at"
+    )
 
     event_id: str = Field(description="Stable id of this event (derived from the call id).")
     call_id: str = Field(description="FoneStorm call id.")
@@ -164,26 +150,6 @@ class CallPlaced(VersionedEvent):
     def ce_type(self) -> str:
         """CloudEvents type of a placed call."""
         return "com.fonestorm.call.placed"
-
-    @property
-    def ce_id(self) -> str:
-        """The event id."""
-        return self.event_id
-
-    @property
-    def ce_subject(self) -> str:
-        """The call id."""
-        return self.call_id
-
-    @property
-    def kafka_key(self) -> str:
-        """Keyed like the subject."""
-        return self.ce_subject
-
-    @property
-    def ce_time(self) -> datetime:
-        """When FoneStorm accepted the call."""
-        return self.placed_at
 
 
 def call_event_id(call_id: str, direction: Direction, status: CallStatus) -> str:

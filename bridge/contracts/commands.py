@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from bridge.contracts.base import VersionedEvent, uuid5
+from bridge.contracts.base import CloudEventFields, VersionedEvent, uuid5
 from bridge.contracts.calls import PLACED_ID_NAMESPACE
 from bridge.errors import InvalidCommand
 
@@ -35,6 +35,9 @@ class PlaceCallCommand(VersionedEvent):
 
     schema_name: ClassVar[str] = "place-call-command"
     schema_version: ClassVar[int] = 1
+    # The command id is the id (a command produced twice is one command) and the key (every
+    # copy of a command on one partition, so one owner).
+    cloudevent: ClassVar[CloudEventFields] = CloudEventFields(id="command_id", subject="command_id")
 
     command_id: str = Field(
         min_length=1,
@@ -78,21 +81,6 @@ class PlaceCallCommand(VersionedEvent):
         return value
 
     @property
-    def ce_id(self) -> str:
-        """The command id: a command produced twice is one command."""
-        return self.command_id
-
-    @property
-    def ce_subject(self) -> str:
-        """The command id."""
-        return self.command_id
-
-    @property
-    def kafka_key(self) -> str:
-        """The command id: every copy of a command on one partition, so one owner."""
-        return self.command_id
-
-    @property
     def ce_type(self) -> str:
         """CloudEvents type of a command."""
         return "com.fonestorm.bridge.place-call"
@@ -114,6 +102,9 @@ class PlaceCallResult(VersionedEvent):
 
     schema_name: ClassVar[str] = "place-call-result"
     schema_version: ClassVar[int] = 1
+    cloudevent: ClassVar[CloudEventFields] = CloudEventFields(
+        id=None, subject="command_id", time="finished_at"
+    )
 
     command_id: str = Field(description="The command's id (also the record key).")
     status: ResultStatus = Field(description="Outcome.")
@@ -135,21 +126,6 @@ class PlaceCallResult(VersionedEvent):
     def ce_id(self) -> str:
         """One id per command and outcome: a result published again has the same id."""
         return uuid5(PLACED_ID_NAMESPACE, f"{self.command_id}|{self.status.value}")
-
-    @property
-    def ce_subject(self) -> str:
-        """The command id."""
-        return self.command_id
-
-    @property
-    def kafka_key(self) -> str:
-        """Keyed like the subject."""
-        return self.ce_subject
-
-    @property
-    def ce_time(self) -> datetime:
-        """When the outcome was decided."""
-        return self.finished_at
 
 
 def parse_command(value: bytes | None) -> PlaceCallCommand:

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.contracts.base import VersionedEvent
+from bridge.contracts.base import CloudEventFields, VersionedEvent
 
 
 class HttpRequestRecord(BaseModel):
@@ -62,6 +62,9 @@ class DeadLetter(VersionedEvent):
 
     schema_name: ClassVar[str] = "dead-letter"
     schema_version: ClassVar[int] = 1
+    cloudevent: ClassVar[CloudEventFields] = CloudEventFields(
+        id="dead_letter_id", time="received_at"
+    )
 
     dead_letter_id: str = Field(description="Unique id of this dead letter.")
     source: Literal["callback", "command"] = Field(description="What was refused.")
@@ -76,13 +79,3 @@ class DeadLetter(VersionedEvent):
     def ce_type(self) -> str:
         """CloudEvents type of a dead letter."""
         return f"com.fonestorm.bridge.dead-letter.{self.source}"
-
-    @property
-    def ce_id(self) -> str:
-        """The dead letter's id."""
-        return self.dead_letter_id
-
-    @property
-    def ce_time(self) -> datetime:
-        """When the refused input was received."""
-        return self.received_at

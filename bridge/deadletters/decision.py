@@ -194,13 +194,13 @@ def _callback(letter: DeadLetter, context: ReplayContext) -> Decision:
         event_id=event.ce_id,
         source=context.ce_source,
         ce_type=event.ce_type,
-        time=event.ce_time,
+        time=event.received_at,
         subject=event.ce_subject,
         dataschema=event.schema_id(),
     )
     outgoing = Outgoing(
         topic=context.call_events,
-        key=event.kafka_key.encode(),
+        key=event.call_id.encode(),  # its kafka_key
         value=event.model_dump_json().encode(),
         headers=(*headers, _replayed_from(letter)),
     )

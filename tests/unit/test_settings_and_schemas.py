@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.contracts import registry as schemas
+from bridge.contracts.base import VersionedEvent
 from bridge.contracts.registry import PUBLISHED_MODELS
 from bridge.sandbox.settings import settings_table as sandbox_settings_table
 from bridge.settings import (
@@ -129,6 +130,10 @@ def test_the_admin_port_must_differ_from_the_callback_port() -> None:
 def test_every_published_model_has_its_cloudevent_id_and_type() -> None:
     for model in PUBLISHED_MODELS:
         assert not getattr(model, "__abstractmethods__", None), model
+        # The attributes come from fields it has, or it computes its id itself.
+        named = {field for field in model.cloudevent if field is not None}
+        assert named <= set(model.model_fields), model
+        assert model.cloudevent.id is not None or model.ce_id is not VersionedEvent.ce_id, model
 
 
 @pytest.mark.parametrize(
