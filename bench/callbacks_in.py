@@ -23,7 +23,6 @@ from bench.harness import (
     PY_SPY,
     Kafka,
     Proc,
-    free_port,
     log,
     producer,
     read_topic,
@@ -31,6 +30,7 @@ from bench.harness import (
     wait_http,
 )
 from bench.wrk import summarise, wrk
+from tests.support.ports import free_port
 
 EVENTS, DLQ, NAIVE, RESULTS_TOPIC = "bench.events", "bench.dlq", "bench.naive", "bench.results"
 LEDGER_TOPIC = "bench.ledger"

@@ -24,7 +24,6 @@ from bench.harness import (
     Kafka,
     cpu_seconds,
     create_topics,
-    free_port,
     log,
     producer,
     spawn,
@@ -32,6 +31,8 @@ from bench.harness import (
     tree,
     wait_http,
 )
+from tests.support.ports import free_port
+from tests.support.processes import worker_env
 
 
 async def commands_out(
@@ -68,21 +69,14 @@ async def commands_out(
                     "tts": "Your appointment is tomorrow at 10."}  # fmt: skip
             await p.send(topics["PLACE_CALL"], json.dumps(body).encode(), key=command_id.encode())
         await p.flush()
-    worker_env = (
-        {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()}
-        | {
-            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
-            "BRIDGE_FONESTORM__BASE_URL": f"http://127.0.0.1:{sandbox_port}/v2",
-            "BRIDGE_FONESTORM__TOKEN": "sandbox-token",
-            "BRIDGE_FONESTORM__FONENUMBERS": '["3215551081"]',
-            "BRIDGE_WORKER__GROUP_ID": f"bench-{tag}-{uuid.uuid4().hex[:6]}",
-            "BRIDGE_WORKER__MAX_IN_FLIGHT": str(in_flight),
-            "BRIDGE_WORKER__RATE_LIMIT": f"{RATE_LIMIT:g}",
-            "BRIDGE_HTTP__HOST": "127.0.0.1",
-            "BRIDGE_HTTP__PORT": str(free_port()),
-        }
-        | WORKER_EXTRA
-    )
+    env = worker_env(
+        kafka.bootstrap, topics, f"http://127.0.0.1:{sandbox_port}",
+        token="sandbox-token",  # noqa: S106 - the loopback sandbox's default token
+        group=f"bench-{tag}-{uuid.uuid4().hex[:6]}",
+        BRIDGE_WORKER__MAX_IN_FLIGHT=str(in_flight),
+        BRIDGE_WORKER__RATE_LIMIT=f"{RATE_LIMIT:g}",
+        BRIDGE_HTTP__PORT=str(free_port()),
+    ) | WORKER_EXTRA  # fmt: skip
     consumer = AIOKafkaConsumer(
         topics["PLACE_CALL_RESULTS"], bootstrap_servers=kafka.bootstrap, group_id=None,
         auto_offset_reset="earliest", enable_auto_commit=False,
@@ -91,7 +85,7 @@ async def commands_out(
     worker = await spawn(
         f"worker-{tag}",
         [PY, "-m", "bridge.cli", "worker", "--workers", str(processes)],
-        worker_env,
+        env,
         logs,
     )
     seen: dict[str, tuple[datetime, datetime, str]] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench import commands_out, harness
 from bench.config import Findings
+from tests.support.ports import free_ports
 
 
 def _spawn_from(other: Path) -> Callable[..., Awaitable[harness.Proc]]:
@@ -41,7 +42,7 @@ async def compare(
     logs = harness.BENCH / "out" / "compare"
     logs.mkdir(parents=True, exist_ok=True)
     commands_out.spawn = _spawn_from(other)
-    kafka = harness.Kafka("compare", harness.free_port(), harness.free_port())
+    kafka = harness.Kafka("compare", *free_ports(2))
     kafka.start()
     runs = []
     try:

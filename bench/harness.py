@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.dedicated_broker import Broker
+from tests.support.kafka_records import from_beginning, read_up_to
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 BENCH = ROOT / "bench"
-LOCAL_KAFKA = ROOT / "scripts" / "local-kafka"
 PY = sys.executable
 PY_SPY = Path(PY).parent / "py-spy"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -32,12 +34,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,14 +157,8 @@ async def wait_http(url: str, proc: Proc, limit: float = 60.0) -> None:
 
 
 @dataclass
-class Kafka:
-    name: str
-    port: int
-    controller_port: int
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+class Kafka(Broker):
+    """A local-kafka instance of the bench's own, started and stopped in this process."""
 
     def pid(self) -> int | None:
         path = ROOT / ".local" / "kafka" / self.name / "kafka.pid"
@@ -178,14 +168,13 @@ class Kafka:
 
     def start(self) -> None:
         subprocess.run(  # noqa: S603 - our own script, fixed arguments
-            [PY, str(LOCAL_KAFKA), "start", "--name", self.name, "--port", str(self.port),
-             "--controller-port", str(self.controller_port), "--fresh", "--timeout", "120"],
+            [*self.args("start"), "--fresh", "--timeout", "120"],
             check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
 
     def stop(self) -> None:
         subprocess.run(  # noqa: S603 - our own script, fixed arguments
-            [PY, str(LOCAL_KAFKA), "stop", "--name", self.name, "--purge"],
+            [*self.args("stop"), "--purge"],
             check=False, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -224,24 +213,18 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def read_topic(bootstrap: str, topic: str, *, max_seconds: float = 180.0) -> list[Any]:
-    """Every record of ``topic`` up to its end offsets at the time of the call."""
+    """Every record of ``topic`` up to its end offsets at the time of the call, or what was
+    read of them in ``max_seconds``."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )  # fmt: skip
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
+        ends = await from_beginning(consumer, topic)
         records: list[Any] = []
         deadline = time.monotonic() + max_seconds
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
-                break
+        while time.monotonic() < deadline and not await read_up_to(consumer, ends):
             for batch in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
                 records.extend(batch)
         return records

@@ -63,11 +63,12 @@ from bench.callbacks_in import (
 )
 from bench.commands_out import commands_out
 from bench.config import LOW_IN_FLIGHT, WORKER_EXTRA, Findings
-from bench.harness import BENCH, PY_SPY, Kafka, create_topics, free_port, log
+from bench.harness import BENCH, PY_SPY, Kafka, create_topics, log
 from bench.mixes import mixes
 from bench.report import chart, ledger_memory_row, mixes_section, report
 from bench.tracing import section as tracing_section
 from bench.tracing import tracing
+from tests.support.ports import free_ports
 
 
 def _arguments() -> argparse.Namespace:
@@ -112,7 +113,7 @@ async def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
     logs.mkdir(parents=True)
-    kafka = Kafka(f"bench-{os.getpid()}", free_port(), free_port())
+    kafka = Kafka(f"bench-{os.getpid()}", *free_ports(2))
     log(f"starting Kafka instance {kafka.name} on {kafka.bootstrap}")
     kafka.start()
     try:

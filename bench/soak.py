@@ -42,9 +42,11 @@ from urllib.request import urlopen
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.harness import LOCAL_KAFKA, PY, ROOT, Proc, free_port, log, read_topic, spawn, wait_http
+from bench.harness import PY, ROOT, Proc, log, read_topic, spawn, wait_http
 from bench.harness import producer as kafka_producer
 from bench.soak_report import Report, SoakConfig, after_create_commands, why, with_hand_kept
+from tests.support.paths import LOCAL_KAFKA
+from tests.support.ports import free_port
 
 TOKEN = "soak-token"  # noqa: S105 - the loopback sandbox's token
 TOPICS = {

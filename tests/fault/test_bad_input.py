@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from bridge.fonestorm.templates import CALLBACK_FIELDS
 from bridge.ingest.receiver import dead_letter_bound
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import CALLBACK_PATH, callback
@@ -258,17 +259,6 @@ async def test_malformed_corpus_at_volume_is_refused_and_dead_lettered(
 # Property-based fuzz against a real receiver process (sync HTTP, so hypothesis needs no loop)
 # --------------------------------------------------------------------------------------------
 
-FIELD_NAMES = (
-    "uid",
-    "account_code",
-    "direction",
-    "status",
-    "from",
-    "to",
-    "type",
-    "disposition",
-    "billable_seconds",
-)
 _HEADER_SAFE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).filter(
     lambda s: s == s.strip()
 )
@@ -292,7 +282,7 @@ _values = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
 )
 _fields = st.dictionaries(
-    st.one_of(st.sampled_from(FIELD_NAMES), st.text(max_size=10)), _values, max_size=12
+    st.one_of(st.sampled_from(CALLBACK_FIELDS), st.text(max_size=10)), _values, max_size=12
 )
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -29,8 +29,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bridge.contracts.commands import PlaceCallCommand
 from tests.support.commands import command
 from tests.support.kafka_records import read_to_end
-from tests.support.processes import worker_process
-from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
+from tests.support.processes import worker_env, worker_process, worker_topics
+from tests.support.sandbox import Sandbox, running_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -59,19 +59,14 @@ class Run:
         self.sandbox = sandbox
         self.group = f"g-{uuid.uuid4()}"
         self.logs = {name: tmp / f"worker-{name}.log" for name in "AB"}
-        self.env = {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()} | {
-            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
-            "BRIDGE_FONESTORM__TOKEN": TOKEN,
-            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
-            "BRIDGE_FONESTORM__READ_TIMEOUT": f"{READ_TIMEOUT:g}",
-            "BRIDGE_WORKER__GROUP_ID": self.group,
-            "BRIDGE_WORKER__SESSION_TIMEOUT": str(SESSION_TIMEOUT),
-            "BRIDGE_WORKER__MAX_IN_FLIGHT": "1",
-            "BRIDGE_HTTP__HOST": "127.0.0.1",
-            "BRIDGE_LOG__LEVEL": "INFO",
-            "BRIDGE_LOG__FORMAT": "text",
-        }
+        self.env = worker_env(
+            bootstrap, topics, sandbox.url, group=self.group,
+            BRIDGE_FONESTORM__READ_TIMEOUT=f"{READ_TIMEOUT:g}",
+            BRIDGE_WORKER__SESSION_TIMEOUT=str(SESSION_TIMEOUT),
+            BRIDGE_WORKER__MAX_IN_FLIGHT="1",
+            BRIDGE_LOG__LEVEL="INFO",
+            BRIDGE_LOG__FORMAT="text",
+        )  # fmt: skip
 
     async def send(self, cmd: PlaceCallCommand) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
@@ -154,13 +149,7 @@ class Run:
 
 @pytest.fixture
 async def topics(new_topic: Callable[..., Awaitable[str]]) -> dict[str, str]:
-    return {
-        "PLACE_CALL": await new_topic("commands", partitions=1),
-        "PLACE_CALL_RESULTS": await new_topic("results"),
-        "COMMAND_LEDGER": await new_topic("ledger"),
-        "CALL_EVENTS": await new_topic("events"),
-        "DEAD_LETTERS": await new_topic("dlq"),
-    }
+    return await worker_topics(new_topic)
 
 
 @pytest.mark.timeout(240)

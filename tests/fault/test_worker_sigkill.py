@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaProducer
 
 from tests.support.commands import command
 from tests.support.kafka_records import consume_until_distinct, read_to_end
-from tests.support.processes import start_worker
-from tests.support.sandbox import OURS, TOKEN, running_sandbox
+from tests.support.processes import start_worker, worker_env, worker_topics
+from tests.support.sandbox import running_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -44,28 +44,17 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_calls_twice(
 ) -> None:
     seed = int(os.environ.get("FAULT_SEED", str(random.randrange(1 << 30))))
     rng = random.Random(seed)
-    topics = {
-        "PLACE_CALL": await new_topic("commands", partitions=3),
-        "PLACE_CALL_RESULTS": await new_topic("results"),
-        "COMMAND_LEDGER": await new_topic("ledger"),
-        "CALL_EVENTS": await new_topic("events"),
-        "DEAD_LETTERS": await new_topic("dlq"),
-    }
+    topics = await worker_topics(new_topic, command_partitions=3)
     commands = [command(f"kill-{uuid.uuid4()}") for _ in range(COMMANDS)]
     log_path = tmp_path / "worker.log"
     async with running_sandbox(latency=SANDBOX_LATENCY) as sandbox:
-        env = {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()} | {
-            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
-            "BRIDGE_FONESTORM__TOKEN": TOKEN,
-            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
-            "BRIDGE_FONESTORM__READ_TIMEOUT": "5",
-            "BRIDGE_WORKER__GROUP_ID": f"g-{uuid.uuid4()}",
-            "BRIDGE_WORKER__RATE_LIMIT": "100",
-            "BRIDGE_WORKER__MAX_IN_FLIGHT": "32",
-            "BRIDGE_HTTP__HOST": "127.0.0.1",
-            "BRIDGE_LOG__LEVEL": "WARNING",
-        }
+        env = worker_env(
+            kafka_bootstrap, topics, sandbox.url,
+            BRIDGE_FONESTORM__READ_TIMEOUT="5",
+            BRIDGE_WORKER__RATE_LIMIT="100",
+            BRIDGE_WORKER__MAX_IN_FLIGHT="32",
+            BRIDGE_LOG__LEVEL="WARNING",
+        )  # fmt: skip
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
         )

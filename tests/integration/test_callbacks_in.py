@@ -14,36 +14,18 @@ import pytest
 
 from bridge.contracts.calls import CallEvent, CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter
+from bridge.fonestorm.templates import CALLBACK_FIELDS
 from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all, consume_for, headers_of
 
 pytestmark = pytest.mark.integration
-
-FIELDS = (
-    "uid", "account_code", "direction", "status", "from", "to", "type", "disposition",
-    "billable_seconds",
-)  # fmt: skip
-
-
-def callback(direction: str, status: str, **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "uid": str(uuid.uuid1()),
-        "account_code": "ACC77",
-        "direction": direction,
-        "status": status,
-        "from": "3215551081",
-        "to": "3215551801",
-        "type": "VOICE",
-    }
-    if status == "END":
-        data |= {"disposition": "ANSWERED", "billable_seconds": 31}
-    return data | extra
 
 
 def get_query(data: dict[str, Any]) -> str:
     """The query FoneStorm makes from our template: absent fields stay ``{{token}}``."""
     parts = []
-    for name in FIELDS:
+    for name in CALLBACK_FIELDS:
         value = str(data[name]) if name in data else "{{" + name + "}}"
         parts.append(f"{name}={quote(value, safe='{}')}")
     return "&".join(parts)
@@ -97,7 +79,7 @@ async def test_callback_becomes_event(
     assert value == {
         "event_id": event_id,
         "call_id": data["uid"],
-        "account_code": "ACC77",
+        "account_code": data["account_code"],
         "direction": direction,
         "status": status,
         "call_type": "VOICE",
@@ -109,7 +91,7 @@ async def test_callback_becomes_event(
         "fonenumber_e164": "+1" + ours,
         "disposition": "ANSWERED" if end else None,
         "failure_code": None,
-        "billable_seconds": 31 if end else None,
+        "billable_seconds": data["billable_seconds"] if end else None,
         "command_id": None,
         "correlation_id": None,
     }

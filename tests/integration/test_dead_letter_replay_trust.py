@@ -17,13 +17,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
-from bridge.contracts.signing import SIGNATURE_HEADER, sign, verify
+from bridge.contracts.dead_letters import DeadLetter
+from bridge.contracts.signing import SIGNATURE_HEADER, verify
 from bridge.settings import Settings
 from tests.support.bridge_app import CALLBACK_SIGNING_KEY, COMMAND_SIGNING_KEY, BridgeFactory
-from tests.support.callbacks import CALLBACK_PATH, callback, post_json
+from tests.support.callbacks import callback, post_json
 from tests.support.commands import closed_loop, command
-from tests.support.dead_letters import produce, tool, with_replay_topic
+from tests.support.dead_letters import (
+    produce,
+    refused_callback,
+    refused_command,
+    signed,
+    tool,
+    with_replay_topic,
+)
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all, headers_of, read_to_end
 
@@ -32,55 +39,6 @@ pytestmark = pytest.mark.integration
 REPLAYED_FROM = "bridge_replayed_from"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ESCAPED = {"Cc", "Cf", "Cs", "Zl", "Zp"}
-
-
-def command_letter(
-    value: dict[str, Any], *, written: datetime, key: str | None = None, **headers: str
-) -> DeadLetter:
-    """A refused command's dead letter, as the worker writes one."""
-    return DeadLetter(
-        dead_letter_id=str(uuid.uuid4()),
-        source="command",
-        reason_code="fonenumber_not_allowed",
-        reason="refused by an older allow-list",
-        received_at=written + timedelta(seconds=1),
-        record=KafkaRecordRef(
-            topic="fonestorm.place-call.v1",
-            partition=0,
-            offset=17,
-            key=key if key is not None else value["command_id"],
-            value=json.dumps(value),
-            headers=headers,
-            timestamp=written,
-        ),
-    )
-
-
-def callback_letter(data: dict[str, Any]) -> DeadLetter:
-    body = json.dumps(data)
-    return DeadLetter(
-        dead_letter_id=str(uuid.uuid4()),
-        source="callback",
-        reason_code="invalid_fields",
-        reason="refused by an older release",
-        received_at=datetime.now(UTC),
-        http_status=422,
-        request=HttpRequestRecord(
-            method="POST",
-            path=CALLBACK_PATH,
-            query="",
-            headers={"Content-Type": "application/json"},
-            body=body,
-            body_encoding="utf-8",
-            body_truncated=False,
-        ),
-    )
-
-
-def record(letter: DeadLetter, *signing_keys: bytes) -> tuple[None, bytes, list[tuple[str, bytes]]]:
-    """The dead letter as a record, with a signature made with each of ``signing_keys``."""
-    value = letter.model_dump_json().encode()
-    return None, value, [(SIGNATURE_HEADER, sign(key, value)) for key in signing_keys]
 
 
 async def audit_of(settings: Settings) -> list[dict[str, Any]]:
@@ -125,20 +83,20 @@ async def test_forged_dead_letters_are_refused_and_audited(
     def forged_command(name: str) -> DeadLetter:
         value = {"command_id": f"{name}-{uuid.uuid4()}", "fonenumber": "3215551081",
                  "to": "+19005550199"}  # fmt: skip
-        return command_letter(value, written=written)
+        return refused_command(value, written=written)
 
     unsigned, wrong_key, receivers_key = (
         forged_command(name) for name in ("unsigned", "wrong-key", "receivers-key")
     )
-    unsigned_callback = callback_letter(callback(status="BEGIN"))
+    unsigned_callback = refused_callback(callback(status="BEGIN"))
     await produce(
         settings,
         topics.dead_letters,
-        record(unsigned),
-        record(wrong_key, b"w" * 32),
+        signed(unsigned),
+        signed(wrong_key, b"w" * 32),
         # What a receiver taken over could sign: it holds the callback key only.
-        record(receivers_key, CALLBACK_SIGNING_KEY),
-        record(unsigned_callback),
+        signed(receivers_key, CALLBACK_SIGNING_KEY),
+        signed(unsigned_callback),
     )
 
     code, out, _ = await tool(settings, "replay", "-v")
@@ -197,7 +155,7 @@ async def test_a_signed_command_is_rebuilt_and_keeps_its_time(
         two_days_ago, nine_days_ago = now - timedelta(days=2), now - timedelta(days=9)
         stale = command(f"stale-{uuid.uuid4()}")
         value = stale.model_dump(mode="json") | {"smuggled": "\u001b[2J"}
-        letter = command_letter(
+        letter = refused_command(
             value,
             written=two_days_ago,
             key="not-the-command-id",
@@ -206,14 +164,14 @@ async def test_a_signed_command_is_rebuilt_and_keeps_its_time(
             traceparent=TRACEPARENT,
             **{"x-evil": "1", REPLAYED_FROM: "older", "bridge_signature": "hmac-sha256=00"},
         )
-        ancient = command_letter(
+        ancient = refused_command(
             command(f"ancient-{uuid.uuid4()}").model_dump(mode="json"), written=nine_days_ago
         )
         await produce(
             settings,
             topics.dead_letters,
-            record(letter, COMMAND_SIGNING_KEY),
-            record(ancient, COMMAND_SIGNING_KEY),
+            signed(letter, COMMAND_SIGNING_KEY),
+            signed(ancient, COMMAND_SIGNING_KEY),
         )
 
         code, out, _ = await tool(settings, "replay", "-v")
@@ -281,7 +239,7 @@ async def test_list_and_show_print_no_control_characters(
     )
     async with http.get(url) as response:
         assert response.status == 422
-    forged = callback_letter(callback(status="BEGIN", **{"from": HOSTILE}))
+    forged = refused_callback(callback(status="BEGIN", **{"from": HOSTILE}))
     assert forged.request is not None
     forged = forged.model_copy(
         update={
@@ -292,7 +250,7 @@ async def test_list_and_show_print_no_control_characters(
             ),
         }
     )
-    await produce(settings, settings.topics.dead_letters, record(forged))
+    await produce(settings, settings.topics.dead_letters, signed(forged))
     records = await consume_all(
         settings.kafka.bootstrap_servers, settings.topics.dead_letters, expected=2
     )
@@ -333,8 +291,8 @@ async def test_a_command_topic_that_stamps_broker_time_stops_the_replay(
     topics = settings.topics.model_copy(update={"place_call": log_append})
     settings = settings.model_copy(update={"topics": topics})
     written = datetime.now(UTC) - timedelta(days=2)
-    letter = command_letter(command(f"c-{uuid.uuid4()}").model_dump(mode="json"), written=written)
-    await produce(settings, topics.dead_letters, record(letter, COMMAND_SIGNING_KEY))
+    letter = refused_command(command(f"c-{uuid.uuid4()}").model_dump(mode="json"), written=written)
+    await produce(settings, topics.dead_letters, signed(letter, COMMAND_SIGNING_KEY))
 
     code, out, err = await tool(settings, "replay")
     assert code == 1, out

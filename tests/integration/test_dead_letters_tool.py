@@ -12,7 +12,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,15 +19,18 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from bridge.contracts.calls import CallStatus, Direction, call_event_id
-from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
-from bridge.contracts.signing import SIGNATURE_HEADER, sign
+from bridge.contracts.dead_letters import DeadLetter, KafkaRecordRef
 from bridge.deadletters.replayer import transactional_id
 from bridge.kafka.cloudevents import format_time
-from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback, post_json
 from tests.support.commands import closed_loop, command
-from tests.support.dead_letters import tool, with_replay_topic
+from tests.support.dead_letters import (
+    refused_callback,
+    tool,
+    with_replay_topic,
+    write_dead_letters,
+)
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all, headers_of, read_to_end
 from tests.support.paths import REPO_ROOT
@@ -36,45 +38,7 @@ from tests.support.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 REPLAYED_FROM = "bridge_replayed_from"
-
-
-async def write_dead_letters(settings: Settings, *letters: DeadLetter) -> None:
-    """Dead letters as an earlier release wrote them (for input it refused and we accept now),
-    signed with the key of their source as the bridge signs them."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for letter in letters:
-            value = letter.model_dump_json().encode()
-            key = settings.dead_letters.key_for(letter.source)
-            assert key is not None
-            headers = [(SIGNATURE_HEADER, sign(key, value))]
-            await producer.send_and_wait(settings.topics.dead_letters, value, headers=headers)
-    finally:
-        await producer.stop()
-
-
-def refused_callback(data: dict[str, Any], received_at: datetime) -> DeadLetter:
-    """A JSON callback that an older release refused (a disposition it did not know yet)."""
-    body = json.dumps(data)
-    return DeadLetter(
-        dead_letter_id=str(uuid.uuid4()),
-        source="callback",
-        reason_code="invalid_fields",
-        reason="disposition: unknown disposition (refused by an older release)",
-        received_at=received_at,
-        http_status=422,
-        request=HttpRequestRecord(
-            method="POST",
-            path="/callbacks/calls",
-            query="",
-            headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
-            body=body,
-            body_encoding="utf-8",
-            body_truncated=False,
-            remote="127.0.0.1",
-        ),
-    )
+OLDER = "disposition: unknown disposition (refused by an older release)"
 
 
 async def post_bad_callbacks(http: aiohttp.ClientSession, bridge: RunningBridge) -> None:
@@ -152,7 +116,7 @@ async def test_replay_callbacks_once(
     assert (await post_json(http, bridge.url, still_invalid))[0] == 422
     data = callback(direction="OUTBOUND", status="END", disposition="FAILED:503")
     received_at = datetime.now(UTC) - timedelta(minutes=10)
-    valid_now = refused_callback(data, received_at)
+    valid_now = refused_callback(data, received_at=received_at, reason=OLDER)
     await write_dead_letters(settings, valid_now)
     assert len(await consume_all(kafka, topics.dead_letters, expected=2)) == 2
 
@@ -226,7 +190,7 @@ async def test_a_replay_that_died_mid_batch_is_done_again_once(
     bridge = await start_bridge()
     settings = await with_replay_topic(bridge.settings, new_topic)
     kafka, topics = settings.kafka.bootstrap_servers, settings.topics
-    letter = refused_callback(callback(status="BEGIN"), datetime.now(UTC))
+    letter = refused_callback(callback(status="BEGIN"), reason=OLDER)
     await write_dead_letters(settings, letter)
 
     # A replay that wrote its batch (the event and the replay record) and died before the commit.
@@ -313,7 +277,7 @@ async def test_replay_of_a_command_places_it_once(
         # command that placed the call, as the receiver's event would have been.
         call_id = results[-1]["call_id"]
         end = callback(direction="OUTBOUND", status="END", uid=call_id, to=fixed.to)
-        await write_dead_letters(settings, refused_callback(end, datetime.now(UTC)))
+        await write_dead_letters(settings, refused_callback(end, reason=OLDER))
         code, out, _ = await tool(settings, "replay", "--source", "callback")
         assert "  replayed              1  (callback 1)" in out
         events = await read_to_end(kafka, topics.call_events)

@@ -11,6 +11,7 @@ import pytest
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
+from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.paths import LOCAL_KAFKA
 from tests.support.ports import free_port
@@ -57,10 +58,7 @@ async def test_callback_over_sasl_scram(sasl_kafka: tuple[str, str], mechanism: 
     runner, url = await serve(create_app(settings))
     try:
         await wait_ready(url, timeout=60)
-        body = {
-            "uid": "sasl-call", "account_code": "A", "direction": "INBOUND", "status": "BEGIN",
-            "from": "3215551081", "to": "3215551801", "type": "VOICE",
-        }  # fmt: skip
+        body = callback(uid="sasl-call")
         async with (
             aiohttp.ClientSession() as http,
             http.post(f"{url}/callbacks/calls", json=body) as response,

@@ -23,6 +23,7 @@ import pytest
 
 from bridge.settings import Settings
 from bridge.web.app import create_app
+from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.paths import LOCAL_KAFKA
 from tests.support.ports import free_ports
@@ -30,11 +31,6 @@ from tests.support.security import secured_settings
 from tests.support.servers import serve, wait_ready
 
 pytestmark = pytest.mark.integration
-
-CALLBACK = {
-    "account_code": "A", "direction": "INBOUND", "status": "BEGIN",
-    "from": "3215551081", "to": "3215551801", "type": "VOICE",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ async def callback_lands(settings: Settings, plaintext: str, uid: str) -> None:
         await wait_ready(url, timeout=60)
         async with (
             aiohttp.ClientSession() as http,
-            http.post(f"{url}/callbacks/calls", json={"uid": uid, **CALLBACK}) as response,
+            http.post(f"{url}/callbacks/calls", json=callback(uid=uid)) as response,
         ):
             assert response.status == 200, await response.text()
     finally:
@@ -157,7 +153,7 @@ async def assert_refused(settings: Settings, refused: Callable[[], bool]) -> Non
                 assert response.status == 503
                 body = await response.json()
                 assert body["checks"]["kafka"] is False
-            async with http.post(f"{url}/callbacks/calls", json={"uid": "x", **CALLBACK}) as r:
+            async with http.post(f"{url}/callbacks/calls", json=callback(uid="x")) as r:
                 assert r.status == 503
     finally:
         await runner.cleanup()

@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.ports import free_port
 from tests.support.servers import wait_ready
@@ -50,10 +50,7 @@ async def test_sigterm_during_load_keeps_every_acknowledged_callback(
     async def client(session: aiohttp.ClientSession) -> None:
         nonlocal refused
         while not stop.is_set():
-            data = {
-                "uid": str(uuid.uuid4()), "account_code": "A", "direction": "INBOUND",
-                "status": "BEGIN", "from": "3215551081", "to": "3215551801", "type": "VOICE",
-            }  # fmt: skip
+            data = callback()
             try:
                 async with session.post(f"{url}/callbacks/calls", json=data) as response:
                     if response.status == 200:

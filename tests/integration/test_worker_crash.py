@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaProducer
 from bridge.contracts.commands import PlaceCallCommand
 from tests.support.commands import command
 from tests.support.kafka_records import consume_all, consume_for
-from tests.support.processes import worker_process
-from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
+from tests.support.processes import worker_env, worker_process, worker_topics
+from tests.support.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -26,23 +26,9 @@ async def test_sigkill_between_call_and_commit_places_one_call(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path, moment: str
 ) -> None:
     latency = 1.5 if moment == "during-request" else 0.0
-    topics = {
-        "PLACE_CALL": await new_topic("commands"),
-        "PLACE_CALL_RESULTS": await new_topic("results"),
-        "COMMAND_LEDGER": await new_topic("ledger"),
-        "CALL_EVENTS": await new_topic("events"),
-        "DEAD_LETTERS": await new_topic("dlq"),
-    }
+    topics = await worker_topics(new_topic)
     async with running_sandbox(latency=latency) as sandbox:
-        env = {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()} | {
-            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "BRIDGE_FONESTORM__BASE_URL": f"{sandbox.url}/v2",
-            "BRIDGE_FONESTORM__TOKEN": TOKEN,
-            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
-            "BRIDGE_FONESTORM__READ_TIMEOUT": "5",
-            "BRIDGE_WORKER__GROUP_ID": f"g-{uuid.uuid4()}",
-            "BRIDGE_HTTP__HOST": "127.0.0.1",
-        }
+        env = worker_env(kafka_bootstrap, topics, sandbox.url, BRIDGE_FONESTORM__READ_TIMEOUT="5")
         log_path = tmp_path / "worker.log"
         cmd = command(str(uuid.uuid4()))
         async with worker_process(env, log_path) as first:

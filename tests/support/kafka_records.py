@@ -120,21 +120,34 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> l
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
+        ends = await from_beginning(consumer, topic)
         records: list[Any] = []
         async with asyncio.timeout(timeout):
-            while True:
-                positions = [await consumer.position(tp) for tp in tps]
-                if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
-                    return records
+            while not await read_up_to(consumer, ends):
                 for batch in (await consumer.getmany(timeout_ms=200)).values():
                     records.extend(batch)
+            return records
     finally:
         await consumer.stop()
+
+
+async def from_beginning(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    """Assign ``consumer`` every partition of ``topic``, at its beginning; their end offsets
+    as of now."""
+    cluster = await consumer._client.fetch_all_metadata()
+    tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    return ends
+
+
+async def read_up_to(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether ``consumer`` has read every partition of ``ends`` up to its end offset."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 def headers_of(record: Any) -> dict[str, str]:

@@ -5,12 +5,53 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.sandbox import OURS, TOKEN
 from tests.support.servers import wait_ready
+
+
+async def worker_topics(
+    new_topic: Callable[..., Awaitable[str]], *, command_partitions: int = 1
+) -> dict[str, str]:
+    """Fresh topics for a worker, by the name of their ``BRIDGE_TOPICS__`` setting."""
+    return {
+        "PLACE_CALL": await new_topic("commands", partitions=command_partitions),
+        "PLACE_CALL_RESULTS": await new_topic("results"),
+        "COMMAND_LEDGER": await new_topic("ledger"),
+        "CALL_EVENTS": await new_topic("events"),
+        "DEAD_LETTERS": await new_topic("dlq"),
+    }
+
+
+def worker_env(
+    bootstrap: str,
+    topics: dict[str, str],
+    fonestorm_url: str,
+    *,
+    token: str = TOKEN,
+    group: str | None = None,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a worker subprocess on ``topics`` (:func:`worker_topics`), calling
+    the FoneStorm (a sandbox) at ``fonestorm_url`` from our FoneNumber, in a group of its own
+    unless ``group`` is given; ``settings`` (``BRIDGE_...`` variables) on top."""
+    return (
+        {f"BRIDGE_TOPICS__{k}": v for k, v in topics.items()}
+        | {
+            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "BRIDGE_FONESTORM__BASE_URL": f"{fonestorm_url}/v2",
+            "BRIDGE_FONESTORM__TOKEN": token,
+            "BRIDGE_FONESTORM__FONENUMBERS": f'["{OURS}"]',
+            "BRIDGE_WORKER__GROUP_ID": group or f"g-{uuid.uuid4()}",
+            "BRIDGE_HTTP__HOST": "127.0.0.1",
+        }
+        | settings
+    )
 
 
 @asynccontextmanager

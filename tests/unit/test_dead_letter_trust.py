@@ -21,26 +21,16 @@ from bridge.deadletters.audit import audit_record
 from bridge.deadletters.decision import ReplayContext, decide, max_age
 from bridge.deadletters.integrity import Integrity, check, refusal
 from bridge.deadletters.model import Operator, ProducedTo, ReplayRecord
+from tests.support.callbacks import callback
+from tests.support.dead_letters import replay_context
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
 VALUE = b'{"dead_letter_id": "dl-1"}'
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-CONTEXT = ReplayContext(
-    call_events="events",
-    place_call="commands",
-    region="US",
-    max_body_bytes=1024,
-    ce_source="/fonestorm-bridge/callbacks",
-    now=NOW,
-    max_age=max_age(7 * 86400),
-)
-CALL = {
-    "uid": "call-1", "account_code": "ACC1", "direction": "OUTBOUND", "status": "END",
-    "from": "3215551081", "to": "3215551801", "type": "VOICE", "disposition": "ANSWERED",
-    "billable_seconds": 3,
-}  # fmt: skip
+CONTEXT = replay_context(NOW, max_age(7 * 86400))
+CALL = callback("OUTBOUND", "END", uid="call-1", billable_seconds=3)
 
 
 @pytest.mark.parametrize(

@@ -25,27 +25,17 @@ from bridge.deadletters.summary import (
 )
 from bridge.deadletters.timespec import parse_duration, parse_when
 from bridge.errors import CallbackError
+from tests.support.callbacks import callback
+from tests.support.dead_letters import replay_context
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 29, 8, 30, 15, 250000, tzinfo=UTC)
-CALL = {
-    "uid": "call-1", "account_code": "ACC1", "direction": "OUTBOUND", "status": "END",
-    "from": "3215551081", "to": "3215551801", "type": "VOICE", "disposition": "FAILED:503",
-    "billable_seconds": 0,
-}  # fmt: skip
+CALL = callback("OUTBOUND", "END", uid="call-1", disposition="FAILED:503", billable_seconds=0)
 GET_QUERY = (
     "uid=call-1&account_code=ACC1&direction=INBOUND&status=BEGIN&from=3215551081"
     "&to=3215551801&type=VOICE&disposition={{disposition}}&billable_seconds="
 )
-CONTEXT = ReplayContext(
-    call_events="events",
-    place_call="commands",
-    region="US",
-    max_body_bytes=1024,
-    ce_source="/fonestorm-bridge/callbacks",
-    now=NOW,
-    max_age=timedelta(days=6),
-)
+CONTEXT = replay_context(NOW, timedelta(days=6))
 
 
 @pytest.mark.parametrize(
