@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 
 from tools.local_kafka.cluster import cluster_status, start_cluster, stop_cluster
@@ -51,8 +50,9 @@ from tools.local_kafka.common import (
     EXIT_UNRESPONSIVE,
     HOST,
     PROG,
-    LocalKafkaError,
     info,
+    instance_options,
+    run_command,
 )
 from tools.local_kafka.config import SSL_CLIENT_AUTH
 from tools.local_kafka.jars import ensure_jars
@@ -150,10 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "client.pem, client.key); jars in $BRIDGE_KAFKA_CACHE "
         "(default ~/.cache/fonestorm-bridge/kafka-<version>).",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--name", default="default", help="instance name; one state dir each (default: default)"
-    )
+    common = instance_options()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     start = sub.add_parser(
@@ -252,18 +249,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "name", None) is not None and (
-        not args.name or "/" in args.name or args.name.startswith(".")
-    ):
-        info(f"invalid instance name {args.name!r}")
-        return 2
-    try:
-        return int(args.func(args))
-    except LocalKafkaError as exc:
-        info(f"error: {exc}")
-        if exc.log_tail:
-            print(exc.log_tail, file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, info)

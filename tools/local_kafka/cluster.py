@@ -28,7 +28,7 @@ from tools.local_kafka.config import (
     new_cluster_id,
     server_properties,
 )
-from tools.local_kafka.launch import spawn
+from tools.local_kafka.launch import check_owner, spawn
 from tools.local_kafka.paths import InstancePaths, logs_tail, write_text_atomic
 from tools.local_kafka.probe import port_free, probe_broker
 from tools.local_kafka.process import (
@@ -39,7 +39,7 @@ from tools.local_kafka.process import (
     running_pid,
     terminate,
 )
-from tools.local_kafka.state import live_owner, load_config, resolve_config, save_state
+from tools.local_kafka.state import load_config, resolve_config, save_state
 
 #: Seconds the nodes left after the quorum is lost get to finish what needs no controller.
 LEADERLESS = 2.0
@@ -142,13 +142,7 @@ def start_cluster(args: argparse.Namespace, paths: InstancePaths, lib: Path, ver
     previous = load_config(args.name)
     pids = _pids(config, paths) if previous is None else _pids(previous, paths)
     running = [pid for pid in pids.values() if pid is not None]
-    owner = live_owner(args.name)
-    if owner not in (None, args.owner_pid) and (args.fresh or args.owner_pid):
-        raise LocalKafkaError(
-            f"instance '{args.name}' is in use by live process {owner} "
-            "(started with --owner-pid); use another --name",
-            exit_code=EXIT_BUSY,
-        )
+    check_owner(args)
     if running and args.fresh:
         info(f"--fresh: stopping running nodes of instance '{args.name}' (pids {running})")
         stop_nodes(running, config.brokers)

@@ -1,8 +1,11 @@
-"""Names, exit codes and error reporting shared by every module of local-kafka."""
+"""Names, exit codes and error reporting shared by every module of local-kafka (and the command
+line shape local-registry shares with it)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 
 PROG = "local-kafka"
 HOST = "127.0.0.1"
@@ -23,3 +26,33 @@ class LocalKafkaError(Exception):
 
 def info(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def instance_options() -> argparse.ArgumentParser:
+    """The options every command about one instance takes (a parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--name", default="default", help="instance name; one state dir each (default: default)"
+    )
+    return common
+
+
+def run_command(
+    parser: argparse.ArgumentParser, argv: list[str] | None, say: Callable[[str], None]
+) -> int:
+    """Parse ``argv`` and run the chosen command's ``func``: its exit code, or the exit code of
+    the :class:`LocalKafkaError` it raised, told with ``say`` (2: a bad instance name)."""
+    args = parser.parse_args(argv)
+    name = getattr(args, "name", None)
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        say(f"invalid instance name {name!r}")
+        return 2
+    try:
+        return int(args.func(args))
+    except LocalKafkaError as exc:
+        say(f"error: {exc}")
+        if exc.log_tail:
+            print(exc.log_tail, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

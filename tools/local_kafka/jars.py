@@ -33,6 +33,30 @@ def _lib_complete(cache: Path, version: str) -> bool:
     return bool(jars) and all((cache / "lib" / jar).is_file() for jar in jars)
 
 
+def maven(purpose: str) -> str:
+    """The Maven executable, ``$MVN`` or ``mvn`` on PATH; ``purpose``: what it is needed for."""
+    mvn = os.environ.get("MVN") or shutil.which("mvn")
+    if not mvn:
+        raise LocalKafkaError(f"Maven (mvn) not found on PATH; it {purpose}")
+    return mvn
+
+
+def run_maven(
+    command: list[str], *, made: Path, staging: Path, failure: str, cwd: Path | None = None
+) -> None:
+    """Run Maven; unless it succeeds and ``made`` exists, remove ``staging`` and raise
+    ``failure`` with the exit code, the command and the tail of its output."""
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0 or not made.is_file():
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:])
+        shutil.rmtree(staging, ignore_errors=True)
+        raise LocalKafkaError(
+            f"{failure} (exit {result.returncode}): {shlex.join(command)}", log_tail=output
+        )
+
+
 def ensure_jars(version: str) -> Path:
     """Return the lib folder holding the broker classpath, fetching it with Maven once."""
     cache = cache_dir(version)
@@ -41,9 +65,7 @@ def ensure_jars(version: str) -> Path:
     with file_lock(cache / ".fetch.lock"):
         if _lib_complete(cache, version):  # another process fetched while we waited
             return cache / "lib"
-        mvn = os.environ.get("MVN") or shutil.which("mvn")
-        if not mvn:
-            raise LocalKafkaError("Maven (mvn) not found on PATH; it fetches the Kafka jars")
+        mvn = maven("fetches the Kafka jars")
         staging = cache / f"lib.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         command = [
@@ -60,18 +82,12 @@ def ensure_jars(version: str) -> Path:
         ]
         info(f"fetching Apache Kafka {version} jars with Maven into {cache} (first run only)")
         started = time.monotonic()
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        run_maven(
+            command,
+            made=staging / f"kafka_2.13-{version}.jar",
+            staging=staging,
+            failure=f"Maven could not fetch Kafka {version}",
         )
-        broker_jar = staging / f"kafka_2.13-{version}.jar"
-        if result.returncode != 0 or not broker_jar.is_file():
-            output = "\n".join((result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:])
-            shutil.rmtree(staging, ignore_errors=True)
-            raise LocalKafkaError(
-                f"Maven could not fetch Kafka {version} (exit {result.returncode}): "
-                + shlex.join(command),
-                log_tail=output,
-            )
         lib = cache / "lib"
         shutil.rmtree(lib, ignore_errors=True)
         staging.replace(lib)

@@ -4,7 +4,6 @@ answers Kafka requests."""
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import subprocess
 import time
@@ -14,7 +13,13 @@ from tools.local_kafka.common import EXIT_BUSY, HOST, LocalKafkaError, info
 from tools.local_kafka.config import InstanceConfig, log4j_properties, server_properties
 from tools.local_kafka.paths import InstancePaths, logs_tail, write_text_atomic
 from tools.local_kafka.probe import port_free, probe_broker
-from tools.local_kafka.process import format_storage, java_command, pid_alive, terminate
+from tools.local_kafka.process import (
+    format_storage,
+    java_command,
+    pid_alive,
+    spawn_detached,
+    terminate,
+)
 from tools.local_kafka.state import live_owner, load_config, resolve_config, save_state
 from tools.local_kafka.tls import client_tls_context, ensure_tls
 
@@ -56,27 +61,14 @@ def wait_ready(
 def spawn(lib: Path, paths: InstancePaths) -> subprocess.Popen[bytes]:
     """Start the broker JVM of ``paths`` detached, and write its pid file."""
     command = java_command(lib, paths, "kafka.Kafka", str(paths.properties))
-    with paths.stdout_log.open("ab") as out:
-        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode())
-        out.flush()
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=paths.root,
-            start_new_session=True,  # survives this script and the caller's Ctrl+C
-            close_fds=True,
-        )
+    child = spawn_detached(command, paths.stdout_log, paths.root)
     write_text_atomic(paths.pid_file, f"{child.pid}\n")
     return child
 
 
-def reuse_running(args: argparse.Namespace, paths: InstancePaths, pid: int) -> str | None:
-    """Handle `start` on a running instance: its bootstrap address to reuse it, or None once
-    it has been stopped for a --fresh restart."""
-    config = resolve_config(args)
-    previous = load_config(args.name)
+def check_owner(args: argparse.Namespace) -> None:
+    """Refuse ``start`` (with ``--fresh`` or ``--owner-pid``) of an instance that another live
+    process claimed."""
     owner = live_owner(args.name)
     if owner not in (None, args.owner_pid) and (args.fresh or args.owner_pid):
         raise LocalKafkaError(
@@ -84,6 +76,14 @@ def reuse_running(args: argparse.Namespace, paths: InstancePaths, pid: int) -> s
             "(started with --owner-pid); use another --name",
             exit_code=EXIT_BUSY,
         )
+
+
+def reuse_running(args: argparse.Namespace, paths: InstancePaths, pid: int) -> str | None:
+    """Handle `start` on a running instance: its bootstrap address to reuse it, or None once
+    it has been stopped for a --fresh restart."""
+    config = resolve_config(args)
+    previous = load_config(args.name)
+    check_owner(args)
     if args.fresh:
         info(f"--fresh: restarting running instance '{args.name}' (pid {pid})")
         terminate(pid)

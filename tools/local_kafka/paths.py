@@ -27,17 +27,20 @@ def kafka_version() -> str:
     return match.group(1)
 
 
-def cache_dir(version: str) -> Path:
-    override = os.environ.get("BRIDGE_KAFKA_CACHE", "").strip()
+def cache_dir(version: str, *, variable: str = "BRIDGE_KAFKA_CACHE", name: str = "kafka") -> Path:
+    """Where ``name`` ``version`` is cached: ``$variable``, else under the user's cache."""
+    override = os.environ.get(variable, "").strip()
     if override:
         return Path(override).expanduser().resolve()
     base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base).expanduser().resolve() / "fonestorm-bridge" / f"kafka-{version}"
+    return Path(base).expanduser().resolve() / "fonestorm-bridge" / f"{name}-{version}"
 
 
-def state_root() -> Path:
-    override = os.environ.get("BRIDGE_KAFKA_STATE", "").strip()
-    root = Path(override).expanduser() if override else REPO_ROOT / ".local" / "kafka"
+def state_root(*, variable: str = "BRIDGE_KAFKA_STATE", folder: str = "kafka") -> Path:
+    """Where instances keep their state, one folder each: ``$variable``, else
+    ``<repo>/.local/<folder>``."""
+    override = os.environ.get(variable, "").strip()
+    root = Path(override).expanduser() if override else REPO_ROOT / ".local" / folder
     return root.resolve()
 
 

@@ -51,6 +51,25 @@ def java_command(lib: Path, paths: InstancePaths, main_class: str, *args: str) -
     ]
 
 
+def spawn_detached(
+    command: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in ``cwd``, its output appended to ``log`` after a line naming it."""
+    with log.open("ab") as out:
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode())
+        out.flush()
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # survives this script and the caller's Ctrl+C
+            close_fds=True,
+        )
+
+
 def _proc_stat_state(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

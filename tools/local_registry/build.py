@@ -6,20 +6,18 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from tools.local_kafka.common import LocalKafkaError
-from tools.local_kafka.paths import REPO_ROOT, file_lock, write_text_atomic
+from tools.local_kafka.jars import maven, run_maven
+from tools.local_kafka.paths import REPO_ROOT, cache_dir, file_lock, write_text_atomic
 from tools.local_registry.common import info
 
 PROJECT = REPO_ROOT / "scripts" / "apicurio-registry"
 POM = PROJECT / "pom.xml"
 RUNNER_JAR = "apicurio-registry-runner-1.0-runner.jar"
-LOG_TAIL_LINES = 60
 
 
 def registry_version() -> str:
@@ -27,14 +25,6 @@ def registry_version() -> str:
     if match is None:
         raise LocalKafkaError(f"no <apicurio.version> property in {POM}")
     return match.group(1)
-
-
-def cache_dir(version: str) -> Path:
-    override = os.environ.get("BRIDGE_REGISTRY_CACHE", "").strip()
-    if override:
-        return Path(override).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base).expanduser().resolve() / "fonestorm-bridge" / f"apicurio-registry-{version}"
 
 
 def _project_files() -> list[Path]:
@@ -64,38 +54,27 @@ def _build_complete(cache: Path) -> bool:
 def ensure_build() -> Path:
     """Return the folder holding the runner jar and its lib/, building it with Maven once."""
     version = registry_version()
-    cache = cache_dir(version)
+    cache = cache_dir(version, variable="BRIDGE_REGISTRY_CACHE", name="apicurio-registry")
     if _build_complete(cache):
         return cache / "app"
     with file_lock(cache / ".build.lock"):
         if _build_complete(cache):  # another process built it while we waited
             return cache / "app"
-        mvn = os.environ.get("MVN") or shutil.which("mvn")
-        if not mvn:
-            raise LocalKafkaError("Maven (mvn) not found on PATH; it builds the registry")
+        mvn = maven("builds the registry")
         staging = cache / f"build.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(PROJECT, staging)
         command = [mvn, "-B", "-q", "-Dstyle.color=never", "package", "-DskipTests"]
         info(f"building Apicurio Registry {version} with Maven into {cache} (first run only)")
         started = time.monotonic()
-        result = subprocess.run(
-            command,
-            cwd=staging,
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
         target = staging / "target"
-        if result.returncode != 0 or not (target / RUNNER_JAR).is_file():
-            output = "\n".join((result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:])
-            shutil.rmtree(staging, ignore_errors=True)
-            raise LocalKafkaError(
-                f"Maven could not build Apicurio Registry {version} (exit {result.returncode}): "
-                f"{shlex.join(command)} in a copy of {PROJECT}",
-                log_tail=output,
-            )
+        run_maven(
+            command,
+            made=target / RUNNER_JAR,
+            staging=staging,
+            failure=f"Maven could not build Apicurio Registry {version} in a copy of {PROJECT}",
+            cwd=staging,
+        )
         app = cache / "app"
         shutil.rmtree(app, ignore_errors=True)
         app.mkdir(parents=True)

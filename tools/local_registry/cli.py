@@ -26,10 +26,15 @@ Environment:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from tools.local_kafka.common import EXIT_STOPPED, EXIT_UNRESPONSIVE, LocalKafkaError
+from tools.local_kafka.common import (
+    EXIT_STOPPED,
+    EXIT_UNRESPONSIVE,
+    LocalKafkaError,
+    instance_options,
+    run_command,
+)
 from tools.local_kafka.paths import file_lock
 from tools.local_kafka.process import terminate
 from tools.local_registry.build import ensure_build
@@ -109,10 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<name>); the build in $BRIDGE_REGISTRY_CACHE "
         "(default ~/.cache/fonestorm-bridge/apicurio-registry-<version>).",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--name", default="default", help="instance name; one state dir each (default: default)"
-    )
+    common = instance_options()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     start = sub.add_parser(
         "start",
@@ -145,17 +147,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    name = getattr(args, "name", None)
-    if name is not None and (not name or "/" in name or name.startswith(".")):
-        info(f"invalid instance name {name!r}")
-        return 2
-    try:
-        return int(args.func(args))
-    except LocalKafkaError as exc:
-        info(f"error: {exc}")
-        if exc.log_tail:
-            print(exc.log_tail, file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, info)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -14,19 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.local_kafka.common import EXIT_BUSY, LocalKafkaError
-from tools.local_kafka.paths import REPO_ROOT, tail, write_text_atomic
+from tools.local_kafka.paths import state_root, tail, write_text_atomic
 from tools.local_kafka.probe import port_free
-from tools.local_kafka.process import pid_alive, terminate
+from tools.local_kafka.process import java_executable, pid_alive, spawn_detached, terminate
 from tools.local_registry.build import RUNNER_JAR
 from tools.local_registry.common import CCOMPAT_PATH, HOST, info
 
 JVM_OPTS = ["-Xms64m", "-Xmx256m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"]
-
-
-def state_root() -> Path:
-    override = os.environ.get("BRIDGE_REGISTRY_STATE", "").strip()
-    root = Path(override).expanduser() if override else REPO_ROOT / ".local" / "registry"
-    return root.resolve()
 
 
 @dataclass(frozen=True)
@@ -35,7 +27,7 @@ class Instance:
 
     @property
     def root(self) -> Path:
-        return state_root() / self.name
+        return state_root(variable="BRIDGE_REGISTRY_STATE", folder="registry") / self.name
 
     @property
     def log(self) -> Path:
@@ -84,12 +76,8 @@ class Instance:
         return f"-Dfonestorm.local-registry={self.root}"
 
     def command(self, app: Path) -> list[str]:
-        java_home = os.environ.get("JAVA_HOME", "").strip()
-        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-        if not java or not Path(java).is_file():
-            raise LocalKafkaError("java not found (set JAVA_HOME or put Java 17+ on PATH)")
         extra = shlex.split(os.environ.get("BRIDGE_REGISTRY_JAVA_OPTS", ""))
-        return [java, *JVM_OPTS, *extra, self._marker(), "-jar", str(app / RUNNER_JAR)]
+        return [java_executable(), *JVM_OPTS, *extra, self._marker(), "-jar", str(app / RUNNER_JAR)]
 
     def launch(self, app: Path, port: int, timeout: float) -> None:
         """Start the JVM on ``port`` and wait until the Confluent-compatible API answers."""
@@ -101,21 +89,7 @@ class Instance:
         # In-memory storage: every start is an empty registry, as tests want.
         env = {**os.environ, "HTTP_PORT": str(port), "QUARKUS_HTTP_HOST": HOST}
         started = time.monotonic()
-        with self.log.open("ab") as out:
-            out.write(
-                f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode()
-            )
-            out.flush()
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
-                env=env,
-                start_new_session=True,  # survives this script and the caller's Ctrl+C
-                close_fds=True,
-            )
+        child = spawn_detached(command, self.log, self.root, env)
         write_text_atomic(self.pid_file, f"{child.pid}\n")
         info(f"started registry '{self.name}' (pid {child.pid}) on port {port}, waiting...")
         deadline = started + timeout
