@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bridge.contracts.commands import PlaceCallCommand
 from tests.support.commands import command
 from tests.support.kafka_records import read_to_end
 from tests.support.processes import worker_env, worker_process, worker_topics
 from tests.support.sandbox import Sandbox, running_sandbox
+from tests.support.topics import kafka_admin
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -113,9 +113,7 @@ class Run:
 
     async def until_members(self, count: int) -> None:
         """Until the group is stable with ``count`` members."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
+        async with kafka_admin(self.bootstrap) as admin:
 
             async def stable() -> bool:
                 [response] = await admin.describe_consumer_groups([self.group])
@@ -123,8 +121,6 @@ class Run:
                 return bool(state == "Stable" and len(members) == count)
 
             await _until(stable, 90, f"the group stable with {count} members")
-        finally:
-            await admin.close()
 
     def calls(self) -> Counter[str | None]:
         return Counter(c.idempotency_key for c in self.sandbox.state.calls.values())

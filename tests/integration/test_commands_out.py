@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from bridge.commands.worker import IN_HAND_PER_SLOT
@@ -21,6 +20,7 @@ from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_records import consume_for
 from tests.support.sandbox import OURS, TOKEN
 from tests.support.servers import metric
+from tests.support.topics import kafka_admin
 
 pytestmark = pytest.mark.integration
 
@@ -308,18 +308,13 @@ async def test_many_commands_over_partitions(start_bridge: BridgeFactory) -> Non
 
 async def committed_offsets(loop: Loop) -> int:
     """Sum of the worker group's committed offsets (the topic started empty)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                offsets = await admin.list_consumer_group_offsets(loop.settings.worker.group_id)
-                total = sum(o.offset for o in offsets.values())
-                if total >= 500:
-                    return total
-                await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    async with kafka_admin(loop.settings.kafka.bootstrap_servers) as admin, asyncio.timeout(10):
+        while True:
+            offsets = await admin.list_consumer_group_offsets(loop.settings.worker.group_id)
+            total = sum(o.offset for o in offsets.values())
+            if total >= 500:
+                return total
+            await asyncio.sleep(0.2)
 
 
 async def test_callbacks_at_another_replica_carry_the_command(

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.structs import ConsumerRecord
 
 from bridge.kafka.follower import TopicFollower
 from bridge.settings import KafkaSettings
+from tests.support.topics import add_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,7 @@ async def test_partitions_added_while_following_are_read_from_their_beginning(
     try:
         await _write(kafka_bootstrap, topic, 0, b"first")
         await follower.catch_up()
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_partitions({topic: NewPartitions(total_count=3)})
-        finally:
-            await admin.close()
+        await add_partitions(kafka_bootstrap, topic, 3)
         await _write(kafka_bootstrap, topic, 2, b"a", b"b")
         deadline = time.monotonic() + 30
         while (2, b"b") not in applied:
@@ -82,12 +77,7 @@ async def test_follow_added_reads_a_new_partition_before_the_periodic_look(
     follower = TopicFollower(KafkaSettings(bootstrap_servers=kafka_bootstrap), topic, apply)
     await follower.start()
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_partitions({topic: NewPartitions(total_count=2)})
-        finally:
-            await admin.close()
+        await add_partitions(kafka_bootstrap, topic, 2)
         await _write(kafka_bootstrap, topic, 1, b"the other writer's claim")
         await follower.follow_added()
         assert [tp.partition for tp in follower.partitions] == [0, 1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -25,14 +24,6 @@ from tests.support.callbacks import callback
 from tests.support.kafka_broker import REPLICATION_FACTOR
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-fresh")
-    await client.start()
-    yield client
-    await client.close()
 
 
 def _absent(prefix: str) -> str:

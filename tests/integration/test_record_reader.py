@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import RecordsToDelete
 
 from bridge.kafka.record_reader import RecordReader
 from bridge.settings import KafkaSettings
+from tests.support.topics import kafka_admin
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +34,8 @@ async def test_a_record_is_read_back_by_its_place_until_it_is_deleted(
         ]  # fmt: skip
         assert await reader.read(1, 5) is None  # past the end
         assert await reader.read(0, 0) is None  # an empty partition
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
+        async with kafka_admin(kafka_bootstrap) as admin:
             await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(3)})
-        finally:
-            await admin.close()
         assert await reader.read(1, 1) is None  # deleted
         record = await reader.read(1, 3)
         assert record is not None

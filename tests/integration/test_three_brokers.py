@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,35 +12,25 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bridge.kafka.topics import ensure_topics
-from bridge.settings import Settings, TopicSettings
+from bridge.settings import Settings
 from tests.support.kafka_broker import run_local_kafka, three_brokers_instance
-from tests.support.topics import check_settles, topics_tool
+from tests.support.topics import check_settles, fresh_topics, topics_tool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def admin(three_brokers: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=three_brokers, client_id="tests-three")
-    await client.start()
-    yield client
-    await client.close()
+def topics_bootstrap(three_brokers: str) -> str:
+    """The ``admin`` fixture's cluster: the three brokers."""
+    return three_brokers
 
 
 @pytest.fixture
 async def settings(three_brokers: str, admin: AIOKafkaAdminClient) -> AsyncIterator[Settings]:
     """Settings naming fresh topics on the cluster; they are deleted after the test."""
-    suffix = uuid.uuid4().hex[:10]
-    names = {field: f"three-{field}-{suffix}" for field in TopicSettings.model_fields}
-    config = Settings(
-        kafka={"bootstrap_servers": three_brokers, "topic_partitions": 2, "create_topics": True},
-        topics=names,
-    )
-    yield config
-    existing = set(await admin.list_topics())
-    created = [name for name in names.values() if name in existing]
-    if created:
-        await admin.delete_topics(created)
+    kafka = {"bootstrap_servers": three_brokers, "topic_partitions": 2, "create_topics": True}
+    async with fresh_topics(admin, "three", kafka=kafka) as config:
+        yield config
 
 
 async def replication(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, str]]:

@@ -4,7 +4,6 @@ created with their configs, then found as planned, and a changed config is repor
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,35 +12,20 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bridge.kafka.topic_admin import describe_topics
 from bridge.kafka.topics import ensure_topics
-from bridge.settings import Settings, TopicSettings
-from tests.support.topics import check_settles, topics_tool
+from bridge.settings import Settings
+from tests.support.topics import check_settles, fresh_topics, topics_tool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-topics")
-    await client.start()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def settings(kafka_bootstrap: str, admin: AIOKafkaAdminClient) -> AsyncIterator[Settings]:
     """Settings naming fresh topics (none exists yet); they are deleted after the test."""
-    suffix = uuid.uuid4().hex[:10]
-    names = {field: f"plan-{field}-{suffix}" for field in TopicSettings.model_fields}
-    config = Settings(
-        kafka={"bootstrap_servers": kafka_bootstrap, "topic_partitions": 2},
-        topics=names,
-        worker={"ledger_retention": 3600},
-    )
-    yield config
-    existing = set(await admin.list_topics())
-    created = [name for name in names.values() if name in existing]
-    if created:
-        await admin.delete_topics(created)
+    kafka = {"bootstrap_servers": kafka_bootstrap, "topic_partitions": 2}
+    async with fresh_topics(
+        admin, "plan", kafka=kafka, worker={"ledger_retention": 3600}
+    ) as config:
+        yield config
 
 
 async def test_create_then_check_then_a_changed_config_is_drift(

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.structs import ConsumerRecord
 
 from bridge.commands.ledger import Ledger
@@ -25,6 +24,7 @@ from bridge.kafka.follower import TopicFollower
 from bridge.kafka.partitioner import partition_for
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.commands import Loop, closed_loop, command
+from tests.support.topics import add_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -163,12 +163,7 @@ async def test_a_done_on_a_partition_added_to_the_ledger_while_running_is_follow
     async with closed_loop(start_bridge) as loop:
         settings = loop.settings
         ledger_topic, commands = settings.topics.command_ledger, settings.topics.place_call
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_partitions({ledger_topic: NewPartitions(total_count=4)})
-        finally:
-            await admin.close()
+        await add_partitions(settings.kafka.bootstrap_servers, ledger_topic, 4)
         # An id whose key the ledger's four partitions put elsewhere than on partition 0.
         command_id = next(
             i for i in (f"moved-{uuid.uuid4()}" for _ in range(100))
@@ -270,14 +265,7 @@ async def test_two_copies_whose_claims_both_lose_across_ledger_partitions_end_fa
         # A's producer has met every topic it writes (its first record to a topic refreshes
         # its metadata: the ledger's partition count too).
         await loop.events(1)
-        admin = AIOKafkaAdminClient(bootstrap_servers=first.kafka.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_partitions(
-                {first.topics.command_ledger: NewPartitions(total_count=2)}
-            )
-        finally:
-            await admin.close()
+        await add_partitions(first.kafka.bootstrap_servers, first.topics.command_ledger, 2)
         topics = first.topics.model_dump()
         del topics["place_call"]  # B reads commands of its own topic
         b = await start_bridge(

@@ -21,5 +21,7 @@ test module or from a conftest.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
+* :mod:`~tests.support.topics`: an admin client (fixture ``admin``), fresh topics, partitions
+  added, `fonestorm-bridge topics`.
 * :mod:`~tests.support.virtual_time`: an event loop on virtual time, for timing without sleeps.
 """
