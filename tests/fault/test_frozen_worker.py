@@ -31,19 +31,13 @@ from tests.support.kafka_records import read_to_end
 from tests.support.processes import worker_env, worker_process, worker_topics
 from tests.support.sandbox import Sandbox, running_sandbox
 from tests.support.topics import kafka_admin
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 #: The smallest session timeout a broker accepts by default (group.min.session.timeout.ms).
 SESSION_TIMEOUT = 6
 READ_TIMEOUT = 5.0
-
-
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def _sleep_until(moment: float) -> None:
@@ -102,14 +96,14 @@ class Run:
         async def written() -> bool:
             return state in await self.ledger(command_id)
 
-        await _until(written, 60, f"{state!r} of {command_id} on the ledger")
+        await eventually(written, f"{state!r} of {command_id} on the ledger", 60)
 
     async def until_results(self, *command_ids: str) -> None:
         async def published() -> bool:
             results = await self.results()
             return all(results[c] for c in command_ids)
 
-        await _until(published, 90, f"results of {command_ids}")
+        await eventually(published, f"results of {command_ids}", 90)
 
     async def until_members(self, count: int) -> None:
         """Until the group is stable with ``count`` members."""
@@ -120,7 +114,7 @@ class Run:
                 _error, _group, state, _type, _protocol, members, *_ = response.groups[0]
                 return bool(state == "Stable" and len(members) == count)
 
-            await _until(stable, 90, f"the group stable with {count} members")
+            await eventually(stable, f"the group stable with {count} members", 90)
 
     def calls(self) -> Counter[str | None]:
         return Counter(c.idempotency_key for c in self.sandbox.state.calls.values())
@@ -189,7 +183,7 @@ async def test_frozen_between_placing_and_sending_never_sends(
         sandbox.state.update_faults({"hold": True})
         async with worker_process(run.env, run.logs["A"]) as a:
             await run.send(first)
-            await _until(_held(sandbox), 60, "the first create-call held in the sandbox")
+            await eventually(_held(sandbox), "the first create-call held in the sandbox", 60)
             first_sent = time.monotonic()
             await run.send(second)
             await run.until_ledger(second.command_id, "placing")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import Counter
 
@@ -24,15 +23,9 @@ from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import consume_all, read_to_end
 from tests.support.sandbox import OURS, TOKEN, running_sandbox
 from tests.support.servers import serve
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-
-
-async def _until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.timeout(240)
@@ -78,10 +71,10 @@ async def test_broker_restart_after_the_answer_records_it_without_a_second_call(
                 )
             finally:
                 await producer.stop()
-            await _until(lambda: sandbox.state.held == 1, 60, "the held create-call")
+            await eventually(lambda: sandbox.state.held == 1, "the held create-call", 60)
             await dedicated_broker.run("stop")
             sandbox.state.update_faults({"hold": False})  # FoneStorm answers: the call exists
-            await _until(lambda: len(sandbox.state.calls) == 1, 10, "the call")
+            await eventually(lambda: len(sandbox.state.calls) == 1, "the call", 10)
             await asyncio.sleep(3.0)  # the worker retries its writes against no broker
             await dedicated_broker.run("start")
             [result] = [

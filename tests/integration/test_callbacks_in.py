@@ -7,28 +7,17 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from bridge.contracts.calls import CallEvent, CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.fonestorm.templates import CALLBACK_FIELDS
 from tests.support.bridge_app import BridgeFactory, RunningBridge
-from tests.support.callbacks import callback
+from tests.support.callbacks import callback, get_query
 from tests.support.kafka_records import consume_all, consume_for, headers_of
 
 pytestmark = pytest.mark.integration
-
-
-def get_query(data: dict[str, Any]) -> str:
-    """The query FoneStorm makes from our template: absent fields stay ``{{token}}``."""
-    parts = []
-    for name in CALLBACK_FIELDS:
-        value = str(data[name]) if name in data else "{{" + name + "}}"
-        parts.append(f"{name}={quote(value, safe='{}')}")
-    return "&".join(parts)
 
 
 async def send(

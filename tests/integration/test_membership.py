@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +23,7 @@ from aiokafka.protocol.group import HeartbeatRequest
 
 from bridge.commands.membership import Fence, Membership
 from bridge.settings import WorkerSettings
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +48,6 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.fences.append(self.membership.fence())
-
-
-async def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def _consumer(bootstrap: str, group: str) -> AIOKafkaConsumer:
@@ -118,14 +111,14 @@ async def test_heartbeats_prove_membership_and_rebalancing_ones_do_not(
         answers = _count_heartbeat_answers(first)
         first.subscribe([topic], listener=listener)
         async with _polling(first):
-            await _until(lambda: bool(listener.fences), "the first assignment")
+            await eventually(lambda: bool(listener.fences), "the first assignment")
             fence = listener.fences[0]
             assert fence.generation > 0
             # SyncGroup proved it; each heartbeat answered NoError proves it again.
-            await _until(fence.proven, "a proof of the first generation")
+            await eventually(fence.proven, "a proof of the first generation")
             proof = membership.proof
             assert proof is not None
-            await _until(lambda: answers[0] >= 2, "heartbeats answered")
+            await eventually(lambda: answers[0] >= 2, "heartbeats answered")
             renewed = membership.proof
             assert renewed is not None
             assert renewed.sent_at > proof.sent_at
@@ -135,22 +128,22 @@ async def test_heartbeats_prove_membership_and_rebalancing_ones_do_not(
             await second.start()
             second.subscribe([topic])
             async with _polling(second):
-                await _until(listener.revoking.is_set, "the revocation")
+                await eventually(listener.revoking.is_set, "the revocation")
                 before = membership.proof
                 rebalancing = answers[REBALANCING]
-                await _until(
+                await eventually(
                     lambda: answers[REBALANCING] >= rebalancing + 2,
                     "heartbeats answered REBALANCE_IN_PROGRESS during the revocation",
                 )
                 assert membership.proof == before, "a rebalancing heartbeat was taken as proof"
                 # Nothing renews it: the proof runs out while the partitions are not revoked.
-                await _until(lambda: not fence.proven(), "the proof to run out")
+                await eventually(lambda: not fence.proven(), "the proof to run out")
 
                 listener.release.set()
-                await _until(lambda: len(listener.fences) == 2, "the second assignment")
+                await eventually(lambda: len(listener.fences) == 2, "the second assignment")
                 renewed_fence = listener.fences[1]
                 assert renewed_fence.generation > fence.generation
-                await _until(renewed_fence.proven, "a proof of the second generation")
+                await eventually(renewed_fence.proven, "a proof of the second generation")
                 assert not fence.proven(), "a proof of one generation proves another"
             await second.stop()
     finally:

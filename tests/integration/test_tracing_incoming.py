@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bridge.obs import tracing
-from tests.integration.test_callbacks_in import callback, get_query
 from tests.support.bridge_app import BridgeFactory, RunningBridge
+from tests.support.callbacks import callback, get_query
 from tests.support.kafka_records import Record, consume_all, headers_of
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,7 @@ sandbox's ``unauthorized`` switch; a 403 comes from a destination ending ``0008`
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,19 +18,13 @@ from bridge.commands.service import WORKER
 from bridge.sandbox.state import SandboxState
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 WORKER_SETTINGS = {"auth_retry_interval": 0.3, "max_in_flight": 4}
 #: Time the first command has to reach FoneStorm once before it expires.
 EXPIRES_IN = 4.0
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def answers(state: SandboxState, command_id: str) -> list[int]:

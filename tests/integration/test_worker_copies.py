@@ -8,11 +8,8 @@ known point of a command's life, as another worker would.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -20,16 +17,18 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
-from tests.integration.test_worker_guarantees import (
+from tests.support.bridge_app import BridgeFactory
+from tests.support.commands import (
     PATIENT,
-    eventually,
+    Loop,
+    closed_loop,
+    command,
     placing_now,
     second_worker,
     worker_of,
 )
-from tests.support.bridge_app import BridgeFactory
-from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_records import consume_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +159,7 @@ async def test_an_entry_written_after_placing_and_before_the_request_stops_it(
         await eventually(lambda: state.held == 1, what="the held request")
         await loop.send(second)
         # The second writes placing, then waits for the one request slot.
-        await eventually_async(
+        await eventually(
             lambda: _placing_now(loop, second.command_id), what="the second command's placing"
         )
         done = foreign_done(second.command_id, "call-made-elsewhere")
@@ -172,7 +171,7 @@ async def test_an_entry_written_after_placing_and_before_the_request_stops_it(
         )
         # Once the worker has read it: the protocol's own writers never write there (their
         # claims would lose), so it is the last look before the request that must catch it.
-        await eventually_async(
+        await eventually(
             lambda: _has_state(loop, second.command_id, (LedgerState.DONE, done.source)),
             what="the worker reading the other worker's done",
         )
@@ -186,15 +185,6 @@ async def test_an_entry_written_after_placing_and_before_the_request_stops_it(
 
 async def _placing_now(loop: Loop, command_id: str) -> bool:
     return command_id in await placing_now(loop)
-
-
-async def eventually_async(
-    check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def _has_state(loop: Loop, command_id: str, expected: tuple[LedgerState, str]) -> bool:

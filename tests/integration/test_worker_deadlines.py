@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.test_worker_copies import eventually_async
-from tests.integration.test_worker_guarantees import PATIENT, eventually, placing_now
 from tests.support.bridge_app import BridgeFactory
-from tests.support.commands import Loop, closed_loop, command
+from tests.support.commands import PATIENT, Loop, closed_loop, command, placing_now
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +34,7 @@ async def test_a_command_that_expires_waiting_for_a_request_slot_is_not_sent(
         late = command(f"late-{uuid.uuid4()}", not_after=not_after.isoformat())
         await loop.send(late)
         # Its placing is written (not_after was still ahead then); it waits for the slot.
-        await eventually_async(
-            lambda: _placing(loop, late.command_id), what="the late command's placing"
-        )
+        await eventually(lambda: _placing(loop, late.command_id), what="the late command's placing")
         while datetime.now(UTC) <= not_after:
             await asyncio.sleep(0.1)
         state.update_faults({"hold": False})

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,44 +19,24 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from bridge.commands.admission import PLACING_PER_SLOT
 from bridge.commands.records import source_of
-from bridge.commands.service import WORKER
 from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS
-from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
-from tests.support.bridge_app import BridgeFactory, RunningBridge
-from tests.support.commands import Loop, closed_loop, command
+from tests.support.bridge_app import BridgeFactory
+from tests.support.commands import (
+    PATIENT,
+    Loop,
+    closed_loop,
+    command,
+    placing_now,
+    second_worker,
+    worker_of,
+)
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-# Requests held in the sandbox must not time out on the client side meanwhile.
-PATIENT = {"read_timeout": 20.0}
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        await asyncio.sleep(0.02)
-
-
-def worker_of(bridge: RunningBridge) -> CommandWorker:
-    return bridge.app[WORKER]
-
-
-async def second_worker(start_bridge: BridgeFactory, loop: Loop, **worker: Any) -> RunningBridge:
-    """Another worker process-alike: same topics, same group, same sandbox."""
-    first = loop.settings
-    return await start_bridge(
-        ready=False,
-        worker_enabled=True,
-        topics=first.topics.model_dump(),
-        fonestorm=first.fonestorm.model_dump(),
-        worker={**first.worker.model_dump(), **worker},
-        http={"shutdown_timeout": 2.0},
-    )
 
 
 async def all_results(loop: Loop) -> list[dict[str, Any]]:
@@ -67,15 +45,6 @@ async def all_results(loop: Loop) -> list[dict[str, Any]]:
         loop.settings.kafka.bootstrap_servers, loop.settings.topics.place_call_results, seconds=2
     )
     return [json.loads(r.value) for r in records]
-
-
-async def placing_now(loop: Loop) -> set[str]:
-    """Commands whose latest ledger entry is ``placing``."""
-    records = await consume_for(
-        loop.settings.kafka.bootstrap_servers, loop.settings.topics.command_ledger, seconds=1
-    )
-    latest = {r.key: json.loads(r.value)["state"] for r in records if r.value is not None}
-    return {key.decode() for key, state in latest.items() if state == LedgerState.PLACING}
 
 
 def one_each(loop: Loop, ids: list[str], results: list[dict[str, Any]]) -> Counter[str]:

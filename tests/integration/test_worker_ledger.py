@@ -22,24 +22,11 @@ from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.partitioner import partition_for
-from tests.support.bridge_app import BridgeFactory, RunningBridge
-from tests.support.commands import Loop, closed_loop, command
+from tests.support.bridge_app import BridgeFactory
+from tests.support.commands import closed_loop, command, second_worker
 from tests.support.topics import add_partitions
 
 pytestmark = pytest.mark.integration
-
-
-async def restart_worker(start_bridge: BridgeFactory, loop: Loop) -> RunningBridge:
-    """A worker on the topics, group and sandbox of ``loop``'s (which must be stopped)."""
-    first = loop.settings
-    return await start_bridge(
-        ready=False,
-        worker_enabled=True,
-        topics=first.topics.model_dump(),
-        fonestorm=first.fonestorm.model_dump(),
-        worker=first.worker.model_dump(),
-        http={"shutdown_timeout": 2.0},
-    )
 
 
 def newer_done(command_id: str, *, in_result: bool, at_top: bool) -> bytes:
@@ -86,7 +73,7 @@ async def test_a_rolled_back_worker_reads_a_newer_workers_done_entries(
         finally:
             await producer.stop()
         await loop.send(*(command(command_id) for command_id in ids))
-        await restart_worker(start_bridge, loop)  # reads the whole ledger before any command
+        await second_worker(start_bridge, loop)  # reads the whole ledger before any command
         results = await loop.results(len(ids))
         assert {r["command_id"]: (r["status"], r["call_id"]) for r in results} == {
             command_id: ("duplicate", f"call-of-{command_id}") for command_id in ids

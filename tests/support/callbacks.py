@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+
+from bridge.fonestorm.templates import CALLBACK_FIELDS
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -24,6 +27,16 @@ def callback(direction: str = "INBOUND", status: str = "BEGIN", **extra: Any) ->
     if status == "END":
         data |= {"disposition": "ANSWERED", "billable_seconds": 30}
     return data | extra
+
+
+def get_query(data: dict[str, Any]) -> str:
+    """The query FoneStorm makes of callback ``data`` from our GET template: absent fields
+    stay ``{{field}}``."""
+    parts = []
+    for name in CALLBACK_FIELDS:
+        value = str(data[name]) if name in data else "{{" + name + "}}"
+        parts.append(f"{name}={quote(value, safe='{}')}")
+    return "&".join(parts)
 
 
 async def post_json(

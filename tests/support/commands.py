@@ -13,12 +13,18 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from bridge.commands.service import WORKER
+from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallCommand
+from bridge.contracts.ledger import LedgerState
 from bridge.fonestorm.registration import register_callbacks
 from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge
-from tests.support.kafka_records import Record, consume_all
+from tests.support.kafka_records import Record, consume_all, consume_for
 from tests.support.sandbox import OURS, TOKEN, Sandbox, running_sandbox
+
+#: FoneStorm settings under which requests held in the sandbox do not time out meanwhile.
+PATIENT = {"read_timeout": 20.0}
 
 
 @dataclass
@@ -120,3 +126,31 @@ async def closed_loop(
         )
         await register_callbacks(settings)
         yield Loop(sandbox, bridge)
+
+
+def worker_of(bridge: RunningBridge) -> CommandWorker:
+    """The command worker of an in-process bridge."""
+    return bridge.app[WORKER]
+
+
+async def second_worker(start_bridge: BridgeFactory, loop: Loop, **worker: Any) -> RunningBridge:
+    """Another worker process-alike: the topics, group and sandbox of ``loop``'s, its worker
+    settings but for ``worker``."""
+    first = loop.settings
+    return await start_bridge(
+        ready=False,
+        worker_enabled=True,
+        topics=first.topics.model_dump(),
+        fonestorm=first.fonestorm.model_dump(),
+        worker={**first.worker.model_dump(), **worker},
+        http={"shutdown_timeout": 2.0},
+    )
+
+
+async def placing_now(loop: Loop) -> set[str]:
+    """Commands whose latest ledger entry is ``placing``."""
+    records = await consume_for(
+        loop.settings.kafka.bootstrap_servers, loop.settings.topics.command_ledger, seconds=1
+    )
+    latest = {r.key: json.loads(r.value)["state"] for r in records if r.value is not None}
+    return {key.decode() for key, state in latest.items() if state == LedgerState.PLACING}

@@ -37,93 +37,94 @@ def entry(
 REFUSED = ("destination_not_allowed", "to '9005550100' (+19005550100) is a premium-rate number")
 
 
-@pytest.mark.parametrize(
-    ("ledger", "cmd", "written_at", "delivery", "expected"),
-    [
-        pytest.param(None, command(), NOW, "at-most-once", Place(), id="new command"),
-        pytest.param(
-            entry(LedgerState.PENDING),
-            command(),
-            NOW,
-            "at-most-once",
-            Place(),
-            id="pending: no call was made",
-        ),
-        pytest.param(
-            entry(LedgerState.PLACING),
-            command(),
-            NOW,
-            "at-most-once",
-            ResultStatus.IN_DOUBT,
-            id="placing, at-most-once: in doubt",
-        ),
-        pytest.param(
-            entry(LedgerState.PLACING),
-            command(),
-            NOW,
-            "at-least-once",
-            Place(again=True),
-            id="placing, at-least-once: again",
-        ),
-        pytest.param(
-            entry(LedgerState.PLACING),
-            command(not_after=NOW - timedelta(seconds=1)),
-            NOW,
-            "at-least-once",
-            ResultStatus.EXPIRED,
-            id="placing, at-least-once, expired",
-        ),
-        pytest.param(
-            entry(LedgerState.DONE, status=ResultStatus.PLACED),
-            command(),
-            NOW,
-            "at-most-once",
-            "republish",
-            id="done by this record: republish",
-        ),
-        pytest.param(
-            entry(LedgerState.DONE, source="commands/0/7", status=ResultStatus.PLACED),
-            command(),
-            NOW,
-            "at-most-once",
-            ResultStatus.DUPLICATE,
-            id="done by a copy",
-        ),
-        pytest.param(
-            None,
-            command(not_after=NOW),
-            NOW,
-            "at-most-once",
-            ResultStatus.EXPIRED,
-            id="not_after now",
-        ),
-        pytest.param(
-            None,
-            command(not_after=NOW + timedelta(seconds=1)),
-            NOW,
-            "at-most-once",
-            Place(),
-            id="not_after later",
-        ),
-        pytest.param(
-            None,
-            command(),
-            NOW - timedelta(seconds=WEEK + 1),
-            "at-most-once",
-            ResultStatus.EXPIRED,
-            id="older than the ledger remembers",
-        ),
-        pytest.param(
-            entry(LedgerState.PENDING),
-            command(),
-            NOW - timedelta(seconds=WEEK + 1),
-            "at-most-once",
-            Place(),
-            id="old but known pending",
-        ),
-        pytest.param(None, command(), None, "at-most-once", Place(), id="no timestamp"),
-    ],
-)
+#: (ledger, command, written at, delivery, expected action): the decision of each case.
+DECISIONS = [
+    pytest.param(None, command(), NOW, "at-most-once", Place(), id="new command"),
+    pytest.param(
+        entry(LedgerState.PENDING),
+        command(),
+        NOW,
+        "at-most-once",
+        Place(),
+        id="pending: no call was made",
+    ),
+    pytest.param(
+        entry(LedgerState.PLACING),
+        command(),
+        NOW,
+        "at-most-once",
+        ResultStatus.IN_DOUBT,
+        id="placing, at-most-once: in doubt",
+    ),
+    pytest.param(
+        entry(LedgerState.PLACING),
+        command(),
+        NOW,
+        "at-least-once",
+        Place(again=True),
+        id="placing, at-least-once: again",
+    ),
+    pytest.param(
+        entry(LedgerState.PLACING),
+        command(not_after=NOW - timedelta(seconds=1)),
+        NOW,
+        "at-least-once",
+        ResultStatus.EXPIRED,
+        id="placing, at-least-once, expired",
+    ),
+    pytest.param(
+        entry(LedgerState.DONE, status=ResultStatus.PLACED),
+        command(),
+        NOW,
+        "at-most-once",
+        "republish",
+        id="done by this record: republish",
+    ),
+    pytest.param(
+        entry(LedgerState.DONE, source="commands/0/7", status=ResultStatus.PLACED),
+        command(),
+        NOW,
+        "at-most-once",
+        ResultStatus.DUPLICATE,
+        id="done by a copy",
+    ),
+    pytest.param(
+        None,
+        command(not_after=NOW),
+        NOW,
+        "at-most-once",
+        ResultStatus.EXPIRED,
+        id="not_after now",
+    ),
+    pytest.param(
+        None,
+        command(not_after=NOW + timedelta(seconds=1)),
+        NOW,
+        "at-most-once",
+        Place(),
+        id="not_after later",
+    ),
+    pytest.param(
+        None,
+        command(),
+        NOW - timedelta(seconds=WEEK + 1),
+        "at-most-once",
+        ResultStatus.EXPIRED,
+        id="older than the ledger remembers",
+    ),
+    pytest.param(
+        entry(LedgerState.PENDING),
+        command(),
+        NOW - timedelta(seconds=WEEK + 1),
+        "at-most-once",
+        Place(),
+        id="old but known pending",
+    ),
+    pytest.param(None, command(), None, "at-most-once", Place(), id="no timestamp"),
+]
+
+
+@pytest.mark.parametrize(("ledger", "cmd", "written_at", "delivery", "expected"), DECISIONS)
 def test_decision_table(ledger, cmd, written_at, delivery, expected) -> None:
     action = decide(
         cmd,
@@ -236,64 +237,14 @@ REJECTED = Finish(ResultStatus.REJECTED, *REFUSED, dead_letter=True)
 
 @pytest.mark.parametrize(
     ("ledger", "cmd", "written_at", "delivery", "expected"),
+    # A refusal turns every decision to place into a rejection, and leaves the others.
     [
-        pytest.param(None, command(), NOW, "at-most-once", REJECTED, id="new command: rejected"),
         pytest.param(
-            entry(LedgerState.PENDING),
-            command(),
-            NOW,
-            "at-most-once",
-            REJECTED,
-            id="pending: rejected",
-        ),
-        pytest.param(
-            entry(LedgerState.PLACING),
-            command(),
-            NOW,
-            "at-least-once",
-            REJECTED,
-            id="placing, at-least-once: rejected, not placed again",
-        ),
-        pytest.param(
-            entry(LedgerState.PLACING),
-            command(),
-            NOW,
-            "at-most-once",
-            ResultStatus.IN_DOUBT,
-            id="placing, at-most-once: still in doubt",
-        ),
-        pytest.param(
-            entry(LedgerState.DONE, status=ResultStatus.PLACED),
-            command(),
-            NOW,
-            "at-most-once",
-            "republish",
-            id="done by this record: still republished",
-        ),
-        pytest.param(
-            entry(LedgerState.DONE, source="commands/0/7", status=ResultStatus.PLACED),
-            command(),
-            NOW,
-            "at-most-once",
-            ResultStatus.DUPLICATE,
-            id="done by a copy: still a duplicate",
-        ),
-        pytest.param(
-            None,
-            command(not_after=NOW),
-            NOW,
-            "at-most-once",
-            ResultStatus.EXPIRED,
-            id="expired: still expired",
-        ),
-        pytest.param(
-            None,
-            command(),
-            NOW - timedelta(seconds=WEEK + 1),
-            "at-most-once",
-            ResultStatus.EXPIRED,
-            id="too old: still expired",
-        ),
+            *case.values[:4],
+            REJECTED if isinstance(case.values[4], Place) else case.values[4],
+            id=f"{case.id}, refused",
+        )
+        for case in DECISIONS
     ],
 )
 def test_a_refusal_only_replaces_placing(ledger, cmd, written_at, delivery, expected) -> None:
