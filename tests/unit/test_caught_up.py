@@ -76,21 +76,6 @@ def test_end_offsets_answers_once_read_up_to_them() -> None:
     run(main)
 
 
-def test_a_failed_round_fails_its_waiters_and_the_next_ones_try_again() -> None:
-    topic = Topic()
-    topic.failing = ConnectionError("down")
-
-    async def main() -> None:
-        read = catch_up(topic)
-        with pytest.raises(ConnectionError):
-            await read.caught_up()
-        topic.failing = None
-        await read.caught_up()
-
-    run(main)
-    assert len(topic.sent) == 2
-
-
 def test_stop_cancels_the_waiters_of_rounds_under_way() -> None:
     async def main() -> None:
         read = catch_up(Topic(round_trip=0.1))

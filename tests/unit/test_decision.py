@@ -35,6 +35,7 @@ def entry(
 
 
 REFUSED = ("destination_not_allowed", "to '9005550100' (+19005550100) is a premium-rate number")
+REJECTED = Finish(ResultStatus.REJECTED, *REFUSED, dead_letter=True)
 
 
 #: (ledger, command, written at, delivery, expected action): the decision of each case.
@@ -124,8 +125,11 @@ DECISIONS = [
 ]
 
 
+@pytest.mark.parametrize("refused", [False, True], ids=["", "refused"])
 @pytest.mark.parametrize(("ledger", "cmd", "written_at", "delivery", "expected"), DECISIONS)
-def test_decision_table(ledger, cmd, written_at, delivery, expected) -> None:
+def test_decision_table(ledger, cmd, written_at, delivery, expected, refused) -> None:
+    if refused and isinstance(expected, Place):
+        expected = REJECTED  # a refusal only replaces placing
     action = decide(
         cmd,
         ledger,
@@ -134,7 +138,7 @@ def test_decision_table(ledger, cmd, written_at, delivery, expected) -> None:
         written_at=written_at,
         retention=WEEK,
         delivery=delivery,
-        refusal=None,
+        refusal=REFUSED if refused else None,
     )
     if expected == "republish":
         assert isinstance(action, Republish)
@@ -142,6 +146,7 @@ def test_decision_table(ledger, cmd, written_at, delivery, expected) -> None:
     elif isinstance(expected, ResultStatus):
         assert isinstance(action, Finish)
         assert action.status is expected
+        assert not action.dead_letter
     else:
         assert action == expected
 
@@ -228,42 +233,5 @@ def test_commands_are_refused_a_margin_before_the_ledger_forgets(ledger, age, ex
     elif isinstance(expected, ResultStatus):
         assert isinstance(action, Finish)
         assert action.status is expected
-    else:
-        assert action == expected
-
-
-REJECTED = Finish(ResultStatus.REJECTED, *REFUSED, dead_letter=True)
-
-
-@pytest.mark.parametrize(
-    ("ledger", "cmd", "written_at", "delivery", "expected"),
-    # A refusal turns every decision to place into a rejection, and leaves the others.
-    [
-        pytest.param(
-            *case.values[:4],
-            REJECTED if isinstance(case.values[4], Place) else case.values[4],
-            id=f"{case.id}, refused",
-        )
-        for case in DECISIONS
-    ],
-)
-def test_a_refusal_only_replaces_placing(ledger, cmd, written_at, delivery, expected) -> None:
-    action = decide(
-        cmd,
-        ledger,
-        source=SOURCE,
-        now=NOW,
-        written_at=written_at,
-        retention=WEEK,
-        delivery=delivery,
-        refusal=REFUSED,
-    )
-    if expected == "republish":
-        assert isinstance(action, Republish)
-        assert action.result == ledger.result
-    elif isinstance(expected, ResultStatus):
-        assert isinstance(action, Finish)
-        assert action.status is expected
-        assert not action.dead_letter
     else:
         assert action == expected

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
+from tests.support.local_kafka import start_args
 from tools.local_kafka.common import LocalKafkaError
 from tools.local_kafka.config import server_properties
 from tools.local_kafka.paths import instance_paths
@@ -17,15 +17,6 @@ from tools.local_kafka.state import load_config, resolve_config, save_state
 def state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("BRIDGE_KAFKA_STATE", str(tmp_path))
     return tmp_path
-
-
-def start_args(**overrides: object) -> argparse.Namespace:
-    values: dict[str, object] = {
-        "name": "unit", "port": 19000, "controller_port": None, "sasl_port": None,
-        "ssl_port": None, "ssl_client_auth": None, "brokers": None,
-    }  # fmt: skip
-    values.update(overrides)
-    return argparse.Namespace(**values)
 
 
 def props(text: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import socket
 import ssl
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.local_kafka import start_args
 from tools.local_kafka.common import LocalKafkaError
 from tools.local_kafka.config import server_properties
 from tools.local_kafka.paths import instance_paths
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs t
 def state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("BRIDGE_KAFKA_STATE", str(tmp_path))
     return tmp_path
-
-
-def start_args(**overrides: object) -> argparse.Namespace:
-    values: dict[str, object] = {
-        "name": "unit", "port": 19000, "controller_port": None, "sasl_port": None,
-        "ssl_port": None, "ssl_client_auth": None,
-    }  # fmt: skip
-    values.update(overrides)
-    return argparse.Namespace(**values)
 
 
 def handshake(
