@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import from_beginning, read_up_to
 from tests.support.paths import REPO_ROOT
+from tests.support.processes import stop
 
 ROOT = REPO_ROOT
 BENCH = ROOT / "bench"
@@ -98,13 +98,7 @@ class Proc:
         return cpu_seconds(tree(self.pid))
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await stop(self.proc, grace=30)
 
 
 async def spawn(

@@ -33,6 +33,7 @@ from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.kafka_records import consume_all, read_to_end
 from tests.support.ports import free_port
+from tests.support.processes import stop_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -475,12 +476,7 @@ def test_fuzzed_callbacks_never_5xx_and_are_all_dead_lettered(
         assert _request_sync(port, "GET", "/healthz", None, b"") == 200
         assert _request_sync(port, "GET", "/readyz", None, b"") == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_sync(proc, grace=15)
     log = log_path.read_text()
     assert "Traceback" not in log, log[-3000:]
     assert not fuzz.five_xx

@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.paths import REPO_ROOT
 from tests.support.ports import free_port
+from tests.support.processes import stop_sync
 
 JAEGER_TOOLS = REPO_ROOT / "scripts" / "jaeger-tools"
 #: Timeout of a test that uses the ``jaeger`` fixture: room for a first build (7.5 min here).
@@ -152,10 +153,5 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
                 time.sleep(0.1)
         yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_sync(proc, grace=10)
         log.close()

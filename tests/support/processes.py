@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,13 +79,28 @@ async def receiver_process(
         await wait_ready(url, timeout=ready_timeout)
         yield proc, url
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop(proc, grace=15)
+
+
+async def stop(proc: asyncio.subprocess.Process, *, grace: float) -> None:
+    """SIGTERM ``proc`` unless it has exited; SIGKILL if it still runs ``grace`` seconds on."""
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def stop_sync(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """:func:`stop` for a process started with :mod:`subprocess`."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def start_worker(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
