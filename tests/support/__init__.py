@@ -18,11 +18,14 @@ test module or from a conftest.
 * :mod:`~tests.support.callbacks`: callback bodies as FoneStorm sends them, posting them.
 * :mod:`~tests.support.correlation`: a call correlator over a fake follower of the ledger, and
   ledger records to apply to it.
+* :mod:`~tests.support.dead_letters`: dead letters as the bridge writes them, on the topic, and
+  `fonestorm-bridge dead-letters`.
 * :mod:`~tests.support.local_kafka`: ``scripts/local-kafka start`` options, parsed.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
 * :mod:`~tests.support.topics`: an admin client (fixture ``admin``), fresh topics, partitions
   added, `fonestorm-bridge topics`.
+* :mod:`~tests.support.waiting`: waiting until a condition holds.
 * :mod:`~tests.support.virtual_time`: an event loop on virtual time, for timing without sleeps.
 """
