@@ -227,8 +227,8 @@ class CallbackSettings(BaseModel):
 
     @model_validator(mode="after")
     def _credentials_come_in_pairs(self) -> CallbackSettings:
-        # A user with an empty password, or a password without a user, silently turned
-        # authentication off before: refuse both, naming the variables.
+        # A user with an empty password, or a password without a user, would leave the
+        # receiver open while the operator believes it protected: refuse both, naming them.
         user = bool(self.username)
         password = bool(self.password and self.password.get_secret_value())
         if user and not password:
