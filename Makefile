@@ -75,8 +75,8 @@ registry-start:  ## local Apicurio Registry 2.4.2 on 127.0.0.1:8081 (built once,
 registry-stop:
 	scripts/local-registry stop
 
-run: install  ## local Kafka + FoneStorm sandbox + the bridge, wired together (TRACING=1: + Jaeger)
-	TRACING=$(TRACING) VENV=$(VENV) scripts/run-local
+run: install  ## local Kafka + sandbox + the bridge, wired (TRACING=1: + Jaeger; KAFKA_BROKERS=3)
+	TRACING=$(TRACING) KAFKA_BROKERS=$(KAFKA_BROKERS) VENV=$(VENV) scripts/run-local
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
