@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.bridge_app",
     "tests.support.sandbox",
     "tests.support.jaeger",
+    "tests.support.registry",
 ]

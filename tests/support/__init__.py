@@ -19,4 +19,6 @@ test module or from a conftest.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
+* :mod:`~tests.support.registry`: fixture ``registry_url`` (a real Apicurio Registry for the
+  session) and calls of its Confluent-compatible API.
 """
