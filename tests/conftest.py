@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.sandbox",
     "tests.support.jaeger",
     "tests.support.registry",
+    "tests.support.java_serdes",
 ]

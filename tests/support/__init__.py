@@ -21,4 +21,6 @@ test module or from a conftest.
 * :mod:`~tests.support.stats`: small statistics for load reports.
 * :mod:`~tests.support.registry`: fixture ``registry_url`` (a real Apicurio Registry for the
   session) and calls of its Confluent-compatible API.
+* :mod:`~tests.support.java_serdes`: fixture ``java_serdes``, Apicurio's Java serializer and
+  deserializer run as subprocesses (tests/java/serdes).
 """
