@@ -32,10 +32,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-lint: install  ## ruff + mypy strict + schema files in sync + lock files match pyproject.toml
+lint: install  ## ruff + mypy strict + import contracts + schema files in sync + lock files match pyproject.toml
 	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka scripts/local-registry scripts/show-trace
 	$(BIN)/ruff format --check bridge tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/fonestorm-bridge schemas check
 	$(BIN)/python -m tools.lockcheck
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.app import create_app
 from bridge.contracts import registry as schemas
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.deadletters.cli import add_dead_letters_parser
@@ -27,7 +28,6 @@ from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web import server
-from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     """Run the FoneStorm sandbox (settings ``BRIDGE_SANDBOX__*``) until SIGTERM/SIGINT."""
     # Imported here: the bridge's services never load the look-alike of what they talk to.
-    from bridge.sandbox.app import run_sandbox  # noqa: PLC0415
+    from bridge.sandbox.app import API_PREFIX, run_sandbox  # noqa: PLC0415
     from bridge.sandbox.settings import SandboxSettings  # noqa: PLC0415
 
     sandbox_settings = SandboxSettings()
@@ -144,7 +144,9 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     tracing.setup(service="fonestorm-sandbox")
 
     async def main() -> None:
-        task = asyncio.create_task(run_sandbox(sandbox_settings))
+        # Its API requests only: the spans of FoneStorm's side of the bridge's requests.
+        traced = tracing.server_middlewares(f"{API_PREFIX}/")
+        task = asyncio.create_task(run_sandbox(sandbox_settings, middlewares=traced))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -8,6 +8,6 @@ dead letter (see :mod:`bridge.deadletters.replayer`).
 Pure decisions (:mod:`~bridge.deadletters.timespec`, :mod:`~bridge.deadletters.revalidate`,
 :mod:`~bridge.deadletters.decision`, :mod:`~bridge.deadletters.render`,
 :mod:`~bridge.deadletters.summary`) and thin Kafka shells (:mod:`~bridge.deadletters.reading`,
-:mod:`~bridge.deadletters.replayer`). May import contracts, ingest.parsing, kafka, obs,
-settings and errors; never commands, web or sandbox.
+:mod:`~bridge.deadletters.replayer`). May import contracts, ingest.parsing, kafka, obs
+and the shared modules; never commands, web or sandbox.
 """

@@ -1,6 +1,6 @@
 """Kafka plumbing: client options, the acks=all publisher, partitioner, CloudEvents headers, topics.
 
-May import `bridge.contracts`, `bridge.obs`, `bridge.settings` and `bridge.errors`.
+May import `bridge.contracts`, `bridge.obs` and the shared modules (`bridge.settings`, ...).
 """
 
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation

@@ -49,15 +49,14 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ValidationError
 
-from bridge.obs import tracing
 from bridge.sandbox.delivery import run_call
 from bridge.sandbox.models import (
     DEFAULT_OUTCOME,
@@ -372,9 +371,14 @@ async def _release_hangs(app: web.Application) -> None:
     app[STATE_KEY].closing.set()
 
 
-def create_sandbox_app(settings: SandboxSettings) -> web.Application:
-    """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``."""
-    app = web.Application(middlewares=[*tracing.server_middlewares(f"{API_PREFIX}/"), _middleware])
+def create_sandbox_app(
+    settings: SandboxSettings, *, middlewares: Sequence[Middleware] = ()
+) -> web.Application:
+    """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``.
+
+    ``middlewares`` (tracing, say) come first: whoever builds the sandbox brings them.
+    """
+    app = web.Application(middlewares=[*middlewares, _middleware])
     app[STATE_KEY] = SandboxState(settings)
     app.cleanup_ctx.append(_callback_session)
     app.on_shutdown.append(_release_hangs)
@@ -395,9 +399,10 @@ def create_sandbox_app(settings: SandboxSettings) -> web.Application:
     return app
 
 
-async def run_sandbox(settings: SandboxSettings) -> None:
-    """Serve the sandbox on ``settings.host:settings.port`` until cancelled."""
-    runner = web.AppRunner(create_sandbox_app(settings), shutdown_timeout=5.0)
+async def run_sandbox(settings: SandboxSettings, *, middlewares: Sequence[Middleware] = ()) -> None:
+    """Serve :func:`create_sandbox_app` on ``settings.host:settings.port`` until cancelled."""
+    app = create_sandbox_app(settings, middlewares=middlewares)
+    runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from bridge.app import WORKER
 from bridge.commands.admission import PLACING_PER_SLOT
 from bridge.commands.records import source_of
-from bridge.commands.service import WORKER
 from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS
 from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallResult, ResultStatus

@@ -2,7 +2,8 @@
 
 Each resource has one cleanup context (start, ``yield``, stop), so shutdown runs in reverse
 order of start-up: the HTTP server stops accepting, in-flight requests finish, then the
-producer flushes.
+producer flushes. The one module that knows every role: it may import every package of the
+bridge but ``sandbox``, and nothing imports it but the command line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge.commands.service import worker_ctx
+from bridge.commands.service import running_worker
+from bridge.commands.worker import CommandWorker
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
@@ -24,14 +26,16 @@ from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
-from bridge.web.admin import add_operations_routes, admin_site_ctx
+from bridge.web.admin import add_operations_routes
 from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
+from bridge.web.server import BridgeAppRunner
 
 log = logging.getLogger(__name__)
 
 RECEIVER = web.AppKey("receiver", CallbackReceiver)
 CORRELATOR = web.AppKey("correlator", CallCorrelator)
+WORKER = web.AppKey("worker", CommandWorker)
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -91,6 +95,41 @@ async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
     await correlator.stop()
 
 
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with running_worker(app[SETTINGS], app[PUBLISHER], app[METRICS]) as (worker, ledger):
+        app[WORKER] = worker
+        app[READINESS]["worker"] = lambda: worker.ready
+        # Not ready while it works from a stale copy of the ledger: newly assigned partitions
+        # wait for it to catch up, so they stand still until it reads again.
+        app[READINESS]["ledger"] = lambda: ledger.following
+        app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
+        yield
+
+
+async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operations endpoints on ``BRIDGE_HTTP__ADMIN_PORT``."""
+    settings = app[SETTINGS]
+    admin = web.Application()
+    # The same objects as the main app: readiness and metrics are the process's.
+    admin[SETTINGS] = settings
+    admin[METRICS] = app[METRICS]
+    admin[PUBLISHER] = app[PUBLISHER]
+    admin[READINESS] = app[READINESS]
+    admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
+    add_operations_routes(admin.router)
+    add_json_fallbacks(admin.router)
+    runner = BridgeAppRunner(
+        admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
+    )
+    await runner.setup()
+    # reuse_port: with --workers N every process serves it, like the callback port.
+    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
+    await site.start()
+    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
+    yield
+    await runner.cleanup()
+
+
 def create_app(
     settings: Settings, *, receiver: bool = True, worker: bool = False
 ) -> web.Application:
@@ -113,7 +152,7 @@ def create_app(
         add_operations_routes(app.router)
     else:
         # Before every other resource: cleaned up last, it reports not-ready during shutdown.
-        app.cleanup_ctx.insert(0, admin_site_ctx)
+        app.cleanup_ctx.insert(0, _admin_site_ctx)
     if receiver:
         problem = receiver_auth_problem(settings)
         if problem is not None:
@@ -138,7 +177,7 @@ def create_app(
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
     if worker:
         _warn_unsigned(settings, "command", "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY")
-        app.cleanup_ctx.append(worker_ctx)
+        app.cleanup_ctx.append(_worker_ctx)
     add_json_fallbacks(app.router)  # after every other route
     # Only a process that runs the worker registers: the worker holds the FoneStorm token, so
     # the internet-facing receiver can run without it.
