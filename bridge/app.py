@@ -21,6 +21,7 @@ from bridge.errors import BridgeError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
@@ -134,6 +135,8 @@ def create_app(
     settings: Settings, *, receiver: bool = True, worker: bool = False
 ) -> web.Application:
     """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
+    # Before its first client: topics are created by the bridge's settings or by an operator.
+    forbid_topic_auto_creation()
     app = web.Application(
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,

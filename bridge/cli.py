@@ -22,6 +22,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.deadletters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.topics_cli import add_topics_parser
 from bridge.obs import tracing
 from bridge.obs.logs import setup_logging
@@ -320,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in _SERVICES:
         # Secrets are SecretStr and print masked.
         log.info("starting %s with settings %s", args.command, settings.model_dump_json())
+    # Before any command makes a Kafka client (the tools too: `topics`, `dead-letters`, ...).
+    forbid_topic_auto_creation()
     return int(args.func(settings, args))
 
 
