@@ -24,7 +24,7 @@ from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.topics_cli import add_topics_parser
-from bridge.obs import tracing
+from bridge.obs import http_spans, tracing
 from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
@@ -146,7 +146,7 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         # Its API requests only: the spans of FoneStorm's side of the bridge's requests.
-        traced = tracing.server_middlewares(f"{API_PREFIX}/")
+        traced = http_spans.server_middlewares(f"{API_PREFIX}/")
         task = asyncio.create_task(run_sandbox(sandbox_settings, middlewares=traced))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,7 +23,7 @@ from bridge.kafka.options import client_options
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import TopicWatch
-from bridge.obs import tracing
+from bridge.obs import http_spans
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
 from bridge.settings import Settings
@@ -53,7 +53,7 @@ async def running_worker(
     )
     # Fail closed is a configuration an operator must see at once, not at the first command.
     (log.warning if closed else log.info)("%s", policy)
-    session = new_session(trace_configs=tracing.client_trace_configs())
+    session = new_session(trace_configs=http_spans.client_trace_configs())
     ledger = Ledger(settings, publisher)
     processor = CommandProcessor(
         settings, publisher, FoneStormClient(session, settings.fonestorm), ledger, metrics

@@ -33,7 +33,7 @@ from bridge.ingest.dead_letters import callback_dead_letter
 from bridge.ingest.senders import SenderCheck, refusal
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.publisher import Publisher
-from bridge.obs import tracing
+from bridge.obs import http_spans, tracing
 from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.phone import to_e164
@@ -132,9 +132,9 @@ class CallbackReceiver:
                 return await self._failed(request, b"", False, exc)
             # Traced only now: a sender that may not send callbacks must not get a span, nor
             # choose a trace, by what its request says.
-            with tracing.server_span(request, trust_incoming=self._trust_incoming) as span:
+            with http_spans.server_span(request, trust_incoming=self._trust_incoming) as span:
                 response = await self._handle_allowed(request, tally)
-                tracing.responded(span, response.status)
+                http_spans.responded(span, response.status)
                 return response
         finally:
             m = self._metrics
