@@ -19,7 +19,7 @@ from aiohttp import web
 from bridge.app import create_app
 from bridge.contracts import registry as schemas
 from bridge.contracts.commands import PlaceCallCommand
-from bridge.deadletters.cli import add_dead_letters_parser
+from bridge.dead_letters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from bridge.contracts.calls import CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
 from bridge.contracts.signing import SIGNATURE_HEADER, sign
-from bridge.deadletters.replayer import transactional_id
+from bridge.dead_letters.replayer import transactional_id
 from bridge.kafka.cloudevents import format_time
 from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from bridge.cli import build_parser
-from bridge.deadletters.cli import run_command
+from bridge.dead_letters.cli import run_command
 from bridge.settings import Settings
 from tests.support.kafka_broker import NewTopicFactory
 

@@ -1,8 +1,8 @@
-"""``dead-letters replay``: the decisions of :mod:`~bridge.deadletters.decision`, written so that
+"""``dead-letters replay``: the decisions of :mod:`~bridge.dead_letters.decision`, written so that
 no dead letter is ever replayed twice.
 
 **Why a Kafka transaction.** Each batch of dead letters (one fetch, at most
-:data:`~bridge.deadletters.reading.BATCH`) is written in one transaction: the replayed records
+:data:`~bridge.dead_letters.reading.BATCH`) is written in one transaction: the replayed records
 (events, commands) and, for every dead letter decided, its replay record on the compacted
 replay topic. Either both are committed or neither is, so the replay record never claims a
 record that is not there, and a record is never there without its replay record. A replay
@@ -16,7 +16,7 @@ still running against the same topic (its next write fails with ``ProducerFenced
 completes or aborts whatever transaction it left open, *before* the replay topic is read. Two
 replays can therefore not both decide that a dead letter is still to do.
 
-The same transaction writes an audit record (:mod:`~bridge.deadletters.audit`) for every dead
+The same transaction writes an audit record (:mod:`~bridge.dead_letters.audit`) for every dead
 letter the batch replayed or found still invalid.
 
 What the transaction does not cover: consumers reading ``read_uncommitted`` (Kafka's default,
@@ -39,12 +39,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from bridge.contracts.base import utcnow
-from bridge.deadletters.audit import audit_record, bridge_version, operator
-from bridge.deadletters.decision import Decision, ReplayContext, decide, max_age
-from bridge.deadletters.escaping import escape
-from bridge.deadletters.integrity import check
-from bridge.deadletters.model import Entry, ProducedTo, ReplayRecord, Selection
-from bridge.deadletters.reading import (
+from bridge.dead_letters.audit import audit_record, bridge_version, operator
+from bridge.dead_letters.decision import Decision, ReplayContext, decide, max_age
+from bridge.dead_letters.escaping import escape
+from bridge.dead_letters.integrity import check
+from bridge.dead_letters.model import Entry, ProducedTo, ReplayRecord, Selection
+from bridge.dead_letters.reading import (
     Record,
     group_less_consumer,
     parse_entry,
@@ -52,7 +52,7 @@ from bridge.deadletters.reading import (
     read_range,
     read_replays,
 )
-from bridge.deadletters.summary import Progress, Tally, decision_line, progress_line
+from bridge.dead_letters.summary import Progress, Tally, decision_line, progress_line
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.kafka.topics import MissingTopicsError, ensure_topics

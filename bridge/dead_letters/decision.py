@@ -4,11 +4,11 @@ The dead-letter topic is not trusted, so a replayed record is rebuilt from valid
 never copied from the dead letter:
 
 * Replayed before (the replay record says ``replayed``): nothing, ``already_replayed``.
-* Not signed by the bridge (:mod:`~bridge.deadletters.integrity`): stays a dead letter.
+* Not signed by the bridge (:mod:`~bridge.dead_letters.integrity`): stays a dead letter.
 * Older than the command ledger surely remembers (90% of ``BRIDGE_WORKER__LEDGER_RETENTION``,
   as the worker's ``too_old`` guard): stays a dead letter (``too_old``).
 * A callback: its request goes through today's validation
-  (:func:`~bridge.deadletters.revalidate.callback_data`). Accepted, it becomes the
+  (:func:`~bridge.dead_letters.revalidate.callback_data`). Accepted, it becomes the
   ``CallEvent`` the receiver would have produced when it came: the dead letter's
   ``received_at``, hence the same ``event_id`` and ``ce_time``, keyed by call id, with the
   receiver's CloudEvents headers. Refused, it stays a dead letter with the new reason.
@@ -35,9 +35,9 @@ from pydantic import ValidationError
 
 from bridge.contracts.commands import parse_command
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.deadletters.integrity import Integrity, refusal
-from bridge.deadletters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
-from bridge.deadletters.revalidate import callback_data
+from bridge.dead_letters.integrity import Integrity, refusal
+from bridge.dead_letters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
+from bridge.dead_letters.revalidate import callback_data
 from bridge.errors import CallbackError, InvalidCommand
 from bridge.ingest import parsing
 from bridge.kafka.cloudevents import cloudevent_headers
@@ -100,7 +100,7 @@ class Decision:
     reason_code: str | None = None
     reason: str | None = None
     outgoing: Outgoing | None = None
-    #: What the dead letter's signature showed (:mod:`~bridge.deadletters.integrity`).
+    #: What the dead letter's signature showed (:mod:`~bridge.dead_letters.integrity`).
     integrity: Integrity | None = None
 
 
