@@ -242,7 +242,7 @@ class CallbackReceiver:
             # Before the answer: if it fails, FoneStorm delivers the callback again.
             await correlator.announce(self._publisher, data.uid, reconciled)
         # DEBUG, not INFO: the record in Kafka and bridge_callbacks_total already account for
-        # every accepted callback, and this line was a quarter of a callback's CPU (make bench).
+        # every accepted callback, and a line per callback is a large share of its CPU.
         # Guarded: even unlogged, its arguments cost a callback a microsecond or two.
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
