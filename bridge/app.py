@@ -55,8 +55,8 @@ async def _freeze_heap(app: web.Application) -> None:
     """Move everything built at start-up out of the garbage collector's way.
 
     Imports, pydantic schemas and clients are hundreds of thousands of objects that live as
-    long as the process; without this every full collection walks them all, which showed as
-    50-100 ms stalls (p99) under load in ``make bench``. A larger first generation makes the
+    long as the process; without this every full collection walks them all, a stall the
+    latency tail shows under load. A larger first generation makes the
     collector run less often for the short-lived objects of each request.
     """
     gc.collect()
