@@ -21,6 +21,7 @@ from bridge.errors import BridgeError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
+from bridge.kafka.broker_watch import BrokerWatch
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
@@ -49,6 +50,14 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     await publisher.start()
     yield
     await publisher.stop()
+
+
+async def _broker_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    publisher = app[PUBLISHER]
+    watch = BrokerWatch(app[METRICS], lambda: publisher.kafka_client)
+    watch.start()
+    yield
+    await watch.stop()
 
 
 async def _freeze_heap(app: web.Application) -> None:
@@ -149,6 +158,8 @@ def create_app(
     app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
     app[READINESS] = {}
     app[NOT_READY_REASONS] = {}
+    # First, so aiokafka's logs stay folded until every Kafka client has stopped.
+    app.cleanup_ctx.append(_broker_watch_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
     app.on_shutdown.append(_on_shutdown)
     if settings.http.admin_port is None:

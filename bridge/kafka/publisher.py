@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -67,6 +68,11 @@ class Publisher:
     def ready(self) -> bool:
         """True while the producer is started and the last contact with Kafka succeeded."""
         return self._ready and not self._stopping
+
+    @property
+    def kafka_client(self) -> Any:
+        """The started producer's ``AIOKafkaClient`` (metadata, connections), else None."""
+        return None if self._producer is None else self._producer.client
 
     @property
     def missing_topics(self) -> list[str]:
