@@ -336,6 +336,7 @@ def test_dashboard_covers_the_issue(shipped: dict[str, Any]) -> None:
         "produce errors": r"bridge_produce_errors_total",
         "dead letters by source and reason": r"by \(source, reason\) \(rate\(bridge_dead_letters",
         "kafka ready": r"bridge_kafka_ready",
+        "brokers unreachable": r"by \(node_id\) \(1 - bridge_kafka_broker_reachable",
         "worker ready": r"bridge_worker_ready",
         "unauthenticated": r"bridge_callbacks_unauthenticated",
         "commands by status": r"by \(status\) \(rate\(bridge_commands_total",
