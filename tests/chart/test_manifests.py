@@ -40,7 +40,7 @@ from tests.chart.helmlib import (
 )
 
 #: Kinds that are CustomResources: not in the Kubernetes API schemas.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic"}
 
 
 # ---------------------------------------------------------------- helm itself
@@ -186,6 +186,7 @@ def test_standard_labels_everywhere(render: Render, values: Path) -> None:
             "ServiceAccount",
             "ServiceMonitor",
             "PrometheusRule",
+            "KafkaTopic",
         }:
             assert labels["app.kubernetes.io/component"] in {"receiver", "worker", "test"}, where
 

@@ -570,3 +570,36 @@ spec:
   template:
     {{- include "fonestorm-bridge.podTemplate" . | nindent 4 }}
 {{- end }}
+
+{{/*
+The bridge's topic plan (bridge/kafka/topic_plan.py, `fonestorm-bridge topics show`): per
+`config.topics` key, the topic's default name and the configs it needs besides
+min.insync.replicas. Call with the ledger's retention.ms. tests/chart/test_kafka_topics.py
+keeps it in step with the bridge's own plan.
+*/}}
+{{- define "fonestorm-bridge.topicPlan" -}}
+callEvents:
+  name: fonestorm.call-events.v1
+  config: {cleanup.policy: delete}
+deadLetters:
+  name: fonestorm.dead-letters.v1
+  config: {cleanup.policy: delete}
+deadLetterReplays:
+  name: fonestorm.dead-letter-replays.v1
+  config: {cleanup.policy: compact}
+deadLetterAudit:
+  name: fonestorm.dead-letter-audit.v1
+  config: {cleanup.policy: delete}
+placeCall:
+  name: fonestorm.place-call.v1
+  config: {cleanup.policy: delete}
+placeCallResults:
+  name: fonestorm.place-call-results.v1
+  config: {cleanup.policy: delete}
+commandLedger:
+  name: fonestorm.place-call-ledger.v1
+  config:
+    cleanup.policy: compact,delete
+    retention.ms: {{ . | quote }}
+    min.compaction.lag.ms: "3600000"
+{{- end }}
