@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from bridge.settings import Settings
-from bridge.web.app import create_app
+from bridge.app import create_app
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.dedicated_broker import Broker
 from tests.support.sandbox import OURS, TOKEN, running_sandbox
