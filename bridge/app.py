@@ -26,6 +26,7 @@ from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
+from bridge.schemaregistry.registration import RegistryMode, start_registry_mode
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 RECEIVER = web.AppKey("receiver", CallbackReceiver)
 CORRELATOR = web.AppKey("correlator", CallCorrelator)
 WORKER = web.AppKey("worker", CommandWorker)
+#: Registry mode's ids and command reader (absent in plain mode).
+REGISTRY_MODE = web.AppKey("registry_mode", RegistryMode)
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -58,6 +61,17 @@ async def _broker_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     watch.start()
     yield
     await watch.stop()
+
+
+async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Registry mode: every schema registered before anything is produced, or no start."""
+    settings = app[SETTINGS]
+    mode = app[REGISTRY_MODE] = await start_registry_mode(settings.schemas, settings.topics)
+    app[PUBLISHER].schema_ids = mode.ids
+    try:
+        yield
+    finally:
+        await mode.close()
 
 
 async def _freeze_heap(app: web.Application) -> None:
@@ -106,7 +120,13 @@ async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with running_worker(app[SETTINGS], app[PUBLISHER], app[METRICS]) as (worker, ledger):
+    mode = app.get(REGISTRY_MODE)
+    async with running_worker(
+        app[SETTINGS],
+        app[PUBLISHER],
+        app[METRICS],
+        commands=None if mode is None else mode.commands,
+    ) as (worker, ledger):
         app[WORKER] = worker
         app[READINESS]["worker"] = lambda: worker.ready
         # Not ready while it works from a stale copy of the ledger: newly assigned partitions
@@ -158,7 +178,10 @@ def create_app(
     app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
     app[READINESS] = {}
     app[NOT_READY_REASONS] = {}
-    # First, so aiokafka's logs stay folded until every Kafka client has stopped.
+    if settings.schemas.registry_url is not None:
+        # First: a refusal leaves nothing started behind it.
+        app.cleanup_ctx.append(_registry_ctx)
+    # Before the Kafka clients, so aiokafka's logs stay folded until every one has stopped.
     app.cleanup_ctx.append(_broker_watch_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
     app.on_shutdown.append(_on_shutdown)

@@ -27,6 +27,7 @@ from bridge.kafka.topics_cli import add_topics_parser
 from bridge.obs import http_spans, tracing
 from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
+from bridge.schemaregistry.client import RegistryError
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web import server
 
@@ -48,14 +49,19 @@ def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = Fa
 
 def _serve(
     settings: Settings, make_app: Callable[[], web.Application], *, reuse_port: bool = False
-) -> None:
+) -> int:
     # In the serving process (after any fork): the instrumentation patches classes the app is
     # built from, and the span exporter's thread must live in the process that makes spans.
     tracing.setup()
     try:
         _run_http(settings, make_app(), reuse_port=reuse_port)
+    except RegistryError as exc:
+        # Registry mode refused to start: one clear line, not a traceback.
+        print(f"fonestorm-bridge: {exc}", file=sys.stderr)
+        return 1
     finally:
         tracing.shutdown()  # flushes what is left (a forked child leaves by os._exit)
+    return 0
 
 
 def _run_processes(
@@ -67,15 +73,14 @@ def _run_processes(
     ignores SIGINT, which a terminal already delivers to the whole process group.
     """
     if workers == 1:
-        _serve(settings, make_app)
-        return 0
+        return _serve(settings, make_app)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: its own app, producer and event loop
             code = 0
             try:
-                _serve(settings, make_app, reuse_port=True)
+                code = _serve(settings, make_app, reuse_port=True)
             except BaseException:
                 log.exception("worker process failed")
                 code = 1

@@ -480,6 +480,62 @@ class TracingSettings(BaseModel):
     )
 
 
+#: Compatibility levels a Confluent-compatible registry knows.
+Compatibility = Literal[
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+]
+
+
+class SchemaSettings(BaseModel):
+    """Registry mode: a schema registry that knows the bridge's schemas (README "Schemas")."""
+
+    registry_url: str | None = Field(
+        None,
+        description="Base URL of a Confluent-compatible schema registry API (Apicurio: "
+        "`<url>/apis/ccompat/v7`; Confluent Schema Registry, Karapace: their root). Set: at "
+        "start the bridge registers its schemas under `<topic>-<record name>` subjects and "
+        "refuses to start when the registry rejects one, every record it writes carries its "
+        "schema's ids in `apicurio.value.contentId` / `apicurio.value.globalId` headers, and "
+        "the worker also reads commands in the Confluent wire format. Unset: plain mode.",
+    )
+    registry_username: str | None = Field(
+        None, description="Basic-auth user name for the schema registry."
+    )
+    registry_password: SecretStr | None = Field(
+        None, description="Basic-auth password for the schema registry (secret)."
+    )
+    compatibility: Compatibility = Field(
+        "BACKWARD",
+        description="Compatibility level set on each subject the bridge registers under that "
+        "has none of its own; a subject with another level keeps it (WARNING at start).",
+    )
+    request_timeout: float = Field(
+        5.0, gt=0, description="Seconds for one request to the schema registry."
+    )
+    start_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to keep retrying (with backoff) a registry that does not answer at "
+        "start before refusing to start. After start the registry is only asked about the "
+        "schema id of a framed command not seen before; an outage never stops the bridge.",
+    )
+
+    @model_validator(mode="after")
+    def _password_with_user(self) -> SchemaSettings:
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError(
+                "BRIDGE_SCHEMAS__REGISTRY_USERNAME and BRIDGE_SCHEMAS__REGISTRY_PASSWORD go "
+                "together: set both or neither"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of the bridge."""
 
@@ -498,6 +554,7 @@ class Settings(BaseSettings):
     dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    schemas: SchemaSettings = Field(default_factory=SchemaSettings)
 
     @model_validator(mode="after")
     def _revoke_budget_covers_a_request(self) -> Settings:
@@ -514,7 +571,14 @@ class Settings(BaseSettings):
 
 
 _SECRET_FIELDS = frozenset(
-    {"password", "token", "sasl_password", "callback_signing_key", "command_signing_key"}
+    {
+        "password",
+        "token",
+        "sasl_password",
+        "callback_signing_key",
+        "command_signing_key",
+        "registry_password",
+    }
 )
 
 

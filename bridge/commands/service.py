@@ -26,6 +26,7 @@ from bridge.kafka.topics import TopicWatch
 from bridge.obs import http_spans
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
+from bridge.schemaregistry.commands import CommandReader
 from bridge.settings import Settings
 from bridge.tasks import cancel_and_wait
 
@@ -41,7 +42,11 @@ class RunningWorker(NamedTuple):
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, publisher: Publisher, metrics: Metrics
+    settings: Settings,
+    publisher: Publisher,
+    metrics: Metrics,
+    *,
+    commands: CommandReader | None = None,
 ) -> AsyncIterator[RunningWorker]:
     """One FoneStorm session, the ledger, the consumer and the worker loop, while the block runs.
 
@@ -56,7 +61,12 @@ async def running_worker(
     session = new_session(trace_configs=http_spans.client_trace_configs())
     ledger = Ledger(settings, publisher)
     processor = CommandProcessor(
-        settings, publisher, FoneStormClient(session, settings.fonestorm), ledger, metrics
+        settings,
+        publisher,
+        FoneStormClient(session, settings.fonestorm),
+        ledger,
+        metrics,
+        commands=commands,
     )
     consumer = AIOKafkaConsumer(
         **client_options(settings.kafka),

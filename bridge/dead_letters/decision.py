@@ -41,6 +41,7 @@ from bridge.dead_letters.revalidate import callback_data
 from bridge.errors import CallbackError, InvalidCommand
 from bridge.ingest import parsing
 from bridge.kafka.cloudevents import cloudevent_headers
+from bridge.schemaregistry.wire import parse_frame
 
 Outcome = Literal["replayed", "still_invalid", "already_replayed"]
 Headers = tuple[tuple[str, bytes], ...]
@@ -227,7 +228,9 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
     except (binascii.Error, ValueError):
         return _still_invalid(letter, "invalid_command", "the base64 value does not decode")
     try:
-        command = parse_command(value)
+        # A framed command is replayed as plain JSON (below), which every worker reads: the
+        # frame's schema id was the worker's to check when it came.
+        command = parse_command(parse_frame(value).payload)
     except InvalidCommand as exc:
         return _still_invalid(letter, exc.code, exc.message)
     finished = context.ledger.finished.get(command.command_id)

@@ -232,8 +232,10 @@ class CallbackReceiver:
             subject=data.uid,
             dataschema=_CALL_EVENT_SCHEMA,
         )
+        topic = self._settings.topics.call_events
+        headers.extend(self._publisher.id_headers(topic, _CALL_EVENT_SCHEMA))
         metadata = await self._publisher.publish(
-            self._settings.topics.call_events,
+            topic,
             call_event_json(fields),
             key=data.uid.encode(),
             headers=headers,

@@ -1,0 +1,1 @@
+"""Registry mode: the bridge's schemas in a Confluent-compatible schema registry."""
