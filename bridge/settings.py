@@ -513,7 +513,7 @@ class SchemaSettings(BaseModel):
     compatibility: Compatibility = Field(
         "BACKWARD",
         description="Compatibility level set on each subject the bridge registers under that "
-        "has none of its own; a subject with another level keeps it (WARNING at start).",
+        "has none (or `NONE`); a subject with another level keeps it (WARNING at start).",
     )
     request_timeout: float = Field(
         5.0, gt=0, description="Seconds for one request to the schema registry."

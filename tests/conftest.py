@@ -9,6 +9,6 @@ pytest_plugins = [
     "tests.support.bridge_app",
     "tests.support.sandbox",
     "tests.support.jaeger",
-    "tests.support.registry",
+    "tests.support.schema_registry",
     "tests.support.java_serdes",
 ]

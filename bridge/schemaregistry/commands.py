@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Answers about ids kept at most (each is one small list).
 MAX_REMEMBERED_IDS = 1024
+#: Subjects a refusal names at most (one schema text may be registered under many).
+MAX_NAMED_SUBJECTS = 3
 
 
 def frame_problem(
@@ -58,7 +60,9 @@ def frame_problem(
         )
     if any(name == subject for name, _ in found):
         return None
-    where = ", ".join(f"{name} v{version}" for name, version in found)
+    where = ", ".join(f"{name} v{version}" for name, version in found[:MAX_NAMED_SUBJECTS])
+    if len(found) > MAX_NAMED_SUBJECTS:
+        where += f" and {len(found) - MAX_NAMED_SUBJECTS} more"
     return InvalidCommand(
         f"schema id {schema_id} is registered under {where}, not under the command subject "
         f"{subject}",

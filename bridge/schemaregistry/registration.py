@@ -81,8 +81,11 @@ async def register(
     """Register ``model``'s schema for ``topic``; :class:`SchemaIncompatible` if refused."""
     subject = naming.subject(topic, model)
     current = await client.compatibility(subject)
-    if current is None:
+    # Apicurio answers a subject without a level of its own with the global one (NONE unless
+    # an operator set it), Confluent with 404: either way nothing is enforced yet.
+    if current in (None, "NONE") and current != level:
         await client.set_compatibility(subject, level)
+        current = level
     elif current != level:
         log.warning(
             "subject %s has compatibility %s of its own, not %s (BRIDGE_SCHEMAS__COMPATIBILITY); "
@@ -97,7 +100,7 @@ async def register(
     except SchemaIncompatible as exc:
         raise SchemaIncompatible(
             f"the schema registry refuses {model.schema_file()} under subject {subject}: it is "
-            f"not {current or level} compatible with the versions registered there ({exc}). A "
+            f"not {current} compatible with the versions registered there ({exc}). A "
             "breaking change ships as a new schema version, model and topic (README "
             '"Schemas"); not starting'
         ) from None

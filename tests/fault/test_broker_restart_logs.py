@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from bridge.settings import Settings
 from bridge.app import create_app
+from bridge.settings import Settings
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.dedicated_broker import Broker
 from tests.support.sandbox import OURS, TOKEN, running_sandbox

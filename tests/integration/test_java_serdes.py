@@ -19,7 +19,7 @@ from bridge.contracts.registry import DEFAULT_DIR as SCHEMAS
 from tests.support.java_serdes import JavaSerdes
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all
-from tests.support.registry import register_schema, schema_by_id
+from tests.support.schema_registry import register_schema, schema_by_id
 
 pytestmark = pytest.mark.integration
 
