@@ -76,8 +76,8 @@ registry-start:  ## local Apicurio Registry 2.4.2 on 127.0.0.1:8081 (built once,
 registry-stop:
 	scripts/local-registry stop
 
-run: install  ## local Kafka + sandbox + the bridge, wired (TRACING=1: + Jaeger; KAFKA_BROKERS=3)
-	TRACING=$(TRACING) KAFKA_BROKERS=$(KAFKA_BROKERS) VENV=$(VENV) scripts/run-local
+run: install  ## local Kafka + sandbox + the bridge (TRACING=1: + Jaeger; REGISTRY=1; KAFKA_BROKERS=3)
+	TRACING=$(TRACING) REGISTRY=$(REGISTRY) KAFKA_BROKERS=$(KAFKA_BROKERS) VENV=$(VENV) scripts/run-local
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
