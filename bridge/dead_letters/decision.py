@@ -89,6 +89,9 @@ class ReplayContext:
     ledger: LedgerView = field(default_factory=LedgerView)
     #: ``--allow-unsigned``: replay dead letters without a (checkable) signature too.
     allow_unsigned: bool = False
+    #: Registry mode: the schema-id headers of a replayed call event and command.
+    event_id_headers: tuple[tuple[str, bytes], ...] = ()
+    command_id_headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def _callback(letter: DeadLetter, context: ReplayContext) -> Decision:
         topic=context.call_events,
         key=event.kafka_key.encode(),
         value=event.model_dump_json().encode(),
-        headers=(*headers, _replayed_from(letter)),
+        headers=(*headers, *context.event_id_headers, _replayed_from(letter)),
     )
     what = f"{event.direction.value} {event.status.value} of call {event.call_id}"
     return Decision(letter, "replayed", what=what, outgoing=outgoing)
@@ -255,7 +258,7 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
         topic=context.place_call,
         key=command.command_id.encode(),
         value=command.model_dump_json().encode(),
-        headers=(*headers, _replayed_from(letter)),
+        headers=(*headers, *context.command_id_headers, _replayed_from(letter)),
         timestamp_ms=int(original_time(letter).timestamp() * 1000),
     )
     return Decision(letter, "replayed", what=f"command {command.command_id}", outgoing=outgoing)

@@ -37,11 +37,13 @@ class Registered:
     topic: str
     model: type[VersionedEvent]
     subject: str
-    #: The Confluent-compatible API's id (Apicurio: the content id).
+    #: The content id (what the Confluent-compatible API answers, but in Apicurio's legacy mode).
     schema_id: int
     version: int
     #: Apicurio's global id of the version (None on other registries).
     global_id: int | None
+    #: The id the Confluent-compatible API answers (what framed records carry).
+    confluent_id: int
 
     def headers(self) -> list[tuple[str, bytes]]:
         """The id headers of records of this schema."""
@@ -104,21 +106,27 @@ async def register(
             "breaking change ships as a new schema version, model and topic (README "
             '"Schemas"); not starting'
         ) from None
-    found_id, version = await client.version_of(subject, schema)
-    if found_id != schema_id:
+    found = await look_up(client, topic, model)
+    if found.confluent_id != schema_id:
         # A registry that numbers differently on each path is not one whose ids we can stamp.
         raise RegistryUnavailable(
-            f"subject {subject}: registration answered id {schema_id}, look-up id {found_id}"
+            f"subject {subject}: registration answered id {schema_id}, "
+            f"look-up id {found.confluent_id}"
         )
+    return found
+
+
+async def look_up(client: RegistryClient, topic: str, model: type[VersionedEvent]) -> Registered:
+    """The ids of ``model``'s schema registered for ``topic`` (:class:`NotFound` if it is not)."""
+    subject = naming.subject(topic, model)
+    confluent_id, version = await client.version_of(subject, naming.registry_schema(model))
+    schema_id, global_id = confluent_id, None
     apicurio = await client.apicurio_ids(subject, version)
-    global_id = None
     if apicurio is not None:
-        global_id, content_id = apicurio
-        if content_id != schema_id:
-            # Apicurio's legacy id mode: its Confluent ids are global ids.
-            log.info("subject %s: registry ids are global ids; content id %d", subject, content_id)
-            schema_id = content_id
-    return Registered(topic, model, subject, schema_id, version, global_id)
+        # In Apicurio's legacy id mode its Confluent ids are global ids: the header names the
+        # content id all the same.
+        global_id, schema_id = apicurio
+    return Registered(topic, model, subject, schema_id, version, global_id, confluent_id)
 
 
 async def register_all(

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -21,9 +22,12 @@ from bridge.contracts.dead_letters import DeadLetter
 from bridge.schemaregistry import naming
 from bridge.schemaregistry.client import RegistryUnavailable, SchemaIncompatible
 from bridge.schemaregistry.wire import CONTENT_ID_HEADER, GLOBAL_ID_HEADER, frame, read_id_header
+from tests.integration.test_dead_letters_tool import refused_callback, write_dead_letters
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback, post_json
 from tests.support.commands import Loop, closed_loop, command
+from tests.support.dead_letters import tool, with_replay_topic
+from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import Record, consume_all
 from tests.support.ports import free_port
 from tests.support.schema_registry import Registry, RegistryFactory
@@ -324,3 +328,36 @@ async def test_plain_mode_records_have_no_id_headers(
     names = {name for name, _ in record.headers}
     assert names >= CE_HEADERS
     assert not {CONTENT_ID_HEADER, GLOBAL_ID_HEADER} & names
+
+
+async def test_a_replayed_callback_carries_its_schema_ids(
+    start_bridge: BridgeFactory,
+    schema_registry: Registry,
+    new_topic: NewTopicFactory,
+    http: aiohttp.ClientSession,
+) -> None:
+    bridge = await start_bridge(schemas=registry_mode(schema_registry))
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    data = callback(direction="OUTBOUND", status="END", disposition="FAILED:503")
+    letter = refused_callback(data, datetime.now(UTC) - timedelta(minutes=5))
+    await write_dead_letters(settings, letter)
+
+    code, out, err = await tool(settings, "replay")
+    assert code == 0, out + err
+    assert "  replayed              1  (callback 1)" in out
+    [event] = await consume_all(
+        settings.kafka.bootstrap_servers, settings.topics.call_events, expected=1
+    )
+    assert dict(event.headers)["bridge_replayed_from"] == letter.dead_letter_id.encode()
+    await _check_ids(
+        http, schema_registry, event, naming.subject(settings.topics.call_events, CallEvent)
+    )
+
+    # A topic whose subject the bridge never registered: nothing is replayed without ids.
+    elsewhere = settings.model_copy(
+        update={"topics": settings.topics.model_copy(update={"call_events": "never-registered"})}
+    )
+    code, out, err = await tool(elsewhere, "replay")
+    assert code != 0
+    assert "registry mode: the schema ids of replayed records are not at hand" in out + err
+    assert "never-registered-CallEvent" in out + err

@@ -3,8 +3,9 @@ which framed commands are refused."""
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -12,8 +13,9 @@ from aiokafka.structs import ConsumerRecord
 from bridge.commands.records import readable_command_id
 from bridge.contracts.calls import CallEvent, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
-from bridge.contracts.dead_letters import DeadLetter
+from bridge.contracts.dead_letters import DeadLetter, KafkaRecordRef
 from bridge.contracts.registry import PUBLISHED_MODELS
+from bridge.deadletters.decision import ReplayContext, decide
 from bridge.errors import InvalidCommand
 from bridge.schemaregistry import naming
 from bridge.schemaregistry.client import apicurio_v2_url
@@ -236,3 +238,42 @@ def test_registry_credentials_go_together(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("BRIDGE_SCHEMAS__REGISTRY_USERNAME", "bridge")
     settings = load_settings()
     assert "hunter2" not in settings.model_dump_json()
+
+
+REPLAY = ReplayContext(
+    call_events="events",
+    place_call="commands",
+    region="US",
+    max_body_bytes=1024,
+    ce_source="/fonestorm-bridge/callbacks",
+    now=datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+    max_age=timedelta(days=6),
+    event_id_headers=tuple(id_headers(11, 21)),
+    command_id_headers=tuple(id_headers(15, 25)),
+)
+
+
+def _command_letter(value: bytes) -> DeadLetter:
+    encoded = base64.b64encode(value).decode()
+    return DeadLetter(
+        dead_letter_id="dl-9",
+        source="command",
+        reason_code="schema_id_unknown",
+        reason="schema id 9 is unknown to the schema registry",
+        received_at=datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
+        record=KafkaRecordRef(
+            topic="commands", partition=0, offset=3, key="c-1", value=encoded,
+            value_encoding="base64",
+        ),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [COMMAND, frame(9, COMMAND), frame(2**31 + 5, COMMAND)])
+def test_a_replayed_command_is_plain_json_with_the_command_schema_ids(value: bytes) -> None:
+    decision = decide(_command_letter(value), None, REPLAY, integrity="signed")
+    assert decision.outcome == "replayed", decision.reason
+    out = decision.outgoing
+    assert out is not None
+    assert json.loads(out.value)["command_id"] == "c-1"  # no frame in front
+    assert read_id_header(out.headers, CONTENT_ID_HEADER) == 15
+    assert read_id_header(out.headers, GLOBAL_ID_HEADER) == 25
