@@ -308,9 +308,17 @@ async def test_a_registry_gone_after_start_stops_neither_ingest_nor_the_worker(
         assert status == 200
         cmd = command(str(uuid.uuid4()))
         await loop.send(frame(schema_id, cmd.model_dump_json().encode()), key=b"framed")
-        [result] = await loop.results(1)
+        # An id not seen before cannot be checked now: dead-lettered, not lost, not placed.
+        unchecked = command(str(uuid.uuid4()))
+        await loop.send(frame(424242, unchecked.model_dump_json().encode()), key=b"unchecked")
+        results = {r["command_id"]: r for r in await loop.results(2)}
+        [letter] = await loop.dead_letters(1)
         events = await loop.events(4)  # the posted callback, CallPlaced, BEGIN, END
-    assert result["status"] == "placed", result
+    assert results[cmd.command_id]["status"] == "placed", results
+    assert results[unchecked.command_id]["status"] == "rejected", results
+    assert letter["reason_code"] == "schema_id_unverified"
+    assert "schema id 424242" in letter["reason"]
+    assert loop.calls_per_command() == {cmd.command_id: 1}
     assert len(events) == 4
     for record in events:
         assert read_id_header(record.headers, CONTENT_ID_HEADER) is not None
