@@ -26,7 +26,7 @@ from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
-from bridge.schemaregistry.registration import RegistryMode, start_registry_mode
+from bridge.schema_registry.registration import RegistryMode, start_registry_mode
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes

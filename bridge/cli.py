@@ -27,7 +27,7 @@ from bridge.kafka.topics_cli import add_topics_parser
 from bridge.obs import http_spans, tracing
 from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
-from bridge.schemaregistry.client import RegistryError
+from bridge.schema_registry.client import RegistryError
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web import server
 

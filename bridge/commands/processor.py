@@ -58,7 +58,7 @@ from bridge.obs import tracing
 from bridge.obs.logs import bind_log_context
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
-from bridge.schemaregistry.commands import CommandReader
+from bridge.schema_registry.commands import CommandReader
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

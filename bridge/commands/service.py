@@ -26,7 +26,7 @@ from bridge.kafka.topics import TopicWatch
 from bridge.obs import http_spans
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
-from bridge.schemaregistry.commands import CommandReader
+from bridge.schema_registry.commands import CommandReader
 from bridge.settings import Settings
 from bridge.tasks import cancel_and_wait
 

@@ -41,7 +41,7 @@ from bridge.dead_letters.revalidate import callback_data
 from bridge.errors import CallbackError, InvalidCommand
 from bridge.ingest import parsing
 from bridge.kafka.cloudevents import cloudevent_headers
-from bridge.schemaregistry.wire import parse_frame
+from bridge.schema_registry.wire import parse_frame
 
 Outcome = Literal["replayed", "still_invalid", "already_replayed"]
 Headers = tuple[tuple[str, bytes], ...]

@@ -58,8 +58,8 @@ from bridge.dead_letters.summary import Progress, Tally, decision_line, progress
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.kafka.topics import MissingTopicsError, ensure_topics
-from bridge.schemaregistry.client import RegistryError
-from bridge.schemaregistry.registration import look_up, new_client
+from bridge.schema_registry.client import RegistryError
+from bridge.schema_registry.registration import look_up, new_client
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

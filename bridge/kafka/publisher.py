@@ -34,7 +34,7 @@ from bridge.kafka.starting import start_or_close
 from bridge.obs import tracing
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
-from bridge.schemaregistry.ids import SchemaIds
+from bridge.schema_registry.ids import SchemaIds
 from bridge.settings import KafkaSettings
 from bridge.tasks import cancel_and_wait
 

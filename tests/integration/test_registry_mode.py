@@ -19,9 +19,9 @@ from jsonschema import Draft7Validator
 from bridge.contracts.calls import CallEvent, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.schemaregistry import naming
-from bridge.schemaregistry.client import RegistryUnavailable, SchemaIncompatible
-from bridge.schemaregistry.wire import CONTENT_ID_HEADER, GLOBAL_ID_HEADER, frame, read_id_header
+from bridge.schema_registry import naming
+from bridge.schema_registry.client import RegistryUnavailable, SchemaIncompatible
+from bridge.schema_registry.wire import CONTENT_ID_HEADER, GLOBAL_ID_HEADER, frame, read_id_header
 from tests.integration.test_dead_letters_tool import refused_callback, write_dead_letters
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback, post_json
@@ -159,7 +159,7 @@ async def test_the_registry_agrees_with_the_offline_check(
     schema_registry: Registry, model: type, change: str, accepted: bool
 ) -> None:
     from bridge.contracts.compat import backward_incompatibilities  # noqa: PLC0415
-    from bridge.schemaregistry.registration import new_client  # noqa: PLC0415
+    from bridge.schema_registry.registration import new_client  # noqa: PLC0415
     from bridge.settings import SchemaSettings  # noqa: PLC0415
 
     client = new_client(SchemaSettings(registry_url=schema_registry.ccompat_url))

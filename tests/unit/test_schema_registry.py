@@ -15,13 +15,13 @@ from bridge.contracts.calls import CallEvent, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
 from bridge.contracts.dead_letters import DeadLetter, KafkaRecordRef
 from bridge.contracts.registry import PUBLISHED_MODELS
-from bridge.deadletters.decision import ReplayContext, decide
+from bridge.dead_letters.decision import ReplayContext, decide
 from bridge.errors import InvalidCommand
-from bridge.schemaregistry import naming
-from bridge.schemaregistry.client import apicurio_v2_url
-from bridge.schemaregistry.commands import frame_problem
-from bridge.schemaregistry.ids import SchemaIds
-from bridge.schemaregistry.wire import (
+from bridge.schema_registry import naming
+from bridge.schema_registry.client import apicurio_v2_url
+from bridge.schema_registry.commands import frame_problem
+from bridge.schema_registry.ids import SchemaIds
+from bridge.schema_registry.wire import (
     CONTENT_ID_HEADER,
     GLOBAL_ID_HEADER,
     Frame,

@@ -1,6 +1,6 @@
 """Registry mode at start: every schema registered, or the process refuses to start.
 
-Each (topic, model) of :func:`bridge.schemaregistry.naming.published` is registered under its
+Each (topic, model) of :func:`bridge.schema_registry.naming.published` is registered under its
 subject, after setting the subject's compatibility level when it has none. Registering what is
 already there is a no-op that answers the existing id, so every process of every replica does
 it. The ids are kept for the life of the process: the registry is not asked again for them.
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from bridge.contracts.base import VersionedEvent
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.retrying import backoff_delays
-from bridge.schemaregistry import naming
-from bridge.schemaregistry.client import (
+from bridge.schema_registry import naming
+from bridge.schema_registry.client import (
     RegistryClient,
     RegistryUnavailable,
     SchemaIncompatible,
 )
-from bridge.schemaregistry.commands import CommandReader
-from bridge.schemaregistry.ids import SchemaIds
-from bridge.schemaregistry.wire import id_headers
+from bridge.schema_registry.commands import CommandReader
+from bridge.schema_registry.ids import SchemaIds
+from bridge.schema_registry.wire import id_headers
 from bridge.settings import SchemaSettings, TopicSettings
 
 log = logging.getLogger(__name__)

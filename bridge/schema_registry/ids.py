@@ -11,7 +11,7 @@ _NONE: Headers = ()
 class SchemaIds:
     """Headers naming the registered schema of records of one schema on one topic.
 
-    Built once at start (:mod:`bridge.schemaregistry.registration`) and never asked to change:
+    Built once at start (:mod:`bridge.schema_registry.registration`) and never asked to change:
     a registry that goes away after start changes nothing here.
     """
 

@@ -15,8 +15,8 @@ from collections.abc import Collection, Sequence
 
 from bridge.contracts.commands import PlaceCallCommand, parse_command
 from bridge.errors import InvalidCommand
-from bridge.schemaregistry.client import RegistryClient, RegistryError
-from bridge.schemaregistry.wire import parse_frame
+from bridge.schema_registry.client import RegistryClient, RegistryError
+from bridge.schema_registry.wire import parse_frame
 
 log = logging.getLogger(__name__)
 

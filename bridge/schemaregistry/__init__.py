@@ -1,1 +1,0 @@
-"""Registry mode: the bridge's schemas in a Confluent-compatible schema registry."""
