@@ -32,10 +32,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-lint: install  ## ruff + mypy strict + schema files in sync + lock files match pyproject.toml
+lint: install  ## ruff + mypy strict + import contracts + schema files in sync + lock files match pyproject.toml
 	$(BIN)/ruff check bridge tests bench tools scripts/local-kafka scripts/local-registry scripts/show-trace
 	$(BIN)/ruff format --check bridge tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/fonestorm-bridge schemas check
 	$(BIN)/python -m tools.lockcheck
 
@@ -75,8 +76,8 @@ registry-start:  ## local Apicurio Registry 2.4.2 on 127.0.0.1:8081 (built once,
 registry-stop:
 	scripts/local-registry stop
 
-run: install  ## local Kafka + FoneStorm sandbox + the bridge, wired together (TRACING=1: + Jaeger)
-	TRACING=$(TRACING) VENV=$(VENV) scripts/run-local
+run: install  ## local Kafka + sandbox + the bridge (TRACING=1: + Jaeger; REGISTRY=1; KAFKA_BROKERS=3)
+	TRACING=$(TRACING) REGISTRY=$(REGISTRY) KAFKA_BROKERS=$(KAFKA_BROKERS) VENV=$(VENV) scripts/run-local
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

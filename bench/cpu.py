@@ -35,6 +35,7 @@ from aiokafka.structs import RecordMetadata
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.end_offsets import EndOffsets
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.options import topic_partitions
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
@@ -221,6 +222,7 @@ def main() -> None:
     parser.add_argument("--topic", default="bench.cpu")
     parser.add_argument("--ledger", default="bench.cpu-ledger")
     args = parser.parse_args()
+    forbid_topic_auto_creation()  # as the bridge's own start-up does
     if args.what == "handler":
         asyncio.run(handler(args.requests, args.outbound, args.bootstrap, args.ledger))
     elif args.what == "publisher":

@@ -16,18 +16,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.app import create_app
 from bridge.contracts import registry as schemas
 from bridge.contracts.commands import PlaceCallCommand
-from bridge.deadletters.cli import add_dead_letters_parser
+from bridge.dead_letters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.topics_cli import add_topics_parser
-from bridge.obs import tracing
+from bridge.obs import http_spans, tracing
 from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
+from bridge.schema_registry.client import RegistryError
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
 from bridge.web import server
-from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,19 @@ def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = Fa
 
 def _serve(
     settings: Settings, make_app: Callable[[], web.Application], *, reuse_port: bool = False
-) -> None:
+) -> int:
     # In the serving process (after any fork): the instrumentation patches classes the app is
     # built from, and the span exporter's thread must live in the process that makes spans.
     tracing.setup()
     try:
         _run_http(settings, make_app(), reuse_port=reuse_port)
+    except RegistryError as exc:
+        # Registry mode refused to start: one clear line, not a traceback.
+        print(f"fonestorm-bridge: {exc}", file=sys.stderr)
+        return 1
     finally:
         tracing.shutdown()  # flushes what is left (a forked child leaves by os._exit)
+    return 0
 
 
 def _run_processes(
@@ -66,15 +73,14 @@ def _run_processes(
     ignores SIGINT, which a terminal already delivers to the whole process group.
     """
     if workers == 1:
-        _serve(settings, make_app)
-        return 0
+        return _serve(settings, make_app)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: its own app, producer and event loop
             code = 0
             try:
-                _serve(settings, make_app, reuse_port=True)
+                code = _serve(settings, make_app, reuse_port=True)
             except BaseException:
                 log.exception("worker process failed")
                 code = 1
@@ -136,7 +142,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     """Run the FoneStorm sandbox (settings ``BRIDGE_SANDBOX__*``) until SIGTERM/SIGINT."""
     # Imported here: the bridge's services never load the look-alike of what they talk to.
-    from bridge.sandbox.app import run_sandbox  # noqa: PLC0415
+    from bridge.sandbox.app import API_PREFIX, run_sandbox  # noqa: PLC0415
     from bridge.sandbox.settings import SandboxSettings  # noqa: PLC0415
 
     sandbox_settings = SandboxSettings()
@@ -144,7 +150,9 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     tracing.setup(service="fonestorm-sandbox")
 
     async def main() -> None:
-        task = asyncio.create_task(run_sandbox(sandbox_settings))
+        # Its API requests only: the spans of FoneStorm's side of the bridge's requests.
+        traced = http_spans.server_middlewares(f"{API_PREFIX}/")
+        task = asyncio.create_task(run_sandbox(sandbox_settings, middlewares=traced))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
@@ -318,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in _SERVICES:
         # Secrets are SecretStr and print masked.
         log.info("starting %s with settings %s", args.command, settings.model_dump_json())
+    # Before any command makes a Kafka client (the tools too: `topics`, `dead-letters`, ...).
+    forbid_topic_auto_creation()
     return int(args.func(settings, args))
 
 

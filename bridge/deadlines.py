@@ -1,7 +1,7 @@
 """Timeouts for the per-callback path: one timer per tick of deadlines, not one per call.
 
-``asyncio.timeout()`` schedules a timer and cancels it on every call: about 7 us, a tenth of
-what a callback costs the receiver of its own, for a produce timeout that almost never fires.
+``asyncio.timeout()`` schedules a timer and cancels it on every call, a noticeable share of
+what a callback costs the receiver, for a produce timeout that almost never fires.
 :class:`Deadlines` puts every scope whose deadline falls in the same tick (50 ms) behind one
 timer. A scope times out as ``asyncio.timeout`` does (its task is cancelled, and the
 cancellation becomes ``TimeoutError`` on the way out, unless someone else cancelled the task

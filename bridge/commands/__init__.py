@@ -1,4 +1,4 @@
 """Commands out: the place-call worker, its ledger (at most one call per command) and offsets.
 
-May import contracts, kafka, fonestorm, obs, settings and errors; never ingest or sandbox.
+May import contracts, kafka, fonestorm, obs and the shared modules; never ingest, web or sandbox.
 """

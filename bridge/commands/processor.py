@@ -43,7 +43,6 @@ from bridge.contracts.commands import (
     PlaceCallCommand,
     PlaceCallResult,
     ResultStatus,
-    parse_command,
 )
 from bridge.contracts.ledger import LedgerState
 from bridge.errors import (
@@ -59,6 +58,7 @@ from bridge.obs import tracing
 from bridge.obs.logs import bind_log_context
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
+from bridge.schema_registry.commands import CommandReader
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,11 @@ class CommandProcessor:
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        commands: CommandReader | None = None,
     ) -> None:
         self._settings = settings
+        # Plain JSON only, unless registry mode reads framed commands too.
+        self._commands = commands or CommandReader()
         self._worker = settings.worker
         self._hold = settings.callbacks.correlation_hold
         self._publisher = publisher
@@ -118,7 +121,7 @@ class CommandProcessor:
         Raises :class:`Revoked` when the partition was given up before a request went out.
         """
         try:
-            command = parse_command(job.record.value)
+            command = await self._commands.read(job.record.value)
         except InvalidCommand as exc:
             await self._out.reject(job, exc)
             return

@@ -58,8 +58,11 @@ def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE)
 
 def readable_command_id(record: Record) -> str | None:
     """Best-effort command id of an invalid command (from the JSON, else the key)."""
+    value = record.value or b""
+    if value[:1] == b"\x00" and len(value) >= 5:
+        value = value[5:]  # the Confluent wire format: magic byte and schema id
     try:
-        data: Any = json.loads(record.value or b"")
+        data: Any = json.loads(value)
         if isinstance(data, dict) and isinstance(data.get("command_id"), str):
             return str(data["command_id"]) or None
     except (ValueError, UnicodeDecodeError):

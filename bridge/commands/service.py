@@ -1,12 +1,16 @@
-"""The command worker as an app resource: built, started, drained and stopped with the app."""
+"""The command worker as a resource: built, started, drained and stopped around a block.
+
+The application (:mod:`bridge.app`) enters it in a cleanup context and registers its readiness.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import NamedTuple
 
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
@@ -16,30 +20,53 @@ from bridge.commands.processor import CommandProcessor
 from bridge.commands.worker import CommandWorker
 from bridge.fonestorm.client import FoneStormClient, new_session
 from bridge.kafka.options import client_options
+from bridge.kafka.publisher import Publisher
 from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import TopicWatch
-from bridge.obs import tracing
+from bridge.obs import http_spans
+from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
+from bridge.schema_registry.commands import CommandReader
+from bridge.settings import Settings
 from bridge.tasks import cancel_and_wait
-from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 
 log = logging.getLogger(__name__)
 
-WORKER = web.AppKey("worker", CommandWorker)
+
+class RunningWorker(NamedTuple):
+    """The worker of :func:`running_worker` and the ledger it works from (for readiness)."""
+
+    worker: CommandWorker
+    ledger: Ledger
 
 
-async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: one FoneStorm session, the ledger, the consumer and the worker loop."""
-    settings = app[SETTINGS]
+@asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    publisher: Publisher,
+    metrics: Metrics,
+    *,
+    commands: CommandReader | None = None,
+) -> AsyncIterator[RunningWorker]:
+    """One FoneStorm session, the ledger, the consumer and the worker loop, while the block runs.
+
+    The loop starts in the background (it waits for its topics and for Kafka); on the way out
+    it is stopped, in-flight commands drain, and the consumer leaves its group.
+    """
     closed, policy = destinations.policy_summary(
         settings.fonestorm.fonenumbers, settings.worker, settings.callbacks.default_region
     )
     # Fail closed is a configuration an operator must see at once, not at the first command.
     (log.warning if closed else log.info)("%s", policy)
-    session = new_session(trace_configs=tracing.client_trace_configs())
-    ledger = Ledger(settings, app[PUBLISHER])
+    session = new_session(trace_configs=http_spans.client_trace_configs())
+    ledger = Ledger(settings, publisher)
     processor = CommandProcessor(
-        settings, app[PUBLISHER], FoneStormClient(session, settings.fonestorm), ledger, app[METRICS]
+        settings,
+        publisher,
+        FoneStormClient(session, settings.fonestorm),
+        ledger,
+        metrics,
+        commands=commands,
     )
     consumer = AIOKafkaConsumer(
         **client_options(settings.kafka),
@@ -55,15 +82,12 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         rebalance_timeout_ms=int(settings.worker.rebalance_timeout * 1000),
         max_poll_interval_ms=int(settings.worker.max_poll_interval * 1000),
     )
-    worker = app[WORKER] = CommandWorker(settings, consumer, processor, ledger, app[METRICS])
-    app[READINESS]["worker"] = lambda: worker.ready
-    # Not ready while it works from a stale copy of the ledger: newly assigned partitions
-    # wait for it to catch up, so they stand still until it reads again.
-    app[READINESS]["ledger"] = lambda: ledger.following
-    app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
-    task = asyncio.create_task(_run(app, worker, consumer, ledger), name="command-worker")
+    worker = CommandWorker(settings, consumer, processor, ledger, metrics)
+    task = asyncio.create_task(
+        _run(settings, publisher, worker, consumer, ledger), name="command-worker"
+    )
     try:
-        yield
+        yield RunningWorker(worker, ledger)
     finally:
         await cancel_and_wait(task)
         await worker.drain(settings.http.shutdown_timeout)
@@ -74,9 +98,12 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _run(
-    app: web.Application, worker: CommandWorker, consumer: AIOKafkaConsumer, ledger: Ledger
+    settings: Settings,
+    publisher: Publisher,
+    worker: CommandWorker,
+    consumer: AIOKafkaConsumer,
+    ledger: Ledger,
 ) -> None:
-    settings = app[SETTINGS]
     topics = settings.topics
 
     await TopicWatch(
@@ -84,7 +111,7 @@ async def _run(
         [topics.place_call, topics.command_ledger, topics.place_call_results,
          topics.call_events, topics.dead_letters],
         what="the worker",
-        on_change=app[PUBLISHER].set_missing_topics,
+        on_change=publisher.set_missing_topics,
     ).wait()  # fmt: skip
 
     async def start() -> None:

@@ -1,4 +1,4 @@
 """The FoneStorm calls API: HTTP client, callback URL templates, callback registration.
 
-May import `contracts`, `kafka` (registration produces a command), `obs`, `settings`, `errors`.
+May import `contracts`, `kafka` (registration produces a command), `obs` and the shared modules.
 """

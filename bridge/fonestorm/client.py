@@ -73,7 +73,7 @@ class _CallEnvelope(BaseModel):
 def new_session(trace_configs: list[aiohttp.TraceConfig] | None = None) -> aiohttp.ClientSession:
     """The HTTP session for FoneStorm: keep-alive pool, no cookie jar (the API uses a token).
 
-    ``trace_configs``: e.g. the CLIENT spans of :func:`bridge.obs.tracing.client_trace_configs`.
+    ``trace_configs``: e.g. the CLIENT spans of :func:`bridge.obs.http_spans.client_trace_configs`.
     """
     return aiohttp.ClientSession(
         cookie_jar=aiohttp.DummyCookieJar(), trace_configs=trace_configs or None

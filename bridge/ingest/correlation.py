@@ -76,7 +76,7 @@ _NONE = Correlation()
 
 
 #: Least seconds between two ListOffsets of the ledger, however many callbacks wait for one
-#: (each costs the receiver about 0.2 ms of CPU): adds at most this much to their wait.
+#: (each costs the receiver CPU): adds at most this much to their wait.
 END_OFFSETS_SPACING = 0.002
 
 #: Per round, how much of the slowest recent round is still reckoned with (a slow round weighs
@@ -89,8 +89,8 @@ def refresh_after(hold: float, slowest: float) -> float:
 
     The round must be proven before the proof is a hold old, or callbacks wait for one: start
     it with room for one twice as slow as ``slowest``. Never later than half a hold: a round's
-    time jumps (typically ~2 ms under full load, now and then over 8), and at two thirds of a
-    hold ~1% of these callbacks waited, against ~0.2% at a half (mostly the first of a run).
+    time jumps under load, and starting later left several times more callbacks waiting
+    (``bench/NOTES.md``, *Correlation*).
     Never sooner than a quarter: slow rounds one after another add to the load that slows them.
     """
     return min(hold / 2, max(hold / 4, hold - 2 * slowest))

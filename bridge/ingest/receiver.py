@@ -1,19 +1,15 @@
 """The callback endpoint: HTTP request in, ``CallEvent`` on Kafka out, 2xx only once Kafka has it.
 
 Anything refused is produced to the dead-letter topic *before* the 4xx is sent; if even that
-fails the caller gets 503, so FoneStorm retries and nothing is lost.
+fails the caller gets 503, so FoneStorm retries and nothing is lost. Who may send is
+:mod:`~bridge.ingest.senders`; what a dead letter keeps, :mod:`~bridge.ingest.dead_letters`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
-import re
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -21,7 +17,6 @@ from aiohttp import hdrs, web
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_event_type
-from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
@@ -34,10 +29,11 @@ from bridge.errors import (
 )
 from bridge.ingest import parsing
 from bridge.ingest.correlation import CallCorrelator
-from bridge.ingest.sources import client_address, source_allowed
+from bridge.ingest.dead_letters import callback_dead_letter
+from bridge.ingest.senders import SenderCheck, refusal
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.publisher import Publisher
-from bridge.obs import tracing
+from bridge.obs import http_spans, tracing
 from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.phone import to_e164
@@ -46,30 +42,7 @@ from bridge.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
-# Request headers a dead letter keeps (lower case).
-_KEPT_HEADERS = frozenset(
-    {
-        "content-type", "content-length", "content-encoding", "transfer-encoding",
-        "user-agent", "host", "x-forwarded-for", "x-forwarded-proto", "x-real-ip",
-        "x-request-id", "traceparent", "accept",
-    }
-)  # fmt: skip
-_MAX_HEADER_CHARS = 1024
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_MAX_QUERY_CHARS = 16 * 1024
 _READ_CHUNK = 64 * 1024
-_MAX_REASON_CHARS = 2048
-
-
-def dead_letter_bound(max_body_bytes: int) -> int:
-    """Most bytes a callback's dead letter can take, whatever the request was.
-
-    The body is cut at ``max_body_bytes`` (base64 adds a third); query, kept headers and
-    reason are cut in characters, and JSON may spend up to six bytes on one (``\\u0001``).
-    """
-    texts = _MAX_QUERY_CHARS + len(_KEPT_HEADERS) * _MAX_HEADER_CHARS + _MAX_REASON_CHARS
-    return 4 * -(-max_body_bytes // 3) + 6 * texts + 4096
-
 
 _CALL_EVENT_SCHEMA = CallEvent.schema_id()
 _JSON_HEADERS = {hdrs.CONTENT_TYPE: "application/json; charset=utf-8"}
@@ -93,23 +66,8 @@ class CallbackReceiver:
         self._metrics = metrics
         self._correlator = correlator
         self._trust_incoming = settings.tracing.trust_incoming_context
-        auth = settings.callbacks
+        self._senders = SenderCheck(settings)
         self._unauthorized_log = Throttle(UNAUTHORIZED_LOG_INTERVAL)
-        self._credentials: tuple[bytes, bytes] | None = None
-        if auth.username:
-            password = auth.password.get_secret_value() if auth.password else ""
-            self._credentials = (auth.username.encode(), password.encode())
-
-    def _check_auth(self, request: web.Request) -> None:
-        if self._credentials is None:
-            return
-        given = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
-        if given is None:
-            raise Unauthorized("basic authentication required")
-        user_ok = hmac.compare_digest(given[0], self._credentials[0])
-        password_ok = hmac.compare_digest(given[1], self._credentials[1])
-        if not (user_ok and password_ok):
-            raise Unauthorized("wrong basic-auth credentials")
 
     async def _read_body(self, request: web.Request) -> tuple[bytes, bool]:
         """The body, cut at the size limit; ``True`` when it was cut.
@@ -165,8 +123,7 @@ class CallbackReceiver:
         tally = _Tally(_delivery_method(request))
         try:
             try:
-                self._check_source(request)
-                self._check_auth(request)
+                self._senders.check(request)
             except (Forbidden, Unauthorized) as exc:
                 tally.outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
                 return self._refuse(request, exc)
@@ -175,9 +132,9 @@ class CallbackReceiver:
                 return await self._failed(request, b"", False, exc)
             # Traced only now: a sender that may not send callbacks must not get a span, nor
             # choose a trace, by what its request says.
-            with tracing.server_span(request, trust_incoming=self._trust_incoming) as span:
+            with http_spans.server_span(request, trust_incoming=self._trust_incoming) as span:
                 response = await self._handle_allowed(request, tally)
-                tracing.responded(span, response.status)
+                http_spans.responded(span, response.status)
                 return response
         finally:
             m = self._metrics
@@ -211,15 +168,6 @@ class CallbackReceiver:
             tally.outcome = "error"
             return await self._failed(request, body, truncated, exc)
 
-    def _check_source(self, request: web.Request) -> None:
-        allowed = self._settings.callbacks.allowed_networks
-        if not allowed:
-            return
-        forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, ())
-        address = client_address(request.remote, forwarded, self._settings.http.trusted_proxies)
-        if not source_allowed(address, allowed):
-            raise Forbidden("this source is not allowed to send callbacks", source=str(address))
-
     def _refuse(self, request: web.Request, error: Forbidden | Unauthorized) -> web.Response:
         """401 or 403, nothing produced; logged at most once a minute (a stranger can repeat)."""
         count = self._unauthorized_log.hit(time.monotonic())
@@ -235,12 +183,7 @@ class CallbackReceiver:
                 error.message,
                 origin,
             )
-        response = error_response(error)
-        if isinstance(error, Unauthorized):
-            response.headers[hdrs.WWW_AUTHENTICATE] = (
-                'Basic realm="fonestorm-bridge", charset="UTF-8"'
-            )
-        return response
+        return refusal(error)
 
     async def _failed(
         self, request: web.Request, body: bytes, truncated: bool, exc: Exception
@@ -289,8 +232,10 @@ class CallbackReceiver:
             subject=data.uid,
             dataschema=_CALL_EVENT_SCHEMA,
         )
+        topic = self._settings.topics.call_events
+        headers.extend(self._publisher.id_headers(topic, _CALL_EVENT_SCHEMA))
         metadata = await self._publisher.publish(
-            self._settings.topics.call_events,
+            topic,
             call_event_json(fields),
             key=data.uid.encode(),
             headers=headers,
@@ -299,7 +244,7 @@ class CallbackReceiver:
             # Before the answer: if it fails, FoneStorm delivers the callback again.
             await correlator.announce(self._publisher, data.uid, reconciled)
         # DEBUG, not INFO: the record in Kafka and bridge_callbacks_total already account for
-        # every accepted callback, and this line was a quarter of a callback's CPU (make bench).
+        # every accepted callback, and a line per callback is a large share of its CPU.
         # Guarded: even unlogged, its arguments cost a callback a microsecond or two.
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -326,15 +271,7 @@ class CallbackReceiver:
         *,
         logged: bool = False,
     ) -> web.Response:
-        letter = DeadLetter(
-            dead_letter_id=str(uuid.uuid4()),
-            source="callback",
-            reason_code=error.code,
-            reason=_bounded_text(error.message, limit=_MAX_REASON_CHARS),
-            received_at=utcnow(),
-            http_status=error.http_status,
-            request=_request_record(request, body, truncated),
-        )
+        letter = callback_dead_letter(request, body, truncated, error)
         await self._publisher.publish_event(
             self._settings.topics.dead_letters,
             letter,
@@ -380,19 +317,6 @@ class _BodyStalled(Exception):
         self.partial = partial
 
 
-def _basic_credentials(header: str) -> tuple[bytes, bytes] | None:
-    """``(user, password)`` of a Basic ``Authorization`` header, None when absent or garbled."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, password = decoded.partition(b":")
-    return (user, password) if sep else None
-
-
 def _delivery_method(request: web.Request) -> str:
     """FoneStorm's name of the delivery method: GET, POST (form) or JSON."""
     if request.method == hdrs.METH_GET:
@@ -400,37 +324,3 @@ def _delivery_method(request: web.Request) -> str:
     if request.method == hdrs.METH_POST:
         return "JSON" if request.content_type == parsing.JSON_CONTENT_TYPE else "POST"
     return "other"
-
-
-def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpRequestRecord:
-    # Text only when it is plain text: JSON escapes a control character in six bytes, so a body
-    # of them would make a dead letter six times its size; base64 costs a third, whatever it is.
-    try:
-        text, encoding = body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = "", "base64"
-    if encoding == "base64" or _CONTROL.search(text):
-        text, encoding = base64.b64encode(body).decode("ascii"), "base64"
-    # An allow-list, not a deny-list: a dead letter keeps what explains a request, never a
-    # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
-    # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
-    headers = {
-        name: _bounded_text(value)
-        for name, value in request.headers.items()
-        if name.lower() in _KEPT_HEADERS
-    }
-    return HttpRequestRecord(
-        method=request.method,
-        path=request.path,
-        query=_bounded_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
-        headers=headers,
-        body=text,
-        body_encoding=encoding,  # type: ignore[arg-type]
-        body_truncated=truncated,
-        remote=request.remote,
-    )
-
-
-def _bounded_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:
-    clean = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return clean if len(clean) <= limit else clean[:limit] + "…"

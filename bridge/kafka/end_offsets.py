@@ -1,9 +1,9 @@
 """End offsets of a topic's partitions in one ``ListOffsets`` request per leader, prepared once.
 
-A receiver asks for the command ledger's end offsets up to ~100 times a second while callbacks
+A receiver asks for the command ledger's end offsets many times a second while callbacks
 come (``bridge.kafka.follower``). aiokafka's ``end_offsets()`` builds the request anew each
-time, under a timeout and a ``gather`` of one coroutine per leader: a quarter to two fifths
-of a round's CPU (``python -m bench.cpu end-offsets``, three runs: 203-366 against 152-214 us).
+time, under a timeout and a ``gather`` of one coroutine per leader, a large share of a round's
+CPU (``python -m bench.cpu end-offsets``).
 This sends the request aiokafka would, on the consumer's own client, and falls back to
 ``end_offsets()`` (which refreshes metadata and retries) whenever the leaders are not known,
 a request fails or a partition answers with an error.

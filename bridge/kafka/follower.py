@@ -74,6 +74,7 @@ class TopicFollower:
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._next_check = -math.inf
+        self._look_failed = False
         self._reader = RecordReader(settings, topic)
         self._end_offsets: EndOffsets | None = None
         self._task: asyncio.Task[None] | None = None
@@ -230,8 +231,12 @@ class TopicFollower:
         try:
             partitions = await topic_partitions(self._offsets, self.topic)
         except KafkaError as exc:  # the next look may work; reading goes on meanwhile
-            log.warning("looking for partitions added to %s failed: %r", self.topic, exc)
+            # Once per streak: a broker restart would repeat it every partitions_check.
+            level = logging.DEBUG if self._look_failed else logging.WARNING
+            self._look_failed = True
+            log.log(level, "looking for partitions added to %s failed: %r", self.topic, exc)
             return
+        self._look_failed = False
         added = [tp for tp in partitions if tp not in self._partitions]
         if not added:
             return

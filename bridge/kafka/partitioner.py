@@ -1,9 +1,9 @@
 """Kafka's default key partitioner (murmur2), as every Java client computes it, only faster.
 
-aiokafka's ``murmur2`` walks the key a byte at a time in Python: ~17 us per key on the
-benchmark machine, and a word-at-a-time Python version still ~3 us, for one key per callback
-and four per command. The ``murmurhash2`` package computes the same hash in native code
-(0.2 us); unit tests hold it to aiokafka's and to the values of Kafka's own UtilsTest.
+aiokafka's ``murmur2`` walks the key a byte at a time in Python, and even a word-at-a-time
+Python version is slow for one key per callback and four per command. The ``murmurhash2``
+package computes the same hash in native code; unit tests hold it to aiokafka's and to the
+values of Kafka's own UtilsTest.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -33,6 +34,7 @@ from bridge.kafka.starting import start_or_close
 from bridge.obs import tracing
 from bridge.obs.metrics import Metrics
 from bridge.retrying import retry
+from bridge.schema_registry.ids import SchemaIds
 from bridge.settings import KafkaSettings
 from bridge.tasks import cancel_and_wait
 
@@ -62,6 +64,8 @@ class Publisher:
         self._retired: set[asyncio.Task[None]] = set()
         # Not asyncio.timeout: one timer per produce cost a tenth of a callback (bridge.deadlines).
         self._deadlines = Deadlines(settings.produce_timeout)
+        #: Registry mode: the schema-id headers every published record gets (set at start).
+        self.schema_ids: SchemaIds | None = None
 
     @property
     def ready(self) -> bool:
@@ -69,9 +73,19 @@ class Publisher:
         return self._ready and not self._stopping
 
     @property
+    def kafka_client(self) -> Any:
+        """The started producer's ``AIOKafkaClient`` (metadata, connections), else None."""
+        return None if self._producer is None else self._producer.client
+
+    @property
     def missing_topics(self) -> list[str]:
         """Topics known not to exist (reported by a :class:`~bridge.kafka.topics.TopicWatch`)."""
         return sorted(self._missing_topics)
+
+    def id_headers(self, topic: str, schema_uri: str) -> Headers:
+        """Registry mode: the headers naming the registered schema of such a record; else ()."""
+        ids = self.schema_ids
+        return () if ids is None else ids.headers(topic, schema_uri)
 
     def set_missing_topics(self, names: list[str]) -> None:
         """Refuse to produce to ``names`` at once, instead of waiting for their metadata."""
@@ -266,6 +280,7 @@ class Publisher:
             subject=event.ce_subject,
             dataschema=event.schema_id(),
         )
+        headers.extend(self.id_headers(topic, event.schema_id()))
         key = event.kafka_key if key is None else key
         value = event.model_dump_json().encode()
         if signing_key is not None:

@@ -1,10 +1,10 @@
 """Counters and histograms for the per-callback path: updated from the event loop, no lock.
 
 ``prometheus_client`` guards every value with a ``threading.Lock``: a callback's counter and
-two latency observations took five lock round trips, about 3.4 us of the receiver's CPU per
-callback. The receiver and its publisher only ever update these from the event loop's one
-thread, so plain attributes do; the registry reads them when scraped. The exposition is the
-same as ``prometheus_client.Counter`` and ``Histogram`` give (a unit test compares them).
+two latency observations take five lock round trips, on the receiver's one busy core. The
+receiver and its publisher only ever update these from the event loop's one thread, so plain
+attributes do; the registry reads them when scraped. The exposition is the same as
+``prometheus_client.Counter`` and ``Histogram`` give (a unit test compares them).
 
 Only for metrics that no other thread updates: a worker thread must use ``prometheus_client``.
 """

@@ -111,6 +111,21 @@ class Metrics:
         self.kafka_ready = Gauge(
             "bridge_kafka_ready", "1 while the Kafka producer is connected.", registry=r
         )
+        self.kafka_broker_reachable = Gauge(
+            "bridge_kafka_broker_reachable",
+            "Per Kafka broker of the cluster's metadata: 0 from a failed connection to it until "
+            "a probe reaches it again (its client errors are then logged as one WARNING and "
+            "one INFO), else 1.",
+            ["node_id"],
+            registry=r,
+        )
+        self.kafka_broker_disconnects = Counter(
+            "bridge_kafka_broker_disconnects",
+            "Times a Kafka broker became unreachable (a 1 to 0 step of "
+            "bridge_kafka_broker_reachable).",
+            ["node_id"],
+            registry=r,
+        )
         self.callbacks_unauthenticated = Gauge(
             "bridge_callbacks_unauthenticated",
             "1 when the receiver accepts callbacks without basic auth "

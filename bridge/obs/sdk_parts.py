@@ -4,7 +4,7 @@ The sampler, and a root span's sampling decided before anything is built.
 
 Nearly every callback starts a trace of its own, and at 1% sampling nearly all of them are
 dropped: building a dropped span through the SDK (sampler, ids, span context, the OTel context)
-was most of what tracing cost a callback (``make bench``, *Tracing*). For the standard samplers
+would be most of what tracing costs a callback. For the standard samplers
 (``OTEL_TRACES_SAMPLER``) a root span's decision is a bound on its trace id, so the bridge
 builds the sampler itself from the same variables and keeps that bound: a root span whose
 trace id falls outside it is never built, and one inside it is built by the SDK with that very

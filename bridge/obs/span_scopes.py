@@ -6,6 +6,7 @@ record carries; used by :mod:`bridge.obs.tracing`, which decides when.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextvars import ContextVar
 from typing import Any
@@ -18,6 +19,10 @@ from bridge.obs.trace_context import TRACEPARENT, TRACESTATE
 CE_TRACEPARENT = "ce_traceparent"
 
 Headers = tuple[tuple[str, bytes], ...]
+
+#: What a span maker returns when it makes no span; reusable, so entering it costs the
+#: untraced (or unsampled) path one call.
+NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 # The trace context every record written in the current scope carries (a callback's), and
 # whether that trace is sampled out (then no span was built at all).

@@ -6,62 +6,51 @@ Off unless an exporter is configured (``OTEL_EXPORTER_OTLP_ENDPOINT``,
 function here returns at once. When on, the bridge makes its spans itself, where it knows
 what they are about; nothing is patched globally:
 
-* a SERVER span per callback, started once the sender passed the source and credential
-  checks; a new trace linked to the context the request brought (:mod:`trace_context`); the
-  records it writes carry its context;
+* a SERVER span per callback (:mod:`http_spans`), started once the sender passed the source
+  and credential checks; a new trace linked to the context the request brought
+  (:mod:`trace_context`); the records it writes carry its context;
 * elsewhere a PRODUCER span per record the bridge writes (:func:`producing`); a record's
   context goes as the ``traceparent`` header and as ``ce_traceparent`` (the CloudEvents
   distributed-tracing extension in binary mode);
 * a CONSUMER "process" span per command (:func:`processing`), continuing the ``traceparent``
   the upstream producer put on the command record, so the ledger writes, the create-call
-  request (a CLIENT span, :func:`client_trace_configs`), the result and ``CallPlaced`` are one
-  trace; the receiver links each ``BEGIN``/``END`` event's span to that trace.
+  request (a CLIENT span, :func:`http_spans.client_trace_configs`), the result and
+  ``CallPlaced`` are one trace; the receiver links each ``BEGIN``/``END`` event's span to that
+  trace.
 
 The bridge's own reads of Kafka (the ledger and correlation followers, the command poll) make
 no spans: they would be a trace per fetched batch. Spans carry no query string and no phone
 number. Nothing is built for a trace that is not sampled: a sampled-out callback only draws
 the ids its records carry (:mod:`sdk_parts`), and under a sampled-out parent no child span
 is made, the record carrying the parent's context, whose flags tell downstream not to record.
+
+This module sets tracing up and makes the Kafka spans; :mod:`http_spans` makes the HTTP ones.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from bridge.obs import span_scopes
 from bridge.obs.span_scopes import (
     CE_TRACEPARENT,
+    NO_SPAN,
     Current,
     Ended,
-    Headers,
-    SampledOut,
     record_headers,
     w3c_propagators,
 )
-from bridge.obs.trace_context import (
-    NOTHING,
-    TRACEPARENT,
-    TRACESTATE,
-    draw,
-    incoming,
-    parse_traceparent,
-    sampled_root,
-    server_attributes,
-    span_name,
-    unsampled_traceparent,
-)
+from bridge.obs.trace_context import TRACEPARENT, parse_traceparent
 
 if TYPE_CHECKING:
-    import aiohttp
     from aiokafka.structs import ConsumerRecord
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -72,18 +61,27 @@ log = logging.getLogger(__name__)
 
 SERVICE = "fonestorm-bridge"
 _SCOPE = "fonestorm-bridge"
-_LINK_KIND = "fonestorm_bridge.link"
+#: The attribute naming why a span links to another trace.
+LINK_KIND = "fonestorm_bridge.link"
+_NO_TRACER = trace.NoOpTracer()
 
-_provider: TracerProvider | None = None
-_tracer: trace.Tracer = trace.NoOpTracer()
-_ids: ChosenIds | None = None
-# A root span's trace id is sampled below this bound (None: the sampler is not a standard one).
-_root_bound: int | None = None
-_w3c_only = True
-# Reusable: entering it costs the untraced (or unsampled) path one call.
-_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+@dataclass(frozen=True, slots=True)
+class Active:
+    """What :func:`setup` built, read by every span maker (here and :mod:`http_spans`)."""
+
+    provider: TracerProvider
+    tracer: trace.Tracer
+    ids: ChosenIds
+    #: A root span's trace id is sampled below this bound (None: not a standard sampler).
+    root_bound: int | None
+    #: The propagators are W3C trace context (and baggage) only: headers written directly.
+    w3c_only: bool
+
+
+#: Tracing as set up in this process; None while it is off. Read it as ``tracing.active``
+#: at each use: :func:`setup` and :func:`shutdown` replace it.
+active: Active | None = None
 
 
 def configured(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
@@ -101,7 +99,7 @@ def configured(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
 
 def enabled() -> bool:
     """Whether tracing was set up in this process."""
-    return _provider is not None
+    return active is not None
 
 
 def setup(exporter: SpanExporter | None = None, *, service: str = SERVICE) -> bool:
@@ -111,8 +109,8 @@ def setup(exporter: SpanExporter | None = None, *, service: str = SERVICE) -> bo
     do not. Returns whether tracing is on. Call before the application and its clients are
     built. The sampler is the SDK's, from ``OTEL_TRACES_SAMPLER``.
     """
-    global _provider, _tracer, _ids, _root_bound, _w3c_only  # noqa: PLW0603 - one per process
-    if _provider is not None:
+    global active  # noqa: PLW0603 - one per process
+    if active is not None:
         return True
     if exporter is None and not configured():
         return False
@@ -136,20 +134,17 @@ def setup(exporter: SpanExporter | None = None, *, service: str = SERVICE) -> bo
         provider.add_span_processor(BatchSpanProcessor(_exporter_from_env()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _provider, _tracer = provider, provider.get_tracer(_SCOPE)
-    _ids, _root_bound = ids, root_bound
-    _w3c_only = w3c_propagators()
+    active = Active(provider, provider.get_tracer(_SCOPE), ids, root_bound, w3c_propagators())
     log.info("tracing on: spans exported as the OTEL_* environment variables say")
     return True
 
 
 def shutdown() -> None:
     """Flush spans and turn tracing off (end of process, or of a test)."""
-    global _provider, _tracer, _ids, _root_bound  # noqa: PLW0603
-    if _provider is None:
+    global active
+    if active is None:
         return
-    provider, _provider, _tracer = _provider, None, trace.NoOpTracer()
-    _ids = _root_bound = None
+    provider, active = active.provider, None
     provider.shutdown()
 
 
@@ -167,123 +162,6 @@ def _exporter_from_env() -> SpanExporter:
     return OTLPSpanExporter()
 
 
-# ------------------------------------------------------------------------------ HTTP server
-
-
-def server_span(
-    request: web.Request, *, trust_incoming: bool
-) -> contextlib.AbstractContextManager[trace.Span | None]:
-    """The SERVER span of ``request``, current while the block runs (None while tracing is
-    off, or when the trace is not sampled: then no span is built at all).
-
-    Start it only once the sender is known to be allowed: until then nothing of what the
-    request says is used. It continues the request's W3C context when ``trust_incoming``,
-    else starts a trace (its own sampling decision) linked to that context. The records
-    written meanwhile carry its context (no send span of their own).
-    """
-    if _provider is None:
-        return _NO_SPAN
-    return _server_span(request, trust_incoming)
-
-
-def _server_span(
-    request: web.Request, trust_incoming: bool
-) -> contextlib.AbstractContextManager[trace.Span | None]:
-    headers = request.headers
-    traceparent = headers.get(TRACEPARENT)
-    found = (
-        incoming(traceparent, headers.get(TRACESTATE), trusted=trust_incoming)
-        if traceparent is not None
-        else NOTHING
-    )
-    chosen = 0
-    if found.parent is None and _root_bound is not None:
-        trace_id = draw(128)
-        if not sampled_root(trace_id, _root_bound):
-            # Nothing to record: only the context its records carry, marked not sampled.
-            return SampledOut(_sampled_out_headers(trace_id, draw(64)))
-        chosen = trace_id
-    # An empty context, not the current one: nothing but the decision above picks the parent.
-    parent = otel_context.Context()
-    if found.parent is not None:
-        parent = trace.set_span_in_context(trace.NonRecordingSpan(found.parent), parent)
-    links = () if found.link is None else (trace.Link(found.link, {_LINK_KIND: "incoming"}),)
-    name, attributes = _server_names(request.method, _route(request))
-    if _ids is not None:
-        _ids.chosen = chosen  # the trace id sampled above, for the SDK's sampler to see
-    span = _tracer.start_span(name, parent, trace.SpanKind.SERVER, attributes, links)
-    # Its records carry its own context: it covers their sends, and a send span per record
-    # would double what a sampled callback costs (bench/NOTES.md, Tracing).
-    return Current(span, record_headers(span.get_span_context(), w3c_only=_w3c_only))
-
-
-def _sampled_out_headers(trace_id: int, span_id: int) -> Headers:
-    if _w3c_only:
-        parent = unsampled_traceparent(trace_id, span_id)
-        return ((TRACEPARENT, parent), (CE_TRACEPARENT, parent))
-    flags = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
-    span_context = trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
-    return record_headers(span_context, w3c_only=False)
-
-
-@functools.lru_cache(maxsize=64)
-def _server_names(method: str, route: str) -> tuple[str, dict[str, str]]:
-    # Computed once per method and route, not per request (the SDK copies the attributes).
-    return span_name(method, route), server_attributes(method, route)
-
-
-def responded(span: trace.Span | None, status: int) -> None:
-    """Record the answer's status on a :func:`server_span` (5xx: the span failed)."""
-    if span is not None and span.is_recording():
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_status(trace.StatusCode.ERROR)
-            span.set_attribute("error.type", str(status))
-
-
-def _route(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else ""
-
-
-def server_middlewares(prefix: str = "/") -> list[Any]:
-    """A SERVER span per request under ``prefix``, continuing its callers' traces.
-
-    Only for a service whose callers are trusted (the sandbox, playing FoneStorm's side of
-    the bridge's create-call); the receiver starts its own spans. None while tracing is off.
-    """
-    if _provider is None:
-        return []
-
-    @web.middleware
-    async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(prefix):
-            return await handler(request)
-        with server_span(request, trust_incoming=True) as span:
-            response = await handler(request)
-            responded(span, response.status)
-            return response
-
-    return [traced]
-
-
-# ------------------------------------------------------------------------------ HTTP client
-
-
-def client_trace_configs() -> list[aiohttp.TraceConfig]:
-    """For an ``aiohttp.ClientSession``: a CLIENT span per request, ``traceparent`` sent.
-
-    The official instrumentation, for one session only (the bridge's requests to FoneStorm):
-    its attributes are the URL without query and credentials, and no header unless the
-    ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_*`` variables ask. Empty while tracing is off.
-    """
-    if _provider is None:
-        return []
-    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
-
-    return [create_trace_config(tracer_provider=_provider)]
-
-
 # ------------------------------------------------------------------------------ Kafka
 
 
@@ -296,16 +174,17 @@ def producing(
     callback's context: :func:`server_span`); or the current trace not sampled (the record
     carries the current context, "not sampled" and all).
     """
-    if _provider is None:
-        return _NO_SPAN
+    on = active
+    if on is None:
+        return NO_SPAN
     carried = span_scopes.carried()
     if carried is not None:
         headers += carried
-        return _NO_SPAN
+        return NO_SPAN
     current = trace.get_current_span().get_span_context()
     if current.is_valid and not current.trace_flags.sampled:
-        headers += record_headers(current, w3c_only=_w3c_only)
-        return _NO_SPAN
+        headers += record_headers(current, w3c_only=on.w3c_only)
+        return NO_SPAN
     # Few attributes: each costs a sampled span a few microseconds to set and as many to
     # export. The record's key is the id already on the span of the callback or command.
     attributes = {
@@ -313,8 +192,10 @@ def producing(
         "messaging.operation.name": "send",
         "messaging.destination.name": topic,
     }
-    span = _tracer.start_span(f"{topic} send", kind=trace.SpanKind.PRODUCER, attributes=attributes)
-    headers += record_headers(span.get_span_context(), w3c_only=_w3c_only)
+    span = on.tracer.start_span(
+        f"{topic} send", kind=trace.SpanKind.PRODUCER, attributes=attributes
+    )
+    headers += record_headers(span.get_span_context(), w3c_only=on.w3c_only)
     return Ended(span)
 
 
@@ -346,8 +227,9 @@ def processing(
     record: ConsumerRecord[bytes, bytes], group: str
 ) -> contextlib.AbstractContextManager[trace.Span | None]:
     """A CONSUMER "process" span for one command record, continuing its producer's trace."""
-    if _provider is None:
-        return _NO_SPAN
+    on = active
+    if on is None:
+        return NO_SPAN
     parent = otel_context.Context()
     parsed = parse_traceparent(record_traceparent(record))
     if parsed is not None:
@@ -356,7 +238,7 @@ def processing(
             trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags)
         )
         parent = trace.set_span_in_context(trace.NonRecordingSpan(upstream), parent)
-    span = _tracer.start_span(f"{record.topic} process", parent, trace.SpanKind.CONSUMER)
+    span = on.tracer.start_span(f"{record.topic} process", parent, trace.SpanKind.CONSUMER)
     if span.is_recording():
         span.set_attributes(
             {
@@ -379,7 +261,7 @@ def processing(
 
 def annotate(**attributes: str) -> None:
     """Set attributes (e.g. the command id) on the current span; nothing when tracing is off."""
-    if _provider is not None and not span_scopes.sampled_out():
+    if active is not None and not span_scopes.sampled_out():
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(attributes)
@@ -387,7 +269,7 @@ def annotate(**attributes: str) -> None:
 
 def link_current_span(traceparent: str | None) -> None:
     """Link the current span to the trace ``traceparent`` names (a callback to its command)."""
-    if _provider is None or not traceparent or span_scopes.sampled_out():
+    if active is None or not traceparent or span_scopes.sampled_out():
         return
     span = trace.get_current_span()
     parsed = parse_traceparent(traceparent)
@@ -396,9 +278,9 @@ def link_current_span(traceparent: str | None) -> None:
         linked = trace.SpanContext(
             trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags)
         )
-        span.add_link(linked, {_LINK_KIND: "command"})
+        span.add_link(linked, {LINK_KIND: "command"})
 
 
 def tracer() -> trace.Tracer:
     """The bridge's tracer (a no-op one while tracing is off)."""
-    return _tracer
+    return _NO_TRACER if active is None else active.tracer

@@ -49,25 +49,21 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ValidationError
+from aiohttp.typedefs import Handler, Middleware
 
-from bridge.obs import tracing
-from bridge.sandbox.delivery import run_call
+from bridge.sandbox.control import add_control_routes
+from bridge.sandbox.http import STATE_KEY, SandboxError, error_response, parse, start_call
 from bridge.sandbox.models import (
     DEFAULT_OUTCOME,
     OUTCOME_TABLE,
     OUTCOMES_BY_SUFFIX,
     CreateCallBody,
-    InboundBody,
     NotifyBody,
     NotifyKind,
-    Outcome,
     outcome_for,
 )
 from bridge.sandbox.settings import SandboxSettings
@@ -86,32 +82,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v2"
-STATE_KEY: web.AppKey[SandboxState] = web.AppKey("fonestorm_sandbox_state", SandboxState)
 _FAULT_KEY: web.RequestKey[str] = web.RequestKey("sandbox_fault", str)
 _CALL_ID_KEY: web.RequestKey[str] = web.RequestKey("sandbox_call_id", str)
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class SandboxError(Exception):
-    """An error answer; the middleware renders it as ``{"error": {"code", "message"}}``."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    """The sandbox's one error shape."""
-    body = {"error": {"code": code, "message": message}}
-    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -176,36 +148,9 @@ async def _guard(request: web.Request) -> SandboxState:
     return state
 
 
-async def _read_object(request: web.Request) -> dict[str, Any]:
-    """The JSON object in the body, or 400."""
-    try:
-        data = json.loads(await request.read())
-    except ValueError:
-        raise SandboxError(400, "malformed_body", "body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise SandboxError(400, "malformed_body", "body must be a JSON object")
-    return data
-
-
-async def _parse(request: web.Request, model: type[_M]) -> _M:
-    """Read a JSON object body into ``model``: 400 when not JSON, 422 when fields are wrong."""
-    data = await _read_object(request)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise SandboxError(422, "invalid_fields", _describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-        for err in exc.errors(include_url=False)
-    )
-
-
 async def _create_call(request: web.Request) -> web.StreamResponse:
     state = await _guard(request)
-    body = await _parse(request, CreateCallBody)
+    body = await parse(request, CreateCallBody)
     outcome = outcome_for(body.to)
     if not outcome.accepted:
         status, code = outcome.refusal
@@ -220,7 +165,7 @@ async def _create_call(request: web.Request) -> web.StreamResponse:
         tts=body.tts,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    _start_call(state, call)
+    start_call(state, call)
     request[_CALL_ID_KEY] = call.id
     if state.take_fail_after_create():
         request[_FAULT_KEY] = "fail_after_create"
@@ -242,24 +187,10 @@ async def _broken_body(request: web.Request, body: bytes) -> web.StreamResponse:
     return response
 
 
-def _start_call(state: SandboxState, call: CallRecord) -> None:
-    state.calls[call.id] = call
-    state.spawn(run_call(state, call))
-    log.info(
-        "sandbox created %s call %s from %s to %s (disposition %s, idempotency key %s)",
-        call.direction,
-        call.id,
-        call.caller,
-        call.to,
-        call.outcome.disposition,
-        call.idempotency_key,
-    )
-
-
 def _notify_handler(kind: NotifyKind) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         state = await _guard(request)
-        body = await _parse(request, NotifyBody)
+        body = await parse(request, NotifyBody)
         registration = Registration(
             fonenumber=body.fonenumber,
             url=body.url,
@@ -271,85 +202,6 @@ def _notify_handler(kind: NotifyKind) -> Callable[[web.Request], Awaitable[web.R
         return web.json_response({"callback": {"url": body.url, "method": body.method}})
 
     return handler
-
-
-async def _inbound(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    body = await _parse(request, InboundBody)
-    disposition = body.disposition or "ANSWERED"
-    seconds = body.billable_seconds
-    if seconds is None:
-        seconds = DEFAULT_OUTCOME.billable_seconds if disposition == "ANSWERED" else 0
-    call = CallRecord(
-        id=state.new_call_id(),
-        direction="INBOUND",
-        fonenumber=body.to,
-        caller=body.caller,
-        to=body.to,
-        outcome=Outcome(disposition, seconds, "simulated inbound call"),
-    )
-    _start_call(state, call)
-    return web.json_response({"call": {"id": call.id}})
-
-
-async def _list_calls(request: web.Request) -> web.Response:
-    filters = {
-        k: request.query[k] for k in ("idempotency_key", "to", "direction") if k in request.query
-    }
-    every = (call.to_json() for call in request.app[STATE_KEY].calls.values())
-    calls = [c for c in every if all(str(c[k]) == v for k, v in filters.items())]
-    return web.json_response(calls)
-
-
-async def _get_call(request: web.Request) -> web.Response:
-    call = request.app[STATE_KEY].calls.get(request.match_info["call_id"])
-    if call is None:
-        raise SandboxError(404, "not_found", "no such call")
-    return web.json_response(call.to_json())
-
-
-async def _registrations(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return web.json_response(
-        {
-            kind: {r.fonenumber: r.to_json() for r in regs.values()}
-            for kind, regs in state.registrations.items()
-        }
-    )
-
-
-async def _requests(request: web.Request) -> web.Response:
-    return web.json_response([r.to_json() for r in request.app[STATE_KEY].requests])
-
-
-async def _get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE_KEY].faults.model_dump())
-
-
-async def _set_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    update = await _read_object(request)
-    try:
-        faults = state.update_faults(update)
-    except ValidationError as exc:
-        raise SandboxError(422, "invalid_fields", _describe(exc)) from None
-    return web.json_response(faults.model_dump())
-
-
-async def _held(request: web.Request) -> web.Response:
-    return web.json_response({"held": request.app[STATE_KEY].held})
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    state.faults = state.baseline_faults()
-    state.released.set()
-    return web.json_response(state.faults.model_dump())
-
-
-async def _reset(request: web.Request) -> web.Response:
-    await request.app[STATE_KEY].reset()
-    return web.json_response({"status": "reset"})
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -372,9 +224,14 @@ async def _release_hangs(app: web.Application) -> None:
     app[STATE_KEY].closing.set()
 
 
-def create_sandbox_app(settings: SandboxSettings) -> web.Application:
-    """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``."""
-    app = web.Application(middlewares=[*tracing.server_middlewares(f"{API_PREFIX}/"), _middleware])
+def create_sandbox_app(
+    settings: SandboxSettings, *, middlewares: Sequence[Middleware] = ()
+) -> web.Application:
+    """The sandbox as an aiohttp application; its state is ``app[STATE_KEY]``.
+
+    ``middlewares`` (tracing, say) come first: whoever builds the sandbox brings them.
+    """
+    app = web.Application(middlewares=[*middlewares, _middleware])
     app[STATE_KEY] = SandboxState(settings)
     app.cleanup_ctx.append(_callback_session)
     app.on_shutdown.append(_release_hangs)
@@ -382,22 +239,14 @@ def create_sandbox_app(settings: SandboxSettings) -> web.Application:
     app.router.add_post(f"{API_PREFIX}/calls/send_notify", _notify_handler("send_notify"))
     app.router.add_post(f"{API_PREFIX}/calls/receive_notify", _notify_handler("receive_notify"))
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/_sandbox/calls", _list_calls)
-    app.router.add_get("/_sandbox/calls/{call_id}", _get_call)
-    app.router.add_get("/_sandbox/registrations", _registrations)
-    app.router.add_get("/_sandbox/requests", _requests)
-    app.router.add_get("/_sandbox/faults", _get_faults)
-    app.router.add_post("/_sandbox/faults", _set_faults)
-    app.router.add_delete("/_sandbox/faults", _clear_faults)
-    app.router.add_get("/_sandbox/held", _held)
-    app.router.add_post("/_sandbox/inbound", _inbound)
-    app.router.add_post("/_sandbox/reset", _reset)
+    add_control_routes(app)
     return app
 
 
-async def run_sandbox(settings: SandboxSettings) -> None:
-    """Serve the sandbox on ``settings.host:settings.port`` until cancelled."""
-    runner = web.AppRunner(create_sandbox_app(settings), shutdown_timeout=5.0)
+async def run_sandbox(settings: SandboxSettings, *, middlewares: Sequence[Middleware] = ()) -> None:
+    """Serve :func:`create_sandbox_app` on ``settings.host:settings.port`` until cancelled."""
+    app = create_sandbox_app(settings, middlewares=middlewares)
+    runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -1,7 +1,7 @@
 """In-memory state of the FoneStorm sandbox: calls, registrations, faults, background tasks.
 
 Kept apart from the HTTP handlers (:mod:`bridge.sandbox.app`) so tests that run the sandbox
-in-process can read and steer it directly through :data:`bridge.sandbox.app.STATE_KEY`.
+in-process can read and steer it directly through :data:`bridge.sandbox.http.STATE_KEY`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The aiohttp application: `create_app`, its HTTP server, health/readiness/metrics, JSON errors.
+"""HTTP helpers: the server of the callback port, health/readiness/metrics, JSON errors.
 
-The top of the service: may import every package of the bridge except `sandbox`.
+The application that uses them is built in :mod:`bridge.app`. May import `kafka` (the
+publisher's readiness), `obs` and the shared modules; no role (commands, ingest, fonestorm).
 """

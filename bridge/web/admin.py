@@ -6,17 +6,10 @@ internet answers nothing but callbacks: no metrics for strangers to read, no rea
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from bridge.obs.metrics import CONTENT_TYPE
-from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
-from bridge.web.errors import add_json_fallbacks
-from bridge.web.server import BridgeAppRunner
-
-log = logging.getLogger(__name__)
+from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -54,27 +47,3 @@ def add_operations_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
     router.add_get("/metrics", metrics)
-
-
-async def admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the operations endpoints on ``BRIDGE_HTTP__ADMIN_PORT``."""
-    settings = app[SETTINGS]
-    admin = web.Application()
-    # The same objects as the main app: readiness and metrics are the process's.
-    admin[SETTINGS] = settings
-    admin[METRICS] = app[METRICS]
-    admin[PUBLISHER] = app[PUBLISHER]
-    admin[READINESS] = app[READINESS]
-    admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
-    add_operations_routes(admin.router)
-    add_json_fallbacks(admin.router)
-    runner = BridgeAppRunner(
-        admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
-    )
-    await runner.setup()
-    # reuse_port: with --workers N every process serves it, like the callback port.
-    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
-    await site.start()
-    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
-    yield
-    await runner.cleanup()

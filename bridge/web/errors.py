@@ -1,7 +1,7 @@
 """The one JSON error shape of the HTTP API: ``{"error": {"code": ..., "message": ...}}``.
 
 aiohttp answers an unknown path (404) or method (405) in plain text. Rather than a middleware,
-which every callback would pay for (~2 us: two more coroutine frames around each handler), the
+which every callback would pay for (two more coroutine frames around each handler), the
 router gets routes that answer those in the JSON shape (:func:`add_json_fallbacks`).
 """
 

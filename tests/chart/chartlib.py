@@ -23,6 +23,12 @@ WORKER_ONLY = CHART_DIR / "ci" / "worker-only-values.yaml"
 #: The chart defaults plus literal callback credentials, which the chart cannot do without.
 DEFAULT = CHART_DIR / "ci" / "default-values.yaml"
 
+_CHART = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
+#: ``helm.sh/chart`` of every manifest: the chart's name and version.
+CHART_LABEL = f"{_CHART['name']}-{_CHART['version']}"
+#: The image tag and ``app.kubernetes.io/version`` the chart defaults to.
+APP_VERSION = str(_CHART["appVersion"])
+
 #: Settings that are secrets: never in a ConfigMap or an env ``value:``.
 SECRET_ENV = {
     "BRIDGE_FONESTORM__TOKEN",
@@ -32,6 +38,8 @@ SECRET_ENV = {
     "BRIDGE_KAFKA__SASL_PASSWORD",
     "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY",
     "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY",
+    "BRIDGE_SCHEMAS__REGISTRY_USERNAME",
+    "BRIDGE_SCHEMAS__REGISTRY_PASSWORD",
 }
 
 

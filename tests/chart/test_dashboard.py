@@ -20,7 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from bridge.obs.loop_metrics import LoopCounter, LoopHistogram
 from bridge.obs.metrics import Metrics
-from tests.chart.chartlib import ALL_IDS, ALL_VALUES, DEFAULT, FULL, WORKER_ONLY
+from tests.chart.chartlib import ALL_IDS, ALL_VALUES, CHART_LABEL, DEFAULT, FULL, WORKER_ONLY
 from tests.chart.helmlib import (
     CHART_DIR,
     MAX_KUBE,
@@ -162,7 +162,7 @@ def test_rendered_when_enabled_for_the_sidecar(enabled: list[Manifest]) -> None:
     assert meta["labels"]["grafana_dashboard"] == "1"
     assert meta["labels"]["app.kubernetes.io/name"] == "fonestorm-bridge"
     assert meta["labels"]["app.kubernetes.io/instance"] == RELEASE
-    assert meta["labels"]["helm.sh/chart"] == "fonestorm-bridge-0.1.0"
+    assert meta["labels"]["helm.sh/chart"] == CHART_LABEL
     assert "annotations" not in meta
     assert list(configmap["data"]) == [DATA_KEY]
     # The file, as is (the block scalar drops only the final newline).
@@ -336,6 +336,7 @@ def test_dashboard_covers_the_issue(shipped: dict[str, Any]) -> None:
         "produce errors": r"bridge_produce_errors_total",
         "dead letters by source and reason": r"by \(source, reason\) \(rate\(bridge_dead_letters",
         "kafka ready": r"bridge_kafka_ready",
+        "brokers unreachable": r"by \(node_id\) \(1 - bridge_kafka_broker_reachable",
         "worker ready": r"bridge_worker_ready",
         "unauthenticated": r"bridge_callbacks_unauthenticated",
         "commands by status": r"by \(status\) \(rate\(bridge_commands_total",

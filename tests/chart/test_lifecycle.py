@@ -13,6 +13,7 @@ from bridge.settings import HttpSettings
 from tests.chart.chartlib import (
     ALL_IDS,
     ALL_VALUES,
+    APP_VERSION,
     DEFAULT,
     FULL,
     SENTINEL_VALUES,
@@ -183,7 +184,7 @@ def test_pod_annotations(render: Render) -> None:
 
 def test_image_reference(render: Render) -> None:
     default = one(render(DEFAULT), "Deployment", "-worker")["spec"]["template"]["spec"]
-    assert default["containers"][0]["image"] == "fonestorm-bridge:0.1.0"
+    assert default["containers"][0]["image"] == f"fonestorm-bridge:{APP_VERSION}"
     full = one(render(FULL), "Deployment", "-worker")["spec"]["template"]["spec"]
     digest = values_of(FULL)["image"]["digest"]
     assert full["containers"][0]["image"] == (

@@ -10,7 +10,16 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from tests.chart.chartlib import ALL_IDS, ALL_VALUES, CI_IDS, DEFAULT, FULL, values_of
+from tests.chart.chartlib import (
+    ALL_IDS,
+    ALL_VALUES,
+    APP_VERSION,
+    CHART_LABEL,
+    CI_IDS,
+    DEFAULT,
+    FULL,
+    values_of,
+)
 from tests.chart.helmlib import (
     CHART_DIR,
     HELM_VERSION,
@@ -31,7 +40,7 @@ from tests.chart.helmlib import (
 )
 
 #: Kinds that are CustomResources: not in the Kubernetes API schemas.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic"}
 
 
 # ---------------------------------------------------------------- helm itself
@@ -166,10 +175,10 @@ def test_standard_labels_everywhere(render: Render, values: Path) -> None:
     for manifest in manifests:
         labels = manifest["metadata"]["labels"]
         where = kn(manifest)
-        assert labels["helm.sh/chart"] == "fonestorm-bridge-0.1.0", where
+        assert labels["helm.sh/chart"] == CHART_LABEL, where
         assert labels["app.kubernetes.io/name"] == "fonestorm-bridge", where
         assert labels["app.kubernetes.io/instance"] == RELEASE, where
-        assert labels["app.kubernetes.io/version"] == "0.1.0", where
+        assert labels["app.kubernetes.io/version"] == APP_VERSION, where
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where
         if manifest["kind"] not in {
             "ConfigMap",
@@ -177,6 +186,7 @@ def test_standard_labels_everywhere(render: Render, values: Path) -> None:
             "ServiceAccount",
             "ServiceMonitor",
             "PrometheusRule",
+            "KafkaTopic",
         }:
             assert labels["app.kubernetes.io/component"] in {"receiver", "worker", "test"}, where
 

@@ -134,6 +134,14 @@ SENTINELS = {
             "dead-letter-signing-key",
             "SENTINEL-callback-signing-key-2e5d90-0123456789",
         ),
+        "BRIDGE_SCHEMAS__REGISTRY_USERNAME": (
+            "schema-registry-username",
+            "SENTINEL-receiver-registry-user-4d1a77",
+        ),
+        "BRIDGE_SCHEMAS__REGISTRY_PASSWORD": (
+            "schema-registry-password",
+            "SENTINEL-receiver-registry-password-b83e2c",
+        ),
     },
     "worker": {
         "BRIDGE_FONESTORM__TOKEN": ("fonestorm-token", "SENTINEL-fonestorm-token-8d41e2"),
@@ -145,6 +153,14 @@ SENTINELS = {
         "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY": (
             "dead-letter-signing-key",
             "SENTINEL-command-signing-key-94c1a8-0123456789",
+        ),
+        "BRIDGE_SCHEMAS__REGISTRY_USERNAME": (
+            "schema-registry-username",
+            "SENTINEL-worker-registry-user-6f0b19",
+        ),
+        "BRIDGE_SCHEMAS__REGISTRY_PASSWORD": (
+            "schema-registry-password",
+            "SENTINEL-worker-registry-password-e2c5d4",
         ),
     },
 }
@@ -419,6 +435,13 @@ def test_sasl_credentials_only_with_sasl_protocol(helm: Helm) -> None:
     assert "BRIDGE_FONESTORM__TOKEN" in env_of(_pod_spec(manifests, "worker")["containers"][0])
 
 
+#: The schema registry credentials' env vars → their default key names.
+REGISTRY_KEYS = {
+    "BRIDGE_SCHEMAS__REGISTRY_USERNAME": "schema-registry-username",
+    "BRIDGE_SCHEMAS__REGISTRY_PASSWORD": "schema-registry-password",
+}
+
+
 def test_existing_secrets(render: Render) -> None:
     manifests = render(FULL)
     assert not of_kind(manifests, "Secret")
@@ -444,6 +467,13 @@ def test_existing_secrets(render: Render) -> None:
             "key": "dead-letter-signing-key",
             "optional": True,
         }
+        # So are the schema registry credentials: most deployments run in plain mode.
+        for variable, key in REGISTRY_KEYS.items():
+            expected[variable] = {
+                "name": secrets[component]["existingSecret"],
+                "key": key,
+                "optional": True,
+            }
         refs = {
             name: item["valueFrom"]["secretKeyRef"]
             for name, item in env.items()

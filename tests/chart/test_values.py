@@ -86,7 +86,7 @@ def test_configmap_keys_are_real_settings(render: Render, values: Path) -> None:
 
 
 def test_every_bridge_setting_is_configurable() -> None:
-    """A setting added to bridge/settings.py needs a `config` value (or a reason not to)."""
+    """A setting added to bridge/settings/ needs a `config` value (or a reason not to)."""
     config = chart_default("config")
     exposed = {
         f"BRIDGE_{section.upper()}__{_snake(field).upper()}"

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from bridge.fonestorm.templates import CALLBACK_FIELDS
-from bridge.ingest.receiver import dead_letter_bound
+from bridge.ingest.dead_letters import dead_letter_bound
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.kafka_records import consume_all, read_to_end

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
+from bridge.app import create_app
 from bridge.settings import Settings
-from bridge.web.app import create_app
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import read_to_end

@@ -16,8 +16,8 @@ from collections import Counter
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bridge.app import create_app
 from bridge.settings import Settings
-from bridge.web.app import create_app
 from tests.support.commands import command
 from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import consume_all, read_to_end

@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bridge.app import CORRELATOR
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
-from bridge.web.app import CORRELATOR
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.commands import closed_loop, command

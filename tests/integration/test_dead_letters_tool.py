@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from bridge.contracts.calls import CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter, KafkaRecordRef
-from bridge.deadletters.replayer import transactional_id
+from bridge.dead_letters.replayer import transactional_id
 from bridge.kafka.cloudevents import format_time
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback, post_json

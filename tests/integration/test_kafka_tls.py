@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge.app import create_app
 from bridge.settings import Settings
-from bridge.web.app import create_app
 from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.paths import LOCAL_KAFKA

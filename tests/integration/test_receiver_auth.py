@@ -53,7 +53,7 @@ async def test_a_user_without_a_password_is_a_settings_error_that_names_it() -> 
 async def test_the_opt_out_is_loud(
     start_bridge: BridgeFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bridge.web.app"):
+    with caplog.at_level(logging.WARNING, logger="bridge.app"):
         bridge = await start_bridge()  # the test fixture opts out explicitly
     assert "callback authentication is OFF" in caplog.text
     async with http.get(f"{bridge.url}/metrics") as response:

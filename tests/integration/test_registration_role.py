@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bridge.app import create_app
 from bridge.settings import Settings
-from bridge.web.app import create_app
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.sandbox import OURS, TOKEN, Sandbox
 from tests.support.servers import serve

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.commands.service import WORKER
+from bridge.app import WORKER
 from bridge.sandbox.state import SandboxState
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command

@@ -24,6 +24,11 @@ test module or from a conftest.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
+* :mod:`~tests.support.schema_registry`: fixtures ``schema_registry`` / ``registry_url`` (a
+  real Apicurio Registry for the session), ``new_registry`` (one of a test's own), and calls of
+  its Confluent-compatible API.
+* :mod:`~tests.support.java_serdes`: fixture ``java_serdes``, Apicurio's Java serializer and
+  deserializer run as subprocesses (tests/java/serdes).
 * :mod:`~tests.support.topics`: an admin client (fixture ``admin``), fresh topics, partitions
   added, `fonestorm-bridge topics`.
 * :mod:`~tests.support.waiting`: waiting until a condition holds.

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.app import create_app
 from bridge.settings import Settings
-from bridge.web.app import create_app
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.servers import serve, wait_ready
 

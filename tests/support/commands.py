@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from bridge.commands.service import WORKER
+from bridge.app import WORKER
 from bridge.commands.worker import CommandWorker
 from bridge.contracts.commands import PlaceCallCommand
 from bridge.contracts.ledger import LedgerState

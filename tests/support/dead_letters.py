@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 from bridge.cli import build_parser
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
 from bridge.contracts.signing import SIGNATURE_HEADER, sign
-from bridge.deadletters.cli import run_command
-from bridge.deadletters.decision import ReplayContext
+from bridge.dead_letters.cli import run_command
+from bridge.dead_letters.decision import ReplayContext
 from bridge.settings import Settings
 from tests.support.callbacks import CALLBACK_PATH
 from tests.support.kafka_broker import NewTopicFactory

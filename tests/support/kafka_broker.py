@@ -36,10 +36,18 @@ from typing import Any, TypeAlias
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
 from tests.support.ports import free_port_block, free_ports
 
 log = logging.getLogger(__name__)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test process starts up as the bridge does: no client asks a broker to create a topic
+    (the test broker allows it), the tests' own clients included."""
+    forbid_topic_auto_creation()
+
 
 NewTopicFactory: TypeAlias = Callable[..., Awaitable[str]]
 """Type of the ``new_topic`` fixture: ``await new_topic(prefix="t", partitions=1) -> str``."""

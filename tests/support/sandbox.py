@@ -20,7 +20,8 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bridge.fonestorm.client import FoneStormClient
-from bridge.sandbox.app import STATE_KEY, SandboxState, create_sandbox_app
+from bridge.obs import http_spans
+from bridge.sandbox.app import API_PREFIX, STATE_KEY, SandboxState, create_sandbox_app
 from bridge.sandbox.settings import SandboxSettings
 from bridge.settings import FoneStormSettings
 from tests.support.servers import serve
@@ -49,7 +50,8 @@ async def running_sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
             **overrides,
         }
     )
-    app = create_sandbox_app(settings)
+    # Traced as the CLI's sandbox is, when a test turned tracing on.
+    app = create_sandbox_app(settings, middlewares=http_spans.server_middlewares(f"{API_PREFIX}/"))
     runner, url = await serve(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     app[STATE_KEY].delivery_backoff = 0.01
     try:

@@ -15,11 +15,11 @@ from urllib.parse import quote
 import pytest
 
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
-from bridge.deadletters.decision import Decision
-from bridge.deadletters.escaping import escape
-from bridge.deadletters.model import Entry, ReplayRecord
-from bridge.deadletters.render import decoded, json_line, row, show, table
-from bridge.deadletters.summary import Tally, decision_line, summary
+from bridge.dead_letters.decision import Decision
+from bridge.dead_letters.escaping import escape
+from bridge.dead_letters.model import Entry, ReplayRecord
+from bridge.dead_letters.render import decoded, json_line, row, show, table
+from bridge.dead_letters.summary import Tally, decision_line, summary
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CLEAR = "\x1b[2J\x1b[H"

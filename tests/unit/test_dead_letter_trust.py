@@ -16,11 +16,11 @@ import pytest
 from bridge.commands import decision as worker_decision
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
 from bridge.contracts.signing import sign
-from bridge.deadletters import decision as replay_decision
-from bridge.deadletters.audit import audit_record
-from bridge.deadletters.decision import ReplayContext, decide, max_age
-from bridge.deadletters.integrity import Integrity, check, refusal
-from bridge.deadletters.model import Operator, ProducedTo, ReplayRecord
+from bridge.dead_letters import decision as replay_decision
+from bridge.dead_letters.audit import audit_record
+from bridge.dead_letters.decision import ReplayContext, decide, max_age
+from bridge.dead_letters.integrity import Integrity, check, refusal
+from bridge.dead_letters.model import Operator, ProducedTo, ReplayRecord
 from tests.support.callbacks import callback
 from tests.support.dead_letters import replay_context
 

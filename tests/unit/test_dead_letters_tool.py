@@ -11,11 +11,11 @@ import pytest
 
 from bridge.contracts.calls import CallStatus, Direction, call_event_id
 from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord, KafkaRecordRef
-from bridge.deadletters.decision import Decision, ReplayContext, decide
-from bridge.deadletters.model import Entry, LedgerView, ProducedTo, ReplayRecord, Selection
-from bridge.deadletters.render import decoded, row, show, table
-from bridge.deadletters.revalidate import callback_data
-from bridge.deadletters.summary import (
+from bridge.dead_letters.decision import Decision, ReplayContext, decide
+from bridge.dead_letters.model import Entry, LedgerView, ProducedTo, ReplayRecord, Selection
+from bridge.dead_letters.render import decoded, row, show, table
+from bridge.dead_letters.revalidate import callback_data
+from bridge.dead_letters.summary import (
     Progress,
     Tally,
     decision_line,
@@ -23,7 +23,7 @@ from bridge.deadletters.summary import (
     parse_counts,
     summary,
 )
-from bridge.deadletters.timespec import parse_duration, parse_when
+from bridge.dead_letters.timespec import parse_duration, parse_when
 from bridge.errors import CallbackError
 from tests.support.callbacks import callback
 from tests.support.dead_letters import replay_context

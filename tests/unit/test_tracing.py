@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bridge.obs import tracing
+from bridge.obs import http_spans, tracing
 from bridge.obs.sdk_parts import from_env
 from bridge.obs.span_scopes import record_headers, w3c_propagators
 from bridge.obs.trace_context import (
@@ -72,8 +72,8 @@ def test_a_command_record_names_its_trace_by_either_header(
 
 def test_nothing_is_traced_while_off() -> None:
     assert not tracing.enabled()
-    assert tracing.server_middlewares() == []
-    assert tracing.client_trace_configs() == []
+    assert http_spans.server_middlewares() == []
+    assert http_spans.client_trace_configs() == []
     headers: list[tuple[str, bytes]] = []
     with tracing.producing("t", headers) as span:
         tracing.produced(span, 0, 1)

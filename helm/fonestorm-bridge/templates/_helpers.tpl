@@ -179,8 +179,8 @@ Whether the Kafka protocol uses SASL.
 The secret settings by group, as JSON: group → [env var, key name, literal value, needs SASL,
 optional] entries. One group per identity: the callback basic-auth pair (FoneStorm's, shared by
 the receiver that checks it and the worker that registers it), the receiver's Kafka user and
-callback dead-letter signing key, and the worker's FoneStorm token, Kafka user and command
-dead-letter signing key (never the receiver's: it would let a forged dead letter be replayed
+callback dead-letter signing key (and schema registry user), and the worker's FoneStorm token,
+Kafka user, command dead-letter signing key (and schema registry user) (never the receiver's: it would let a forged dead letter be replayed
 onto the command topic). An optional setting's reference into an existing Secret is optional,
 so a Secret made before the setting existed leaves it unset instead of keeping pods from
 starting.
@@ -194,12 +194,16 @@ starting.
   "receiver" (list
     (list "BRIDGE_KAFKA__SASL_USERNAME" $s.receiver.keys.kafkaSaslUsername $s.receiver.kafkaSaslUsername true false)
     (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.receiver.keys.kafkaSaslPassword $s.receiver.kafkaSaslPassword true false)
-    (list "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY" $s.receiver.keys.deadLetterSigningKey $s.receiver.deadLetterSigningKey false true))
+    (list "BRIDGE_DEAD_LETTERS__CALLBACK_SIGNING_KEY" $s.receiver.keys.deadLetterSigningKey $s.receiver.deadLetterSigningKey false true)
+    (list "BRIDGE_SCHEMAS__REGISTRY_USERNAME" $s.receiver.keys.schemaRegistryUsername $s.receiver.schemaRegistryUsername false true)
+    (list "BRIDGE_SCHEMAS__REGISTRY_PASSWORD" $s.receiver.keys.schemaRegistryPassword $s.receiver.schemaRegistryPassword false true))
   "worker" (list
     (list "BRIDGE_FONESTORM__TOKEN" $s.worker.keys.fonestormToken $s.worker.fonestormToken false false)
     (list "BRIDGE_KAFKA__SASL_USERNAME" $s.worker.keys.kafkaSaslUsername $s.worker.kafkaSaslUsername true false)
     (list "BRIDGE_KAFKA__SASL_PASSWORD" $s.worker.keys.kafkaSaslPassword $s.worker.kafkaSaslPassword true false)
-    (list "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY" $s.worker.keys.deadLetterSigningKey $s.worker.deadLetterSigningKey false true))
+    (list "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY" $s.worker.keys.deadLetterSigningKey $s.worker.deadLetterSigningKey false true)
+    (list "BRIDGE_SCHEMAS__REGISTRY_USERNAME" $s.worker.keys.schemaRegistryUsername $s.worker.schemaRegistryUsername false true)
+    (list "BRIDGE_SCHEMAS__REGISTRY_PASSWORD" $s.worker.keys.schemaRegistryPassword $s.worker.schemaRegistryPassword false true))
   | toJson }}
 {{- end }}
 
@@ -569,4 +573,37 @@ spec:
       {{- include "fonestorm-bridge.componentSelectorLabels" . | nindent 6 }}
   template:
     {{- include "fonestorm-bridge.podTemplate" . | nindent 4 }}
+{{- end }}
+
+{{/*
+The bridge's topic plan (bridge/kafka/topic_plan.py, `fonestorm-bridge topics show`): per
+`config.topics` key, the topic's default name and the configs it needs besides
+min.insync.replicas. Call with the ledger's retention.ms. tests/chart/test_kafka_topics.py
+keeps it in step with the bridge's own plan.
+*/}}
+{{- define "fonestorm-bridge.topicPlan" -}}
+callEvents:
+  name: fonestorm.call-events.v1
+  config: {cleanup.policy: delete}
+deadLetters:
+  name: fonestorm.dead-letters.v1
+  config: {cleanup.policy: delete}
+deadLetterReplays:
+  name: fonestorm.dead-letter-replays.v1
+  config: {cleanup.policy: compact}
+deadLetterAudit:
+  name: fonestorm.dead-letter-audit.v1
+  config: {cleanup.policy: delete}
+placeCall:
+  name: fonestorm.place-call.v1
+  config: {cleanup.policy: delete}
+placeCallResults:
+  name: fonestorm.place-call-results.v1
+  config: {cleanup.policy: delete}
+commandLedger:
+  name: fonestorm.place-call-ledger.v1
+  config:
+    cleanup.policy: compact,delete
+    retention.ms: {{ . | quote }}
+    min.compaction.lag.ms: "3600000"
 {{- end }}

@@ -23,14 +23,14 @@ from typing import Any, TextIO
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from bridge.contracts.base import utcnow
-from bridge.deadletters import render
-from bridge.deadletters.escaping import escape
-from bridge.deadletters.integrity import check
-from bridge.deadletters.model import Entry, ReplayRecord, Selection
-from bridge.deadletters.reading import group_less_consumer, parse_entry, read_range, read_replays
-from bridge.deadletters.replayer import Output, Replayer, ReplayFailed
-from bridge.deadletters.summary import metrics_text, parse_counts, summary
-from bridge.deadletters.timespec import parse_when
+from bridge.dead_letters import render
+from bridge.dead_letters.escaping import escape
+from bridge.dead_letters.integrity import check
+from bridge.dead_letters.model import Entry, ReplayRecord, Selection
+from bridge.dead_letters.reading import group_less_consumer, parse_entry, read_range, read_replays
+from bridge.dead_letters.replayer import Output, Replayer, ReplayFailed
+from bridge.dead_letters.summary import metrics_text, parse_counts, summary
+from bridge.dead_letters.timespec import parse_when
 from bridge.settings import Settings
 
 _WHERE = re.compile(r"(\d+)@(\d+)")

@@ -1,8 +1,8 @@
-"""``dead-letters replay``: the decisions of :mod:`~bridge.deadletters.decision`, written so that
+"""``dead-letters replay``: the decisions of :mod:`~bridge.dead_letters.decision`, written so that
 no dead letter is ever replayed twice.
 
 **Why a Kafka transaction.** Each batch of dead letters (one fetch, at most
-:data:`~bridge.deadletters.reading.BATCH`) is written in one transaction: the replayed records
+:data:`~bridge.dead_letters.reading.BATCH`) is written in one transaction: the replayed records
 (events, commands) and, for every dead letter decided, its replay record on the compacted
 replay topic. Either both are committed or neither is, so the replay record never claims a
 record that is not there, and a record is never there without its replay record. A replay
@@ -16,7 +16,7 @@ still running against the same topic (its next write fails with ``ProducerFenced
 completes or aborts whatever transaction it left open, *before* the replay topic is read. Two
 replays can therefore not both decide that a dead letter is still to do.
 
-The same transaction writes an audit record (:mod:`~bridge.deadletters.audit`) for every dead
+The same transaction writes an audit record (:mod:`~bridge.dead_letters.audit`) for every dead
 letter the batch replayed or found still invalid.
 
 What the transaction does not cover: consumers reading ``read_uncommitted`` (Kafka's default,
@@ -39,12 +39,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from bridge.contracts.base import utcnow
-from bridge.deadletters.audit import audit_record, bridge_version, operator
-from bridge.deadletters.decision import Decision, ReplayContext, decide, max_age
-from bridge.deadletters.escaping import escape
-from bridge.deadletters.integrity import check
-from bridge.deadletters.model import Entry, ProducedTo, ReplayRecord, Selection
-from bridge.deadletters.reading import (
+from bridge.contracts.calls import CallEvent
+from bridge.contracts.commands import PlaceCallCommand
+from bridge.dead_letters.audit import audit_record, bridge_version, operator
+from bridge.dead_letters.decision import Decision, ReplayContext, decide, max_age
+from bridge.dead_letters.escaping import escape
+from bridge.dead_letters.integrity import check
+from bridge.dead_letters.model import Entry, ProducedTo, ReplayRecord, Selection
+from bridge.dead_letters.reading import (
     Record,
     group_less_consumer,
     parse_entry,
@@ -52,10 +54,12 @@ from bridge.deadletters.reading import (
     read_range,
     read_replays,
 )
-from bridge.deadletters.summary import Progress, Tally, decision_line, progress_line
+from bridge.dead_letters.summary import Progress, Tally, decision_line, progress_line
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
 from bridge.kafka.topics import MissingTopicsError, ensure_topics
+from bridge.schema_registry.client import RegistryError
+from bridge.schema_registry.registration import look_up, new_client
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,32 @@ TRANSACTIONAL_ID_PREFIX = "fonestorm-bridge.dead-letter-replay."
 
 class ReplayFailed(Exception):
     """The replay stopped; the message says why and what is safe to do."""
+
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+async def _id_headers(settings: Settings) -> tuple[Headers, Headers]:
+    """Registry mode: the id headers of replayed call events and commands; else nothing.
+
+    Looked up, not registered: the bridge registers its schemas at start, and a replay writes
+    only records of schemas it has registered.
+    """
+    if settings.schemas.registry_url is None:
+        return (), ()
+    client = new_client(settings.schemas)
+    topics = settings.topics
+    try:
+        event = await look_up(client, topics.call_events, CallEvent)
+        command = await look_up(client, topics.place_call, PlaceCallCommand)
+    except RegistryError as exc:
+        raise ReplayFailed(
+            f"registry mode: the schema ids of replayed records are not at hand ({exc}); "
+            "nothing was replayed"
+        ) from exc
+    finally:
+        await client.close()
+    return tuple(event.headers()), tuple(command.headers())
 
 
 def transactional_id(settings: Settings) -> str:
@@ -176,6 +206,7 @@ class Replayer:
         # After the producer started (and fenced any other replay): nothing changes it now.
         previous = await read_replays(kafka, topics.dead_letter_replays) or {}
         ledger = await read_ledger(kafka, topics.command_ledger)
+        event_ids, command_ids = await _id_headers(settings) if producer is not None else ((), ())
         context = ReplayContext(
             call_events=topics.call_events,
             place_call=topics.place_call,
@@ -186,6 +217,8 @@ class Replayer:
             max_age=max_age(settings.worker.ledger_retention),
             ledger=ledger,
             allow_unsigned=self._allow_unsigned,
+            event_id_headers=event_ids,
+            command_id_headers=command_ids,
         )
         progress = Progress(self._clock())
         async with group_less_consumer(kafka) as consumer:

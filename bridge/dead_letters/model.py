@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.deadletters.integrity import Integrity
+from bridge.dead_letters.integrity import Integrity
 
 #: Header of every replayed record: the id of the dead letter it came from.
 REPLAYED_FROM_HEADER = "bridge_replayed_from"

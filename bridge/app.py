@@ -2,7 +2,8 @@
 
 Each resource has one cleanup context (start, ``yield``, stop), so shutdown runs in reverse
 order of start-up: the HTTP server stops accepting, in-flight requests finish, then the
-producer flushes.
+producer flushes. The one module that knows every role: it may import every package of the
+bridge but ``sandbox``, and nothing imports it but the command line.
 """
 
 from __future__ import annotations
@@ -14,24 +15,32 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge.commands.service import worker_ctx
+from bridge.commands.service import running_worker
+from bridge.commands.worker import CommandWorker
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
+from bridge.kafka.broker_watch import BrokerWatch
+from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
+from bridge.schema_registry.registration import RegistryMode, start_registry_mode
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
-from bridge.web.admin import add_operations_routes, admin_site_ctx
+from bridge.web.admin import add_operations_routes
 from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
+from bridge.web.server import BridgeAppRunner
 
 log = logging.getLogger(__name__)
 
 RECEIVER = web.AppKey("receiver", CallbackReceiver)
 CORRELATOR = web.AppKey("correlator", CallCorrelator)
+WORKER = web.AppKey("worker", CommandWorker)
+#: Registry mode's ids and command reader (absent in plain mode).
+REGISTRY_MODE = web.AppKey("registry_mode", RegistryMode)
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -46,12 +55,31 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     await publisher.stop()
 
 
+async def _broker_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    publisher = app[PUBLISHER]
+    watch = BrokerWatch(app[METRICS], lambda: publisher.kafka_client)
+    watch.start()
+    yield
+    await watch.stop()
+
+
+async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Registry mode: every schema registered before anything is produced, or no start."""
+    settings = app[SETTINGS]
+    mode = app[REGISTRY_MODE] = await start_registry_mode(settings.schemas, settings.topics)
+    app[PUBLISHER].schema_ids = mode.ids
+    try:
+        yield
+    finally:
+        await mode.close()
+
+
 async def _freeze_heap(app: web.Application) -> None:
     """Move everything built at start-up out of the garbage collector's way.
 
     Imports, pydantic schemas and clients are hundreds of thousands of objects that live as
-    long as the process; without this every full collection walks them all, which showed as
-    50-100 ms stalls (p99) under load in ``make bench``. A larger first generation makes the
+    long as the process; without this every full collection walks them all, a stall the
+    latency tail shows under load. A larger first generation makes the
     collector run less often for the short-lived objects of each request.
     """
     gc.collect()
@@ -91,10 +119,53 @@ async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
     await correlator.stop()
 
 
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    mode = app.get(REGISTRY_MODE)
+    async with running_worker(
+        app[SETTINGS],
+        app[PUBLISHER],
+        app[METRICS],
+        commands=None if mode is None else mode.commands,
+    ) as (worker, ledger):
+        app[WORKER] = worker
+        app[READINESS]["worker"] = lambda: worker.ready
+        # Not ready while it works from a stale copy of the ledger: newly assigned partitions
+        # wait for it to catch up, so they stand still until it reads again.
+        app[READINESS]["ledger"] = lambda: ledger.following
+        app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
+        yield
+
+
+async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operations endpoints on ``BRIDGE_HTTP__ADMIN_PORT``."""
+    settings = app[SETTINGS]
+    admin = web.Application()
+    # The same objects as the main app: readiness and metrics are the process's.
+    admin[SETTINGS] = settings
+    admin[METRICS] = app[METRICS]
+    admin[PUBLISHER] = app[PUBLISHER]
+    admin[READINESS] = app[READINESS]
+    admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
+    add_operations_routes(admin.router)
+    add_json_fallbacks(admin.router)
+    runner = BridgeAppRunner(
+        admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
+    )
+    await runner.setup()
+    # reuse_port: with --workers N every process serves it, like the callback port.
+    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
+    await site.start()
+    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
+    yield
+    await runner.cleanup()
+
+
 def create_app(
     settings: Settings, *, receiver: bool = True, worker: bool = False
 ) -> web.Application:
     """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
+    # Before its first client: topics are created by the bridge's settings or by an operator.
+    forbid_topic_auto_creation()
     app = web.Application(
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,
@@ -107,13 +178,18 @@ def create_app(
     app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
     app[READINESS] = {}
     app[NOT_READY_REASONS] = {}
+    if settings.schemas.registry_url is not None:
+        # First: a refusal leaves nothing started behind it.
+        app.cleanup_ctx.append(_registry_ctx)
+    # Before the Kafka clients, so aiokafka's logs stay folded until every one has stopped.
+    app.cleanup_ctx.append(_broker_watch_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
     app.on_shutdown.append(_on_shutdown)
     if settings.http.admin_port is None:
         add_operations_routes(app.router)
     else:
         # Before every other resource: cleaned up last, it reports not-ready during shutdown.
-        app.cleanup_ctx.insert(0, admin_site_ctx)
+        app.cleanup_ctx.insert(0, _admin_site_ctx)
     if receiver:
         problem = receiver_auth_problem(settings)
         if problem is not None:
@@ -138,7 +214,7 @@ def create_app(
         app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
     if worker:
         _warn_unsigned(settings, "command", "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY")
-        app.cleanup_ctx.append(worker_ctx)
+        app.cleanup_ctx.append(_worker_ctx)
     add_json_fallbacks(app.router)  # after every other route
     # Only a process that runs the worker registers: the worker holds the FoneStorm token, so
     # the internet-facing receiver can run without it.

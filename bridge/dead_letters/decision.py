@@ -4,11 +4,11 @@ The dead-letter topic is not trusted, so a replayed record is rebuilt from valid
 never copied from the dead letter:
 
 * Replayed before (the replay record says ``replayed``): nothing, ``already_replayed``.
-* Not signed by the bridge (:mod:`~bridge.deadletters.integrity`): stays a dead letter.
+* Not signed by the bridge (:mod:`~bridge.dead_letters.integrity`): stays a dead letter.
 * Older than the command ledger surely remembers (90% of ``BRIDGE_WORKER__LEDGER_RETENTION``,
   as the worker's ``too_old`` guard): stays a dead letter (``too_old``).
 * A callback: its request goes through today's validation
-  (:func:`~bridge.deadletters.revalidate.callback_data`). Accepted, it becomes the
+  (:func:`~bridge.dead_letters.revalidate.callback_data`). Accepted, it becomes the
   ``CallEvent`` the receiver would have produced when it came: the dead letter's
   ``received_at``, hence the same ``event_id`` and ``ce_time``, keyed by call id, with the
   receiver's CloudEvents headers. Refused, it stays a dead letter with the new reason.
@@ -35,12 +35,13 @@ from pydantic import ValidationError
 
 from bridge.contracts.commands import parse_command
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.deadletters.integrity import Integrity, refusal
-from bridge.deadletters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
-from bridge.deadletters.revalidate import callback_data
+from bridge.dead_letters.integrity import Integrity, refusal
+from bridge.dead_letters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
+from bridge.dead_letters.revalidate import callback_data
 from bridge.errors import CallbackError, InvalidCommand
 from bridge.ingest import parsing
 from bridge.kafka.cloudevents import cloudevent_headers
+from bridge.schema_registry.wire import parse_frame
 
 Outcome = Literal["replayed", "still_invalid", "already_replayed"]
 Headers = tuple[tuple[str, bytes], ...]
@@ -88,6 +89,9 @@ class ReplayContext:
     ledger: LedgerView = field(default_factory=LedgerView)
     #: ``--allow-unsigned``: replay dead letters without a (checkable) signature too.
     allow_unsigned: bool = False
+    #: Registry mode: the schema-id headers of a replayed call event and command.
+    event_id_headers: tuple[tuple[str, bytes], ...] = ()
+    command_id_headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Decision:
     reason_code: str | None = None
     reason: str | None = None
     outgoing: Outgoing | None = None
-    #: What the dead letter's signature showed (:mod:`~bridge.deadletters.integrity`).
+    #: What the dead letter's signature showed (:mod:`~bridge.dead_letters.integrity`).
     integrity: Integrity | None = None
 
 
@@ -202,7 +206,7 @@ def _callback(letter: DeadLetter, context: ReplayContext) -> Decision:
         topic=context.call_events,
         key=event.call_id.encode(),  # its kafka_key
         value=event.model_dump_json().encode(),
-        headers=(*headers, _replayed_from(letter)),
+        headers=(*headers, *context.event_id_headers, _replayed_from(letter)),
     )
     what = f"{event.direction.value} {event.status.value} of call {event.call_id}"
     return Decision(letter, "replayed", what=what, outgoing=outgoing)
@@ -227,7 +231,9 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
     except (binascii.Error, ValueError):
         return _still_invalid(letter, "invalid_command", "the base64 value does not decode")
     try:
-        command = parse_command(value)
+        # A framed command is replayed as plain JSON (below), which every worker reads: the
+        # frame's schema id was the worker's to check when it came.
+        command = parse_command(parse_frame(value).payload)
     except InvalidCommand as exc:
         return _still_invalid(letter, exc.code, exc.message)
     finished = context.ledger.finished.get(command.command_id)
@@ -252,7 +258,7 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
         topic=context.place_call,
         key=command.command_id.encode(),
         value=command.model_dump_json().encode(),
-        headers=(*headers, _replayed_from(letter)),
+        headers=(*headers, *context.command_id_headers, _replayed_from(letter)),
         timestamp_ms=int(original_time(letter).timestamp() * 1000),
     )
     return Decision(letter, "replayed", what=f"command {command.command_id}", outgoing=outgoing)

@@ -1,6 +1,6 @@
 """How ``list`` and ``show`` print dead letters: pure text formatting, tested as tables.
 
-Every field is hostile input: each goes through :func:`~bridge.deadletters.escaping.escape`,
+Every field is hostile input: each goes through :func:`~bridge.dead_letters.escaping.escape`,
 so the only control character printed is the newline between lines (and inside a decoded body).
 """
 
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from bridge.contracts.dead_letters import DeadLetter
-from bridge.deadletters.escaping import escape
-from bridge.deadletters.integrity import Integrity
-from bridge.deadletters.model import Entry, ReplayRecord
+from bridge.dead_letters.escaping import escape
+from bridge.dead_letters.integrity import Integrity
+from bridge.dead_letters.model import Entry, ReplayRecord
 
 #: Characters of the reason shown in the table (``show`` prints it whole).
 REASON_CHARS = 72

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.deadletters.decision import Decision
-from bridge.deadletters.escaping import escape
+from bridge.dead_letters.decision import Decision
+from bridge.dead_letters.escaping import escape
 
 #: Outcomes counted, in the order they are printed. ``unreadable``: not a dead letter at all.
 OUTCOMES = ("replayed", "still_invalid", "already_replayed", "unreadable")

@@ -17,8 +17,8 @@ import socket
 from datetime import datetime
 from importlib import metadata
 
-from bridge.deadletters.decision import Decision
-from bridge.deadletters.model import AuditRecord, Operator, ProducedTo
+from bridge.dead_letters.decision import Decision
+from bridge.dead_letters.model import AuditRecord, Operator, ProducedTo
 from bridge.settings import KafkaSettings
 
 

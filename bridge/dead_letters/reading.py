@@ -24,8 +24,8 @@ from bridge.contracts.commands import ResultStatus
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.contracts.signing import SIGNATURE_HEADER
-from bridge.deadletters.model import Entry, LedgerView, ReplayRecord
-from bridge.deadletters.timespec import to_millis
+from bridge.dead_letters.model import Entry, LedgerView, ReplayRecord
+from bridge.dead_letters.timespec import to_millis
 from bridge.kafka.options import client_options, topic_partitions
 from bridge.kafka.starting import start_or_close
 from bridge.settings import KafkaSettings

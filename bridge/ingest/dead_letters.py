@@ -1,0 +1,91 @@
+"""The dead letter of a refused callback: the request as it came, bounded whatever it was.
+
+A dead letter keeps what explains a request (method, path, query, an allow-list of headers,
+the body) so that it can be read and replayed later, and never a credential. Every part is cut
+to a size, so a hostile request cannot make a dead letter larger than :func:`dead_letter_bound`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+from aiohttp import web
+
+from bridge.contracts.base import utcnow
+from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
+from bridge.errors import CallbackError
+
+# Request headers a dead letter keeps (lower case).
+_KEPT_HEADERS = frozenset(
+    {
+        "content-type", "content-length", "content-encoding", "transfer-encoding",
+        "user-agent", "host", "x-forwarded-for", "x-forwarded-proto", "x-real-ip",
+        "x-request-id", "traceparent", "accept",
+    }
+)  # fmt: skip
+_MAX_HEADER_CHARS = 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MAX_QUERY_CHARS = 16 * 1024
+_MAX_REASON_CHARS = 2048
+
+
+def dead_letter_bound(max_body_bytes: int) -> int:
+    """Most bytes a callback's dead letter can take, whatever the request was.
+
+    The body is cut at ``max_body_bytes`` (base64 adds a third); query, kept headers and
+    reason are cut in characters, and JSON may spend up to six bytes on one (``\\u0001``).
+    """
+    texts = _MAX_QUERY_CHARS + len(_KEPT_HEADERS) * _MAX_HEADER_CHARS + _MAX_REASON_CHARS
+    return 4 * -(-max_body_bytes // 3) + 6 * texts + 4096
+
+
+def callback_dead_letter(
+    request: web.Request, body: bytes, truncated: bool, error: CallbackError
+) -> DeadLetter:
+    """The dead letter of ``request`` refused for ``error``; ``body`` as read (``truncated``:
+    cut at the size limit, or all that arrived before the body timed out)."""
+    return DeadLetter(
+        dead_letter_id=str(uuid.uuid4()),
+        source="callback",
+        reason_code=error.code,
+        reason=_bounded_text(error.message, limit=_MAX_REASON_CHARS),
+        received_at=utcnow(),
+        http_status=error.http_status,
+        request=_request_record(request, body, truncated),
+    )
+
+
+def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpRequestRecord:
+    # Text only when it is plain text: JSON escapes a control character in six bytes, so a body
+    # of them would make a dead letter six times its size; base64 costs a third, whatever it is.
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = "", "base64"
+    if encoding == "base64" or _CONTROL.search(text):
+        text, encoding = base64.b64encode(body).decode("ascii"), "base64"
+    # An allow-list, not a deny-list: a dead letter keeps what explains a request, never a
+    # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
+    # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
+    headers = {
+        name: _bounded_text(value)
+        for name, value in request.headers.items()
+        if name.lower() in _KEPT_HEADERS
+    }
+    return HttpRequestRecord(
+        method=request.method,
+        path=request.path,
+        query=_bounded_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
+        headers=headers,
+        body=text,
+        body_encoding=encoding,  # type: ignore[arg-type]
+        body_truncated=truncated,
+        remote=request.remote,
+    )
+
+
+def _bounded_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:
+    clean = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return clean if len(clean) <= limit else clean[:limit] + "…"
