@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -24,6 +22,7 @@ from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.dedicated_broker import Broker
 from tests.support.sandbox import OURS, TOKEN, running_sandbox
 from tests.support.servers import serve, wait_ready
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -44,13 +43,6 @@ class Captured(logging.Handler):
 
     def lines(self, name: str, level: int) -> list[str]:
         return [r.getMessage() for r in self.records if r.name == name and r.levelno == level]
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def _callbacks(http: aiohttp.ClientSession, url: str, stop: asyncio.Event) -> None:
@@ -102,21 +94,23 @@ async def test_broker_restart_is_one_warning_and_one_info(dedicated_broker: Brok
                 await wait_ready(url, timeout=90)
                 async with aiohttp.ClientSession() as http:
                     load = asyncio.create_task(_callbacks(http, url, stop))
-                    await _until(
-                        lambda: _ready(http, url, True), "the worker and receiver to be ready"
+                    await eventually(
+                        lambda: _ready(http, url, True), "the worker and receiver to be ready", 90
                     )
                     started = len(captured.records)
                     await dedicated_broker.run("stop")
-                    await _until(lambda: _ready(http, url, False), "/readyz to answer 503")
+                    await eventually(lambda: _ready(http, url, False), "/readyz to answer 503", 90)
                     reachable_during = await _series(http, url, REACHABLE)
                     # The clients retry against no broker for a while (no upper bound asserted).
                     await asyncio.sleep(5.0)
                     await dedicated_broker.run("start")
-                    await _until(lambda: _ready(http, url, True), "/readyz to answer 200")
+                    await eventually(lambda: _ready(http, url, True), "/readyz to answer 200", 90)
                     # The watch probes brokers every second: wait for its line (if it saw the
                     # broker go), then for stragglers.
                     if captured.lines(WATCH, logging.WARNING):
-                        await _until(lambda: _logged(captured, logging.INFO), "the broker's INFO")
+                        await eventually(
+                            lambda: _logged(captured, logging.INFO), "the broker's INFO", 90
+                        )
                     await asyncio.sleep(2.0)
                     stop.set()
                     await load
