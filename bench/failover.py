@@ -107,7 +107,7 @@ class Failover:
         self.group = f"fo-{suffix}-workers"
         self.sandbox_port = free_port()
         self.report = FaultReport(fault, quorum_kept=fault in QUORUM_KEPT)
-        self._began = time.monotonic()
+        self._began = self.report.began = time.monotonic()
 
     def _env(self) -> dict[str, str]:
         env = {
@@ -126,17 +126,19 @@ class Failover:
         env |= {f"BRIDGE_TOPICS__{k.upper()}": v for k, v in self.topics.items()}
         return env | self.config.env
 
-    def mark(self, what: str) -> None:
-        """Add ``what`` to the timeline, and say it."""
+    def mark(self, what: str, name: str | None = None) -> None:
+        """Add ``what`` to the timeline (and its moment under ``name``), and say it."""
         at = time.monotonic() - self._began
         self.report.timeline.append((at, what))
+        if name is not None:
+            self.report.moments[name] = at
         log(f"failover {self.fault}: {at:6.1f} s {what}")
 
     async def run(self) -> FaultReport:
         """Topics, processes, load, the fault, the count."""
         c = self.config
         c.out.mkdir(parents=True, exist_ok=True)
-        self._began = time.monotonic()
+        self._began = self.report.began = time.monotonic()
         settings = Settings(
             kafka={"bootstrap_servers": self.bootstrap, "topic_partitions": 3,
                    "create_topics": True},
@@ -219,6 +221,7 @@ class Failover:
             tasks.append(asyncio.create_task(self._poll_ready(poller, url, load)))
             try:
                 await asyncio.sleep(c.warmup)
+                self.report.calls_before_fault = len(await self._calls())
                 scene = Scene(
                     cluster, self.topics["call_events"], self.group,
                     [*self.topics.values()], self.mark, c.down_seconds, c.freeze_seconds,
@@ -295,13 +298,17 @@ class Failover:
     async def _count(self, cluster: Cluster, by_number: dict[str, str]) -> None:
         records = await read_topic(self.bootstrap, self.topics["call_events"])
         self.report.events = Counter(json.loads(r.value)["event_id"] for r in records)
+        self.report.calls_per_command = Counter(
+            by_number[c["to"]] for c in await self._calls() if c["to"] in by_number
+        )
+
+    async def _calls(self) -> list[dict[str, str]]:
+        """The calls the sandbox has made (its own record)."""
         url = f"http://127.0.0.1:{self.sandbox_port}/_sandbox/calls"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             data = await response.json()
-        calls = data["calls"] if isinstance(data, dict) else data
-        self.report.calls_per_command = Counter(
-            by_number[c["to"]] for c in calls if c["to"] in by_number
-        )
+        calls: list[dict[str, str]] = data["calls"] if isinstance(data, dict) else data
+        return calls
 
 
 def markdown(reports: list[FaultReport], command: str, env: dict[str, str]) -> str:

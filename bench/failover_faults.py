@@ -16,7 +16,8 @@ from aiokafka.errors import KafkaError
 
 from bench.cluster import OFFSETS_TOPIC, Cluster
 
-Mark = Callable[[str], None]
+#: Adds a line to the timeline; with a name, remembers the moment under it too.
+Mark = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,13 @@ async def freeze(scene: Scene) -> None:
     scene.mark(f"SIGSTOP node {node} (leads {', '.join(await _leads(scene, node))})")
     began = time.monotonic()
     cluster.freeze(node)
+    scene.mark(f"node {node} frozen", name="down")
     moved = await _until_moved(scene, node, timeout=scene.freeze_seconds)
     if moved is not None:
         scene.mark(f"its partitions have new leaders ({moved:.1f} s after the SIGSTOP)")
     await asyncio.sleep(max(0.0, scene.freeze_seconds - (time.monotonic() - began)))
     cluster.thaw(node)
-    scene.mark(f"SIGCONT node {node} after {time.monotonic() - began:.1f} s")
+    scene.mark(f"SIGCONT node {node} after {time.monotonic() - began:.1f} s", name="up")
     await _in_sync(scene, time.monotonic())
 
 
@@ -123,11 +125,11 @@ async def two_down(scene: Scene) -> None:
     cluster = scene.cluster
     coordinator = await cluster.coordinator(scene.group)
     nodes = [coordinator, next(n for n in cluster.nodes.ids if n != coordinator)]
-    scene.mark(f"SIGKILL nodes {nodes} at once")
     await asyncio.gather(*(cluster.kill(node) for node in nodes))
+    scene.mark(f"SIGKILLed nodes {nodes} at once", name="down")
     await asyncio.sleep(scene.outage_seconds)
     began = time.monotonic()
-    scene.mark(f"starting nodes {nodes} again")
+    scene.mark(f"starting nodes {nodes} again", name="up")
     # Together: a node is ready once it sees every node, so neither can wait for the other.
     await asyncio.gather(*(cluster.start(node) for node in nodes))
     scene.mark(f"nodes {nodes} answering ({time.monotonic() - began:.1f} s)")

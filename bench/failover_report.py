@@ -45,13 +45,19 @@ class FaultReport:
     fault: str
     #: Whether two of three brokers stayed up throughout (then no 503 is expected).
     quorum_kept: bool = True
-    #: (seconds since the load began, what happened), in order.
+    #: When the run began (monotonic seconds; the answers' times are monotonic too).
+    began: float = 0.0
+    #: (seconds since the run began, what happened), in order.
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    #: Named moments of the fault (e.g. ``down``, ``up``), in seconds since the run began.
+    moments: dict[str, float] = field(default_factory=dict)
+    #: Calls the sandbox had made when the fault began (the backlog was flowing).
+    calls_before_fault: int = 0
     answers: list[Answer] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
     #: Event ids on the events topic, each with how many records carry it.
     events: Counter[str] = field(default_factory=Counter)
-    #: (seconds since the load began, HTTP status of /readyz).
+    #: (seconds since the run began, HTTP status of /readyz).
     readiness: list[tuple[float, int]] = field(default_factory=list)
     command_ids: list[str] = field(default_factory=list)
     calls_per_command: Counter[str] = field(default_factory=Counter)
