@@ -62,6 +62,7 @@ class FailoverConfig:
     down_seconds: float = 3.0
     freeze_seconds: float = 15.0
     outage_seconds: float = 10.0
+    frozen_followers: float = 0.0
     settle_seconds: float = 180.0
     #: Extra environment of the receiver and the worker (e.g. a setting under test).
     env: dict[str, str] = field(default_factory=dict)
@@ -225,7 +226,7 @@ class Failover:
                 scene = Scene(
                     cluster, self.topics["call_events"], self.group,
                     [*self.topics.values()], self.mark, c.down_seconds, c.freeze_seconds,
-                    c.outage_seconds,
+                    c.outage_seconds, c.frozen_followers,
                 )  # fmt: skip
                 await FAULTS[self.fault](scene)
                 load.since = back = time.monotonic()
@@ -364,13 +365,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=FailoverConfig.clients)
     parser.add_argument("--commands", type=int, default=FailoverConfig.commands)
     parser.add_argument(
+        "--frozen-followers", type=float, default=0.0, metavar="SECONDS",
+        help="leader-kill: freeze the other nodes this long before the kill (proves the "
+        "loss check: with acks=1 the records the leader took meanwhile are lost)",
+    )  # fmt: skip
+    parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE",
         help="a setting of the receiver and worker, e.g. BRIDGE_KAFKA__PRODUCE_TIMEOUT=5",
     )  # fmt: skip
     parser.add_argument("--write", type=Path, default=ROOT / "bench" / "FAILOVER.md")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
-    config = FailoverConfig(clients=args.clients, commands=args.commands, env=env)
+    config = FailoverConfig(
+        clients=args.clients, commands=args.commands, env=env,
+        frozen_followers=args.frozen_followers,
+    )  # fmt: skip
     reports = run_all(args.fault or list(FAULTS), config)
     command = "python -m bench.failover " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(reports, command.strip(), env)

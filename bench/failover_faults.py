@@ -36,6 +36,10 @@ class Scene:
     freeze_seconds: float = 15.0
     #: Seconds two nodes stay down at once.
     outage_seconds: float = 10.0
+    #: Seconds the other nodes are frozen just before a leader kill (0: not frozen): the
+    #: killed leader's followers then lack what it took meanwhile, which it must not have
+    #: acknowledged (acks=all) for nothing to be lost. To prove the loss check can fail.
+    frozen_followers: float = 0.0
 
 
 async def _leads(scene: Scene, node: int) -> list[str]:
@@ -76,7 +80,13 @@ async def leader_kill(scene: Scene) -> None:
     for node in targets:
         role = "the group's coordinator" if node == coordinator else "an events leader"
         scene.mark(f"SIGKILL node {node} ({role}; leads {', '.join(await _leads(scene, node))})")
+        followers = [n for n in cluster.up if n != node] if scene.frozen_followers else []
+        for follower in followers:
+            cluster.freeze(follower)
+        await asyncio.sleep(scene.frozen_followers)
         await cluster.kill(node)
+        for follower in followers:
+            cluster.thaw(follower)
         moved = await _until_moved(scene, node, timeout=60)
         scene.mark(f"its partitions have new leaders ({moved or 0:.1f} s after the kill)")
         await asyncio.sleep(scene.down_seconds)
