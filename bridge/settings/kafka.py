@@ -15,13 +15,14 @@ class KafkaSettings(BaseModel):
     )
     client_id: str = Field("fonestorm-bridge", description="Client id sent to the brokers.")
     produce_timeout: float = Field(
-        12.0,
+        13.0,
         gt=0,
         description="Seconds to wait for a broker acknowledgement before answering 503. Longer "
-        "than a leader election after a broker dies (Kafka fences it after "
-        "`broker.session.timeout.ms`, 9 s by default, then elects a new leader), so a callback "
-        "waits through a failover instead of getting 503; shorter than a webhook sender waits "
-        "(FoneStorm gives up after about 15 s).",
+        "than a leader election after a broker dies or freezes (Kafka fences it after "
+        "`broker.session.timeout.ms`, 9 s by default, then elects new leaders: 8-12 s measured, "
+        "the longer when it was the active controller too), so a callback waits through a "
+        "failover instead of getting 503; shorter than a webhook sender waits (FoneStorm gives "
+        "up after about 15 s). See *Kafka failover* in the README.",
     )
     linger_ms: int = Field(
         0, ge=0, description="Producer linger: how long to wait to fill a batch (ms)."
