@@ -68,12 +68,20 @@ class Cluster:
                 errors.append(f"node {node_id}: {exc!r}")
         raise KafkaError(f"no node answered {type(request).__name__}: {errors}")
 
-    async def partitions(self, topics: Iterable[str]) -> dict[tuple[str, int], dict[str, Any]]:
-        """``(topic, partition)`` -> its metadata (``leader``, ``replicas``, ``isr``)."""
-        answer = (await self._ask(MetadataRequest(list(topics)))).to_object()
+    async def partitions(
+        self, topics: Iterable[str], node_id: int | None = None
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """``(topic, partition)`` -> its metadata (``leader``, ``replicas``, ``isr``), as the
+        first node that answers (or node ``node_id``) knows it."""
+        request = MetadataRequest(list(topics))
+        if node_id is None:
+            answer = await self._ask(request)
+        else:
+            async with asyncio.timeout(ASK_TIMEOUT):
+                answer = await self._admin._client.send(node_id, request)
         return {
             (topic["topic"], part["partition"]): part
-            for topic in answer["topics"]
+            for topic in answer.to_object()["topics"]
             for part in topic["partitions"]
         }
 
@@ -104,15 +112,20 @@ class Cluster:
         )
 
     async def in_sync(self, topics: Iterable[str]) -> bool:
-        """True when every partition of ``topics`` and of the offsets topic has a leader and
-        every replica in sync."""
-        parts = await self.partitions([*topics, OFFSETS_TOPIC])
-        return bool(parts) and all(
-            meta["error_code"] == 0
-            and meta["leader"] >= 0
-            and set(meta["isr"]) == set(meta["replicas"])
-            for meta in parts.values()
-        )
+        """True when, as every node that is up knows it, every partition of ``topics`` and of
+        the offsets topic has a leader and every replica in sync (a node just thawed still
+        knows the cluster as it was when it froze)."""
+        names = [*topics, OFFSETS_TOPIC]
+        for node_id in self.up:
+            parts = await self.partitions(names, node_id)
+            if not parts or not all(
+                meta["error_code"] == 0
+                and meta["leader"] >= 0
+                and set(meta["isr"]) == set(meta["replicas"])
+                for meta in parts.values()
+            ):
+                return False
+        return True
 
     async def wait_in_sync(self, topics: Iterable[str], timeout: float = 120.0) -> float:  # noqa: ASYNC109
         """Until :meth:`in_sync`; the seconds it took. ``TimeoutError`` after ``timeout``."""
@@ -123,8 +136,8 @@ class Cluster:
                 try:
                     if await self.in_sync(names):
                         return time.monotonic() - began
-                except KafkaError:
-                    pass  # no node answered: the cluster is still settling
+                except (KafkaError, TimeoutError):
+                    pass  # a node did not answer: the cluster is still settling
                 await asyncio.sleep(0.25)
 
     async def kill(self, node_id: int) -> None:
