@@ -158,12 +158,16 @@ class FaultReport:
         lines = [f"### {self.fault}", ""]
         lines += [f"- {at:6.1f} s  {what}" for at, what in self.timeline]
         ready = Counter(status for _, status in self.readiness)
+        slow = sum(1 for a in self.answers if a.seconds > 1.0)
+        outcomes = Counter(" + ".join(sorted(found)) for found in self.outcomes.values())
         lines += [
             "",
             f"Callbacks: {len(self.answers)} answered in {self.seconds:.0f} s "
-            f"({dict(sorted(Counter(a.status for a in self.answers).items()))}); "
-            f"/readyz polls: {dict(sorted(ready.items()))}.",
-            f"Results republished (same id): {self.republished}.",
+            f"({dict(sorted(Counter(a.status for a in self.answers).items()))}), {slow} after "
+            f"more than 1 s; /readyz polls: {dict(sorted(ready.items()))}.",
+            f"Commands: {len(self.command_ids)}, {self.calls_before_fault} called before the "
+            f"fault; outcomes {dict(sorted(outcomes.items()))}; results republished (same id): "
+            f"{self.republished}.",
             f"Promises: {'; '.join(self.violations) or 'all kept'}.",
             f"Targets: {'; '.join(self.missed_targets) or 'all met'}.",
             "",
