@@ -9,7 +9,8 @@ events topic, no command called twice, one result per command, the group's commi
 at the end offsets.
 
 Only the leader kill runs by default; the others take minutes and run with
-``BRIDGE_TEST_FAILOVER=1`` (``make soak``), or ``python -m bench.failover`` for the figures.
+``BRIDGE_TEST_FAILOVER=1`` (``make failover``, part of ``make soak``); ``python -m
+bench.failover`` runs them all for the figures.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from tests.support.kafka_broker import three_brokers_instance
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
-#: The long faults run only with BRIDGE_TEST_FAILOVER=1 (make soak).
+#: The long faults run only with BRIDGE_TEST_FAILOVER=1 (make failover).
 long_fault = pytest.mark.skipif(
     os.environ.get("BRIDGE_TEST_FAILOVER") != "1",
-    reason="long failover run: BRIDGE_TEST_FAILOVER=1 (make soak)",
+    reason="long failover run: BRIDGE_TEST_FAILOVER=1 (make failover)",
 )
 DEFAULTS = KafkaSettings()
 
