@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak sim lint lock fmt run kafka-start kafka-stop registry-start registry-stop sandbox schemas clean
+.PHONY: install test unit integration chart helm-tools jaeger-tools bench soak failover sim lint lock fmt run kafka-start kafka-stop registry-start registry-stop sandbox schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,5 +90,9 @@ SEEDS ?= 100000
 sim: install  ## the command protocol under SEEDS simulated schedules (~20 ms each); exits 1 on a violation
 	PYTHONHASHSEED=0 $(BIN)/python -m tests.sim --seeds $(SEEDS)
 
-soak: install  ## chaos soak of the command worker (~6 min): bench/SOAK.md; exits 1 on a violation
+soak: install failover  ## `make failover`, then a chaos soak of the worker (~6 min): bench/SOAK.md; exits 1 on a violation
 	$(BIN)/python -m bench.soak
+
+failover: install  ## three-broker failover under load (~8 min): the long tests, then bench/FAILOVER.md; exits 1 on a violation
+	BRIDGE_TEST_FAILOVER=1 $(BIN)/pytest tests/fault/test_failover.py
+	$(BIN)/python -m bench.failover

@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
+from aiokafka.client import ConnectionGroup
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
@@ -21,6 +22,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import RecordMetadata
 
 from bridge.contracts.base import VersionedEvent, utcnow
@@ -30,6 +32,7 @@ from bridge.errors import PublishError, RecordRejected
 from bridge.kafka.cloudevents import cloudevent_headers
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
+from bridge.kafka.readiness import probe_may_restore
 from bridge.kafka.starting import start_or_close
 from bridge.obs import tracing
 from bridge.obs.metrics import Metrics
@@ -45,6 +48,25 @@ Headers = Sequence[tuple[str, bytes]]
 _RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 
+async def _ask_any_broker(client: AIOKafkaClient) -> None:
+    """A metadata request (brokers only) answered by any broker; :class:`KafkaError` if none.
+
+    Over connections of their own (aiokafka's coordination group, which a producer without
+    transactions leaves unused): a broker answers a connection's requests in order, and a
+    produce request can wait there for its in-sync replicas until the producer's request
+    timeout (a replica's broker died and is not fenced yet), while the broker is fine.
+    """
+    failures = []
+    for node_id in [broker.nodeId for broker in client.cluster.brokers()]:
+        try:
+            await client.send(node_id, MetadataRequest([]), group=ConnectionGroup.COORDINATION)
+        except KafkaError as exc:
+            failures.append(f"node {node_id}: {exc!r}")
+        else:
+            return
+    raise KafkaError(f"no broker answered a metadata request: {failures}")
+
+
 class Publisher:
     """Produces records and tells whether Kafka is reachable."""
 
@@ -56,6 +78,8 @@ class Publisher:
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None
         self._ready = False
+        #: When the last produce failed; None once one has succeeded since (see _probe).
+        self._failed_at: float | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._reachable = asyncio.Event()
@@ -69,7 +93,8 @@ class Publisher:
 
     @property
     def ready(self) -> bool:
-        """True while the producer is started and the last contact with Kafka succeeded."""
+        """True while the producer is started and Kafka takes records: the last produce
+        succeeded, or none failed lately and the last metadata probe succeeded."""
         return self._ready and not self._stopping
 
     @property
@@ -115,7 +140,7 @@ class Publisher:
     def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
         return AIOKafkaProducer(
-            **client_options(s),
+            **(client_options(s) | {"request_timeout_ms": s.producer_request_timeout_ms}),
             acks="all",
             # Not aiokafka's default: without it a retried batch can be written twice.
             enable_idempotence=True,
@@ -151,11 +176,13 @@ class Publisher:
         assert self._producer is not None  # noqa: S101 - only called once started
         try:
             async with asyncio.timeout(self._settings.produce_timeout):
-                await self._producer.client.fetch_all_metadata()
+                await _ask_any_broker(self._producer.client)
         except (KafkaError, TimeoutError) as exc:
             self._set_ready(False, f"metadata probe failed: {exc!r}")
         else:
-            self._set_ready(True)
+            hold = self._settings.produce_timeout + self.probe_interval
+            if probe_may_restore(self._failed_at, time.monotonic(), hold):
+                self._set_ready(True)
 
     def begin_shutdown(self) -> None:
         """Report not-ready from now on, so load balancers stop sending traffic."""
@@ -214,6 +241,7 @@ class Publisher:
             raise PublishError(f"Kafka refused the record for {topic}; retry later") from exc
         except (TimeoutError, KafkaError) as exc:
             self._metrics.produce_errors.labels(topic).inc()
+            self._failed_at = time.monotonic()
             self._set_ready(False, f"produce to {topic} failed: {exc!r}")
             raise PublishError(
                 f"Kafka did not acknowledge within {self._settings.produce_timeout:g}s; retry later"
@@ -221,6 +249,7 @@ class Publisher:
         self._metrics.child(self._metrics.produce_latency, topic).observe(
             time.perf_counter() - started
         )
+        self._failed_at = None
         self._set_ready(True)
         return metadata
 

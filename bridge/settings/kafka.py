@@ -15,7 +15,14 @@ class KafkaSettings(BaseModel):
     )
     client_id: str = Field("fonestorm-bridge", description="Client id sent to the brokers.")
     produce_timeout: float = Field(
-        5.0, gt=0, description="Seconds to wait for a broker acknowledgement before answering 503."
+        13.0,
+        gt=0,
+        description="Seconds to wait for a broker acknowledgement before answering 503. Longer "
+        "than a leader election after a broker dies or freezes (Kafka fences it after "
+        "`broker.session.timeout.ms`, 9 s by default, then elects new leaders: 8-12 s measured, "
+        "the longer when it was the active controller too), so a callback waits through a "
+        "failover instead of getting 503; shorter than a webhook sender waits (FoneStorm gives "
+        "up after about 15 s). See *Kafka failover* in the README.",
     )
     linger_ms: int = Field(
         0, ge=0, description="Producer linger: how long to wait to fill a batch (ms)."
@@ -23,7 +30,21 @@ class KafkaSettings(BaseModel):
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "none", description="Producer compression codec."
     )
-    request_timeout_ms: int = Field(30000, gt=0, description="Kafka client request timeout (ms).")
+    request_timeout_ms: int = Field(
+        30000,
+        gt=0,
+        description="Kafka client request timeout (ms), except for the producer of callbacks, "
+        "results and ledger entries (`BRIDGE_KAFKA__PRODUCER_REQUEST_TIMEOUT_MS`).",
+    )
+    producer_request_timeout_ms: int = Field(
+        3000,
+        gt=0,
+        description="Request timeout of the producer (ms): how long a produce request may go "
+        "unanswered (a frozen or cut-off broker) before the producer sends it again, to the "
+        "partition's new leader once Kafka has elected one, and how long a leader waits for its "
+        "in-sync replicas. Well below `BRIDGE_KAFKA__PRODUCE_TIMEOUT`, so a broker that stops "
+        "answering costs a callback a resend, not a 503; resending is safe (idempotent producer).",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How to talk to the brokers."
     )
