@@ -37,11 +37,13 @@ import aiohttp
 from bench.cluster import Cluster
 from bench.failover_faults import FAULTS, QUORUM_KEPT, Scene
 from bench.failover_report import TABLE_HEAD, Answer, FaultReport
-from bench.harness import LOCAL_KAFKA, PY, ROOT, Proc, free_port, log, read_topic, spawn, wait_http
+from bench.harness import PY, ROOT, Proc, log, read_topic, spawn, wait_http
 from bench.harness import producer as kafka_producer
 from bench.soak_report import with_hand_kept
 from bridge.kafka.topics import ensure_topics
 from bridge.settings import Settings
+from tests.support.paths import LOCAL_KAFKA
+from tests.support.ports import free_port
 
 TOKEN = "failover-token"  # noqa: S105 - the loopback sandbox's token
 OURS = "3215551081"
