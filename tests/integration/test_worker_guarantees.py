@@ -267,7 +267,9 @@ async def test_a_command_too_large_to_dead_letter_whole_is_kept_cut(
     start_bridge: BridgeFactory,
 ) -> None:
     async with closed_loop(start_bridge) as loop:
-        garbage = bytes(range(256)) * 3500  # ~900 KB, not UTF-8: base64 would exceed 1 MB
+        # ~900 KB, not UTF-8: base64 would exceed 1 MB. Not starting with a zero byte, which
+        # would make it a (malformed) schema-registry frame rather than a bad command.
+        garbage = bytes(range(255, -1, -1)) * 3500
         await loop.send(garbage, key=b"garbage")
         after = command(f"after-{uuid.uuid4()}")
         await loop.send(after)
