@@ -35,8 +35,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple, Protocol
+from collections.abc import Callable
+from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
@@ -46,6 +46,13 @@ from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadlines import Deadlines
 from bridge.ingest.doubts import Doubt, Doubts, Evidence, Verdict, reconciled_call, weigh
+from bridge.ingest.ledger_rounds import (
+    END_OFFSETS_SPACING,
+    ROUND_MEMORY,
+    Follower,
+    FollowerFactory,
+    refresh_after,
+)
 from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
@@ -75,53 +82,9 @@ class Correlation(NamedTuple):
 _NONE = Correlation()
 
 
-#: Least seconds between two ListOffsets of the ledger, however many callbacks wait for one
-#: (each costs the receiver CPU): adds at most this much to their wait.
-END_OFFSETS_SPACING = 0.002
-
-#: Per round, how much of the slowest recent round is still reckoned with (a slow round weighs
-#: on the next ~20).
-ROUND_MEMORY = 0.95
-
-
-def refresh_after(hold: float, slowest: float) -> float:
-    """How old (s) the proof may grow before a round renews it, given the slowest recent round.
-
-    The round must be proven before the proof is a hold old, or callbacks wait for one: start
-    it with room for one twice as slow as ``slowest``. Never later than half a hold: a round's
-    time jumps under load, and starting later left several times more callbacks waiting
-    (``bench/NOTES.md``, *Correlation*).
-    Never sooner than a quarter: slow rounds one after another add to the load that slows them.
-    """
-    return min(hold / 2, max(hold / 4, hold - 2 * slowest))
-
-
 #: Outbound call ids produced without a tag that are remembered (at least half as many), to
 #: count the tags missed.
 UNTAGGED_REMEMBERED = 65_536
-
-Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
-
-
-class Follower(Protocol):
-    """What the correlator needs of :class:`~bridge.kafka.follower.TopicFollower`."""
-
-    @property
-    def started(self) -> bool: ...
-    @property
-    def proven(self) -> float: ...
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def catch_up(self) -> None: ...
-    def caught_up(self) -> Awaitable[object]: ...
-    async def progress(self) -> None: ...
-    def refresh(self, older_than: float) -> None: ...
-
-
-#: Builds the ledger's follower that calls ``apply`` per record, ``on_batch`` after each batch
-#: and ``on_round`` with how long each round took to prove, in place of a
-#: :class:`~bridge.kafka.follower.TopicFollower` (a fake that says how recent its read is).
-FollowerFactory = Callable[[Apply, Callable[[], None], Callable[[float], None]], Follower]
 
 
 class CallCorrelator:

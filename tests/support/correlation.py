@@ -19,7 +19,8 @@ from aiokafka.structs import ConsumerRecord
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
-from bridge.ingest.correlation import Apply, CallCorrelator
+from bridge.ingest.correlation import CallCorrelator
+from bridge.ingest.ledger_rounds import Apply
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 

@@ -12,7 +12,8 @@ from aiokafka.structs import ConsumerRecord
 from bridge.contracts.commands import ResultStatus
 from bridge.contracts.ledger import LedgerState
 from bridge.ingest import correlation
-from bridge.ingest.correlation import Correlation, refresh_after
+from bridge.ingest.correlation import Correlation
+from bridge.ingest.ledger_rounds import refresh_after
 from tests.support.correlation import OTHER, OURS, THEIRS, Correlating, correlating, ledger_record
 
 HOLD = 0.025
