@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bench.soak_report import PROMISES
+from bench.soak_report import broken_promises
 
 #: Targets of issue #23 for a fault during which two of three brokers stay up.
 TARGET_P999 = 1.0
@@ -118,12 +118,7 @@ class FaultReport:
             found.append(f"callbacks without an HTTP answer: {len(self.client_errors)}")
         if others := self.other_statuses:
             found.append(f"answered neither 2xx nor 503: {dict(others)}")
-        for broken, check in PROMISES:
-            if bad := sorted(
-                c for c in self.command_ids
-                if check(self.calls_per_command[c], self.outcomes.get(c, set()))
-            ):  # fmt: skip
-                found.append(f"{broken}: {len(bad)} commands ({', '.join(bad[:3])})")
+        found += broken_promises(self.command_ids, self.calls_per_command, self.outcomes)
         if bad := sorted(c for c in self.command_ids if self.results_per_command[c] > 1):
             found.append(f"more than one distinct result: {len(bad)} commands ({bad[:3]})")
         if self.lag != 0:

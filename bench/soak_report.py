@@ -28,6 +28,19 @@ PROMISES: tuple[tuple[str, Callable[[int, set[str]], bool]], ...] = (
         lambda calls, statuses: calls > 0 and not statuses & {"placed", "in_doubt"},
     ),
 )
+
+
+def broken_promises(
+    command_ids: Iterable[str], calls: Mapping[str, int], outcomes: Mapping[str, set[str]]
+) -> list[str]:
+    """A sentence per promise some commands broke, naming up to three of them."""
+    found = []
+    for broken, check in PROMISES:
+        if bad := sorted(c for c in command_ids if check(calls[c], outcomes.get(c, set()))):
+            found.append(f"{broken}: {len(bad)} commands ({', '.join(bad[:3])})")
+    return found
+
+
 #: The sandbox faults that create the call and then answer as if it might not exist.
 AFTER_CREATE = ("fail_after_create", "break_body_after_create")
 
@@ -118,12 +131,7 @@ class Report:
     def violations(self) -> list[str]:
         """Every broken promise, as a sentence."""
         found = []
-        for broken, check in PROMISES:
-            if bad := sorted(
-                c for c in self.command_ids
-                if check(self.calls_per_command[c], self.outcomes.get(c, set()))
-            ):  # fmt: skip
-                found.append(f"{broken}: {len(bad)} commands ({', '.join(bad[:3])})")
+        found += broken_promises(self.command_ids, self.calls_per_command, self.outcomes)
         if self.lag != 0:
             found.append(f"committed offsets are {self.lag} behind the end offsets")
         return found
