@@ -29,15 +29,11 @@ from tests.support.dead_letters import refused_callback, tool, with_replay_topic
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import Record, consume_all
 from tests.support.ports import free_port
-from tests.support.schema_registry import Registry, RegistryFactory
+from tests.support.schema_registry import Registry, RegistryFactory, registry_mode
 
 pytestmark = pytest.mark.integration
 
 CE_HEADERS = {"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_dataschema"}
-
-
-def registry_mode(registry: Registry, **more: Any) -> dict[str, Any]:
-    return {"registry_url": registry.ccompat_url, "request_timeout": 2.0, **more}
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> Any:

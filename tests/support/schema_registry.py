@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import aiohttp
 import pytest
@@ -98,6 +98,11 @@ def schema_registry() -> Iterator[Registry]:
 def registry_url(schema_registry: Registry) -> str:
     """Root URL of the session's registry (APIs: ``/apis/ccompat/v7``, ``/apis/registry/v2``)."""
     return schema_registry.url
+
+
+def registry_mode(registry: Registry, **more: Any) -> dict[str, Any]:
+    """``schemas`` settings for a bridge in registry mode against ``registry``."""
+    return {"registry_url": registry.ccompat_url, "request_timeout": 2.0, **more}
 
 
 RegistryFactory: TypeAlias = Callable[[], Registry]
