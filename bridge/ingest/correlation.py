@@ -47,13 +47,12 @@ from bridge.contracts.ledger import LedgerState, read_entry
 from bridge.deadlines import Deadlines
 from bridge.ingest.doubts import Doubt, Doubts, Evidence, Verdict, reconciled_call, weigh
 from bridge.ingest.ledger_rounds import (
-    END_OFFSETS_SPACING,
     ROUND_MEMORY,
     Follower,
     FollowerFactory,
+    ledger_follower,
     refresh_after,
 )
-from bridge.kafka.follower import TopicFollower
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
@@ -126,15 +125,8 @@ class CallCorrelator:
         def on_batch() -> None:
             self._expire(time.time())
 
-        self._follower: Follower
-        if follow is None:
-            self._follower = TopicFollower(
-                settings.kafka, settings.topics.command_ledger, self._apply, on_batch=on_batch,
-                since=settings.callbacks.correlation_lookback,
-                end_offsets_spacing=END_OFFSETS_SPACING, on_round=self._round_proven,
-            )  # fmt: skip
-        else:
-            self._follower = follow(self._apply, on_batch, self._round_proven)
+        follow = follow or ledger_follower(settings)
+        self._follower: Follower = follow(self._apply, on_batch, self._round_proven)
         self._task: asyncio.Task[None] | None = None
 
     @property

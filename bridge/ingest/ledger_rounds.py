@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaConsumer
+
+from bridge.kafka.follower import Apply, TopicFollower
+from bridge.settings import Settings
 
 #: Least seconds between two ListOffsets of the ledger, however many callbacks wait for one
 #: (each costs the receiver CPU): adds at most this much to their wait.
@@ -29,9 +32,6 @@ def refresh_after(hold: float, slowest: float) -> float:
     return min(hold / 2, max(hold / 4, hold - 2 * slowest))
 
 
-Apply = Callable[[ConsumerRecord[bytes, bytes]], None]
-
-
 class Follower(Protocol):
     """What the correlator needs of :class:`~bridge.kafka.follower.TopicFollower`."""
 
@@ -51,3 +51,22 @@ class Follower(Protocol):
 #: and ``on_round`` with how long each round took to prove, in place of a
 #: :class:`~bridge.kafka.follower.TopicFollower` (a fake that says how recent its read is).
 FollowerFactory = Callable[[Apply, Callable[[], None], Callable[[float], None]], Follower]
+
+
+def ledger_follower(
+    settings: Settings, *, consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer
+) -> FollowerFactory:
+    """The correlator's follower of the ledger: a :class:`TopicFollower` from the lookback on,
+    whose consumers ``consumer_factory`` builds (a test's may hold their reads)."""
+
+    def follow(
+        apply: Apply, on_batch: Callable[[], None], on_round: Callable[[float], None]
+    ) -> Follower:
+        return TopicFollower(
+            settings.kafka, settings.topics.command_ledger, apply, on_batch=on_batch,
+            since=settings.callbacks.correlation_lookback,
+            end_offsets_spacing=END_OFFSETS_SPACING, on_round=on_round,
+            consumer_factory=consumer_factory,
+        )  # fmt: skip
+
+    return follow

@@ -63,8 +63,10 @@ class TopicFollower:
         on_batch: Callable[[], None] | None = None,
         end_offsets_spacing: float = 0.0,
         on_round: Callable[[float], None] | None = None,
+        consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
     ) -> None:
         self._settings = settings
+        self._consumer_factory = consumer_factory
         self.topic = topic
         self._apply = apply
         self._since = since
@@ -143,7 +145,7 @@ class TopicFollower:
                 consumer.seek(tp, found.offset)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
+        return self._consumer_factory(
             **client_options(self._settings),
             group_id=None,
             enable_auto_commit=False,

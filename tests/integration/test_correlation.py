@@ -17,12 +17,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bridge.app import CORRELATOR
 from bridge.contracts.base import utcnow
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
+from bridge.ingest.correlation import CallCorrelator
+from bridge.ingest.ledger_rounds import ledger_follower
+from bridge.obs.metrics import Metrics
+from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.commands import closed_loop, command
@@ -182,29 +185,55 @@ async def _answered_at_once(http: aiohttp.ClientSession, bridge: RunningBridge) 
     raise AssertionError("no callback was answered at once")
 
 
-async def _hold_follower(bridge: RunningBridge) -> asyncio.Event:
-    """Stop the receiver applying the ledger (until the event is set), as a slow read would."""
-    follower = bridge.app[CORRELATOR]._follower
-    consumer = follower._consumer
-    assert consumer is not None
-    release, blocked = asyncio.Event(), asyncio.Event()
-    getmany = consumer.getmany
+class LedgerReads:
+    """Holds the receiver's reading of the ledger while closed, as a slow read would: its
+    correlator's consumers come from :meth:`consumer` (``ledger_follower``'s seam)."""
 
-    async def held(*args: object, **kwargs: object) -> object:
-        blocked.set()
-        await release.wait()
-        return await getmany(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+        self.released.set()
+        self._blocked = asyncio.Event()
 
-    consumer.getmany = held  # type: ignore[method-assign]
-    await asyncio.wait_for(blocked.wait(), 5)  # the getmany under way has returned
-    return release
+    def consumer(self, **options: Any) -> AIOKafkaConsumer:
+        reads = self
+
+        class Held(AIOKafkaConsumer):  # type: ignore[misc]
+            async def getmany(self, *args: Any, **kwargs: Any) -> Any:
+                if not reads.released.is_set():
+                    reads._blocked.set()
+                    await reads.released.wait()
+                return await super().getmany(*args, **kwargs)
+
+        return Held(**options)
+
+    async def hold(self) -> asyncio.Event:
+        """Hold from the next read on (the one under way returns); set the event to release."""
+        self.released.clear()
+        await asyncio.wait_for(self._blocked.wait(), 5)
+        return self.released
+
+
+@pytest.fixture
+def ledger_reads(monkeypatch: pytest.MonkeyPatch) -> LedgerReads:
+    """The receivers the test starts read the ledger through consumers it can hold."""
+    reads = LedgerReads()
+
+    def correlator(settings: Settings, metrics: Metrics) -> CallCorrelator:
+        follow = ledger_follower(settings, consumer_factory=reads.consumer)
+        return CallCorrelator(settings, metrics, follow=follow)
+
+    monkeypatch.setattr("bridge.app.CallCorrelator", correlator)
+    return reads
 
 
 HOLD = 1.0  # long, so the steps below fit inside it on a slow machine
 
 
 async def _held_back(
-    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    reads: LedgerReads,
 ) -> tuple[RunningBridge, Ledger, int, asyncio.Event]:
     """A receiver answering at once (recent rounds), then its reading of the ledger held back.
 
@@ -213,13 +242,18 @@ async def _held_back(
     callbacks = {"allow_unauthenticated": True, "correlation_wait": 5, "correlation_hold": HOLD}
     bridge = await start_bridge(callbacks=callbacks)
     posted = await _answered_at_once(http, bridge)
-    return bridge, _ledger(bridge, producer), posted, await _hold_follower(bridge)
+    return bridge, _ledger(bridge, producer), posted, await reads.hold()
 
 
 async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
-    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    ledger_reads: LedgerReads,
 ) -> None:
-    bridge, ledger, posted_before, release = await _held_back(start_bridge, http, producer)
+    bridge, ledger, posted_before, release = await _held_back(
+        start_bridge, http, producer, ledger_reads
+    )
     # A worker: placing acknowledged, the hold, then the request; FoneStorm calls back at once.
     await ledger.write("cmd-held", LedgerState.PLACING)
     # Other callbacks meanwhile (sooner than the hold: none can be of that placement); their
@@ -244,9 +278,14 @@ async def test_a_read_older_than_the_hold_never_answers_a_callback_at_once(
 
 
 async def test_a_callback_sooner_than_the_hold_may_miss_its_tag_and_is_counted(
-    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    ledger_reads: LedgerReads,
 ) -> None:
-    bridge, ledger, posted_before, release = await _held_back(start_bridge, http, producer)
+    bridge, ledger, posted_before, release = await _held_back(
+        start_bridge, http, producer, ledger_reads
+    )
     # A worker that does not hold (an older version, or a shorter setting): FoneStorm's
     # callback comes before this receiver has read the placement.
     await ledger.write("cmd-hasty", LedgerState.PLACING)
