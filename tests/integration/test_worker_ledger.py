@@ -20,8 +20,10 @@ from bridge.commands.ledger import Ledger
 from bridge.commands.records import source_of
 from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
-from bridge.kafka.follower import TopicFollower
+from bridge.kafka.follower import Apply, TopicFollower
 from bridge.kafka.partitioner import partition_for
+from bridge.kafka.publisher import Publisher
+from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import closed_loop, command, second_worker
 from tests.support.topics import add_partitions
@@ -87,16 +89,22 @@ async def test_a_failing_ledger_read_is_reported_and_reads_on_when_it_can(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A record the worker cannot apply (a bug), until the test lifts it.
+    # A record the worker cannot apply (a bug), until the test lifts it: the worker's ledger
+    # follows its topic through a follower whose apply fails on it (Ledger's ``follow`` seam).
     poisoned = True
-    apply = Ledger._apply_record
 
-    def apply_or_fail(ledger: Ledger, record: ConsumerRecord[bytes, bytes]) -> None:
-        if poisoned and record.key == b"poison":
-            raise RuntimeError("cannot apply this record")
-        apply(ledger, record)
+    def poisoned_ledger(settings: Settings, publisher: Publisher) -> Ledger:
+        def follow(topic: str, apply: Apply, on_batch: Callable[[], None]) -> TopicFollower:
+            def apply_or_fail(record: ConsumerRecord[bytes, bytes]) -> None:
+                if poisoned and record.key == b"poison":
+                    raise RuntimeError("cannot apply this record")
+                apply(record)
 
-    monkeypatch.setattr(Ledger, "_apply_record", apply_or_fail)
+            return TopicFollower(settings.kafka, topic, apply_or_fail, on_batch=on_batch)
+
+        return Ledger(settings, publisher, follow=follow)
+
+    monkeypatch.setattr("bridge.commands.service.Ledger", poisoned_ledger)
     async with closed_loop(start_bridge) as loop:
         finished = f"finished-{uuid.uuid4()}"
         producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
