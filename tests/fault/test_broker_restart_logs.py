@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 
 from bridge.app import create_app
-from bridge.settings import Settings
 from tests.support.callbacks import CALLBACK_PATH, callback
 from tests.support.dedicated_broker import Broker
-from tests.support.sandbox import OURS, TOKEN, running_sandbox
+from tests.support.outage import outage_settings
+from tests.support.sandbox import running_sandbox
 from tests.support.servers import serve, wait_ready
 from tests.support.waiting import eventually
 
@@ -61,31 +61,13 @@ async def test_broker_restart_is_one_warning_and_one_info(dedicated_broker: Brok
     root.setLevel(logging.INFO)
     try:
         async with running_sandbox() as sandbox:
-            settings = Settings.model_validate(
-                {
-                    "kafka": {
-                        "bootstrap_servers": dedicated_broker.bootstrap,
-                        "produce_timeout": 1.0,
-                        "create_topics": True,
-                        "topic_partitions": 1,
-                    },
-                    "topics": {
-                        "call_events": "rl.events",
-                        "dead_letters": "rl.dlq",
-                        "place_call": "rl.commands",
-                        "place_call_results": "rl.results",
-                        "command_ledger": "rl.ledger",
-                    },
-                    "http": {"host": "127.0.0.1", "port": 0},
-                    "callbacks": {"allow_unauthenticated": True},
-                    "fonestorm": {
-                        "base_url": f"{sandbox.url}/v2",
-                        "token": TOKEN,
-                        "fonenumbers": [OURS],
-                    },
-                    # The member outlives the restart: a session expiry is another story.
-                    "worker": {"group_id": "rl", "session_timeout": 45.0},
-                }
+            settings = outage_settings(
+                dedicated_broker,
+                sandbox.url,
+                "rl",
+                callbacks={"allow_unauthenticated": True},
+                # The member outlives the restart: a session expiry is another story.
+                worker={"session_timeout": 45.0},
             )
             app = create_app(settings, receiver=True, worker=True)
             runner, url = await serve(app)

@@ -17,11 +17,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bridge.app import create_app
-from bridge.settings import Settings
 from tests.support.commands import command
 from tests.support.dedicated_broker import Broker
 from tests.support.kafka_records import consume_all, read_to_end
-from tests.support.sandbox import OURS, TOKEN, running_sandbox
+from tests.support.outage import outage_settings
+from tests.support.sandbox import running_sandbox
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 
@@ -33,30 +33,12 @@ async def test_broker_restart_after_the_answer_records_it_without_a_second_call(
     dedicated_broker: Broker,
 ) -> None:
     async with running_sandbox() as sandbox:
-        settings = Settings.model_validate(
-            {
-                "kafka": {
-                    "bootstrap_servers": dedicated_broker.bootstrap,
-                    "produce_timeout": 1.0,
-                    "create_topics": True,
-                    "topic_partitions": 1,
-                },
-                "topics": {
-                    "call_events": "wo.events",
-                    "dead_letters": "wo.dlq",
-                    "place_call": "wo.commands",
-                    "place_call_results": "wo.results",
-                    "command_ledger": "wo.ledger",
-                },
-                "http": {"host": "127.0.0.1", "port": 0},
-                "fonestorm": {
-                    "base_url": f"{sandbox.url}/v2",
-                    "token": TOKEN,
-                    "read_timeout": 60,
-                    "fonenumbers": [OURS],
-                },
-                "worker": {"group_id": "wo", "rebalance_timeout": 90.0},
-            }
+        settings = outage_settings(
+            dedicated_broker,
+            sandbox.url,
+            "wo",
+            fonestorm={"read_timeout": 60},
+            worker={"rebalance_timeout": 90.0},
         )
         app = create_app(settings, receiver=False, worker=True)
         runner, _ = await serve(app)
