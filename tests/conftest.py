@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.bridge_app",
     "tests.support.sandbox",
     "tests.support.jaeger",
+    "tests.support.spans",
     "tests.support.schema_registry",
     "tests.support.java_serdes",
     "tests.support.topics",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -24,14 +23,6 @@ from tests.support.commands import closed_loop, command
 from tests.support.kafka_records import consume_all, headers_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.setup(exporter)
-    yield exporter
-    tracing.shutdown()
 
 
 def _trace_id(traceparent: str) -> int:

@@ -13,7 +13,6 @@ import asyncio
 import http.client
 import json
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -37,14 +36,6 @@ INCOMING = {
     "baggage": "tenant=someone-else," + ",".join(f"k{i}={'v' * 60}" for i in range(120)),
 }
 NUMBERS = ("3215551081", "3215551801")  # the from and to of tests.integration callbacks
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.setup(exporter)
-    yield exporter
-    tracing.shutdown()
 
 
 async def _post(

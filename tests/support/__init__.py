@@ -24,6 +24,7 @@ test module or from a conftest.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
+* :mod:`~tests.support.spans`: fixture ``spans``, the bridge's tracing with an in-memory exporter.
 * :mod:`~tests.support.schema_registry`: fixtures ``schema_registry`` / ``registry_url`` (a
   real Apicurio Registry for the session), ``new_registry`` (one of a test's own), and calls of
   its Confluent-compatible API.
