@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from jsonschema import Draft7Validator
 
+from bridge.contracts.base import VersionedEvent
 from bridge.contracts.calls import CallEvent, CallPlaced
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult
 from bridge.contracts.dead_letters import DeadLetter
@@ -57,20 +58,28 @@ async def test_start_registers_every_schema_under_its_subject(
         assert json.loads(latest["schema"]) == json.loads(naming.registry_schema(model))
 
 
+async def _register_with_a_lost_field(
+    http: aiohttp.ClientSession, registry: Registry, subject: str, model: type[VersionedEvent]
+) -> None:
+    """Register, as an earlier version under ``subject``, ``model``'s schema with one more
+    required field: what the current schema would have lost since."""
+    older = model.json_schema() | {"$schema": naming.REGISTRY_DIALECT}
+    older["properties"] = older["properties"] | {"legacy": {"type": "string"}}
+    older["required"] = [*older["required"], "legacy"]
+    async with http.post(
+        f"{registry.ccompat_url}/subjects/{subject}/versions",
+        json={"schemaType": "JSON", "schema": json.dumps(older)},
+    ) as response:
+        assert response.status == 200, await response.text()
+
+
 async def test_an_incompatible_schema_refuses_start(
     start_bridge: BridgeFactory, schema_registry: Registry, http: aiohttp.ClientSession
 ) -> None:
     # What a later bridge would meet had CallEvent lost a required field since this version.
     topic = f"events-{uuid.uuid4().hex[:8]}"
     subject = naming.subject(topic, CallEvent)
-    older = CallEvent.json_schema() | {"$schema": naming.REGISTRY_DIALECT}
-    older["properties"] = older["properties"] | {"legacy": {"type": "string"}}
-    older["required"] = [*older["required"], "legacy"]
-    async with http.post(
-        f"{schema_registry.ccompat_url}/subjects/{subject}/versions",
-        json={"schemaType": "JSON", "schema": json.dumps(older)},
-    ) as response:
-        assert response.status == 200, await response.text()
+    await _register_with_a_lost_field(http, schema_registry, subject, CallEvent)
     with pytest.raises(SchemaIncompatible) as refused:
         await start_bridge(
             schemas=registry_mode(schema_registry), topics={"call_events": topic}, ready=False
@@ -88,14 +97,7 @@ async def test_the_process_refuses_to_start_with_one_line(
 ) -> None:
     topic = f"results-{uuid.uuid4().hex[:8]}"
     subject = naming.subject(topic, PlaceCallResult)
-    older = PlaceCallResult.json_schema() | {"$schema": naming.REGISTRY_DIALECT}
-    older["properties"] = older["properties"] | {"legacy": {"type": "integer"}}
-    older["required"] = [*older["required"], "legacy"]
-    async with http.post(
-        f"{schema_registry.ccompat_url}/subjects/{subject}/versions",
-        json={"schemaType": "JSON", "schema": json.dumps(older)},
-    ) as response:
-        assert response.status == 200, await response.text()
+    await _register_with_a_lost_field(http, schema_registry, subject, PlaceCallResult)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bridge.cli", "worker",
