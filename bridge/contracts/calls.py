@@ -114,9 +114,9 @@ def call_event_json(fields: Mapping[str, Any]) -> bytes:
     """``CallEvent.model_validate(fields).model_dump_json()``, byte for byte, without the model.
 
     For fields that are valid already and in the schema's order
-    (:func:`bridge.ingest.parsing.event_fields`): orjson writes them in about 1 us, where
-    building and dumping the model took about 10 us of every callback. A property test holds
-    the two to the same bytes.
+    (:func:`bridge.ingest.parsing.event_fields`): orjson writes them for a fraction of what
+    building and dumping the model costs every callback. A property test holds the two to the
+    same bytes.
     """
     return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
 
