@@ -38,7 +38,7 @@ from bench.cluster import Cluster
 from bench.failover_faults import FAULTS, QUORUM_KEPT, Scene
 from bench.failover_report import TABLE_HEAD, Answer, FaultReport
 from bench.harness import PY, ROOT, Proc, log, read_topic, spawn, wait_http
-from bench.harness import producer as kafka_producer
+from bench.soak import produce_backlog
 from bench.soak_report import with_hand_kept
 from bridge.kafka.topics import ensure_topics
 from bridge.settings import Settings
@@ -194,17 +194,9 @@ class Failover:
 
     async def _produce(self) -> dict[str, str]:
         """The command backlog, each to a number of its own; destination -> command id."""
-        by_number = {}
-        async with kafka_producer(self.bootstrap) as p:
-            for n in range(self.config.commands):
-                command_id = f"fo-{n}-{uuid.uuid4()}"
-                to = f"+1410555{n:04d}"
-                by_number[to] = command_id
-                value = {"command_id": command_id, "fonenumber": OURS, "to": to}
-                await p.send(
-                    self.topics["place_call"], json.dumps(value).encode(), key=command_id.encode()
-                )
-            await p.flush()
+        by_number = await produce_backlog(
+            self.bootstrap, self.topics["place_call"], self.config.commands, "fo"
+        )
         self.report.command_ids = list(by_number.values())
         self.mark(f"{self.config.commands} commands queued")
         return by_number

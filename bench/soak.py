@@ -70,6 +70,23 @@ MUST_HAPPEN = {
 }
 
 
+async def produce_backlog(bootstrap: str, topic: str, count: int, prefix: str) -> dict[str, str]:
+    """``count`` place-call commands on ``topic``, each to a number of its own; returns
+    destination -> command id."""
+    by_number = {}
+    async with kafka_producer(bootstrap) as p:
+        for n in range(count):
+            command_id = f"{prefix}-{n}-{uuid.uuid4()}"
+            # Valid US numbers (the worker refuses others), in E.164 as the worker sends
+            # them; the last four digits are n's, which pick the sandbox's outcome.
+            to = f"+1410{555 + n // 10_000}{n % 10_000:04d}"
+            by_number[to] = command_id
+            value = {"command_id": command_id, "fonenumber": "3215551081", "to": to}
+            await p.send(topic, json.dumps(value).encode(), key=command_id.encode())
+        await p.flush()
+    return by_number
+
+
 class Soak:
     """One run: broker, sandbox, a changing set of workers, chaos, then the count."""
 
@@ -207,20 +224,9 @@ class Soak:
 
     async def produce(self) -> dict[str, str]:
         """The commands, each to a number of its own; returns destination -> command id."""
-        by_number = {}
-        async with kafka_producer(self.bootstrap) as p:
-            for n in range(self.config.commands):
-                command_id = f"soak-{n}-{uuid.uuid4()}"
-                # Valid US numbers (the worker refuses others), in E.164 as the worker sends
-                # them; the last four digits are n's, which pick the sandbox's outcome.
-                to = f"+1410{555 + n // 10_000}{n % 10_000:04d}"
-                by_number[to] = command_id
-                value = {"command_id": command_id, "fonenumber": "3215551081", "to": to}
-                await p.send(
-                    TOPICS["place_call"], json.dumps(value).encode(), key=command_id.encode()
-                )
-            await p.flush()
-        return by_number
+        return await produce_backlog(
+            self.bootstrap, TOPICS["place_call"], self.config.commands, "soak"
+        )
 
     async def chaos(self) -> None:
         """Random chaos for ``chaos_seconds``; each of :data:`MUST_HAPPEN` at least once.
