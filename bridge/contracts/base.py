@@ -44,6 +44,14 @@ class VersionedEvent(BaseModel):
     cloudevent: ClassVar[CloudEventFields]
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, at definition, a model whose records would have no CloudEvents ``id``."""
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = getattr(cls, "cloudevent", None)
+        if fields is not None and fields.id is None and cls.ce_id is VersionedEvent.ce_id:
+            raise TypeError(f"{cls.__name__} names no ce_id field and does not compute ce_id")
+
+    @classmethod
     def schema_id(cls) -> str:
         """URI naming this schema version; also the ``ce_dataschema`` header."""
         return f"{SCHEMA_BASE_URI}{cls.schema_name}/v{cls.schema_version}.json"
@@ -77,10 +85,9 @@ class VersionedEvent(BaseModel):
     @property
     def ce_id(self) -> str:
         """CloudEvents ``id``: stable, so a record written twice can be de-duplicated."""
-        field = self.cloudevent.id
-        if field is None:
-            raise NotImplementedError(f"{type(self).__name__} names no ce_id field")
-        value: str = getattr(self, field)
+        # Never None here: __pydantic_init_subclass__ refuses a model that names no id field
+        # and does not compute ce_id itself.
+        value: str = getattr(self, str(self.cloudevent.id))
         return value
 
     @property
