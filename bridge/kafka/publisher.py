@@ -301,15 +301,16 @@ class Publisher:
         command id, so it lands beside the command's other records). ``signing_key`` adds the
         dead-letter signature header over the value (:mod:`bridge.contracts.signing`).
         """
+        dataschema = event.schema_id()
         headers = cloudevent_headers(
             event_id=event.ce_id,
             source=source,
             ce_type=event.ce_type,
             time=event.ce_time or utcnow(),
             subject=event.ce_subject,
-            dataschema=event.schema_id(),
+            dataschema=dataschema,
         )
-        headers.extend(self.id_headers(topic, event.schema_id()))
+        headers.extend(self.id_headers(topic, dataschema))
         key = event.kafka_key if key is None else key
         value = event.model_dump_json().encode()
         if signing_key is not None:
