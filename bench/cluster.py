@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,8 @@ from tools.local_kafka.nodes import ClusterNodes
 
 #: Where the group coordinators live (the brokers' internal topic of committed offsets).
 OFFSETS_TOPIC = "__consumer_offsets"
+#: FindCoordinator errors that pass: COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE.
+COORDINATOR_PENDING = frozenset({14, 15})
 #: Seconds a metadata question may take before another node is asked.
 ASK_TIMEOUT = 5.0
 
@@ -90,11 +93,29 @@ class Cluster:
         return {p: meta["leader"] for (_, p), meta in (await self.partitions([topic])).items()}
 
     async def coordinator(self, group: str) -> int:
-        """The node coordinating consumer group ``group``."""
-        answer = await self._ask(FindCoordinatorRequest(group, 0))
-        if answer.error_code:
-            raise KafkaError(f"FindCoordinator({group}) failed with error {answer.error_code}")
-        return int(answer.coordinator_id)
+        """The node coordinating consumer group ``group``; waits while the offsets topic is
+        being created or loaded (the first group of a fresh cluster creates it)."""
+        deadline = time.monotonic() + 60
+        while True:
+            answer = await self._ask(FindCoordinatorRequest(group, 0))
+            if not answer.error_code:
+                return int(answer.coordinator_id)
+            if answer.error_code not in COORDINATOR_PENDING or time.monotonic() > deadline:
+                raise KafkaError(f"FindCoordinator({group}) failed with error {answer.error_code}")
+            await asyncio.sleep(0.5)
+
+    def active_controller(self) -> int | None:
+        """The node that is the active KRaft controller (None: not known yet)."""
+        return self.nodes.active_controller()
+
+    async def group_coordinated_by_other_than(self, node: int, prefix: str) -> str:
+        """A fresh consumer group id (``prefix`` + a suffix) that a node other than ``node``
+        coordinates (Kafka spreads groups over the offsets topic's partitions by a hash)."""
+        for _ in range(64):
+            group = f"{prefix}-{uuid.uuid4().hex[:6]}"
+            if await self.coordinator(group) != node:
+                return group
+        raise KafkaError(f"every group tried is coordinated by node {node}")
 
     async def lag(self, group: str, topic: str) -> int:
         """Records of ``topic`` past the offsets ``group`` has committed."""

@@ -1,15 +1,15 @@
 """Failover on a three-node Kafka cluster: what callbacks and commands go through.
 
 For each fault (:mod:`bench.failover_faults`: the group coordinator and events leader
-SIGKILLed, a rolling restart, a broker frozen with SIGSTOP, two brokers down at once) a
-fresh set of topics (three replicas, ``min.insync.replicas=2``), a real receiver and a real
-worker (``python -m bridge.cli receiver|worker``) and the sandbox as FoneStorm; closed-loop
-HTTP callbacks into the receiver and a backlog of place-call commands flowing through the
-worker while the fault happens. Then, from what is on the topics and the sandbox's record:
-every acknowledged callback on the events topic, no command called twice, one result record
-per command, the group's committed offsets at the end; and the figures (callbacks
-acknowledged, lost, answered 503, acknowledgement latency; commands placed, doubled,
-results per command).
+SIGKILLed, the active KRaft controller SIGKILLed, a rolling restart, a broker frozen with
+SIGSTOP, two brokers down at once) a fresh set of topics (three replicas,
+``min.insync.replicas=2``), a real receiver and a real worker (``python -m bridge.cli
+receiver|worker``) and the sandbox as FoneStorm; closed-loop HTTP callbacks into the receiver
+and a backlog of place-call commands flowing through the worker while the fault happens. Then,
+from what is on the topics and the sandbox's record: every acknowledged callback on the events
+topic, no command called twice, one result record per command, the group's committed offsets
+at the end; and the figures (callbacks acknowledged, lost, answered 503, acknowledgement
+latency; commands placed, doubled, results per command).
 
 ``python -m bench.failover`` (``make failover``, part of ``make soak``) runs every fault on a
 cluster of its own and writes ``bench/FAILOVER.md``; ``tests/fault/test_failover.py`` runs
@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.cluster import Cluster
-from bench.failover_faults import FAULTS, QUORUM_KEPT, Scene
+from bench.failover_faults import BROKER_ONLY, FAULTS, QUORUM_KEPT, Scene
 from bench.failover_report import TABLE_HEAD, Answer, FaultReport
 from bench.harness import PY, ROOT, Proc, log, read_topic, spawn, wait_http
 from bench.soak import produce_backlog
@@ -152,6 +152,8 @@ class Failover:
         async with Cluster(self.instance, self.bootstrap) as cluster:
             try:
                 await cluster.wait_in_sync(self.topics.values())
+                if self.fault in BROKER_ONLY:
+                    await self._spare_controller(cluster)
                 receiver_url = await self._start(procs)
                 by_number = await self._produce()
                 await self._under_load(cluster, receiver_url)
@@ -163,6 +165,17 @@ class Failover:
                     await proc.stop()
         self.report.seconds = time.monotonic() - self._began
         return self.report
+
+    async def _spare_controller(self, cluster: Cluster) -> None:
+        """Take a group whose coordinator is not the active controller, so that the fault
+        takes a broker down and not the controller with it (that is ``controller-kill``)."""
+        controller = cluster.active_controller()
+        if controller is not None:
+            self.group = await cluster.group_coordinated_by_other_than(
+                controller, self.group.removesuffix("-workers")
+            )
+        coordinator = await cluster.coordinator(self.group)
+        self.mark(f"group coordinated by node {coordinator}; active controller node {controller}")
 
     async def _start(self, procs: list[Proc]) -> str:
         sandbox = await spawn(

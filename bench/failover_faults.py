@@ -68,6 +68,7 @@ async def _in_sync(scene: Scene, since: float) -> None:
 async def leader_kill(scene: Scene) -> None:
     """SIGKILL the group's coordinator, which also leads an events partition, then restart it.
 
+    The run picks a group whose coordinator is not the active controller (:data:`BROKER_ONLY`).
     Should the coordinator lead no events partition, the leader of the events topic's first
     partition is killed and restarted afterwards as well.
     """
@@ -76,10 +77,32 @@ async def leader_kill(scene: Scene) -> None:
     targets = [coordinator]
     leads = await _leads(scene, coordinator)
     if not any(name.startswith(f"{scene.events}[") for name in leads):
-        targets.append((await cluster.leaders(scene.events))[0])
+        controller = cluster.active_controller()
+        leaders = sorted(set((await cluster.leaders(scene.events)).values()))
+        targets.append(next((n for n in leaders if n != controller), leaders[0]))
+    await _kill_and_restart(scene, targets, coordinator)
+
+
+async def controller_kill(scene: Scene) -> None:
+    """SIGKILL the active KRaft controller (a combined node: a broker too, leading partitions),
+    then restart it. The brokers' sessions start again on the controller elected next, so the
+    dead broker is fenced a controller election later than in :func:`leader_kill`."""
+    controller = scene.cluster.active_controller()
+    if controller is None:
+        raise RuntimeError("no node has recorded an active controller")
+    await _kill_and_restart(scene, [controller], await scene.cluster.coordinator(scene.group))
+
+
+async def _kill_and_restart(scene: Scene, targets: list[int], coordinator: int) -> None:
+    cluster = scene.cluster
     for node in targets:
-        role = "the group's coordinator" if node == coordinator else "an events leader"
-        scene.mark(f"SIGKILL node {node} ({role}; leads {', '.join(await _leads(scene, node))})")
+        roles = {
+            "the group's coordinator": node == coordinator,
+            "the active controller": node == cluster.active_controller(),
+        }
+        role = "".join(f"{name}; " for name, holds in roles.items() if holds)
+        leads = ", ".join(await _leads(scene, node)) or "nothing"
+        scene.mark(f"SIGKILL node {node} ({role}leads {leads})")
         followers = [n for n in cluster.up if n != node] if scene.frozen_followers else []
         for follower in followers:
             cluster.freeze(follower)
@@ -148,9 +171,13 @@ async def two_down(scene: Scene) -> None:
 
 FAULTS: dict[str, Callable[[Scene], Awaitable[None]]] = {
     "leader-kill": leader_kill,
+    "controller-kill": controller_kill,
     "rolling-restart": rolling_restart,
     "freeze": freeze,
     "two-down": two_down,
 }
 #: Faults during which two of the three brokers stay up.
-QUORUM_KEPT = frozenset({"leader-kill", "rolling-restart", "freeze"})
+QUORUM_KEPT = frozenset({"leader-kill", "controller-kill", "rolling-restart", "freeze"})
+#: Faults of a broker alone: their group is one whose coordinator is not the active controller,
+#: so that the node they take down is not (``controller-kill`` takes that one down).
+BROKER_ONLY = frozenset({"leader-kill", "freeze"})

@@ -8,6 +8,7 @@ which groups it coordinates) is Kafka's business and is asked of Kafka (``bench.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -109,6 +110,21 @@ class ClusterNodes:
                     log_tail=logs_tail(self._paths(node_id)),
                 )
             time.sleep(0.2)
+
+    def active_controller(self) -> int | None:
+        """The node the KRaft quorum's newest leader epoch names, as the nodes' ``quorum-state``
+        files record it (None: none has recorded a leader yet)."""
+        newest: tuple[int, int] | None = None
+        for node_id in self.ids:
+            state = self._paths(node_id).data / "__cluster_metadata-0" / "quorum-state"
+            try:
+                recorded = json.loads(state.read_text())
+            except (OSError, ValueError):
+                continue  # not written yet, or being rewritten
+            epoch, leader = int(recorded.get("leaderEpoch", -1)), int(recorded.get("leaderId", -1))
+            if leader >= 0 and (newest is None or epoch > newest[0]):
+                newest = (epoch, leader)
+        return None if newest is None else newest[1]
 
     def probe(self, node_id: int) -> str | None:
         """None when node ``node_id`` answers Kafka requests and lists every node, else why not."""
