@@ -93,6 +93,6 @@ sim: install  ## the command protocol under SEEDS simulated schedules (~20 ms ea
 soak: install failover  ## `make failover`, then a chaos soak of the worker (~6 min): bench/SOAK.md; exits 1 on a violation
 	$(BIN)/python -m bench.soak
 
-failover: install  ## three-broker failover under load (~8 min): the long tests, then bench/FAILOVER.md; exits 1 on a violation
+failover: install  ## three-broker failover under load (~9 min): the long tests, then bench/FAILOVER.md; exits 1 on a violation
 	BRIDGE_TEST_FAILOVER=1 $(BIN)/pytest tests/fault/test_failover.py
 	$(BIN)/python -m bench.failover

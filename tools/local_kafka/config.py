@@ -167,7 +167,9 @@ def server_properties(
         "default.replication.factor": replication,
         "min.insync.replicas": config.min_insync,
         "offsets.topic.replication.factor": replication,
-        "offsets.topic.num.partitions": 1,
+        # One group-coordinator partition per node: on a cluster the groups spread over the
+        # nodes, so a test can pick one whose coordinator is not the active controller.
+        "offsets.topic.num.partitions": config.brokers,
         "transaction.state.log.replication.factor": replication,
         "transaction.state.log.min.isr": config.min_insync,
         "transaction.state.log.num.partitions": 1,
