@@ -37,13 +37,14 @@ class KafkaSettings(BaseModel):
         "results and ledger entries (`BRIDGE_KAFKA__PRODUCER_REQUEST_TIMEOUT_MS`).",
     )
     producer_request_timeout_ms: int = Field(
-        3000,
+        1500,
         gt=0,
         description="Request timeout of the producer (ms): how long a produce request may go "
         "unanswered (a frozen or cut-off broker) before the producer sends it again, to the "
         "partition's new leader once Kafka has elected one, and how long a leader waits for its "
         "in-sync replicas. Well below `BRIDGE_KAFKA__PRODUCE_TIMEOUT`, so a broker that stops "
-        "answering costs a callback a resend, not a 503; resending is safe (idempotent producer).",
+        "answering costs a callback a resend, not a 503; resending is safe (idempotent producer). "
+        "Raise it for a cluster whose acks=all writes take over a second when healthy.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How to talk to the brokers."
