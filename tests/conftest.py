@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.support.schema_registry",
     "tests.support.java_serdes",
     "tests.support.topics",
+    "tests.support.leftovers",
 ]
