@@ -7,7 +7,9 @@ summary lists each with its command line, so the log names the test's process.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Name the children left running (none on a clean run)."""
     for pid, command in running_children(os.getpid()):
         terminalreporter.write_line(f"child process still running at the end: {pid} {command}")
+
+
+def _at_exit() -> None:
+    for pid, command in running_children(os.getpid()):
+        print(f"child process still running at exit: {pid} {command}", file=sys.stderr)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name, on stderr, the children still running as the interpreter exits (after pytest)."""
+    atexit.register(_at_exit)
