@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import re
 from collections.abc import Mapping
@@ -42,8 +41,7 @@ def callback_data(call: CallRecord, status: str, account_code: str) -> dict[str,
 
 def basic_auth(username: str, password: str) -> str:
     """``Authorization`` header value for HTTP basic auth (RFC 7617, UTF-8)."""
-    # Hand-rolled: aiohttp.BasicAuth is deprecated in 3.14 and encode_basic_auth is new there.
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return aiohttp.encode_basic_auth(username, password)
 
 
 def render_get_url(template: str, data: Mapping[str, str | int]) -> str:

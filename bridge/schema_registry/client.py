@@ -80,9 +80,12 @@ class RegistryClient:
     ) -> None:
         self.url = url.rstrip("/")
         self.v2_url = apicurio_v2_url(self.url)
-        auth = aiohttp.BasicAuth(username, password or "") if username is not None else None
+        headers = {}
+        if username is not None:
+            headers["Authorization"] = aiohttp.encode_basic_auth(username, password or "")
+        # aiohttp drops the Authorization header on a redirect to another origin.
         self._session = aiohttp.ClientSession(
-            auth=auth, timeout=aiohttp.ClientTimeout(total=timeout)
+            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         )
 
     async def close(self) -> None:
