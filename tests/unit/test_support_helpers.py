@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from tests.support.leftovers import running_children
+from tools.local_kafka.process import spawn_detached, terminate
 
 
 def test_a_child_left_running_is_named_until_it_is_reaped() -> None:
@@ -15,4 +17,13 @@ def test_a_child_left_running_is_named_until_it_is_reaped() -> None:
     finally:
         child.kill()
         child.wait()
+    assert child.pid not in dict(running_children(os.getpid()))
+
+
+def test_a_broker_stopped_by_pid_leaves_no_popen_that_says_it_runs(tmp_path: Path) -> None:
+    # Brokers are stopped by pid (from their pid file); the Popen that started one must learn
+    # that its child is gone, or Python warns "subprocess N is still running" when it goes.
+    child = spawn_detached(["sleep", "30"], tmp_path / "out.log", tmp_path)
+    assert terminate(child.pid, grace=5) is False
+    assert child.returncode is not None
     assert child.pid not in dict(running_children(os.getpid()))

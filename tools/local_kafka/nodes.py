@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 
@@ -23,10 +22,6 @@ from tools.local_kafka.paths import InstancePaths, instance_paths, kafka_version
 from tools.local_kafka.probe import probe_broker
 from tools.local_kafka.process import pid_alive, reap, running_pid, terminate
 from tools.local_kafka.state import load_config
-
-#: Nodes started here: a Popen collected while its child runs warns (ResourceWarning), and the
-#: node outlives whoever restarted it.
-_started: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,6 @@ class ClusterNodes:
             return
         node = self.node(node_id)
         child = spawn(ensure_jars(kafka_version()), self._paths(node_id))
-        _started.append(child)
         deadline = time.monotonic() + timeout
         while (reason := self.probe(node_id)) is not None:
             if child.poll() is not None or time.monotonic() >= deadline:

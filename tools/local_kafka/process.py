@@ -51,6 +51,11 @@ def java_command(lib: Path, paths: InstancePaths, main_class: str, *args: str) -
     ]
 
 
+#: The children :func:`spawn_detached` started in this process, by pid, until reaped; kept
+#: referenced too, as a broker outlives whoever restarted it.
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def spawn_detached(
     command: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -58,7 +63,7 @@ def spawn_detached(
     with log.open("ab") as out:
         out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n".encode())
         out.flush()
-        return subprocess.Popen(
+        child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -68,6 +73,8 @@ def spawn_detached(
             start_new_session=True,  # survives this script and the caller's Ctrl+C
             close_fds=True,
         )
+    _spawned[child.pid] = child
+    return child
 
 
 def _proc_stat_state(pid: int) -> str | None:
@@ -138,6 +145,13 @@ def terminate(pid: int, *, grace: float = STOP_GRACE_SECONDS) -> bool:
 
 def reap(pid: int) -> None:
     """Reap pid if it is our own child (only when start launched it in this process)."""
+    child = _spawned.get(pid)
+    if child is not None:
+        # Through its Popen: one reaped behind its back still says it runs, and Python warns
+        # "subprocess N is still running" when it is collected.
+        if child.poll() is not None:
+            del _spawned[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
