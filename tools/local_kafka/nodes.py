@@ -70,6 +70,7 @@ class ClusterNodes:
         while pid_alive(pid):
             reap(pid)
             time.sleep(0.02)
+        reap(pid)  # it may have died after the last one
         self._paths(node_id).pid_file.unlink(missing_ok=True)
 
     def freeze(self, node_id: int) -> None:

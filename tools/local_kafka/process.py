@@ -131,6 +131,7 @@ def terminate(pid: int, *, grace: float = STOP_GRACE_SECONDS) -> bool:
     while time.monotonic() < deadline:
         reap(pid)
         if not pid_alive(pid):
+            reap(pid)  # it may have died between the two
             return False
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
@@ -138,6 +139,7 @@ def terminate(pid: int, *, grace: float = STOP_GRACE_SECONDS) -> bool:
     for _ in range(100):
         reap(pid)
         if not pid_alive(pid):
+            reap(pid)
             break
         time.sleep(0.1)
     return True
