@@ -73,7 +73,8 @@ class CallbackReceiver:
         """The body, cut at the size limit; ``True`` when it was cut.
 
         Raises :class:`_BodyStalled` (carrying what arrived) when the body takes longer than
-        ``http.body_timeout``: a trickling sender must not hold a connection for ever.
+        ``http.body_timeout``: a trickling sender must not hold a connection for ever; and when
+        the sender closes the connection before the body is complete.
         """
         limit = self._settings.http.max_body_bytes
         if request.content.is_eof():
@@ -95,6 +96,9 @@ class CallbackReceiver:
                     chunks.append(chunk)
         except TimeoutError:
             raise _BodyStalled(b"".join(chunks)) from None
+        except ConnectionResetError:
+            # aiohttp's word for a sender gone mid-body: an incomplete body, not a bug of ours.
+            raise _BodyStalled(b"".join(chunks), hung_up=True) from None
         return b"".join(chunks), False
 
     def _data(self, request: web.Request, body: bytes, truncated: bool) -> parsing.CallbackData:
@@ -148,9 +152,12 @@ class CallbackReceiver:
                 body, truncated = await self._read_body(request)
             except _BodyStalled as stalled:
                 tally.outcome = "rejected"
+                received = f"{len(stalled.partial)} bytes received"
                 error = BodyTimeout(
-                    f"the body did not arrive within {self._settings.http.body_timeout:g}s "
-                    f"({len(stalled.partial)} bytes received)"
+                    f"the sender closed the connection before the body was complete ({received})"
+                    if stalled.hung_up
+                    else f"the body did not arrive within {self._settings.http.body_timeout:g}s "
+                    f"({received})"
                 )
                 return await self._reject(request, stalled.partial, True, error)
             try:
@@ -310,11 +317,12 @@ class _Tally:
 
 
 class _BodyStalled(Exception):
-    """The body read timed out; ``partial`` is what arrived."""
+    """The body read timed out, or the sender hung up (``hung_up``); ``partial`` is what arrived."""
 
-    def __init__(self, partial: bytes) -> None:
+    def __init__(self, partial: bytes, *, hung_up: bool = False) -> None:
         super().__init__("body read timed out")
         self.partial = partial
+        self.hung_up = hung_up
 
 
 def _delivery_method(request: web.Request) -> str:

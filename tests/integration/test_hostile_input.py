@@ -145,3 +145,35 @@ async def test_a_bug_costs_one_500_with_a_dead_letter_and_one_log_line(
     async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/metrics") as response:
         assert 'outcome="error"} 1.0' in await response.text()
     await still_ready(bridge)
+
+
+async def test_a_sender_that_hangs_up_mid_body_is_an_incomplete_body_not_a_bug(
+    start_bridge: BridgeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    url = urlsplit(bridge.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
+        writer.write(post_head(body, b"Expect: 100-continue") + b"\r\n")
+        await writer.drain()
+        # aiohttp says "go on" as it hands the request over: the handler is reading the body.
+        assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+        writer.write(body[:10])
+        await writer.drain()
+        writer.close()  # the rest never comes
+        await writer.wait_closed()
+        letter, _ = await only_dead_letter(bridge)
+    assert (letter["reason_code"], letter["http_status"]) == ("request_timeout", 408)
+    assert "closed the connection" in letter["reason"]
+    assert letter["request"]["body"] == body[:10].decode()
+    assert letter["request"]["body_truncated"] is True
+    # The sender's doing, not a bug: no ERROR line, no outcome "error" to alert on.
+    assert [r.levelname for r in caplog.records if r.name == "bridge.ingest.receiver"] == [
+        "WARNING"
+    ]
+    async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/metrics") as response:
+        metrics = await response.text()
+    assert 'outcome="error"}' not in metrics
+    assert 'outcome="rejected"} 1.0' in metrics
+    await still_ready(bridge)
