@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_event_type
+from bridge.contracts.dead_letters import DeadLetter
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
@@ -24,6 +25,7 @@ from bridge.errors import (
     InternalError,
     PayloadTooLarge,
     PublishError,
+    RecordRejected,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -279,12 +281,14 @@ class CallbackReceiver:
         logged: bool = False,
     ) -> web.Response:
         letter = callback_dead_letter(request, body, truncated, error)
-        await self._publisher.publish_event(
-            self._settings.topics.dead_letters,
-            letter,
-            source=self._settings.callbacks.source,
-            signing_key=self._settings.dead_letters.key_for("callback"),
-        )
+        try:
+            await self._publish_dead_letter(letter)
+        except RecordRejected as refused:
+            # Over the record limit (a body limit raised past it, a topic's max.message.bytes):
+            # a 503 would only bring the same callback back. Everything but the body fits.
+            log.warning("%s; dead-lettering the callback without its body", refused.message)
+            letter = callback_dead_letter(request, body, truncated, error, keep_body=False)
+            await self._publish_dead_letter(letter)
         self._metrics.dead_letters.labels("callback", error.code).inc()
         if not logged:
             log.warning(
@@ -298,6 +302,14 @@ class CallbackReceiver:
             # The rest of the body (oversized or stalled) is never read: drop the connection.
             response.force_close()
         return response
+
+    async def _publish_dead_letter(self, letter: DeadLetter) -> None:
+        await self._publisher.publish_event(
+            self._settings.topics.dead_letters,
+            letter,
+            source=self._settings.callbacks.source,
+            signing_key=self._settings.dead_letters.key_for("callback"),
+        )
 
 
 def _unavailable(error: PublishError) -> web.Response:

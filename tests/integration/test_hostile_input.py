@@ -177,3 +177,21 @@ async def test_a_sender_that_hangs_up_mid_body_is_an_incomplete_body_not_a_bug(
     assert 'outcome="error"}' not in metrics
     assert 'outcome="rejected"} 1.0' in metrics
     await still_ready(bridge)
+
+
+async def test_a_dead_letter_too_large_for_kafka_is_kept_without_its_body(
+    start_bridge: BridgeFactory,
+) -> None:
+    # A body limit raised past what a Kafka record can carry (1 MiB by default).
+    bridge = await start_bridge(http={"max_body_bytes": 2_000_000})
+    body = b'{"uid": "' + b"u" * 1_500_000 + b'"}'
+    status, answer = await raw(bridge, post_head(body), body)
+    # The callback's own refusal, not a 503 that FoneStorm would retry for ever.
+    assert (status, answer["error"]["code"]) == (422, "invalid_fields")
+    letter, size = await only_dead_letter(bridge)
+    assert (letter["reason_code"], letter["http_status"]) == ("invalid_fields", 422)
+    assert "body is not kept" in letter["reason"]
+    assert (letter["request"]["body"], letter["request"]["body_truncated"]) == ("", True)
+    assert letter["request"]["headers"]["Content-Length"] == str(len(body))
+    assert size < 10_000
+    await still_ready(bridge)
