@@ -83,11 +83,13 @@ def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpR
     # An allow-list, not a deny-list: a dead letter keeps what explains a request, never a
     # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
     # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
-    headers = {
-        name: _bounded_text(value)
-        for name, value in request.headers.items()
-        if name.lower() in _KEPT_HEADERS
-    }
+    # A header sent on several lines is one value, its lines joined as HTTP defines (the
+    # receiver judges Content-Encoding so, and a replay must see what it saw).
+    lines: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() in _KEPT_HEADERS:
+            lines.setdefault(name, []).append(value)
+    headers = {name: _bounded_text(", ".join(values)) for name, values in lines.items()}
     return HttpRequestRecord(
         method=request.method,
         path=request.path,

@@ -111,7 +111,8 @@ class CallbackReceiver:
                 f"method {request.method} is not allowed; use GET or POST",
                 code="method_not_allowed",
             )
-        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
+        # Every line: a list header sent on two lines is one list ("identity" then "gzip").
+        encoding = ", ".join(request.headers.getall(hdrs.CONTENT_ENCODING, ())).strip().lower()
         if encoding not in ("", "identity"):
             raise UnsupportedMediaType(
                 f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",

@@ -195,3 +195,16 @@ async def test_a_dead_letter_too_large_for_kafka_is_kept_without_its_body(
     assert letter["request"]["headers"]["Content-Length"] == str(len(body))
     assert size < 10_000
     await still_ready(bridge)
+
+
+async def test_a_content_encoding_on_a_second_line_counts(start_bridge: BridgeFactory) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    # One list in HTTP: "identity, gzip", a compressed body, whatever the first line says.
+    extra = (b"Content-Encoding: identity", b"Content-Encoding: gzip")
+    status, answer = await raw(bridge, post_head(body, *extra), body)
+    assert (status, answer["error"]["code"]) == (415, "unsupported_content_encoding")
+    letter, _ = await only_dead_letter(bridge)
+    # What the receiver judged, so that a replay judges the same.
+    assert letter["request"]["headers"]["Content-Encoding"] == "identity, gzip"
+    await still_ready(bridge)
