@@ -118,6 +118,13 @@ class CallbackReceiver:
                 f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",
                 code="unsupported_content_encoding",
             )
+        # aiohttp undoes only the chunking of "gzip, chunked": the rest is compression too.
+        transfer = request.headers.get(hdrs.TRANSFER_ENCODING, "").strip().lower()
+        if transfer not in ("", "chunked"):
+            raise UnsupportedMediaType(
+                f"Transfer-Encoding {transfer!r} is not accepted; send the body uncompressed",
+                code="unsupported_content_encoding",
+            )
         if truncated:
             raise PayloadTooLarge(
                 f"body is larger than the limit of {self._settings.http.max_body_bytes} bytes"

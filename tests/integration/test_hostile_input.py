@@ -208,3 +208,19 @@ async def test_a_content_encoding_on_a_second_line_counts(start_bridge: BridgeFa
     # What the receiver judged, so that a replay judges the same.
     assert letter["request"]["headers"]["Content-Encoding"] == "identity, gzip"
     await still_ready(bridge)
+
+
+async def test_a_transfer_coding_before_chunked_is_compression_too(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    # aiohttp takes the chunks apart and leaves the gzip to us: refused, as Content-Encoding is.
+    head = post_head(b"", b"Transfer-Encoding: gzip, chunked")
+    head = head.replace(b"Content-Length: 0\r\n", b"")
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, answer = await raw(bridge, head, chunked)
+    assert (status, answer["error"]["code"]) == (415, "unsupported_content_encoding")
+    letter, _ = await only_dead_letter(bridge)
+    assert letter["request"]["headers"]["Transfer-Encoding"] == "gzip, chunked"
+    await still_ready(bridge)
