@@ -73,6 +73,12 @@ def callback_data(
             f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",
             code="unsupported_content_encoding",
         )
+    transfer = (header(request.headers, "Transfer-Encoding") or "").strip().lower()
+    if transfer not in ("", "chunked"):
+        raise UnsupportedMediaType(
+            f"Transfer-Encoding {transfer!r} is not accepted; send the body uncompressed",
+            code="unsupported_content_encoding",
+        )
     body = body_bytes(request)
     if request.body_truncated or len(body) > max_body_bytes:
         raise PayloadTooLarge(

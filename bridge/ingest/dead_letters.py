@@ -29,6 +29,7 @@ _MAX_HEADER_CHARS = 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_QUERY_CHARS = 16 * 1024
 _MAX_REASON_CHARS = 2048
+_BODY_NOT_KEPT = "the body is not kept: with it the dead letter was too large for Kafka"
 
 
 def dead_letter_bound(max_body_bytes: int) -> int:
@@ -42,15 +43,28 @@ def dead_letter_bound(max_body_bytes: int) -> int:
 
 
 def callback_dead_letter(
-    request: web.Request, body: bytes, truncated: bool, error: CallbackError
+    request: web.Request,
+    body: bytes,
+    truncated: bool,
+    error: CallbackError,
+    *,
+    keep_body: bool = True,
 ) -> DeadLetter:
     """The dead letter of ``request`` refused for ``error``; ``body`` as read (``truncated``:
-    cut at the size limit, or all that arrived before the body timed out)."""
+    cut at the size limit, or all that arrived before the body timed out).
+
+    ``keep_body=False`` when Kafka refused the dead letter with its body as too large: all but
+    the body, and the reason says so.
+    """
+    reason = _bounded_text(error.message, limit=_MAX_REASON_CHARS)
+    if not keep_body:
+        body, truncated = b"", True
+        reason += f" ({_BODY_NOT_KEPT})"
     return DeadLetter(
         dead_letter_id=str(uuid.uuid4()),
         source="callback",
         reason_code=error.code,
-        reason=_bounded_text(error.message, limit=_MAX_REASON_CHARS),
+        reason=reason,
         received_at=utcnow(),
         http_status=error.http_status,
         request=_request_record(request, body, truncated),
@@ -69,11 +83,13 @@ def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpR
     # An allow-list, not a deny-list: a dead letter keeps what explains a request, never a
     # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
     # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
-    headers = {
-        name: _bounded_text(value)
-        for name, value in request.headers.items()
-        if name.lower() in _KEPT_HEADERS
-    }
+    # A header sent on several lines is one value, its lines joined as HTTP defines (the
+    # receiver judges Content-Encoding so, and a replay must see what it saw).
+    lines: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() in _KEPT_HEADERS:
+            lines.setdefault(name, []).append(value)
+    headers = {name: _bounded_text(", ".join(values)) for name, values in lines.items()}
     return HttpRequestRecord(
         method=request.method,
         path=request.path,

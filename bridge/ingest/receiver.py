@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_event_type
+from bridge.contracts.dead_letters import DeadLetter
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
@@ -24,6 +25,7 @@ from bridge.errors import (
     InternalError,
     PayloadTooLarge,
     PublishError,
+    RecordRejected,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -73,7 +75,8 @@ class CallbackReceiver:
         """The body, cut at the size limit; ``True`` when it was cut.
 
         Raises :class:`_BodyStalled` (carrying what arrived) when the body takes longer than
-        ``http.body_timeout``: a trickling sender must not hold a connection for ever.
+        ``http.body_timeout``: a trickling sender must not hold a connection for ever; and when
+        the sender closes the connection before the body is complete.
         """
         limit = self._settings.http.max_body_bytes
         if request.content.is_eof():
@@ -95,6 +98,9 @@ class CallbackReceiver:
                     chunks.append(chunk)
         except TimeoutError:
             raise _BodyStalled(b"".join(chunks)) from None
+        except ConnectionResetError:
+            # aiohttp's word for a sender gone mid-body: an incomplete body, not a bug of ours.
+            raise _BodyStalled(b"".join(chunks), hung_up=True) from None
         return b"".join(chunks), False
 
     def _data(self, request: web.Request, body: bytes, truncated: bool) -> parsing.CallbackData:
@@ -105,10 +111,18 @@ class CallbackReceiver:
                 f"method {request.method} is not allowed; use GET or POST",
                 code="method_not_allowed",
             )
-        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
+        # Every line: a list header sent on two lines is one list ("identity" then "gzip").
+        encoding = ", ".join(request.headers.getall(hdrs.CONTENT_ENCODING, ())).strip().lower()
         if encoding not in ("", "identity"):
             raise UnsupportedMediaType(
                 f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",
+                code="unsupported_content_encoding",
+            )
+        # aiohttp undoes only the chunking of "gzip, chunked": the rest is compression too.
+        transfer = request.headers.get(hdrs.TRANSFER_ENCODING, "").strip().lower()
+        if transfer not in ("", "chunked"):
+            raise UnsupportedMediaType(
+                f"Transfer-Encoding {transfer!r} is not accepted; send the body uncompressed",
                 code="unsupported_content_encoding",
             )
         if truncated:
@@ -148,9 +162,12 @@ class CallbackReceiver:
                 body, truncated = await self._read_body(request)
             except _BodyStalled as stalled:
                 tally.outcome = "rejected"
+                received = f"{len(stalled.partial)} bytes received"
                 error = BodyTimeout(
-                    f"the body did not arrive within {self._settings.http.body_timeout:g}s "
-                    f"({len(stalled.partial)} bytes received)"
+                    f"the sender closed the connection before the body was complete ({received})"
+                    if stalled.hung_up
+                    else f"the body did not arrive within {self._settings.http.body_timeout:g}s "
+                    f"({received})"
                 )
                 return await self._reject(request, stalled.partial, True, error)
             try:
@@ -272,12 +289,14 @@ class CallbackReceiver:
         logged: bool = False,
     ) -> web.Response:
         letter = callback_dead_letter(request, body, truncated, error)
-        await self._publisher.publish_event(
-            self._settings.topics.dead_letters,
-            letter,
-            source=self._settings.callbacks.source,
-            signing_key=self._settings.dead_letters.key_for("callback"),
-        )
+        try:
+            await self._publish_dead_letter(letter)
+        except RecordRejected as refused:
+            # Over the record limit (a body limit raised past it, a topic's max.message.bytes):
+            # a 503 would only bring the same callback back. Everything but the body fits.
+            log.warning("%s; dead-lettering the callback without its body", refused.message)
+            letter = callback_dead_letter(request, body, truncated, error, keep_body=False)
+            await self._publish_dead_letter(letter)
         self._metrics.dead_letters.labels("callback", error.code).inc()
         if not logged:
             log.warning(
@@ -291,6 +310,14 @@ class CallbackReceiver:
             # The rest of the body (oversized or stalled) is never read: drop the connection.
             response.force_close()
         return response
+
+    async def _publish_dead_letter(self, letter: DeadLetter) -> None:
+        await self._publisher.publish_event(
+            self._settings.topics.dead_letters,
+            letter,
+            source=self._settings.callbacks.source,
+            signing_key=self._settings.dead_letters.key_for("callback"),
+        )
 
 
 def _unavailable(error: PublishError) -> web.Response:
@@ -310,11 +337,12 @@ class _Tally:
 
 
 class _BodyStalled(Exception):
-    """The body read timed out; ``partial`` is what arrived."""
+    """The body read timed out, or the sender hung up (``hung_up``); ``partial`` is what arrived."""
 
-    def __init__(self, partial: bytes) -> None:
+    def __init__(self, partial: bytes, *, hung_up: bool = False) -> None:
         super().__init__("body read timed out")
         self.partial = partial
+        self.hung_up = hung_up
 
 
 def _delivery_method(request: web.Request) -> str:

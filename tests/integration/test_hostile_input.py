@@ -145,3 +145,82 @@ async def test_a_bug_costs_one_500_with_a_dead_letter_and_one_log_line(
     async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/metrics") as response:
         assert 'outcome="error"} 1.0' in await response.text()
     await still_ready(bridge)
+
+
+async def test_a_sender_that_hangs_up_mid_body_is_an_incomplete_body_not_a_bug(
+    start_bridge: BridgeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    url = urlsplit(bridge.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    with caplog.at_level(logging.WARNING, logger="bridge.ingest.receiver"):
+        writer.write(post_head(body, b"Expect: 100-continue") + b"\r\n")
+        await writer.drain()
+        # aiohttp says "go on" as it hands the request over: the handler is reading the body.
+        assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+        writer.write(body[:10])
+        await writer.drain()
+        writer.close()  # the rest never comes
+        await writer.wait_closed()
+        letter, _ = await only_dead_letter(bridge)
+    assert (letter["reason_code"], letter["http_status"]) == ("request_timeout", 408)
+    assert "closed the connection" in letter["reason"]
+    assert letter["request"]["body"] == body[:10].decode()
+    assert letter["request"]["body_truncated"] is True
+    # The sender's doing, not a bug: no ERROR line, no outcome "error" to alert on.
+    assert [r.levelname for r in caplog.records if r.name == "bridge.ingest.receiver"] == [
+        "WARNING"
+    ]
+    async with aiohttp.ClientSession() as http, http.get(f"{bridge.url}/metrics") as response:
+        metrics = await response.text()
+    assert 'outcome="error"}' not in metrics
+    assert 'outcome="rejected"} 1.0' in metrics
+    await still_ready(bridge)
+
+
+async def test_a_dead_letter_too_large_for_kafka_is_kept_without_its_body(
+    start_bridge: BridgeFactory,
+) -> None:
+    # A body limit raised past what a Kafka record can carry (1 MiB by default).
+    bridge = await start_bridge(http={"max_body_bytes": 2_000_000})
+    body = b'{"uid": "' + b"u" * 1_500_000 + b'"}'
+    status, answer = await raw(bridge, post_head(body), body)
+    # The callback's own refusal, not a 503 that FoneStorm would retry for ever.
+    assert (status, answer["error"]["code"]) == (422, "invalid_fields")
+    letter, size = await only_dead_letter(bridge)
+    assert (letter["reason_code"], letter["http_status"]) == ("invalid_fields", 422)
+    assert "body is not kept" in letter["reason"]
+    assert (letter["request"]["body"], letter["request"]["body_truncated"]) == ("", True)
+    assert letter["request"]["headers"]["Content-Length"] == str(len(body))
+    assert size < 10_000
+    await still_ready(bridge)
+
+
+async def test_a_content_encoding_on_a_second_line_counts(start_bridge: BridgeFactory) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    # One list in HTTP: "identity, gzip", a compressed body, whatever the first line says.
+    extra = (b"Content-Encoding: identity", b"Content-Encoding: gzip")
+    status, answer = await raw(bridge, post_head(body, *extra), body)
+    assert (status, answer["error"]["code"]) == (415, "unsupported_content_encoding")
+    letter, _ = await only_dead_letter(bridge)
+    # What the receiver judged, so that a replay judges the same.
+    assert letter["request"]["headers"]["Content-Encoding"] == "identity, gzip"
+    await still_ready(bridge)
+
+
+async def test_a_transfer_coding_before_chunked_is_compression_too(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge()
+    body = json.dumps(callback()).encode()
+    # aiohttp takes the chunks apart and leaves the gzip to us: refused, as Content-Encoding is.
+    head = post_head(b"", b"Transfer-Encoding: gzip, chunked")
+    head = head.replace(b"Content-Length: 0\r\n", b"")
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, answer = await raw(bridge, head, chunked)
+    assert (status, answer["error"]["code"]) == (415, "unsupported_content_encoding")
+    letter, _ = await only_dead_letter(bridge)
+    assert letter["request"]["headers"]["Transfer-Encoding"] == "gzip, chunked"
+    await still_ready(bridge)

@@ -155,6 +155,15 @@ GET = {"method": "GET", "body": "", "content_type": None, "query": GET_QUERY}
             id="compressed (header name in any case)",
         ),
         pytest.param(
+            request(**{"Transfer-Encoding": "gzip, chunked"}),
+            "x",
+            "unsupported_content_encoding",
+            id="compressed in transfer",
+        ),
+        pytest.param(
+            request(**{"Transfer-Encoding": "chunked"}), "x", "call-1", id="chunked, valid now"
+        ),
+        pytest.param(
             request(content_type="application/json; charset=latin-1"),
             "x",
             "unsupported_media_type",
