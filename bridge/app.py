@@ -32,7 +32,7 @@ from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes
 from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
 from bridge.web.errors import add_json_fallbacks
-from bridge.web.server import BridgeAppRunner
+from bridge.web.server import LINGERING_TIME, BridgeAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def create_app(
         client_max_size=settings.http.max_body_bytes * 2,
         # Bodies stay as they came: a compressed body is refused (415), never inflated, so a
         # 100-byte "gzip bomb" costs 100 bytes (and so does its dead letter).
-        handler_args={"auto_decompress": False},
+        handler_args={"auto_decompress": False, "lingering_time": LINGERING_TIME},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

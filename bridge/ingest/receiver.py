@@ -307,7 +307,8 @@ class CallbackReceiver:
             )
         response = error_response(error)
         if truncated:
-            # The rest of the body (oversized or stalled) is never read: drop the connection.
+            # The rest of the body (oversized or stalled) is not wanted: no keep-alive, and the
+            # server drops the connection after LINGERING_TIME of reading it.
             response.force_close()
         return response
 

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds between log lines about refused requests of one kind (the metric counts each).
 REFUSED_LOG_INTERVAL = 60.0
+#: Seconds a connection whose request was answered before its body was read (413, 408, 401)
+#: goes on reading and dropping that body, so the sender can finish writing and read the
+#: answer; then it is closed. aiohttp's default is 10 s, at whatever rate the sender sends.
+LINGERING_TIME = 2.0
 
 
 class Refusals:

@@ -10,7 +10,7 @@ While they run, normal callbacks keep getting 200 with low latency:
   (10 s by default, 2 s here) bounds the body read: each gets 408, its partial body goes to the
   dead-letter topic and the connection is closed;
 * oversized bodies: megabytes announced and sent; the receiver reads ``MAX_BODY_BYTES``, answers
-  413 at once and closes the connection without reading the rest;
+  413 at once, drops the rest it reads within ``LINGERING_TIME`` and closes the connection;
 * header floods: header lines over aiohttp's 8190-byte limit get 400 from the HTTP parser.
 """
 

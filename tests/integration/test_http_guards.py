@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bridge.web.server import LINGERING_TIME
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.processes import receiver_process
 from tests.support.servers import metric
@@ -144,3 +146,35 @@ async def test_malformed_requests_are_each_counted_and_logged_in_one_line(
     async with aiohttp.ClientSession() as http:
         counted = await metric(http, url, 'bridge_http_refused_total{reason="malformed"}')
     assert counted == len(malformed)
+
+
+async def test_a_body_refused_as_too_large_is_not_read_on_for_long(
+    receiver: tuple[str, Path],
+) -> None:
+    # After its 413 the sender keeps sending (as a client that does not read answers while it
+    # uploads does): the receiver reads and drops it for LINGERING_TIME, then hangs up, rather
+    # than for aiohttp's 10 s at whatever rate the sender manages.
+    url, _ = receiver
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(url))
+    writer.write(
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (1 << 40)
+    )
+    chunk = b" " * 65536
+    answer = asyncio.create_task(reader.readuntil(b"\r\n\r\n"))
+    while not answer.done():
+        writer.write(chunk)
+        await writer.drain()
+        await asyncio.sleep(0.005)
+    assert (await answer).startswith(b"HTTP/1.1 413 ")
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 30:
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    held = time.monotonic() - started
+    writer.close()
+    assert held < LINGERING_TIME + 3, f"the receiver read the refused body for {held:.1f}s"
