@@ -87,13 +87,13 @@ class CallbackReceiver:
         chunks: list[bytes] = []
         try:
             async with asyncio.timeout(self._settings.http.body_timeout):
-                if request.content_length is not None and request.content_length > limit:
-                    return await request.content.read(limit), True
+                # Announced too large: refused once the limit's worth (kept) has arrived.
+                enough = limit if (request.content_length or 0) > limit else limit + 1
                 size = 0
                 while chunk := await request.content.read(_READ_CHUNK):
                     size += len(chunk)
-                    if size > limit:
-                        chunks.append(chunk[: len(chunk) - (size - limit)])
+                    if size >= enough:
+                        chunks.append(chunk[: len(chunk) - max(0, size - limit)])
                         return b"".join(chunks), True
                     chunks.append(chunk)
         except TimeoutError:

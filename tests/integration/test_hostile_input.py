@@ -224,3 +224,29 @@ async def test_a_transfer_coding_before_chunked_is_compression_too(
     letter, _ = await only_dead_letter(bridge)
     assert letter["request"]["headers"]["Transfer-Encoding"] == "gzip, chunked"
     await still_ready(bridge)
+
+
+async def test_a_body_announced_too_large_keeps_its_first_limit_bytes_however_it_arrives(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge(http={"max_body_bytes": 1000})
+    body = b'{"uid": "' + b"u" * 5000 + b'"}'
+    url = urlsplit(bridge.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(post_head(body, b"Expect: 100-continue") + b"\r\n")
+        await writer.drain()
+        # The handler is reading once aiohttp says "go on": the body comes in pieces after it.
+        assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+        await reader.readline()
+        for start in range(0, len(body), 300):
+            writer.write(body[start : start + 300])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413 ")
+    letter, _ = await only_dead_letter(bridge)
+    assert letter["request"]["body"] == body[:1000].decode()
+    assert letter["request"]["body_truncated"] is True

@@ -134,8 +134,11 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> l
 async def from_beginning(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
     """Assign ``consumer`` every partition of ``topic``, at its beginning; their end offsets
     as of now."""
-    cluster = await consumer._client.fetch_all_metadata()
-    tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+    async with asyncio.timeout(30):
+        # A metadata answer may come without the topic (seen under load): ask again.
+        while not (partitions := await _partitions(consumer, topic)):
+            await asyncio.sleep(0.1)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
@@ -158,3 +161,8 @@ def headers_of(record: Any) -> dict[str, str]:
 def event_ids(records: list[Any]) -> set[str]:
     """``event_id`` of every CallEvent record."""
     return {json.loads(r.value)["event_id"] for r in records}
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
