@@ -64,8 +64,10 @@ def readable_command_id(record: Record) -> str | None:
     try:
         data: Any = json.loads(value)
         if isinstance(data, dict) and isinstance(data.get("command_id"), str):
+            # A lone surrogate (JSON may escape one) has no UTF-8: no record could carry it.
+            data["command_id"].encode()
             return str(data["command_id"]) or None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError; nesting has no bound
         pass
     key, encoding = _text(record.key)
     return key if encoding == "utf-8" and key else None
