@@ -3,12 +3,14 @@ an id can be read, never a call, and the worker goes on with the next record."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
@@ -53,3 +55,43 @@ async def test_values_the_json_reader_chokes_on_are_rejected_with_the_keys_id(
         assert "not valid JSON" in by_key["surrogate"]["reason"]
         assert by_key["tombstone"]["reason"] == "record has no value"
         assert loop.calls_per_command() == Counter({good["command_id"]: 1})
+
+
+async def test_a_key_or_headers_too_large_to_dead_letter_whole_are_cut(
+    start_bridge: BridgeFactory,
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        # Each under the command topic's 1 MB limit, each over it once in a dead letter's JSON:
+        # base64 grows the key by a third, "\u0001" a control character sixfold.
+        huge_key = b"\xff" * 800_000
+        flood = [(f"h{i}", b"\x01" * 10) for i in range(40_000)]
+        premium = command(f"premium-{uuid.uuid4()}", to="+1 900 555 0100")
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            topic = loop.settings.topics.place_call
+            await producer.send_and_wait(topic, b"{not json", key=huge_key)
+            await producer.send_and_wait(topic, b"{not json", key=b"flooded", headers=flood)
+            # Valid, refused by the destination policy, keyed by something else.
+            await producer.send_and_wait(topic, premium.model_dump_json().encode(), key=huge_key)
+        finally:
+            await producer.stop()
+        good = command(f"good-{uuid.uuid4()}")
+        await loop.send(good)
+        await loop.results(3)
+        results = await everything(loop, loop.settings.topics.place_call_results)
+        assert Counter((r["command_id"], r["status"]) for r in results) == Counter(
+            {("flooded", "rejected"): 1, (premium.command_id, "rejected"): 1}
+            | {(good.command_id, "placed"): 1}
+        )  # the first has no readable id: a dead letter only
+        letters = await everything(loop, loop.settings.topics.dead_letters)
+        assert sorted(letter["reason_code"] for letter in letters) == [
+            "destination_not_allowed", "invalid_command", "invalid_command",
+        ]  # fmt: skip
+        for letter in letters:
+            record = letter["record"]
+            assert (record["value"], record["value_truncated"]) == (None, True)
+            assert "to fit Kafka's record size limit]" in letter["reason"]
+            assert record["key"] in ("flooded", base64.b64encode(huge_key)[:1024].decode() + "…")
+            assert len(record["headers"]) == (32 if record["key"] == "flooded" else 0)
+        assert loop.calls_per_command() == Counter({good.command_id: 1})

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from bridge.commands.records import readable_command_id
+from bridge.commands.records import (
+    DEAD_LETTER_CUTS,
+    MAX_CUT_HEADERS,
+    cut_note,
+    readable_command_id,
+    record_ref,
+)
+from bridge.commands.trimming import ELLIPSIS
 
 
 def _record(
@@ -44,3 +52,38 @@ def test_the_id_of_an_unreadable_command(
     assert found == command_id
     if found is not None:
         found.encode()  # it keys a record
+
+
+def test_a_dead_letter_copy_is_whole_unless_asked_to_cut() -> None:
+    headers = [(f"h{i}", b"\x01" * 2000) for i in range(100)]
+    ref = record_ref(_record(b"{}", b"\xff" * 3000, headers))
+    assert ref.key == base64.b64encode(b"\xff" * 3000).decode()
+    assert ref.headers == {name: "\x01" * 2000 for name, _ in headers}
+
+
+@pytest.mark.parametrize("key", [b"\x01" * 900_000, b"\xff" * 900_000])
+def test_a_cut_copy_is_small_whatever_the_key_and_headers(key: bytes) -> None:
+    headers = [(f"{i}" + "\x01" * 2000, b"\x01" * 2000) for i in range(40_000)]
+    record = _record(b"x" * 900_000, key, headers)
+    cut = record_ref(record, max_value=0, max_text=DEAD_LETTER_CUTS[0])
+    assert cut.value is None
+    assert cut.value_truncated
+    assert cut.key is not None
+    assert cut.key.endswith(ELLIPSIS)
+    assert len(cut.key) == DEAD_LETTER_CUTS[0] + 1
+    assert len(cut.headers) == MAX_CUT_HEADERS
+    assert all(
+        len(name) == len(value) == DEAD_LETTER_CUTS[0] + 1 for name, value in cut.headers.items()
+    )
+    # Escaped control characters are six bytes each: still far below Kafka's 1 MB default.
+    assert len(cut.model_dump_json()) < 500_000
+    dropped = record_ref(record, max_value=0, max_text=0)
+    assert (dropped.key, dropped.headers) == (None, {})
+    assert "(40000) cut to 1024 characters each" in cut_note(record, DEAD_LETTER_CUTS[0])
+    assert f"({len(key)} bytes) and headers (40000) dropped" in cut_note(record, 0)
+
+
+def test_cutting_keeps_what_is_short() -> None:
+    record = _record(b"{}", b"k", [("traceparent", b"00-x"), ("empty", b"")])
+    cut = record_ref(record, max_value=0, max_text=DEAD_LETTER_CUTS[0])
+    assert (cut.key, cut.headers) == ("k", {"traceparent": "00-x", "empty": ""})
