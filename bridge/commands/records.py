@@ -20,6 +20,21 @@ def source_of(topic: str, partition: int, offset: int) -> str:
     return f"{topic}/{partition}/{offset}"
 
 
+def written_at(record: Record) -> datetime | None:
+    """When the record was written (its Kafka timestamp), if it has one a datetime can hold.
+
+    A producer picks the timestamp, and brokers before Kafka 4.0 take any by default: one past
+    the year 9999 is treated as none (it is in the future: no guard needs it).
+    """
+    stamp = record.timestamp
+    if stamp is None or stamp < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp / 1000, UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _text(raw: bytes | None) -> tuple[str | None, str]:
     if raw is None:
         return None, "utf-8"
@@ -67,7 +82,6 @@ def record_ref(
         if most is not None and len(headers) >= most:
             break
         headers[_cut(name, max_text) or ""] = _cut(_text(v)[0], max_text) or ""
-    stamp = record.timestamp
     return KafkaRecordRef(
         topic=record.topic,
         partition=record.partition,
@@ -77,7 +91,7 @@ def record_ref(
         value_encoding=encoding,  # type: ignore[arg-type]
         value_truncated=truncated,
         headers=headers,
-        timestamp=None if stamp is None or stamp < 0 else datetime.fromtimestamp(stamp / 1000, UTC),
+        timestamp=written_at(record),
     )
 
 

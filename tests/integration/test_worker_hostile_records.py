@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
+from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_for
 
 pytestmark = pytest.mark.integration
@@ -95,3 +96,38 @@ async def test_a_key_or_headers_too_large_to_dead_letter_whole_are_cut(
             assert record["key"] in ("flooded", base64.b64encode(huge_key)[:1024].decode() + "…")
             assert len(record["headers"]) == (32 if record["key"] == "flooded" else 0)
         assert loop.calls_per_command() == Counter({good.command_id: 1})
+
+
+async def test_a_timestamp_past_year_9999_still_gets_a_result_and_a_dead_letter(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    # Brokers before Kafka 4.0 take any timestamp by default; this one is told to.
+    commands_topic = await new_topic(
+        "commands", partitions=3, configs={"message.timestamp.after.max.ms": str(2**63 - 1)}
+    )
+    async with closed_loop(start_bridge, topics={"place_call": commands_topic}) as loop:
+        valid = command(f"far-future-{uuid.uuid4()}")
+        year_10000 = 253_402_300_800_000  # ms: the first that Python's datetime cannot hold
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            for value, key in ((valid.model_dump_json().encode(), valid.command_id), (b"{", "bad")):
+                await producer.send_and_wait(
+                    commands_topic, value, key=key.encode(), timestamp_ms=year_10000
+                )
+        finally:
+            await producer.stop()
+        good = command(f"good-{uuid.uuid4()}")
+        await loop.send(good)
+        await loop.results(3)
+        results = await everything(loop, loop.settings.topics.place_call_results)
+        assert Counter((r["command_id"], r["status"]) for r in results) == Counter(
+            {
+                (valid.command_id, "placed"): 1,
+                ("bad", "rejected"): 1,
+                (good.command_id, "placed"): 1,
+            }
+        )
+        [letter] = await everything(loop, loop.settings.topics.dead_letters)
+        assert (letter["record"]["key"], letter["record"]["timestamp"]) == ("bad", None)
+        assert loop.calls_per_command() == Counter({valid.command_id: 1, good.command_id: 1})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -14,16 +15,20 @@ from bridge.commands.records import (
     cut_note,
     readable_command_id,
     record_ref,
+    written_at,
 )
 from bridge.commands.trimming import ELLIPSIS
 
 
 def _record(
-    value: bytes | None, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
+    value: bytes | None,
+    key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+    timestamp: int = 0,
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="t", partition=0, offset=0, timestamp=0, timestamp_type=0, key=key, value=value,
-        checksum=None, serialized_key_size=len(key or b""),
+        topic="t", partition=0, offset=0, timestamp=timestamp, timestamp_type=0, key=key,
+        value=value, checksum=None, serialized_key_size=len(key or b""),
         serialized_value_size=len(value or b""), headers=headers or [],
     )  # fmt: skip
 
@@ -87,3 +92,19 @@ def test_cutting_keeps_what_is_short() -> None:
     record = _record(b"{}", b"k", [("traceparent", b"00-x"), ("empty", b"")])
     cut = record_ref(record, max_value=0, max_text=DEAD_LETTER_CUTS[0])
     assert (cut.key, cut.headers) == ("k", {"traceparent": "00-x", "empty": ""})
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        (-1, None),
+        (0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (253_402_300_799_000, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        (253_402_300_800_000, None),  # the year 10000
+        (2**63 - 1, None),  # the largest a Kafka timestamp can be
+    ],
+)
+def test_when_a_record_was_written(stamp: int, expected: datetime | None) -> None:
+    record = _record(b"{", b"k", timestamp=stamp)
+    assert written_at(record) == expected
+    assert record_ref(record).timestamp == expected
