@@ -131,3 +131,33 @@ async def test_a_timestamp_past_year_9999_still_gets_a_result_and_a_dead_letter(
         [letter] = await everything(loop, loop.settings.topics.dead_letters)
         assert (letter["record"]["key"], letter["record"]["timestamp"]) == ("bad", None)
         assert loop.calls_per_command() == Counter({valid.command_id: 1, good.command_id: 1})
+
+
+async def test_a_command_with_thousands_of_errors_gets_a_bounded_reason(
+    start_bridge: BridgeFactory,
+) -> None:
+    async with closed_loop(start_bridge) as loop:
+        # 14,000 metadata entries of the wrong type, each named in its error: under 1 MB as a
+        # command, 1.4 MB of reasons.
+        metadata = {f"{n:06d}".ljust(60, "k"): 0 for n in range(14_000)}
+        many = command(f"many-{uuid.uuid4()}").model_dump(mode="json") | {"metadata": metadata}
+        await loop.send(json.dumps(many).encode(), key=many["command_id"].encode())
+        good = command(f"good-{uuid.uuid4()}")
+        await loop.send(good)
+        await loop.results(2)
+        results = {
+            r["command_id"]: r
+            for r in await everything(loop, loop.settings.topics.place_call_results)
+        }
+        assert {i: r["status"] for i, r in results.items()} == {
+            many["command_id"]: "rejected", good.command_id: "placed",
+        }  # fmt: skip
+        reason = results[many["command_id"]]["error_message"]
+        assert reason.startswith(
+            f"metadata.{'000000'.ljust(60, 'k')}: Input should be a valid string"
+        )
+        assert reason.endswith("and 13990 more errors")
+        [letter] = await everything(loop, loop.settings.topics.dead_letters)
+        assert letter["reason"] == reason
+        # The first 256 KB of the value, as any: the reason no longer makes it too large.
+        assert len(letter["record"]["value"]) == 256 * 1024

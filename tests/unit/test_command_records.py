@@ -1,10 +1,11 @@
-"""What the worker reads of a command record it cannot parse: its id, and its dead-letter copy."""
+"""What the worker reads of a command record it cannot parse: why, its id, its dead-letter copy."""
 
 from __future__ import annotations
 
 import base64
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -18,6 +19,8 @@ from bridge.commands.records import (
     written_at,
 )
 from bridge.commands.trimming import ELLIPSIS
+from bridge.contracts.commands import parse_command
+from bridge.errors import InvalidCommand
 
 
 def _record(
@@ -108,3 +111,27 @@ def test_when_a_record_was_written(stamp: int, expected: datetime | None) -> Non
     record = _record(b"{", b"k", timestamp=stamp)
     assert written_at(record) == expected
     assert record_ref(record).timestamp == expected
+
+
+_VALID = {"command_id": "c", "fonenumber": "3215551081", "to": "3215551801"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"metadata": {"a": 5}}, "metadata.a: Input should be a valid string"),
+        (
+            {"metadata": {"k" * 100_000: "v"}},
+            f"metadata.{'k' * 65}….[key]: String should have at most 64 characters",
+        ),
+        (
+            {"metadata": {f"{n:05d}": n for n in range(50_000)}},
+            "; ".join(f"metadata.{n:05d}: Input should be a valid string" for n in range(10))
+            + "; and 49990 more errors",
+        ),
+    ],
+)
+def test_a_refusal_names_a_bounded_number_of_errors(extra: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        parse_command(json.dumps(_VALID | extra).encode())
+    assert refused.value.message == reason
