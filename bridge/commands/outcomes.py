@@ -23,7 +23,7 @@ from bridge.commands.records import (
     readable_command_id,
     record_ref,
 )
-from bridge.commands.trimming import TRIM_LIMITS, trimmed
+from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS, trimmed
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import WORKER_SOURCE, CallPlaced, placed_event_id
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
@@ -39,6 +39,8 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 
 SOURCE = WORKER_SOURCE
+#: Characters of an invalid command's id its log lines carry: as many as a valid id has.
+MAX_COMMAND_ID = 128
 T = TypeVar("T")
 
 
@@ -278,7 +280,11 @@ class OutcomeWriter:
     async def reject(self, job: Job, error: InvalidCommand) -> None:
         """An unreadable command: dead letter, and a ``rejected`` result if it has an id."""
         command_id = readable_command_id(job.record)
-        bind_log_context(command_id=command_id)
+        # Any length (the record's key, say): every log line of the command carries it.
+        shown = command_id
+        if shown is not None and len(shown) > MAX_COMMAND_ID:
+            shown = shown[:MAX_COMMAND_ID] + ELLIPSIS
+        bind_log_context(command_id=shown)
         log.warning("command rejected: %s", error.message)
         await self.until_written(
             "the dead letter", lambda: self.dead_letter(job, error.code, error.message, None)

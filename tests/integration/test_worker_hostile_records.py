@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections import Counter
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bridge.obs.logs import ContextFilter, JsonFormatter
 from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_broker import NewTopicFactory
@@ -161,3 +163,33 @@ async def test_a_command_with_thousands_of_errors_gets_a_bounded_reason(
         assert letter["reason"] == reason
         # The first 256 KB of the value, as any: the reason no longer makes it too large.
         assert len(letter["record"]["value"]) == 256 * 1024
+
+
+class _Lines(logging.Handler):
+    """The bridge's log lines as production writes them (JSON, with the context fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(ContextFilter())
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def test_an_invalid_commands_huge_id_is_cut_in_its_log_lines(
+    start_bridge: BridgeFactory,
+) -> None:
+    lines = _Lines()
+    logging.getLogger("bridge").addHandler(lines)
+    try:
+        async with closed_loop(start_bridge) as loop:
+            await loop.send(b"{", key=b"k" * 500_000)
+            [result] = await loop.results(1)
+            assert result["status"] == "rejected"
+    finally:
+        logging.getLogger("bridge").removeHandler(lines)
+    rejected = [json.loads(line) for line in lines.lines if "command rejected" in line]
+    assert [entry["command_id"] for entry in rejected] == ["k" * 128 + "…"]
+    assert max(map(len, lines.lines)) < 4096
