@@ -7,8 +7,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from bridge.commands import records
 from bridge.commands.ledger import NOWHERE, Watch
 from bridge.commands.membership import Fence
 from bridge.commands.records import Record, source_of
@@ -128,5 +129,4 @@ class Job:
     @property
     def written_at(self) -> datetime | None:
         """When the command record was written (its Kafka timestamp), if it has one."""
-        stamp = self.record.timestamp
-        return None if stamp is None or stamp < 0 else datetime.fromtimestamp(stamp / 1000, UTC)
+        return records.written_at(self.record)

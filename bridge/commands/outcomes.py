@@ -17,8 +17,13 @@ from aiokafka.structs import RecordMetadata
 from bridge.commands.destinations import parse
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger, Position
-from bridge.commands.records import readable_command_id, record_ref
-from bridge.commands.trimming import TRIM_LIMITS, trimmed
+from bridge.commands.records import (
+    DEAD_LETTER_CUTS,
+    cut_note,
+    readable_command_id,
+    record_ref,
+)
+from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS, trimmed
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import WORKER_SOURCE, CallPlaced, placed_event_id
 from bridge.contracts.commands import PlaceCallCommand, PlaceCallResult, ResultStatus
@@ -34,6 +39,8 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 
 SOURCE = WORKER_SOURCE
+#: Characters of an invalid command's id its log lines carry: as many as a valid id has.
+MAX_COMMAND_ID = 128
 T = TypeVar("T")
 
 
@@ -253,17 +260,31 @@ class OutcomeWriter:
                 topic, letter, source=SOURCE, key=key, signing_key=signing_key
             )
         except RecordRejected:
-            # Still too large for this cluster's limit: keep everything but the value.
-            letter = letter.model_copy(update={"record": record_ref(job.record, max_value=0)})
-            await self._publisher.publish_event(
-                topic, letter, source=SOURCE, key=key, signing_key=signing_key
-            )
+            # Still too large for this cluster's limit: keep everything but the value, else
+            # cut the key and headers too (a producer can make either huge), else drop them.
+            for max_text in (None, *DEAD_LETTER_CUTS):
+                record = record_ref(job.record, max_value=0, max_text=max_text)
+                cut = reason if max_text is None else f"{reason} {cut_note(job.record, max_text)}"
+                letter = letter.model_copy(update={"record": record, "reason": cut})
+                try:
+                    await self._publisher.publish_event(
+                        topic, letter, source=SOURCE, key=key, signing_key=signing_key
+                    )
+                except RecordRejected:
+                    if max_text == DEAD_LETTER_CUTS[-1]:
+                        raise
+                else:
+                    break
         self._metrics.dead_letters.labels("command", code).inc()
 
     async def reject(self, job: Job, error: InvalidCommand) -> None:
         """An unreadable command: dead letter, and a ``rejected`` result if it has an id."""
         command_id = readable_command_id(job.record)
-        bind_log_context(command_id=command_id)
+        # Any length (the record's key, say): every log line of the command carries it.
+        shown = command_id
+        if shown is not None and len(shown) > MAX_COMMAND_ID:
+            shown = shown[:MAX_COMMAND_ID] + ELLIPSIS
+        bind_log_context(command_id=shown)
         log.warning("command rejected: %s", error.message)
         await self.until_written(
             "the dead letter", lambda: self.dead_letter(job, error.code, error.message, None)

@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 
 from aiokafka.structs import ConsumerRecord
 
+from bridge.commands.trimming import ELLIPSIS
 from bridge.contracts.dead_letters import KafkaRecordRef
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -17,6 +18,21 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 def source_of(topic: str, partition: int, offset: int) -> str:
     """Identity of one command record."""
     return f"{topic}/{partition}/{offset}"
+
+
+def written_at(record: Record) -> datetime | None:
+    """When the record was written (its Kafka timestamp), if it has one a datetime can hold.
+
+    A producer picks the timestamp, and brokers before Kafka 4.0 take any by default: one past
+    the year 9999 is treated as none (it is in the future: no guard needs it).
+    """
+    stamp = record.timestamp
+    if stamp is None or stamp < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp / 1000, UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _text(raw: bytes | None) -> tuple[str | None, str]:
@@ -31,18 +47,41 @@ def _text(raw: bytes | None) -> tuple[str | None, str]:
 #: Largest command value copied whole into a dead letter: base64 grows it by a third, and the
 #: dead letter must stay under the broker's record size limit (1 MB by default).
 MAX_DEAD_LETTER_VALUE = 256 * 1024
+#: ``max_text`` of each try when Kafka refuses a dead letter even without the command's value:
+#: the key and each header cut to as many characters as the callback dead letters' headers,
+#: then dropped (a dead letter whose key and headers Kafka refuses is lost otherwise).
+DEAD_LETTER_CUTS = (1024, 0)
+#: Headers a dead letter keeps at most once its key and headers are cut (see ``max_text``).
+MAX_CUT_HEADERS = 32
 
 
-def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE) -> KafkaRecordRef:
-    """The record, for a dead letter; its value cut at ``max_value`` bytes (``0``: dropped)."""
-    key, _ = _text(record.key)
+def _cut(text: str | None, limit: int | None) -> str | None:
+    if text is None or limit is None or len(text) <= limit:
+        return text
+    return text[:limit] + ELLIPSIS if limit else None
+
+
+def record_ref(
+    record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE, max_text: int | None = None
+) -> KafkaRecordRef:
+    """The record, for a dead letter; its value cut at ``max_value`` bytes (``0``: dropped).
+
+    With ``max_text``, the key and every header name and value are cut to that many characters
+    (``0``: the key and headers dropped) and at most :data:`MAX_CUT_HEADERS` headers are kept:
+    a key or headers alone can make a dead letter larger than Kafka takes.
+    """
+    key = _cut(_text(record.key)[0], max_text)
     raw = record.value
     truncated = raw is not None and max_value is not None and len(raw) > max_value
     if truncated and raw is not None and max_value is not None:
         raw = raw[:max_value] or None
     value, encoding = _text(raw)
-    headers = {name: (_text(v)[0] or "") for name, v in (record.headers or ())}
-    stamp = record.timestamp
+    most = None if max_text is None else MAX_CUT_HEADERS if max_text else 0
+    headers: dict[str, str] = {}
+    for name, v in record.headers or ():
+        if most is not None and len(headers) >= most:
+            break
+        headers[_cut(name, max_text) or ""] = _cut(_text(v)[0], max_text) or ""
     return KafkaRecordRef(
         topic=record.topic,
         partition=record.partition,
@@ -52,7 +91,17 @@ def record_ref(record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE)
         value_encoding=encoding,  # type: ignore[arg-type]
         value_truncated=truncated,
         headers=headers,
-        timestamp=None if stamp is None or stamp < 0 else datetime.fromtimestamp(stamp / 1000, UTC),
+        timestamp=written_at(record),
+    )
+
+
+def cut_note(record: Record, max_text: int) -> str:
+    """What :func:`record_ref` with ``max_text`` cut, for the dead letter's reason."""
+    what = f"cut to {max_text} characters each" if max_text else "dropped"
+    return (
+        f"[key ({len(record.key or b'')} bytes) and headers ({len(record.headers or ())}) {what}"
+        + (f", at most {MAX_CUT_HEADERS} headers kept" if max_text else "")
+        + ", to fit Kafka's record size limit]"
     )
 
 
@@ -64,8 +113,10 @@ def readable_command_id(record: Record) -> str | None:
     try:
         data: Any = json.loads(value)
         if isinstance(data, dict) and isinstance(data.get("command_id"), str):
+            # A lone surrogate (JSON may escape one) has no UTF-8: no record could carry it.
+            data["command_id"].encode()
             return str(data["command_id"]) or None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError; nesting has no bound
         pass
     key, encoding = _text(record.key)
     return key if encoding == "utf-8" and key else None

@@ -141,9 +141,23 @@ def parse_command(value: bytes | None) -> PlaceCallCommand:
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise InvalidCommand(f"value is not valid JSON: {exc.errors()[0]['msg']}") from None
+        errors = exc.errors(include_url=False)
         parts = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: "
+            f"{'.'.join(_cut(str(p)) for p in err['loc']) or 'value'}: "
             f"{err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors(include_url=False)
+            for err in errors[:MAX_NAMED_ERRORS]
         ]
+        if len(errors) > MAX_NAMED_ERRORS:
+            parts.append(f"and {len(errors) - MAX_NAMED_ERRORS} more errors")
         raise InvalidCommand("; ".join(parts)) from None
+
+
+#: Errors a refusal names at most: each names its field, and a metadata key is the sender's
+#: text, so thousands of them would make a reason larger than Kafka takes in a dead letter.
+MAX_NAMED_ERRORS = 10
+#: Characters of a field name (a metadata key) a refusal quotes: one more than a valid key has.
+_MAX_QUOTED = 65
+
+
+def _cut(name: str) -> str:
+    return name if len(name) <= _MAX_QUOTED else name[:_MAX_QUOTED] + "\u2026"
