@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.test_worker_crash import produce
 from tests.support.commands import command
@@ -61,13 +62,18 @@ async def test_sigterm_with_a_request_out_waits_for_it_and_sends_no_other(
         assert [r.path for r in sandbox.state.requests] == ["/v2/calls"], log_path.read_text()
         ledger = await consume_for(kafka_bootstrap, topics["COMMAND_LEDGER"], seconds=1)
         states = [json.loads(r.value)["state"] for r in ledger]
+        committed = await committed_offset(
+            kafka_bootstrap, env["BRIDGE_WORKER__GROUP_ID"], topics["PLACE_CALL"]
+        )
         if answer == "placed":
             assert states == ["placing", "done"]
+            assert committed == 1, "the finished command's offset was not committed"
             [result] = await consume_all(kafka_bootstrap, topics["PLACE_CALL_RESULTS"], expected=1)
             assert json.loads(result.value)["status"] == "placed"
         else:
             # Refused, so no call exists: left to the next owner to place.
             assert states == ["placing", "pending"]
+            assert committed is None
         # The next owner (same group) finds the offset committed, or the command pending.
         async with worker_process(env, log_path):
             records = await consume_all(
@@ -80,3 +86,14 @@ async def test_sigterm_with_a_request_out_waits_for_it_and_sends_no_other(
         assert len(later) == 1
         calls = [c for c in sandbox.state.calls.values() if c.idempotency_key == cmd.command_id]
         assert len(calls) == 1
+
+
+async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """The offset ``group`` committed on partition 0 of ``topic`` (None: none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        committed: int | None = await consumer.committed(TopicPartition(topic, 0))
+        return committed
+    finally:
+        await consumer.stop()
