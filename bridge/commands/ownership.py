@@ -34,6 +34,11 @@ class Ownership:
             self._owned.pop(tp, None)
             self._ready.discard(tp)
 
+    def revoke_all(self) -> None:
+        """Shutdown: every partition given up at once, as if revoked."""
+        self._owned.clear()
+        self._ready.clear()
+
     def mark_ready(self, partitions: Iterable[TopicPartition], generation: int) -> None:
         """The ledger caught up for ``generation``: its partitions still owned may start."""
         for tp in partitions:

@@ -245,6 +245,10 @@ class CommandProcessor:
                 return await self._give_up(job, command, step, attempts)
             job.phase = Phase.WAITING
             await self._no_call(job, command)
+            if not job.still_owned():
+                # Given up (revoked, or the worker stops) while the request was out: the next
+                # owner tries again, and the revocation need not wait out the backoff.
+                raise Revoked
             if isinstance(step, policy.PauseForAuth):
                 attempts -= 1  # refused before anything was created: not the command's fault
                 continue

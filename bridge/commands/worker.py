@@ -328,6 +328,9 @@ class CommandWorker:
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109
         """Shutdown: cancel what has not sent, let the rest finish (bounded), then commit."""
+        # As on a revocation: a job whose request is answered with "no call, try again" must
+        # not send another one while the worker stops; it is left ``pending`` to the next owner.
+        self._ownership.revoke_all()
         for task, (_, job) in self._jobs.items():
             if not job.must_finish:
                 task.cancel()

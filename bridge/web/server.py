@@ -90,9 +90,31 @@ class BridgeRequestHandler(RequestHandler):
         # Waiting for a request (none queued, none being handled): these bytes begin a head.
         if data and self._head_timer is None and self._waiter is not None:
             self._arm()
-        super().data_received(data)
+        if self._body_in_transit():
+            # Shutdown has begun, and aiohttp drops every byte from then on: the callback being
+            # handled would wait out the body timeout and be refused (408, dead-lettered with
+            # part of its body) instead of finishing. Its body is let in; nothing after it is
+            # served (shutdown ends the connection's loop).
+            close, force_close = self._close, self._force_close
+            self._close = self._force_close = False
+            try:
+                super().data_received(data)
+            finally:
+                self._close, self._force_close = close, force_close
+        else:
+            super().data_received(data)
         if self._head_timer is not None and self._messages:
             self._disarm()
+
+    def _body_in_transit(self) -> bool:
+        """Closing, and the request being handled still waits for its body."""
+        request = self._current_request
+        return (
+            (self._close or self._force_close)
+            and self.transport is not None
+            and request is not None
+            and not request.content.is_eof()
+        )
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Drop the deadline with the connection."""

@@ -1,4 +1,5 @@
-"""SIGTERM under load: the real ``receiver`` process loses no acknowledged callback."""
+"""SIGTERM of the real ``receiver`` process: under load it loses no acknowledged callback, and
+a callback in flight when it comes (its body still on the way) finishes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.ports import free_port
 from tests.support.servers import wait_ready
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +82,66 @@ async def test_sigterm_during_load_keeps_every_acknowledged_callback(
     in_kafka = {json.loads(r.value)["event_id"] for r in records}
     missing = set(acknowledged) - in_kafka
     assert not missing, f"{len(missing)} acknowledged callbacks are not in Kafka"
+
+
+async def test_sigterm_lets_a_callback_whose_body_is_on_its_way_finish(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path
+) -> None:
+    """A callback whose headers came before SIGTERM and whose body comes after: 200, on Kafka."""
+    events, dlq = await new_topic("events"), await new_topic("dlq")
+    port, admin_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "BRIDGE_TOPICS__CALL_EVENTS": events,
+        "BRIDGE_TOPICS__DEAD_LETTERS": dlq,
+        "BRIDGE_HTTP__HOST": "127.0.0.1",
+        "BRIDGE_HTTP__PORT": str(port),
+        # Served until the very end, so it shows when the shutdown has begun.
+        "BRIDGE_HTTP__ADMIN_PORT": str(admin_port),
+        "BRIDGE_HTTP__BODY_TIMEOUT": "30",
+        "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "60",
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
+    }
+    log_path = tmp_path / "receiver.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge.cli", "receiver", env=env, stdout=log_file,
+            stderr=log_file,
+        )  # fmt: skip
+    admin = f"http://127.0.0.1:{admin_port}"
+    data = callback()
+    body = json.dumps(data).encode()
+    try:
+        await wait_ready(admin, timeout=60)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        # The handler has the request and waits for its body.
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        proc.send_signal(signal.SIGTERM)
+
+        async def shutting_down() -> bool:
+            async with aiohttp.ClientSession() as session, session.get(f"{admin}/readyz") as r:
+                return r.status == 503
+
+        await eventually(shutting_down, what="the shutdown to begin")
+        writer.write(body)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        code = await asyncio.wait_for(proc.wait(), timeout=90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert head.startswith(b"HTTP/1.1 200 "), (head, answer, log_path.read_text())
+    assert code == 0, log_path.read_text()
+    [record] = await consume_all(kafka_bootstrap, events, expected=1, timeout=30)
+    event = json.loads(record.value)
+    assert event["event_id"] == json.loads(answer)["event_id"]
+    assert event["call_id"] == data["uid"]

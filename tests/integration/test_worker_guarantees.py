@@ -324,3 +324,27 @@ async def test_a_result_too_large_for_its_topic_is_published_cut(
         assert f"command_id ({len(huge_id)} characters)" in cut["error_message"]
         assert by_id[before.command_id]["status"] == by_id[after.command_id]["status"] == "placed"
         assert loop.calls_per_command() == Counter({before.command_id: 1, after.command_id: 1})
+
+
+async def test_revocation_does_not_wait_out_the_backoff_after_a_refusal(
+    start_bridge: BridgeFactory,
+) -> None:
+    """A request out at the revocation is answered 429 with a long Retry-After: no call exists,
+    so the command is left ``pending`` at once and the rebalance goes on without waiting."""
+    # A revoke budget (80% of 60 s) longer than the test waits for the result: a revocation
+    # that waited out the backoff would time the test out.
+    worker = {"rebalance_timeout": 60.0, "max_retry_seconds": 7200}
+    async with closed_loop(start_bridge, fonestorm=PATIENT, worker=worker) as loop:
+        first = worker_of(loop.bridge)
+        loop.sandbox.state.update_faults({"hold": True})
+        cmd = command(f"revoked-429-{uuid.uuid4()}")
+        await loop.send(cmd)
+        await eventually(lambda: loop.sandbox.state.held == 1, what="the held request")
+        owned = [tp for tp in _partitions(loop) if first.owns(tp)]
+        await second_worker(start_bridge, loop)
+        await eventually(lambda: any(not first.owns(tp) for tp in owned), what="a revocation")
+        loop.sandbox.state.update_faults({"rate_limit_next": 1, "retry_after": 3600})
+        loop.sandbox.state.update_faults({"hold": False})
+        results = await loop.results(1, timeout=30)
+        assert [r["status"] for r in results] == ["placed"], "the revocation waited it out"
+        assert loop.calls_per_command() == Counter({cmd.command_id: 1})

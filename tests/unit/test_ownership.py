@@ -41,3 +41,15 @@ def test_revocation_ends_ownership_of_that_generation_for_good() -> None:
     again = owned.assign([P0])
     assert owned.owns(P0, again)
     assert not owned.owns(P0, generation)  # a task of the old generation stays revoked
+
+
+def test_shutdown_gives_up_every_partition_of_every_generation() -> None:
+    owned = Ownership()
+    first = owned.assign([P0])
+    second = owned.assign([P1, P2])
+    owned.mark_ready([P0], first)
+    owned.mark_ready([P1, P2], second)
+    owned.revoke_all()
+    assert not any(owned.owns(tp, g) for tp in (P0, P1, P2) for g in (first, second))
+    assert not any(owned.startable(tp) for tp in (P0, P1, P2))
+    assert owned.generations() == set()
