@@ -35,6 +35,7 @@ from aiokafka.structs import RecordMetadata
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.end_offsets import EndOffsets
+from bridge.kafka.lenient_records import read_any_header_name
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.options import topic_partitions
 from bridge.kafka.publisher import Publisher
@@ -223,6 +224,7 @@ def main() -> None:
     parser.add_argument("--ledger", default="bench.cpu-ledger")
     args = parser.parse_args()
     forbid_topic_auto_creation()  # as the bridge's own start-up does
+    read_any_header_name()
     if args.what == "handler":
         asyncio.run(handler(args.requests, args.outbound, args.bootstrap, args.ledger))
     elif args.what == "publisher":

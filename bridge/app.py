@@ -22,6 +22,7 @@ from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.broker_watch import BrokerWatch
+from bridge.kafka.lenient_records import read_any_header_name
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import TopicWatch
@@ -166,6 +167,7 @@ def create_app(
     """Build the bridge's aiohttp application: receiver and/or worker, and operations endpoints."""
     # Before its first client: topics are created by the bridge's settings or by an operator.
     forbid_topic_auto_creation()
+    read_any_header_name()
     app = web.Application(
         # The receiver enforces its own (configurable) limit and dead-letters what exceeds it.
         client_max_size=settings.http.max_body_bytes * 2,

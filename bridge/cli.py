@@ -22,6 +22,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.dead_letters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.kafka.lenient_records import read_any_header_name
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.topics_cli import add_topics_parser
 from bridge.obs import http_spans, tracing
@@ -328,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("starting %s with settings %s", args.command, settings.model_dump_json())
     # Before any command makes a Kafka client (the tools too: `topics`, `dead-letters`, ...).
     forbid_topic_auto_creation()
+    read_any_header_name()
     return int(args.func(settings, args))
 
 

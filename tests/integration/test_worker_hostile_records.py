@@ -18,6 +18,7 @@ from tests.support.bridge_app import BridgeFactory
 from tests.support.commands import Loop, closed_loop, command
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_for
+from tests.support.raw_header_names import Raw, produce_one_batch
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +194,38 @@ async def test_an_invalid_commands_huge_id_is_cut_in_its_log_lines(
     rejected = [json.loads(line) for line in lines.lines if "command rejected" in line]
     assert [entry["command_id"] for entry in rejected] == ["k" * 128 + "…"]
     assert max(map(len, lines.lines)) < 4096
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_a_header_name_that_is_not_utf8_stops_neither_that_command_nor_the_next(
+    start_bridge: BridgeFactory, compression: str
+) -> None:
+    # librdkafka (kcat) and sarama send any bytes as a header name; aiokafka's reader raised on
+    # every later fetch, and the worker consumed nothing more. One batch: good, bad, good.
+    async with closed_loop(start_bridge) as loop:
+        ids = [f"{name}-{uuid.uuid4()}" for name in ("before", "bad-header", "after")]
+        produce_one_batch(
+            loop.settings.kafka.bootstrap_servers,
+            loop.settings.topics.place_call,
+            0,
+            [
+                Raw(ids[0], command(ids[0]).model_dump_json()),
+                Raw(ids[1], command(ids[1]).model_dump_json(), bad_header="\xff\xfename"),
+                Raw(ids[2], command(ids[2]).model_dump_json()),
+            ],
+            compression,
+        )
+        await loop.send(command(later := f"later-{uuid.uuid4()}"))
+        await loop.results(4)
+        results = await everything(loop, loop.settings.topics.place_call_results)
+        assert Counter((r["command_id"], r["status"]) for r in results) == Counter(
+            {(command_id, "placed"): 1 for command_id in [*ids, later]}
+        )
+        assert loop.calls_per_command() == Counter(dict.fromkeys([*ids, later], 1))
+        records = await consume_for(
+            loop.settings.kafka.bootstrap_servers, loop.settings.topics.place_call, seconds=1
+        )
+        headers = {r.key.decode(): dict(r.headers) for r in records if r.key.decode() in ids}
+        # Read as Java's client reads it: U+FFFD where the bytes are not UTF-8.
+        assert headers[ids[1]] == {"ok": b"1", "\ufffd\ufffdname": b"x"}
+        assert headers[ids[0]] == headers[ids[2]] == {"ok": b"1"}

@@ -36,6 +36,7 @@ from typing import Any, TypeAlias
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bridge.kafka.lenient_records import read_any_header_name
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from tests.support.paths import LOCAL_KAFKA, REPO_ROOT
 from tests.support.ports import free_port_block, free_ports
@@ -45,8 +46,10 @@ log = logging.getLogger(__name__)
 
 def pytest_configure(config: pytest.Config) -> None:
     """The test process starts up as the bridge does: no client asks a broker to create a topic
-    (the test broker allows it), the tests' own clients included."""
+    (the test broker allows it), and consumers read header names that are not UTF-8, the
+    tests' own clients included."""
     forbid_topic_auto_creation()
+    read_any_header_name()
 
 
 NewTopicFactory: TypeAlias = Callable[..., Awaitable[str]]
