@@ -31,7 +31,14 @@ from bridge.schema_registry.registration import RegistryMode, start_registry_mod
 from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes
-from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, SETTINGS
+from bridge.web.appkeys import (
+    METRICS,
+    NOT_READY_REASONS,
+    PUBLISHER,
+    READINESS,
+    SETTINGS,
+    STOPPED,
+)
 from bridge.web.errors import add_json_fallbacks
 from bridge.web.server import LINGERING_TIME, BridgeAppRunner
 
@@ -127,8 +134,9 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[PUBLISHER],
         app[METRICS],
         commands=None if mode is None else mode.commands,
-    ) as (worker, ledger):
+    ) as (worker, ledger, stopped):
         app[WORKER] = worker
+        app[STOPPED]["worker"] = stopped
         app[READINESS]["worker"] = lambda: worker.ready
         # Not ready while it works from a stale copy of the ledger: newly assigned partitions
         # wait for it to catch up, so they stand still until it reads again.
@@ -147,6 +155,7 @@ async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     admin[PUBLISHER] = app[PUBLISHER]
     admin[READINESS] = app[READINESS]
     admin[NOT_READY_REASONS] = app[NOT_READY_REASONS]
+    admin[STOPPED] = app[STOPPED]
     add_operations_routes(admin.router)
     add_json_fallbacks(admin.router)
     runner = BridgeAppRunner(
@@ -180,6 +189,7 @@ def create_app(
     app[PUBLISHER] = Publisher(settings.kafka, app[METRICS])
     app[READINESS] = {}
     app[NOT_READY_REASONS] = {}
+    app[STOPPED] = {}
     if settings.schemas.registry_url is not None:
         # First: a refusal leaves nothing started behind it.
         app.cleanup_ctx.append(_registry_ctx)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import NamedTuple
 
@@ -34,10 +34,12 @@ log = logging.getLogger(__name__)
 
 
 class RunningWorker(NamedTuple):
-    """The worker of :func:`running_worker` and the ledger it works from (for readiness)."""
+    """The worker of :func:`running_worker`, the ledger it works from (for readiness), and why
+    its loop stopped (for liveness; empty while it runs)."""
 
     worker: CommandWorker
     ledger: Ledger
+    stopped: Callable[[], str]
 
 
 @asynccontextmanager
@@ -86,8 +88,9 @@ async def running_worker(
     task = asyncio.create_task(
         _run(settings, publisher, worker, consumer, ledger), name="command-worker"
     )
+    task.add_done_callback(_report_stop)
     try:
-        yield RunningWorker(worker, ledger)
+        yield RunningWorker(worker, ledger, lambda: _why_stopped(task))
     finally:
         await cancel_and_wait(task)
         await worker.drain(settings.http.shutdown_timeout)
@@ -95,6 +98,25 @@ async def running_worker(
         await ledger.stop()
         await session.close()
         log.info("worker stopped")
+
+
+def _why_stopped(task: asyncio.Task[None]) -> str:
+    if not task.done() or task.cancelled():
+        return ""
+    exc = task.exception()
+    return "the worker loop ended" if exc is None else f"the worker loop failed: {exc!r}"
+
+
+def _report_stop(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    # Commands are no longer consumed: say so at once, and fail liveness so the process is
+    # restarted, rather than sit in the group holding its partitions.
+    log.critical(
+        "%s; no more commands are consumed, /healthz now fails",
+        _why_stopped(task),
+        exc_info=task.exception(),
+    )
 
 
 async def _run(

@@ -9,11 +9,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.obs.metrics import CONTENT_TYPE
-from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS
+from bridge.web.appkeys import METRICS, NOT_READY_REASONS, PUBLISHER, READINESS, STOPPED
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the event loop answers."""
+    """Liveness: the event loop answers and no background loop has died."""
+    stopped = {name: why for name, check in request.app[STOPPED].items() if (why := check())}
+    if stopped:
+        return web.json_response({"status": "stopped", "stopped": stopped}, status=503)
     return web.json_response({"status": "ok"})
 
 

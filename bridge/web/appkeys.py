@@ -18,3 +18,7 @@ READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
 #: Why a readiness check of the same name is false (empty when there is nothing to say);
 #: ``/readyz`` shows it under ``reasons``.
 NOT_READY_REASONS = web.AppKey("not_ready_reasons", dict[str, Callable[[], str]])
+#: Background work that must run for the life of the process, by name: why it stopped, or an
+#: empty string while it runs. ``/healthz`` fails (so Kubernetes restarts the process) when any
+#: has stopped.
+STOPPED = web.AppKey("stopped", dict[str, Callable[[], str]])
