@@ -93,7 +93,8 @@ async def running_worker(
         yield RunningWorker(worker, ledger, lambda: _why_stopped(task))
     finally:
         await cancel_and_wait(task)
-        await worker.drain(settings.http.shutdown_timeout)
+        # As long as a rebalance would give it: cut shorter, a call we know ends in_doubt.
+        await worker.drain(settings.worker_drain_timeout)
         await consumer.stop()  # leaves the group, so partitions move on at once
         await ledger.stop()
         await session.close()

@@ -37,7 +37,10 @@ class HttpSettings(BaseModel):
         "dead-lettered with what arrived.",
     )
     shutdown_timeout: float = Field(
-        25.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
+        25.0,
+        gt=0,
+        description="Seconds in-flight requests get to finish after SIGTERM (a worker's "
+        "create-call requests get 80% of `BRIDGE_WORKER__REBALANCE_TIMEOUT` if that is longer).",
     )
     keepalive_timeout: float = Field(
         75.0, gt=0, description="Idle keep-alive connection timeout (s)."

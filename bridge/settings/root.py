@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     schemas: SchemaSettings = Field(default_factory=SchemaSettings)
 
+    @property
+    def worker_drain_timeout(self) -> float:
+        """Seconds a create-call request out at SIGTERM gets to finish and record its answer:
+        the shutdown timeout, or as long as a rebalance gives it, whichever is longer."""
+        return max(self.http.shutdown_timeout, self.worker.rebalance_timeout * REVOKE_SHARE)
+
     @model_validator(mode="after")
     def _revoke_budget_covers_a_request(self) -> Settings:
         # A request sent before a rebalance must be able to finish and record its answer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings import HttpSettings
+from bridge.settings import REVOKE_SHARE, HttpSettings, WorkerSettings
 from tests.chart.chartlib import (
     ALL_IDS,
     ALL_VALUES,
@@ -103,13 +103,19 @@ def test_grace_period_exceeds_prestop_plus_shutdown(render: Render, values: Path
     manifests = render(values)
     data = configmap_data(manifests)
     shutdown = float(data.get("BRIDGE_HTTP__SHUTDOWN_TIMEOUT", HttpSettings().shutdown_timeout))
+    rebalance = float(
+        data.get("BRIDGE_WORKER__REBALANCE_TIMEOUT", WorkerSettings().rebalance_timeout)
+    )
+    # A worker's create-call request out at SIGTERM gets what a rebalance gives it.
+    drain = {"receiver": shutdown, "worker": max(shutdown, rebalance * REVOKE_SHARE)}
     deployments = of_kind(manifests, "Deployment")
     assert deployments
     for deployment in deployments:
         spec = deployment["spec"]["template"]["spec"]
         sleep = _prestop_seconds(spec["containers"][0])
         assert sleep > 0, kn(deployment)
-        assert spec["terminationGracePeriodSeconds"] > sleep + shutdown, kn(deployment)
+        component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert spec["terminationGracePeriodSeconds"] > sleep + drain[component], kn(deployment)
 
 
 def test_default_shutdown_budget_matches_the_bridge() -> None:
@@ -123,6 +129,11 @@ def test_default_shutdown_budget_matches_the_bridge() -> None:
 def test_too_short_grace_period_is_refused(helm: Helm) -> None:
     with pytest.raises(HelmError, match=r"worker.terminationGracePeriodSeconds \(35\) must exceed"):
         helm.template(DEFAULT, set_values=["worker.terminationGracePeriodSeconds=35"])
+    # Enough for the shutdown timeout, not for the 48 s a rebalance gives a request.
+    with pytest.raises(HelmError, match=r"worker.terminationGracePeriodSeconds \(50\).*\(58\)"):
+        helm.template(DEFAULT, set_values=["worker.terminationGracePeriodSeconds=50"])
+    with pytest.raises(HelmError, match=r"worker.terminationGracePeriodSeconds \(70\).*\(90\)"):
+        helm.template(DEFAULT, set_values=["config.worker.rebalanceTimeout=100"])
     with pytest.raises(HelmError, match=r"receiver.terminationGracePeriodSeconds \(45\)"):
         helm.template(DEFAULT, set_values=["config.http.shutdownTimeout=40"])
 

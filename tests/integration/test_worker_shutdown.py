@@ -97,3 +97,38 @@ async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None
         return committed
     finally:
         await consumer.stop()
+
+
+async def test_a_request_out_at_sigterm_gets_as_long_as_a_rebalance_gives_it(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path
+) -> None:
+    # The answer comes after the shutdown timeout (2 s) but within the revoke budget (80% of
+    # 15 s): cut at the shutdown timeout, the call we know would end in_doubt.
+    topics = await worker_topics(new_topic)
+    async with running_sandbox() as sandbox:
+        env = worker_env(
+            kafka_bootstrap, topics, sandbox.url,
+            BRIDGE_FONESTORM__READ_TIMEOUT="8", BRIDGE_KAFKA__PRODUCE_TIMEOUT="2",
+            BRIDGE_WORKER__REBALANCE_TIMEOUT="15", BRIDGE_HTTP__SHUTDOWN_TIMEOUT="2",
+        )  # fmt: skip
+        log_path = tmp_path / "worker.log"
+        cmd = command(f"slow-{uuid.uuid4()}")
+        sandbox.state.update_faults({"hold": True})
+        proc = await start_worker(env, log_path)
+        try:
+            await produce(kafka_bootstrap, topics["PLACE_CALL"], cmd)
+            await eventually(lambda: sandbox.state.held == 1, what="the held request", timeout=60)
+            proc.send_signal(signal.SIGTERM)
+            await eventually(
+                lambda: "draining 1 in-flight commands" in log_path.read_text(), what="the drain"
+            )
+            await asyncio.sleep(4)  # past the shutdown timeout
+            sandbox.state.update_faults({"hold": False})
+            code = await asyncio.wait_for(proc.wait(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert code == 0, log_path.read_text()
+        [result] = await consume_all(kafka_bootstrap, topics["PLACE_CALL_RESULTS"], expected=1)
+        assert json.loads(result.value)["status"] == "placed", log_path.read_text()

@@ -161,6 +161,16 @@ the bridge default 25), rounded up.
 {{- end }}
 
 {{/*
+Seconds a worker's create-call requests out at SIGTERM get: as long as a rebalance gives them
+(80% of config.worker.rebalanceTimeout, else of the bridge default 60), or the shutdown timeout
+if longer; rounded up.
+*/}}
+{{- define "fonestorm-bridge.workerDrainTimeout" -}}
+{{- $revoke := mulf (.Values.config.worker.rebalanceTimeout | default 60 | float64) 0.8 | ceil | int }}
+{{- max $revoke (include "fonestorm-bridge.shutdownTimeout" . | int) }}
+{{- end }}
+
+{{/*
 The Secret of one group of secret settings (callbacks, receiver, worker): its existingSecret,
 else the chart's own <fullname>-<group>. Call with (dict "root" $ "group" "worker").
 */}}
@@ -354,11 +364,13 @@ a user without a password (or the reverse) anywhere: check the pair whatever is 
 {{- if and (not .Values.receiver.enabled) (not .Values.worker.enabled) }}
 {{- fail "enable at least one of receiver.enabled and worker.enabled" }}
 {{- end }}
-{{- $budget := add .Values.lifecycle.preStopSleepSeconds (include "fonestorm-bridge.shutdownTimeout" . | int) }}
+{{- $drains := dict "receiver" (include "fonestorm-bridge.shutdownTimeout" .) "worker" (include "fonestorm-bridge.workerDrainTimeout" .) }}
+{{- $what := dict "receiver" "config.http.shutdownTimeout" "worker" "the worker's drain (max of config.http.shutdownTimeout and 80% of config.worker.rebalanceTimeout)" }}
 {{- range $component := list "receiver" "worker" }}
 {{- $c := index $.Values $component }}
+{{- $budget := add $.Values.lifecycle.preStopSleepSeconds (index $drains $component | int) }}
 {{- if and $c.enabled (le (int $c.terminationGracePeriodSeconds) (int $budget)) }}
-{{- fail (printf "%s.terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + config.http.shutdownTimeout (%d)" $component (int $c.terminationGracePeriodSeconds) (int $budget)) }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + %s (%d)" $component (int $c.terminationGracePeriodSeconds) (index $what $component) (int $budget)) }}
 {{- end }}
 {{- if and $c.enabled $c.autoscaling.enabled (lt (int $c.autoscaling.maxReplicas) (int $c.autoscaling.minReplicas)) }}
 {{- fail (printf "%s.autoscaling.maxReplicas must be >= minReplicas" $component) }}
