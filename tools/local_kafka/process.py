@@ -3,6 +3,7 @@ its storage."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shlex
@@ -143,6 +144,15 @@ def terminate(pid: int, *, grace: float = STOP_GRACE_SECONDS) -> bool:
             break
         time.sleep(0.1)
     return True
+
+
+@atexit.register
+def reap_spawned() -> None:
+    """Poll every child :func:`spawn_detached` started here: one stopped by another process
+    (``local-kafka stop``) is a zombie of ours, and its Popen says it runs, until polled."""
+    for pid, child in list(_spawned.items()):
+        if child.poll() is not None:
+            del _spawned[pid]
 
 
 def reap(pid: int) -> None:
