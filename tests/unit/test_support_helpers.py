@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.leftovers import running_children
+from tests.support.leftovers import running_children, unwaited_popens
 from tools.local_kafka.process import reap_spawned, spawn_detached, terminate
 
 
@@ -39,3 +39,11 @@ def test_a_broker_stopped_by_another_process_is_reaped_at_exit(tmp_path: Path) -
         time.sleep(0.01)
     reap_spawned()
     assert child.returncode is not None
+
+
+def test_a_popen_nobody_waited_for_is_named_and_reaped() -> None:
+    child = subprocess.Popen(["true"])
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    assert (child.pid, "['true']", True) in unwaited_popens()
+    assert child.returncode == 0
