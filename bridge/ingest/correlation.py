@@ -120,6 +120,9 @@ class CallCorrelator:
         self._pairs: Counter[Pair] = Counter()
         self._doubt_window = settings.callbacks.correlation_doubt_window
         self._doubts = Doubts(self._doubt_window, self._max)
+        # Until the ledger topic is known to exist (then read) or not to: a replica ready
+        # before would tag none of the calls placed before it started.
+        self._checked = False
         self._replaying = False
 
         def on_batch() -> None:
@@ -131,8 +134,8 @@ class CallCorrelator:
 
     @property
     def ready(self) -> bool:
-        """False only while the ledger's look-back is being read at start."""
-        return not self._replaying
+        """False until the ledger topic is known to be missing, or its look-back is read."""
+        return self._checked and not self._replaying
 
     async def start(self) -> None:
         """Start following in the background (retrying until Kafka answers)."""
@@ -152,8 +155,9 @@ class CallCorrelator:
             [topic],
             what="correlating callbacks with commands (until then events carry no command_id)",
             level=logging.WARNING,
+            on_change=self._ledger_missing,
         ).wait()
-        self._replaying = True
+        self._checked = self._replaying = True
         try:
             await retry(self._follower.start, retry_on=KafkaError, what=f"following {topic}")
             await retry(self._follower.catch_up, retry_on=KafkaError, what=f"reading {topic}")
@@ -167,6 +171,11 @@ class CallCorrelator:
             len(self._doubts),
             topic,
         )
+
+    def _ledger_missing(self, missing: list[str]) -> None:
+        # No ledger yet (no worker ever ran): nothing to read, ready meanwhile.
+        if missing:
+            self._checked = True
 
     def _round_proven(self, seconds: float) -> None:
         self._round_seconds.observe(seconds)

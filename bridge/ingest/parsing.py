@@ -49,7 +49,11 @@ _UNREPLACED_TOKEN = re.compile(r"^\{\{\s*[A-Za-z_]+\s*\}\}$")
 class CallbackData(BaseModel):
     """The callback fields FoneStorm documents, validated."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+    # coerce_numbers_to_str: JSON may carry a number where the API documents a string (FoneStorm
+    # sends numbers as strings or numbers); refusing it would lose the call's event.
+    model_config = ConfigDict(
+        extra="ignore", str_strip_whitespace=True, frozen=True, coerce_numbers_to_str=True
+    )
 
     uid: str = Field(min_length=1, max_length=MAX_UID)
     account_code: str = Field(min_length=1, max_length=64)

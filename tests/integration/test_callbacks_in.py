@@ -145,6 +145,23 @@ async def test_failed_disposition_and_duplicate_delivery(
     assert {headers_of(r)["ce_id"] for r in records} == {first[1]["event_id"]}
 
 
+async def test_json_numbers_in_text_fields_make_an_event(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession
+) -> None:
+    bridge = await start_bridge()
+    data = callback("INBOUND", "BEGIN", account_code=1001, **{"from": 3215551081, "to": 3215551801})
+    code, body, _ = await send(http, bridge, "JSON", data)
+    assert code == 200, body
+    [record] = await consume_all(
+        bridge.settings.kafka.bootstrap_servers, bridge.settings.topics.call_events, expected=1
+    )
+    event = CallEvent.model_validate_json(record.value)
+    assert (event.account_code, event.from_number, event.to_number) == (
+        "1001", "3215551081", "3215551801",
+    )  # fmt: skip
+    assert (event.fonenumber_e164, event.event_id) == ("+13215551801", body["event_id"])
+
+
 BAD_INPUTS = [
     # (name, request kwargs, expected status, expected code, message fragment)
     ("malformed json", {"data": b'{"uid": ', "ct": "application/json"}, 400, "malformed_body",

@@ -24,13 +24,14 @@ from bridge.contracts.commands import PlaceCallResult, ResultStatus
 from bridge.contracts.ledger import LedgerEntry, LedgerState
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.ledger_rounds import ledger_follower
+from bridge.kafka.topics import TopicWatch
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.commands import closed_loop, command
 from tests.support.kafka_records import consume_all
-from tests.support.servers import metric
+from tests.support.servers import metric, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -318,6 +319,44 @@ async def test_a_receiver_started_after_the_placement_still_tags_it(
     # Known from the ledger's look-back: tagged without looking anything up.
     assert sum((await _looked_up(http, later)).values()) == 0
     event = await _event(later, uid, expected=2)
+    assert (event["command_id"], event["correlation_id"]) == ("cmd-before", "corr-cmd-before")
+
+
+async def test_a_receiver_is_not_ready_before_it_knows_whether_the_ledger_exists(
+    start_bridge: BridgeFactory,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await start_bridge()
+    uid = f"before-{uuid.uuid4()}"
+    await _ledger(first, producer).write("cmd-before", LedgerState.PLACING)
+    await _ledger(first, producer).write("cmd-before", LedgerState.DONE, call_id=uid)
+    # The correlator's check of the ledger topic is held (a slow or failing first check), while
+    # the producer and the receiver's own topics are fine.
+    checking, release = asyncio.Event(), asyncio.Event()
+
+    class HeldWatch(TopicWatch):
+        async def wait(self) -> None:
+            checking.set()
+            await release.wait()
+            await super().wait()
+
+    monkeypatch.setattr("bridge.ingest.correlation.TopicWatch", HeldWatch)
+    later = await start_bridge(ready=False, topics=first.settings.topics.model_dump())
+    await asyncio.wait_for(checking.wait(), 10)
+    while True:
+        async with http.get(f"{later.url}/readyz") as response:
+            status, checks = response.status, (await response.json())["checks"]
+        if checks["kafka"] and checks["topics"]:
+            break
+        await asyncio.sleep(0.05)
+    # Ready now, a callback of the call placed before would go out untagged.
+    assert (status, checks["correlation"]) == (503, False)
+    release.set()
+    await wait_ready(later.url)
+    await _post(http, later, uid)
+    event = await _event(later, uid)
     assert (event["command_id"], event["correlation_id"]) == ("cmd-before", "corr-cmd-before")
 
 

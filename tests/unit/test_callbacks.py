@@ -125,6 +125,26 @@ def test_numbers_as_strings_and_json_numbers() -> None:
     assert parsing.validate({**END, "billable_seconds": 7}).billable_seconds == 7
 
 
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        {"from": 3215551081, "to": 3215551801},
+        {"uid": 184467440737, "account_code": 1001},
+    ],
+)
+def test_json_numbers_in_text_fields_are_their_digits(numbers: dict[str, int]) -> None:
+    # FoneStorm's JSON method may send a number where its table says string: the callback is
+    # the call's, not a refusal (a 4xx is never retried, so the event would be lost).
+    body = json.dumps(END | numbers).encode()
+    data = parsing.validate_post(parsing.JSON_CONTENT_TYPE, None, body)
+    event = parsing.to_event(data, region="US", received_at=NOW)
+    fields = {"uid": event.call_id, "account_code": event.account_code}
+    fields |= {"from": event.from_number, "to": event.to_number}
+    assert {name: fields[name] for name in numbers} == {k: str(v) for k, v in numbers.items()}
+    if "from" in numbers:
+        assert (event.from_e164, event.to_e164) == ("+13215551081", "+13215551801")
+
+
 def test_non_utf8_query_is_malformed() -> None:
     with pytest.raises(MalformedCallback, match="UTF-8"):
         parsing.parse_query("uid=%ff%fe")
