@@ -169,6 +169,10 @@ def decode_utf8(body: bytes, what: str) -> str:
         raise MalformedCallback(f"{what} is not valid UTF-8 (byte {exc.start})") from None
 
 
+#: The callback's phone-number fields.
+_NUMBER_FIELDS = ("from", "to")
+
+
 def parse_query(raw: str | bytes, what: str = "query string") -> dict[str, Any]:
     """Fields of a query string or form body, percent-decoded as strict UTF-8."""
     text = raw if isinstance(raw, str) else decode_utf8(raw, what)
@@ -186,7 +190,14 @@ def parse_query(raw: str | bytes, what: str = "query string") -> dict[str, Any]:
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise MalformedCallback(f"{what} has percent-encoded bytes that are not UTF-8") from None
-    return clean_fields(pairs)
+    fields = clean_fields(pairs)
+    for number in _NUMBER_FIELDS:
+        # A sender that fills the template without percent-encoding sends +44... as is, and a
+        # query reads "+" as a space; a space in front of a number is never meant as one.
+        given = fields.get(number)
+        if isinstance(given, str) and given[:1] == " " and given[1:2].isdigit():
+            fields[number] = "+" + given[1:]
+    return fields
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

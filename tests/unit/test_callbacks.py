@@ -292,3 +292,24 @@ def test_a_query_parses_as_parse_qsl_does_with_escapes_or_without(query: str) ->
             parsing.parse_query(query)
         return
     assert parsing.parse_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # A '+' FoneStorm did not percent-encode arrives as a space: it is the number's plus.
+        ("from=+442079460958&to=+33142685300", ("+442079460958", "+33142685300")),
+        ("from=%2B442079460958&to=%2B33142685300", ("+442079460958", "+33142685300")),
+        ("from=3215551081&to=3215551801", ("+13215551081", "+13215551801")),
+        # A plus anywhere but in front stays what the form encoding says: a space.
+        ("from=321+555+1081&to=3215551801", ("+13215551081", "+13215551801")),
+    ],
+)
+def test_an_unencoded_plus_in_front_of_a_number_is_its_plus(
+    query: str, expected: tuple[str, str]
+) -> None:
+    fields = parsing.parse_query(
+        "uid=u1&account_code=a&direction=INBOUND&status=BEGIN&type=VOICE&" + query
+    )
+    event = parsing.to_event(parsing.validate(fields), region="US", received_at=NOW)
+    assert (event.from_e164, event.to_e164) == expected
