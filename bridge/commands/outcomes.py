@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aiokafka.structs import RecordMetadata
 
-from bridge.commands.destinations import parse
+from bridge.commands.destinations import dialled, parse
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger, Position
 from bridge.commands.records import (
@@ -231,13 +231,18 @@ class OutcomeWriter:
     ) -> None:
         """The ``CallPlaced`` event of a placed result's call."""
         assert result.call_id is not None  # noqa: S101 - only placed results have one
+        # As dialled (E.164), as a reconciled CallPlaced has them: one form for consumers to join.
+        try:
+            fonenumber, to = dialled(command, self._settings.callbacks.default_region)
+        except ValueError:  # placed, so dialable then; kept as sent should that ever change
+            fonenumber, to = command.fonenumber, command.to
         placed = CallPlaced(
             event_id=placed_event_id(result.call_id),
             call_id=result.call_id,
             command_id=result.command_id,
             correlation_id=result.correlation_id,
-            fonenumber=command.fonenumber,
-            to=command.to,
+            fonenumber=fonenumber,
+            to=to,
             placed_at=result.finished_at,
             reconciled=reconciled,
         )

@@ -134,8 +134,8 @@ class CallPlaced(VersionedEvent):
     call_id: str = Field(description="FoneStorm call id.")
     command_id: str = Field(description="The command that placed it.")
     correlation_id: str | None = Field(None, description="From the command.")
-    fonenumber: str = Field(description="Our FoneNumber (caller).")
-    to: str = Field(description="Called number.")
+    fonenumber: str = Field(description="Our FoneNumber (caller), in E.164 as dialled.")
+    to: str = Field(description="Called number, in E.164 as dialled.")
     placed_at: datetime = Field(
         description="When FoneStorm accepted the call (UTC); reconciled from the call's "
         "callbacks, when the command was reported `in_doubt` (the call was created before)."

@@ -54,6 +54,8 @@ async def test_closed_loop(start_bridge: BridgeFactory, method: str) -> None:
         [placed] = by_type(records, "com.fonestorm.call.placed")
         CallPlaced.model_validate(placed)
         assert (placed["call_id"], placed["command_id"]) == (call_id, cmd.command_id)
+        # The numbers as dialled, as a reconciled CallPlaced and FoneStorm's callbacks name them.
+        assert (placed["fonenumber"], placed["to"]) == (call.fonenumber, call.to)
         callbacks = by_type(records, "com.fonestorm.call.begin") + by_type(
             records, "com.fonestorm.call.end"
         )
