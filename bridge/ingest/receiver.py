@@ -215,6 +215,8 @@ class CallbackReceiver:
 
     async def _accept(self, data: parsing.CallbackData) -> web.Response:
         tracing.annotate(**{"fonestorm_bridge.call_id": data.uid})
+        # Before any wait for the ledger: received_at (and ce_time) is when it came.
+        received_at = utcnow()
         command_id = correlation_id = None
         correlator = self._correlator
         reconciled = None
@@ -230,7 +232,6 @@ class CallbackReceiver:
             reconciled = found.reconciled
             # The callback's trace is FoneStorm's request; the placement's is the command's.
             tracing.link_current_span(found.traceparent)
-        received_at = utcnow()
         fields = parsing.event_fields(
             data,
             region=self._settings.callbacks.default_region,

@@ -13,6 +13,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -159,6 +160,22 @@ async def test_a_callback_racing_its_done_entry_waits_for_it_and_is_tagged(
     assert (await _looked_up(http, bridge))["timed_out"] == 0
     event = await _event(bridge, uid)
     assert (event["command_id"], event["correlation_id"]) == ("cmd-race", "corr-cmd-race")
+
+
+async def test_a_held_callback_says_when_it_was_received_not_when_it_was_released(
+    start_bridge: BridgeFactory, http: aiohttp.ClientSession, producer: AIOKafkaProducer
+) -> None:
+    uid = f"held-{uuid.uuid4()}"
+    bridge, ledger, posted = await _placing_then_callback(
+        start_bridge, http, producer, "cmd-held", uid
+    )
+    await asyncio.sleep(0.3)
+    assert not posted.done()
+    released = utcnow()
+    await ledger.write("cmd-held", LedgerState.DONE, call_id=uid)
+    await posted
+    event = await _event(bridge, uid)
+    assert datetime.fromisoformat(event["received_at"]) < released
 
 
 async def test_a_pending_pair_releases_callbacks_of_other_calls_when_it_is_done(
