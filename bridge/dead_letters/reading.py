@@ -129,7 +129,8 @@ async def read_range(
 def parse_entry(record: Record) -> Entry:
     """A dead-letter record as an :class:`Entry`; one that does not parse is kept as unreadable."""
     value = record.value or b""
-    signatures = tuple(v for name, v in (record.headers or ()) if name == SIGNATURE_HEADER)
+    # A null header value (Kafka allows one) is a signature that verifies nothing, not a crash.
+    signatures = tuple(v or b"" for name, v in (record.headers or ()) if name == SIGNATURE_HEADER)
     try:
         letter = DeadLetter.model_validate_json(value)
     except ValidationError as exc:

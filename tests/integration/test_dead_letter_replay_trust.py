@@ -301,3 +301,28 @@ async def test_a_command_topic_that_stamps_broker_time_stops_the_replay(
     assert await read_to_end(kafka, log_append) == []  # the batch was aborted
     assert await read_to_end(kafka, topics.dead_letter_replays) == []
     assert await read_to_end(kafka, topics.dead_letter_audit) == []
+
+
+async def test_a_signature_header_without_a_value_is_a_bad_signature(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    real = refused_callback(callback(status="BEGIN"))
+    # Kafka headers may be null (a Java producer writes them so); the value is then None.
+    forged = refused_callback(callback(status="END"))
+    null_signed = (None, forged.model_dump_json().encode(), [("bridge_signature", None)])
+    await produce(settings, topics.dead_letters, null_signed, signed(real, CALLBACK_SIGNING_KEY))
+
+    code, out, err = await tool(settings, "show", forged.dead_letter_id)
+    assert code == 0, err
+    assert "signature: DOES NOT VERIFY" in out
+    code, out, err = await tool(settings, "replay", "-v")
+    assert code == 0, err
+    assert f"{forged.dead_letter_id}  callback invalid_fields  now bad_signature:" in out
+    assert "  replayed              1  (callback 1)" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    audit = {a["dead_letter_id"]: a["integrity"] for a in await audit_of(settings)}
+    assert audit == {forged.dead_letter_id: "bad_signature", real.dead_letter_id: "signed"}
