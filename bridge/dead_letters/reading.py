@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 #: Records per fetch, and so per replay transaction.
 BATCH = 500
+#: Longest ``dead_letter_id`` and ``reason_code`` read as a dead letter (the bridge writes a
+#: UUID and a short code).
+MAX_ID_CHARS = 200
 
 
 class StalledRead(KafkaError):  # type: ignore[misc]
@@ -138,7 +141,26 @@ def parse_entry(record: Record) -> Entry:
         where = ".".join(str(part) for part in first["loc"]) or "value"
         error = f"{where}: {first['msg']}"
         return Entry(record.partition, record.offset, record.timestamp, None, error, value)
+    oversized = _oversized(letter)
+    if oversized is not None:
+        return Entry(record.partition, record.offset, record.timestamp, None, oversized, value)
     return Entry(record.partition, record.offset, record.timestamp, letter, None, value, signatures)
+
+
+def _oversized(letter: DeadLetter) -> str | None:
+    """Why ``letter`` is no dead letter the bridge writes, by a field a replay repeats in its
+    replay and audit records (keys and values) whatever its signature; None when it is one.
+
+    Unbounded, one such field would make those records larger than Kafka takes, and the
+    replay would stop at that batch on every run.
+    """
+    for name, text in (
+        ("dead_letter_id", letter.dead_letter_id),
+        ("reason_code", letter.reason_code),
+    ):
+        if len(text) > MAX_ID_CHARS:
+            return f"{name}: longer than {MAX_ID_CHARS} characters"
+    return None
 
 
 async def _fold(

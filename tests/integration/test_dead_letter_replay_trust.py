@@ -326,3 +326,38 @@ async def test_a_signature_header_without_a_value_is_a_bad_signature(
     assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
     audit = {a["dead_letter_id"]: a["integrity"] for a in await audit_of(settings)}
     assert audit == {forged.dead_letter_id: "bad_signature", real.dead_letter_id: "signed"}
+
+
+async def test_a_forgery_too_large_to_record_does_not_stop_the_replay(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    # No key needed: each fits the topic, but its replay and audit records would repeat the
+    # id or reason code (key and value) and be larger than a Kafka request may be.
+    huge_id = refused_callback(callback(status="BEGIN"))
+    huge_id = huge_id.model_copy(update={"dead_letter_id": "x" * 600_000})
+    huge_code = refused_callback(callback(status="BEGIN"))
+    huge_code = huge_code.model_copy(update={"reason_code": "y" * 600_000})
+    real = refused_callback(callback(status="END"))
+    await produce(
+        settings,
+        topics.dead_letters,
+        signed(huge_id, b"w" * 32),
+        signed(huge_code),
+        signed(real, CALLBACK_SIGNING_KEY),
+    )
+
+    for run in range(2):
+        code, out, err = await tool(settings, "replay")
+        assert code == 0, err
+        outcome = "replayed" if run == 0 else "already replayed"
+        assert f"  {outcome:<17}     1  (callback 1)" in out
+        assert "  unreadable            2" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    code, out, _ = await tool(settings, "list")
+    assert (code, out.splitlines()[-1]) == (0, "3 dead letters (2 unreadable)")
+    assert "dead_letter_id: longer than 200 characters" in out
+    assert "reason_code: longer than 200 characters" in out
