@@ -141,9 +141,9 @@ def parse_entry(record: Record) -> Entry:
         where = ".".join(str(part) for part in first["loc"]) or "value"
         error = f"{where}: {first['msg']}"
         return Entry(record.partition, record.offset, record.timestamp, None, error, value)
-    oversized = _oversized(letter)
-    if oversized is not None:
-        return Entry(record.partition, record.offset, record.timestamp, None, oversized, value)
+    odd = _oversized(letter) or _naive_time(letter)
+    if odd is not None:
+        return Entry(record.partition, record.offset, record.timestamp, None, odd, value)
     return Entry(record.partition, record.offset, record.timestamp, letter, None, value, signatures)
 
 
@@ -160,6 +160,18 @@ def _oversized(letter: DeadLetter) -> str | None:
     ):
         if len(text) > MAX_ID_CHARS:
             return f"{name}: longer than {MAX_ID_CHARS} characters"
+    return None
+
+
+def _naive_time(letter: DeadLetter) -> str | None:
+    """Why ``letter``'s times are not the bridge's (which all name their UTC offset, as the
+    schema's ``date-time`` does): a replay could not compare one without an offset with now."""
+    times = [("received_at", letter.received_at)]
+    if letter.record is not None and letter.record.timestamp is not None:
+        times.append(("record.timestamp", letter.record.timestamp))
+    for name, moment in times:
+        if moment.tzinfo is None:
+            return f"{name}: a time without a UTC offset"
     return None
 
 

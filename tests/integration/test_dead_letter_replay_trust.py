@@ -361,3 +361,33 @@ async def test_a_forgery_too_large_to_record_does_not_stop_the_replay(
     assert (code, out.splitlines()[-1]) == (0, "3 dead letters (2 unreadable)")
     assert "dead_letter_id: longer than 200 characters" in out
     assert "reason_code: longer than 200 characters" in out
+
+
+async def test_a_time_without_an_offset_is_unreadable_even_allowed_unsigned(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    callback_letter = json.loads(refused_callback(callback(status="BEGIN")).model_dump_json())
+    callback_letter["received_at"] = "2026-12-06T10:00:00"
+    written = datetime.now(UTC) - timedelta(minutes=5)
+    value = command(f"naive-{uuid.uuid4()}").model_dump(mode="json")
+    command_letter = json.loads(refused_command(value, written=written).model_dump_json())
+    command_letter["record"]["timestamp"] = "2026-12-06T10:00:00"
+    real = refused_callback(callback(status="END"))
+    await produce(
+        settings,
+        topics.dead_letters,
+        (None, json.dumps(callback_letter).encode(), []),
+        (None, json.dumps(command_letter).encode(), []),
+        signed(real, CALLBACK_SIGNING_KEY),
+    )
+
+    code, out, err = await tool(settings, "replay", "--allow-unsigned")
+    assert code == 0, err
+    assert "  replayed              1  (callback 1)" in out
+    assert "  unreadable            2" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    assert await read_to_end(kafka, topics.place_call) == []
