@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 #: Records per fetch, and so per replay transaction.
 BATCH = 500
+#: Longest ``dead_letter_id`` and ``reason_code`` read as a dead letter (the bridge writes a
+#: UUID and a short code).
+MAX_ID_CHARS = 200
 
 
 class StalledRead(KafkaError):  # type: ignore[misc]
@@ -129,7 +132,8 @@ async def read_range(
 def parse_entry(record: Record) -> Entry:
     """A dead-letter record as an :class:`Entry`; one that does not parse is kept as unreadable."""
     value = record.value or b""
-    signatures = tuple(v for name, v in (record.headers or ()) if name == SIGNATURE_HEADER)
+    # A null header value (Kafka allows one) is a signature that verifies nothing, not a crash.
+    signatures = tuple(v or b"" for name, v in (record.headers or ()) if name == SIGNATURE_HEADER)
     try:
         letter = DeadLetter.model_validate_json(value)
     except ValidationError as exc:
@@ -137,7 +141,38 @@ def parse_entry(record: Record) -> Entry:
         where = ".".join(str(part) for part in first["loc"]) or "value"
         error = f"{where}: {first['msg']}"
         return Entry(record.partition, record.offset, record.timestamp, None, error, value)
+    odd = _oversized(letter) or _naive_time(letter)
+    if odd is not None:
+        return Entry(record.partition, record.offset, record.timestamp, None, odd, value)
     return Entry(record.partition, record.offset, record.timestamp, letter, None, value, signatures)
+
+
+def _oversized(letter: DeadLetter) -> str | None:
+    """Why ``letter`` is no dead letter the bridge writes, by a field a replay repeats in its
+    replay and audit records (keys and values) whatever its signature; None when it is one.
+
+    Unbounded, one such field would make those records larger than Kafka takes, and the
+    replay would stop at that batch on every run.
+    """
+    for name, text in (
+        ("dead_letter_id", letter.dead_letter_id),
+        ("reason_code", letter.reason_code),
+    ):
+        if len(text) > MAX_ID_CHARS:
+            return f"{name}: longer than {MAX_ID_CHARS} characters"
+    return None
+
+
+def _naive_time(letter: DeadLetter) -> str | None:
+    """Why ``letter``'s times are not the bridge's (which all name their UTC offset, as the
+    schema's ``date-time`` does): a replay could not compare one without an offset with now."""
+    times = [("received_at", letter.received_at)]
+    if letter.record is not None and letter.record.timestamp is not None:
+        times.append(("record.timestamp", letter.record.timestamp))
+    for name, moment in times:
+        if moment.tzinfo is None:
+            return f"{name}: a time without a UTC offset"
+    return None
 
 
 async def _fold(

@@ -61,6 +61,7 @@ from bridge.kafka.topics import MissingTopicsError, ensure_topics
 from bridge.schema_registry.client import RegistryError
 from bridge.schema_registry.registration import look_up, new_client
 from bridge.settings import Settings
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class Replayer:
         self._version = bridge_version()
         # Long enough for a produce and the commit, each within the client's request timeout.
         self._write_timeout = 2 * kafka.request_timeout_ms / 1000 + kafka.produce_timeout
+        self._abort_timeout = kafka.request_timeout_ms / 1000
 
     async def run(self) -> None:
         """Replay every selected dead letter; :class:`ReplayFailed` when it cannot go on."""
@@ -151,7 +153,7 @@ class Replayer:
             raise ReplayFailed(f"reading from Kafka failed: {exc}") from exc
         finally:
             if producer is not None:
-                await producer.stop()
+                await _stop(producer, self._abort_timeout)
 
     async def _start_producer(self) -> AIOKafkaProducer:
         settings = self._settings
@@ -281,7 +283,13 @@ class Replayer:
         topics = self._settings.topics
         now = utcnow()
         try:
-            async with asyncio.timeout(self._write_timeout), producer.transaction():
+            # The outer bound is the abort's: a timeout cancels the write once, and the abort
+            # that follows waits for Kafka again.
+            async with (
+                asyncio.timeout(self._write_timeout + self._abort_timeout),
+                asyncio.timeout(self._write_timeout),
+                producer.transaction(),
+            ):
                 sent = [
                     await producer.send(
                         o.topic,
@@ -336,6 +344,20 @@ class Replayer:
                 "counts as replayed; run the replay again to do it"
             ) from exc
         return records
+
+
+async def _stop(producer: AIOKafkaProducer, within: float) -> None:
+    """``producer.stop()``, bounded: it waits until Kafka takes every record the producer still
+    holds, which a broker gone away (frozen, cut off) never does, so the run would never end.
+    Those records are of a batch not committed; a later replay fences what is left of them."""
+    stopping = asyncio.ensure_future(producer.stop())
+    await asyncio.wait([stopping], timeout=within)
+    if not stopping.done():
+        log.warning("the replay's Kafka producer did not stop within %gs; closed", within)
+        await cancel_and_wait(stopping)
+        await producer.client.close()  # what stop() would have done last
+    if not stopping.cancelled() and (exc := stopping.exception()) is not None:
+        log.warning("stopping the replay's Kafka producer failed: %r", exc)
 
 
 def _check_timestamp_kept(decision: Decision, timestamp_type: int) -> None:

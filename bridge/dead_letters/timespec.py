@@ -21,14 +21,20 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration: a number and a unit (s, m, h, d, w), e.g. 90s, 2h, 1h30m"
         )
     seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(compact))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches further back than the calendar") from None
 
 
 def parse_when(text: str, now: datetime) -> datetime:
     """A moment: ``now`` minus a duration, or an ISO 8601 time (UTC when it names no offset)."""
     stripped = text.strip()
     if _DURATION.fullmatch(stripped.lower()):
-        return now - parse_duration(stripped)
+        try:
+            return now - parse_duration(stripped)
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches further back than the calendar") from None
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
@@ -41,5 +47,6 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 
 def to_millis(moment: datetime) -> int:
-    """Kafka's timestamps: milliseconds since the epoch."""
-    return int(moment.timestamp() * 1000)
+    """Kafka's timestamps: milliseconds since the epoch; 0 for any time before it (Kafka has
+    none, and refuses to look one up)."""
+    return max(0, int(moment.timestamp() * 1000))

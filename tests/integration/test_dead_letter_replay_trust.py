@@ -301,3 +301,93 @@ async def test_a_command_topic_that_stamps_broker_time_stops_the_replay(
     assert await read_to_end(kafka, log_append) == []  # the batch was aborted
     assert await read_to_end(kafka, topics.dead_letter_replays) == []
     assert await read_to_end(kafka, topics.dead_letter_audit) == []
+
+
+async def test_a_signature_header_without_a_value_is_a_bad_signature(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    real = refused_callback(callback(status="BEGIN"))
+    # Kafka headers may be null (a Java producer writes them so); the value is then None.
+    forged = refused_callback(callback(status="END"))
+    null_signed = (None, forged.model_dump_json().encode(), [("bridge_signature", None)])
+    await produce(settings, topics.dead_letters, null_signed, signed(real, CALLBACK_SIGNING_KEY))
+
+    code, out, err = await tool(settings, "show", forged.dead_letter_id)
+    assert code == 0, err
+    assert "signature: DOES NOT VERIFY" in out
+    code, out, err = await tool(settings, "replay", "-v")
+    assert code == 0, err
+    assert f"{forged.dead_letter_id}  callback invalid_fields  now bad_signature:" in out
+    assert "  replayed              1  (callback 1)" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    audit = {a["dead_letter_id"]: a["integrity"] for a in await audit_of(settings)}
+    assert audit == {forged.dead_letter_id: "bad_signature", real.dead_letter_id: "signed"}
+
+
+async def test_a_forgery_too_large_to_record_does_not_stop_the_replay(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    # No key needed: each fits the topic, but its replay and audit records would repeat the
+    # id or reason code (key and value) and be larger than a Kafka request may be.
+    huge_id = refused_callback(callback(status="BEGIN"))
+    huge_id = huge_id.model_copy(update={"dead_letter_id": "x" * 600_000})
+    huge_code = refused_callback(callback(status="BEGIN"))
+    huge_code = huge_code.model_copy(update={"reason_code": "y" * 600_000})
+    real = refused_callback(callback(status="END"))
+    await produce(
+        settings,
+        topics.dead_letters,
+        signed(huge_id, b"w" * 32),
+        signed(huge_code),
+        signed(real, CALLBACK_SIGNING_KEY),
+    )
+
+    for run in range(2):
+        code, out, err = await tool(settings, "replay")
+        assert code == 0, err
+        outcome = "replayed" if run == 0 else "already replayed"
+        assert f"  {outcome:<17}     1  (callback 1)" in out
+        assert "  unreadable            2" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    code, out, _ = await tool(settings, "list")
+    assert (code, out.splitlines()[-1]) == (0, "3 dead letters (2 unreadable)")
+    assert "dead_letter_id: longer than 200 characters" in out
+    assert "reason_code: longer than 200 characters" in out
+
+
+async def test_a_time_without_an_offset_is_unreadable_even_allowed_unsigned(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    bridge = await start_bridge()
+    settings = await with_replay_topic(bridge.settings, new_topic)
+    kafka, topics = settings.kafka.bootstrap_servers, settings.topics
+    callback_letter = json.loads(refused_callback(callback(status="BEGIN")).model_dump_json())
+    callback_letter["received_at"] = "2026-12-06T10:00:00"
+    written = datetime.now(UTC) - timedelta(minutes=5)
+    value = command(f"naive-{uuid.uuid4()}").model_dump(mode="json")
+    command_letter = json.loads(refused_command(value, written=written).model_dump_json())
+    command_letter["record"]["timestamp"] = "2026-12-06T10:00:00"
+    real = refused_callback(callback(status="END"))
+    await produce(
+        settings,
+        topics.dead_letters,
+        (None, json.dumps(callback_letter).encode(), []),
+        (None, json.dumps(command_letter).encode(), []),
+        signed(real, CALLBACK_SIGNING_KEY),
+    )
+
+    code, out, err = await tool(settings, "replay", "--allow-unsigned")
+    assert code == 0, err
+    assert "  replayed              1  (callback 1)" in out
+    assert "  unreadable            2" in out
+    (event,) = await read_to_end(kafka, topics.call_events)
+    assert headers_of(event)[REPLAYED_FROM] == real.dead_letter_id
+    assert await read_to_end(kafka, topics.place_call) == []

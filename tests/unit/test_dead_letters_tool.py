@@ -23,7 +23,7 @@ from bridge.dead_letters.summary import (
     parse_counts,
     summary,
 )
-from bridge.dead_letters.timespec import parse_duration, parse_when
+from bridge.dead_letters.timespec import parse_duration, parse_when, to_millis
 from bridge.errors import CallbackError
 from tests.support.callbacks import callback
 from tests.support.dead_letters import replay_context
@@ -72,6 +72,26 @@ def test_times(text: str, expected: datetime) -> None:
 def test_neither_duration_nor_time(text: str) -> None:
     with pytest.raises(ValueError, match="neither a duration"):
         parse_when(text, NOW)
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "5000000w", "99999999999999999999s"])
+def test_a_duration_past_the_calendar_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="further back than"):
+        parse_when(text, NOW)
+
+
+@pytest.mark.parametrize(
+    ("moment", "millis"),
+    [
+        (datetime(2026, 11, 26, 16, tzinfo=UTC), 1_795_708_800_000),
+        (datetime(1970, 1, 1, tzinfo=UTC), 0),
+        # Kafka has no time before the epoch (and refuses to look one up): from the start.
+        (datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC), 0),
+        (datetime(1900, 1, 1, tzinfo=UTC), 0),
+    ],
+)
+def test_kafka_times(moment: datetime, millis: int) -> None:
+    assert to_millis(moment) == millis
 
 
 def request(
