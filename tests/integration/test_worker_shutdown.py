@@ -11,20 +11,44 @@ import asyncio
 import json
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bridge.contracts.commands import PlaceCallCommand
 from tests.integration.test_worker_crash import produce
 from tests.support.commands import command
 from tests.support.kafka_records import consume_all, consume_for
 from tests.support.processes import start_worker, worker_env, worker_process, worker_topics
-from tests.support.sandbox import running_sandbox
+from tests.support.sandbox import Sandbox, running_sandbox
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def sigterm_while_held(
+    sandbox: Sandbox, env: dict[str, str], log_path: Path, cmd: PlaceCallCommand
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real worker whose create-call request for ``cmd`` the sandbox holds, SIGTERMed and
+    draining; killed on the way out if still running."""
+    sandbox.state.update_faults({"hold": True})
+    proc = await start_worker(env, log_path)
+    try:
+        await produce(env["BRIDGE_KAFKA__BOOTSTRAP_SERVERS"], env["BRIDGE_TOPICS__PLACE_CALL"], cmd)
+        await eventually(lambda: sandbox.state.held == 1, what="the held request", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        await eventually(
+            lambda: "draining 1 in-flight commands" in log_path.read_text(), what="the drain"
+        )
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @pytest.mark.parametrize("answer", ["placed", "rate-limited"])
@@ -39,24 +63,12 @@ async def test_sigterm_with_a_request_out_waits_for_it_and_sends_no_other(
         )  # fmt: skip
         log_path = tmp_path / "worker.log"
         cmd = command(f"sigterm-{uuid.uuid4()}")
-        sandbox.state.update_faults({"hold": True})
-        proc = await start_worker(env, log_path)
-        try:
-            await produce(kafka_bootstrap, topics["PLACE_CALL"], cmd)
-            await eventually(lambda: sandbox.state.held == 1, what="the held request", timeout=60)
-            proc.send_signal(signal.SIGTERM)
-            await eventually(
-                lambda: "draining 1 in-flight commands" in log_path.read_text(), what="the drain"
-            )
+        async with sigterm_while_held(sandbox, env, log_path, cmd) as proc:
             if answer == "rate-limited":
                 # FoneStorm refuses it (no call made) and would take another in a second.
                 sandbox.state.update_faults({"rate_limit_next": 1, "retry_after": 1})
             sandbox.state.update_faults({"hold": False})
             code = await asyncio.wait_for(proc.wait(), 120)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         assert code == 0, log_path.read_text()
         # The request out at SIGTERM, and none after it.
         assert [r.path for r in sandbox.state.requests] == ["/v2/calls"], log_path.read_text()
@@ -113,22 +125,10 @@ async def test_a_request_out_at_sigterm_gets_as_long_as_a_rebalance_gives_it(
         )  # fmt: skip
         log_path = tmp_path / "worker.log"
         cmd = command(f"slow-{uuid.uuid4()}")
-        sandbox.state.update_faults({"hold": True})
-        proc = await start_worker(env, log_path)
-        try:
-            await produce(kafka_bootstrap, topics["PLACE_CALL"], cmd)
-            await eventually(lambda: sandbox.state.held == 1, what="the held request", timeout=60)
-            proc.send_signal(signal.SIGTERM)
-            await eventually(
-                lambda: "draining 1 in-flight commands" in log_path.read_text(), what="the drain"
-            )
+        async with sigterm_while_held(sandbox, env, log_path, cmd) as proc:
             await asyncio.sleep(4)  # past the shutdown timeout
             sandbox.state.update_faults({"hold": False})
             code = await asyncio.wait_for(proc.wait(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         assert code == 0, log_path.read_text()
         [result] = await consume_all(kafka_bootstrap, topics["PLACE_CALL_RESULTS"], expected=1)
         assert json.loads(result.value)["status"] == "placed", log_path.read_text()
