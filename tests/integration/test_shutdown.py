@@ -17,6 +17,7 @@ import pytest
 from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all
 from tests.support.ports import free_port
+from tests.support.processes import receiver_process
 from tests.support.servers import wait_ready
 from tests.support.waiting import eventually
 
@@ -89,31 +90,22 @@ async def test_sigterm_lets_a_callback_whose_body_is_on_its_way_finish(
 ) -> None:
     """A callback whose headers came before SIGTERM and whose body comes after: 200, on Kafka."""
     events, dlq = await new_topic("events"), await new_topic("dlq")
-    port, admin_port = free_port(), free_port()
+    admin_port = free_port()
     env = {
-        **os.environ,
         "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "BRIDGE_TOPICS__CALL_EVENTS": events,
         "BRIDGE_TOPICS__DEAD_LETTERS": dlq,
-        "BRIDGE_HTTP__HOST": "127.0.0.1",
-        "BRIDGE_HTTP__PORT": str(port),
-        # Served until the very end, so it shows when the shutdown has begun.
-        "BRIDGE_HTTP__ADMIN_PORT": str(admin_port),
         "BRIDGE_HTTP__BODY_TIMEOUT": "30",
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "60",
-        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
     }
     log_path = tmp_path / "receiver.log"
-    with log_path.open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge.cli", "receiver", env=env, stdout=log_file,
-            stderr=log_file,
-        )  # fmt: skip
+    # Operations on a port of their own, served until the very end: it shows when the shutdown
+    # has begun.
     admin = f"http://127.0.0.1:{admin_port}"
     data = callback()
     body = json.dumps(data).encode()
-    try:
-        await wait_ready(admin, timeout=60)
+    async with receiver_process(env, log_path, admin_port=admin_port) as (proc, url):
+        port = int(url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -135,10 +127,6 @@ async def test_sigterm_lets_a_callback_whose_body_is_on_its_way_finish(
         answer = await reader.read()
         writer.close()
         code = await asyncio.wait_for(proc.wait(), timeout=90)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert head.startswith(b"HTTP/1.1 200 "), (head, answer, log_path.read_text())
     assert code == 0, log_path.read_text()
     [record] = await consume_all(kafka_bootstrap, events, expected=1, timeout=30)

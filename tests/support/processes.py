@@ -57,9 +57,14 @@ def worker_env(
 
 @asynccontextmanager
 async def receiver_process(
-    env: dict[str, str], log_path: Path, *, ready_timeout: float = 60.0
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    ready_timeout: float = 60.0,
+    admin_port: int | None = None,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """A real ``python -m bridge.cli receiver`` on a free port of 127.0.0.1, until ready."""
+    """A real ``python -m bridge.cli receiver`` on a free port of 127.0.0.1, until ready (its
+    operations endpoints on ``admin_port`` when given)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -67,6 +72,7 @@ async def receiver_process(
         "BRIDGE_HTTP__PORT": str(port),
         "BRIDGE_HTTP__SHUTDOWN_TIMEOUT": "3",
         "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "true",
+        **({} if admin_port is None else {"BRIDGE_HTTP__ADMIN_PORT": str(admin_port)}),
         **env,
     }
     with log_path.open("ab") as log_file:
@@ -76,7 +82,9 @@ async def receiver_process(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(url, timeout=ready_timeout)
+        await wait_ready(
+            url if admin_port is None else f"http://127.0.0.1:{admin_port}", timeout=ready_timeout
+        )
         yield proc, url
     finally:
         await stop(proc, grace=15)
