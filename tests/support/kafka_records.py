@@ -19,6 +19,8 @@ from aiokafka.structs import ConsumerRecord
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 _POLL_MS = 200
+#: How long :func:`read_to_end` waits for a transaction's markers.
+_SETTLE_S = 10.0
 
 
 def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
@@ -120,7 +122,7 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> l
     )
     await consumer.start()
     try:
-        ends = await from_beginning(consumer, topic)
+        ends = await _settled(consumer, await from_beginning(consumer, topic), bootstrap)
         records: list[Any] = []
         async with asyncio.timeout(timeout):
             while not await read_up_to(consumer, ends):
@@ -129,6 +131,30 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> l
             return records
     finally:
         await consumer.stop()
+
+
+async def _settled(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], bootstrap: str
+) -> dict[TopicPartition, int]:
+    """``ends`` once no transaction is pending on those partitions (their last stable offsets
+    have reached their high watermarks), else as they stand after :data:`_SETTLE_S`.
+
+    A transaction's commit returns before Kafka has written its markers into the partitions,
+    and until then a read_committed end offset stops short of the committed records: a read
+    straight after a replay would miss what it wrote. A transaction still open (nothing here
+    holds one for long) leaves the committed end offsets as they are.
+    """
+    raw = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await raw.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _SETTLE_S
+        while ends != await raw.end_offsets(list(ends)) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            ends = await consumer.end_offsets(list(ends))
+        return ends
+    finally:
+        await raw.stop()
 
 
 async def from_beginning(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
