@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, TypeAlias
 
 from aiokafka.structs import ConsumerRecord
 
 from bridge.commands.trimming import ELLIPSIS
-from bridge.contracts.dead_letters import KafkaRecordRef
+from bridge.contracts.dead_letters import HeaderLine, KafkaRecordRef
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -61,6 +62,15 @@ def _cut(text: str | None, limit: int | None) -> str | None:
     return text[:limit] + ELLIPSIS if limit else None
 
 
+def _line(name: str, raw: bytes | None, max_text: int | None) -> HeaderLine:
+    text, encoding = _text(raw)
+    return HeaderLine(
+        name=_cut(name, max_text) or "",
+        value=_cut(text, max_text),
+        value_encoding=encoding,  # type: ignore[arg-type]
+    )
+
+
 def record_ref(
     record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE, max_text: int | None = None
 ) -> KafkaRecordRef:
@@ -82,6 +92,11 @@ def record_ref(
         if most is not None and len(headers) >= most:
             break
         headers[_cut(name, max_text) or ""] = _cut(_text(v)[0], max_text) or ""
+    # The mapping keeps one value per name, as it always did; the lines keep every header,
+    # in order, exactly: a repeated name, bytes that are not UTF-8, a header without a value.
+    lines = None
+    if most != 0:
+        lines = [_line(name, v, max_text) for name, v in islice(record.headers or (), most)]
     return KafkaRecordRef(
         topic=record.topic,
         partition=record.partition,
@@ -91,6 +106,7 @@ def record_ref(
         value_encoding=encoding,  # type: ignore[arg-type]
         value_truncated=truncated,
         headers=headers,
+        header_lines=lines,
         timestamp=written_at(record),
     )
 

@@ -10,6 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from bridge.contracts.base import CloudEventFields, VersionedEvent
 
 
+class HeaderLine(BaseModel):
+    """One header line as it came: an HTTP field line or a Kafka record header (names repeat)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Name as it came (its case kept).")
+    value: str | None = Field(
+        description="Value as text (`value_encoding` utf-8), or base64 of its bytes when they "
+        "are not UTF-8; null only for a Kafka header without a value."
+    )
+    value_encoding: Literal["utf-8", "base64"] = Field("utf-8", description="How `value` is.")
+
+
 class HttpRequestRecord(BaseModel):
     """The raw HTTP request of a rejected callback, enough to replay it."""
 
@@ -21,7 +34,15 @@ class HttpRequestRecord(BaseModel):
     headers: dict[str, str] = Field(
         description="Request headers kept by an allow-list (content type, length and encoding, "
         "user agent, host, forwarding, request id, traceparent), never credentials; each value "
-        "cut at 1,024 characters and made valid UTF-8."
+        "cut at 1,024 characters and made valid UTF-8. A header sent on several lines is one "
+        'entry, its lines joined with ", "; `header_lines` has each line.'
+    )
+    header_lines: list[HeaderLine] | None = Field(
+        None,
+        description="Every line of the allow-listed headers, in the order they came, with "
+        "the name as sent and the exact value (base64 when not UTF-8), each value cut at "
+        "1,024 characters (then `…`) and all of them at 12,288 (later values cut to `…`). "
+        "Absent in dead letters of releases before it.",
     )
     body: str = Field(description="Body as text (`body_encoding` utf-8) or base64.")
     body_encoding: Literal["utf-8", "base64"] = Field(description="How `body` is encoded.")
@@ -48,7 +69,19 @@ class KafkaRecordRef(BaseModel):
         description="True when `value` was cut to keep the dead letter within Kafka's "
         "record size limit.",
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Record headers.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Record headers, one value per name (the last of a repeated name; base64 "
+        "if not UTF-8); `header_lines` has each header.",
+    )
+    header_lines: list[HeaderLine] | None = Field(
+        None,
+        description="Every record header in order, repeated names included, with its exact "
+        "value (base64 when not UTF-8, null when it has none). To fit Kafka's record size "
+        "limit a dead letter may have its names and values cut to 1,024 characters (then "
+        "`…`) and at most 32 headers, or none (null); its reason says so. Null in dead "
+        "letters of releases before it too.",
+    )
     timestamp: datetime | None = Field(
         None,
         description="When the record was written (its Kafka timestamp): a replayed command "

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Iterable
+from typing import Literal
 
 from aiohttp import web
 
 from bridge.contracts.base import utcnow
-from bridge.contracts.dead_letters import DeadLetter, HttpRequestRecord
+from bridge.contracts.dead_letters import DeadLetter, HeaderLine, HttpRequestRecord
 from bridge.errors import CallbackError
 
 # Request headers a dead letter keeps (lower case).
@@ -26,6 +28,14 @@ _KEPT_HEADERS = frozenset(
     }
 )  # fmt: skip
 _MAX_HEADER_CHARS = 1024
+#: Characters of header values that ``header_lines`` keeps in all: what ``headers`` can take.
+_MAX_HEADER_LINE_CHARS = len(_KEPT_HEADERS) * _MAX_HEADER_CHARS
+#: Header lines a dead letter lists at most: as many as aiohttp's parser takes in one request
+#: (its ``max_headers``), so every line of a request that reached the receiver is listed.
+_MAX_HEADER_LINES = 128
+#: Longest kept header name, and what JSON spends on one line besides its name and value.
+_MAX_NAME_CHARS = max(len(name) for name in _KEPT_HEADERS)
+_LINE_OVERHEAD = len('{"name":"","value":"","value_encoding":"base64"},')
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_QUERY_CHARS = 16 * 1024
 _MAX_REASON_CHARS = 2048
@@ -39,7 +49,14 @@ def dead_letter_bound(max_body_bytes: int) -> int:
     reason are cut in characters, and JSON may spend up to six bytes on one (``\\u0001``).
     """
     texts = _MAX_QUERY_CHARS + len(_KEPT_HEADERS) * _MAX_HEADER_CHARS + _MAX_REASON_CHARS
-    return 4 * -(-max_body_bytes // 3) + 6 * texts + 4096
+    # Each line's value may be cut to "…" once the lines' budget is spent.
+    lines = _MAX_HEADER_LINE_CHARS + _MAX_HEADER_LINES * (_MAX_NAME_CHARS + 1)
+    return (
+        4 * -(-max_body_bytes // 3)
+        + 6 * (texts + lines)
+        + _MAX_HEADER_LINES * _LINE_OVERHEAD
+        + 4096
+    )
 
 
 def callback_dead_letter(
@@ -84,22 +101,53 @@ def _request_record(request: web.Request, body: bytes, truncated: bool) -> HttpR
     # credential nor a flood of headers, and each value is cut and made valid UTF-8 (aiohttp
     # hands non-UTF-8 bytes over as surrogates, which JSON cannot carry).
     # A header sent on several lines is one value, its lines joined as HTTP defines (the
-    # receiver judges Content-Encoding so, and a replay must see what it saw).
+    # receiver judges Content-Encoding so), whatever case each line spells its name in.
     lines: dict[str, list[str]] = {}
+    spelling: dict[str, str] = {}
     for name, value in request.headers.items():
-        if name.lower() in _KEPT_HEADERS:
-            lines.setdefault(name, []).append(value)
+        folded = name.lower()
+        if folded in _KEPT_HEADERS:
+            lines.setdefault(spelling.setdefault(folded, name), []).append(value)
     headers = {name: _bounded_text(", ".join(values)) for name, values in lines.items()}
     return HttpRequestRecord(
         method=request.method,
         path=request.path,
         query=_bounded_text(request.rel_url.raw_query_string, limit=_MAX_QUERY_CHARS),
         headers=headers,
+        header_lines=header_lines(request.raw_headers),
         body=text,
         body_encoding=encoding,  # type: ignore[arg-type]
         body_truncated=truncated,
         remote=request.remote,
     )
+
+
+def header_lines(raw_headers: Iterable[tuple[bytes, bytes]]) -> list[HeaderLine]:
+    """Every allow-listed line of ``raw_headers`` (as the parser read them: the name as sent,
+    the value without surrounding whitespace), in order, each value exact within the bounds.
+
+    Joined, lines lose what a line is: two ``traceparent`` lines, or ``X-Forwarded-For: a, b``
+    against two lines; and joining is HTTP's only for list headers.
+    """
+    kept: list[HeaderLine] = []
+    budget = _MAX_HEADER_LINE_CHARS
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("utf-8", "replace")
+        if name.lower() not in _KEPT_HEADERS:
+            continue
+        if len(kept) == _MAX_HEADER_LINES:
+            break
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            value, encoding = base64.b64encode(raw_value).decode("ascii"), "base64"
+        limit = min(_MAX_HEADER_CHARS, budget)
+        if len(value) > limit:
+            value = value[:limit] + "…"
+        budget -= min(len(value), limit)
+        kept.append(HeaderLine(name=name, value=value, value_encoding=encoding))
+    return kept
 
 
 def _bounded_text(value: str, *, limit: int = _MAX_HEADER_CHARS) -> str:

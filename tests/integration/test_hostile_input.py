@@ -7,6 +7,7 @@ non-UTF-8 header bytes, header floods).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import logging
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from bridge.ingest import parsing
+from bridge.ingest.dead_letters import dead_letter_bound
 from tests.support.bridge_app import BridgeFactory, RunningBridge
 from tests.support.callbacks import callback
 from tests.support.kafka_records import consume_all, consume_for
@@ -250,3 +252,68 @@ async def test_a_body_announced_too_large_keeps_its_first_limit_bytes_however_it
     letter, _ = await only_dead_letter(bridge)
     assert letter["request"]["body"] == body[:1000].decode()
     assert letter["request"]["body_truncated"] is True
+
+
+async def test_every_line_of_a_repeated_header_is_kept_in_order_and_credentials_never(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge()
+    body = b"not json"
+    extra = (
+        b"X-Forwarded-For: 10.0.0.1, 10.0.0.2",
+        b"Authorization: Basic c2VjcmV0OnNlY3JldA==",
+        b"x-forwarded-for: 10.0.0.3",
+        b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        b"Cookie: session=s3cr3t-1",
+        b"traceparent: 00-11111111111111111111111111111111-2222222222222222-01",
+        b"Authorization: Bearer s3cr3t-2",
+        b"Cookie: session=s3cr3t-3",
+        b"X-Foo: 1",
+        b"X-Foo: 2",
+        b"X-Request-Id: caf\xe9",
+        b"X-Request-Id:   spaced  ",
+    )
+    status, answer = await raw(bridge, post_head(body, *extra), body)
+    assert (status, answer["error"]["code"]) == (400, "malformed_body")
+    servers, topics = bridge.settings.kafka.bootstrap_servers, bridge.settings.topics
+    [record] = await consume_all(servers, topics.dead_letters, expected=1)
+    request = json.loads(record.value)["request"]
+    assert request["header_lines"] == [
+        {"name": name, "value": value, "value_encoding": encoding}
+        for name, value, encoding in [
+            ("Host", "bridge", "utf-8"),
+            ("Content-Type", "application/json", "utf-8"),
+            ("Content-Length", "8", "utf-8"),
+            ("X-Forwarded-For", "10.0.0.1, 10.0.0.2", "utf-8"),
+            ("x-forwarded-for", "10.0.0.3", "utf-8"),
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "utf-8"),
+            ("traceparent", "00-11111111111111111111111111111111-2222222222222222-01", "utf-8"),
+            ("X-Request-Id", base64.b64encode(b"caf\xe9").decode(), "base64"),
+            ("X-Request-Id", "spaced", "utf-8"),
+        ]
+    ]
+    # The mapping is as it was: each header once, its lines joined as HTTP joins a list.
+    assert request["headers"]["X-Forwarded-For"] == "10.0.0.1, 10.0.0.2, 10.0.0.3"
+    # No credential, however often it came.
+    assert b"s3cr3t" not in record.value
+    assert b"c2VjcmV0" not in record.value
+    assert b"X-Foo" not in record.value
+    await still_ready(bridge)
+
+
+async def test_a_flood_of_repeated_kept_headers_makes_a_bounded_dead_letter(
+    start_bridge: BridgeFactory,
+) -> None:
+    bridge = await start_bridge()
+    # Quotes: two bytes each in JSON (the parser refuses control characters in a header).
+    flood = [b"X-Forwarded-For: " + b'"' * 8000] * 120
+    body = b"not json"
+    status, _ = await raw(bridge, post_head(body, *flood), body)
+    assert status == 400
+    letter, size = await only_dead_letter(bridge)
+    lines = letter["request"]["header_lines"]
+    assert len(lines) == 3 + 120  # Host, Content-Type, Content-Length, and the whole flood
+    assert lines[3]["value"] == '"' * 1024 + "…"
+    assert lines[-1]["value"] == "…"  # past what all the lines keep, each still says it came
+    assert size <= dead_letter_bound(bridge.settings.http.max_body_bytes)
+    await still_ready(bridge)

@@ -83,10 +83,13 @@ def test_a_cut_copy_is_small_whatever_the_key_and_headers(key: bytes) -> None:
     assert all(
         len(name) == len(value) == DEAD_LETTER_CUTS[0] + 1 for name, value in cut.headers.items()
     )
-    # Escaped control characters are six bytes each: still far below Kafka's 1 MB default.
-    assert len(cut.model_dump_json()) < 500_000
+    assert cut.header_lines is not None
+    assert len(cut.header_lines) == MAX_CUT_HEADERS
+    # Escaped control characters are six bytes each: the key, and 32 names and values twice
+    # (the mapping, the lines) of 1,025 of them, ~790 KB: still below Kafka's 1 MB default.
+    assert len(cut.model_dump_json()) < 800_000
     dropped = record_ref(record, max_value=0, max_text=0)
-    assert (dropped.key, dropped.headers) == (None, {})
+    assert (dropped.key, dropped.headers, dropped.header_lines) == (None, {}, None)
     assert "(40000) cut to 1024 characters each" in cut_note(record, DEAD_LETTER_CUTS[0])
     assert f"({len(key)} bytes) and headers (40000) dropped" in cut_note(record, 0)
 
