@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from bridge.contracts.commands import parse_command
-from bridge.contracts.dead_letters import DeadLetter
+from bridge.contracts.dead_letters import DeadLetter, KafkaRecordRef
 from bridge.dead_letters.integrity import Integrity, refusal
 from bridge.dead_letters.model import REPLAYED_FROM_HEADER, LedgerView, ReplayRecord
 from bridge.dead_letters.revalidate import callback_data
@@ -212,6 +212,23 @@ def _callback(letter: DeadLetter, context: ReplayContext) -> Decision:
     return Decision(letter, "replayed", what=what, outgoing=outgoing)
 
 
+def trace_headers(record: KafkaRecordRef) -> Headers:
+    """The trace context of a dead-lettered command, to write again: of each trace header,
+    the line the worker reads (the first with a value), when it is well-formed."""
+    if record.header_lines is None:  # a dead letter of a release before them
+        chosen = record.headers
+    else:
+        chosen = {}
+        for line in record.header_lines:
+            if line.name in TRACE_HEADERS and line.value and line.name not in chosen:
+                chosen[line.name] = line.value if line.value_encoding == "utf-8" else ""
+    return tuple(
+        (name, text.encode("ascii"))
+        for name, text in sorted(chosen.items())
+        if (pattern := TRACE_HEADERS.get(name)) is not None and pattern.fullmatch(text)
+    )
+
+
 def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
     record = letter.record
     if record is None or record.value is None:
@@ -249,11 +266,7 @@ def _command(letter: DeadLetter, context: ReplayContext) -> Decision:
     # Rebuilt, not copied: the key is the command id (its partition, its one owner), the value
     # the command as the worker reads it, the timestamp the original one (the worker's too_old
     # guard reads it), and the headers only what continues the producer's trace.
-    headers = tuple(
-        (name, text.encode("ascii"))
-        for name, text in sorted(record.headers.items())
-        if (pattern := TRACE_HEADERS.get(name)) is not None and pattern.fullmatch(text)
-    )
+    headers = trace_headers(record)
     outgoing = Outgoing(
         topic=context.place_call,
         key=command.command_id.encode(),

@@ -10,12 +10,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from bridge.contracts.dead_letters import DeadLetter
+from bridge.contracts.dead_letters import DeadLetter, HeaderLine, KafkaRecordRef
 from bridge.dead_letters.escaping import escape
 from bridge.dead_letters.integrity import Integrity
 from bridge.dead_letters.model import Entry, ReplayRecord
@@ -184,9 +184,7 @@ def show(
     if record is not None:
         where = escape(f"{record.topic}[{record.partition}]@{record.offset}")
         out += ["", f"record: {where} key {escape(repr(record.key))}"]
-        out += [
-            f"  header {escape(name)} = {escape(value)}" for name, value in _sorted(record.headers)
-        ]
+        out += [f"  header {escape(name)} = {value}" for name, value in _record_headers(record)]
         if record.value is None:
             out.append("value: (none)")
         else:
@@ -199,8 +197,24 @@ def show(
     return "\n".join(out)
 
 
-def _sorted(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    return sorted(headers.items())
+def _record_headers(record: KafkaRecordRef) -> list[tuple[str, str]]:
+    """Each header of the record in order, its value escaped (bytes that are not UTF-8 in hex);
+    sorted by name in dead letters that keep one value per name only."""
+    if record.header_lines is None:
+        return [(name, escape(value)) for name, value in sorted(record.headers.items())]
+    return [(line.name, _line_value(line)) for line in record.header_lines]
+
+
+def _line_value(line: HeaderLine) -> str:
+    if line.value is None:
+        return "(no value)"
+    if line.value_encoding == "utf-8":
+        return escape(line.value)
+    raw = _blob(line.value, "base64")
+    if raw is None:
+        return f"(base64 that does not decode) {escape(line.value)}"
+    more = f" … {len(raw) - HEX_BYTES} more bytes" if len(raw) > HEX_BYTES else ""
+    return f"(binary, hex) {raw[:HEX_BYTES].hex(' ')}{more}"
 
 
 def _replay_line(record: ReplayRecord | None) -> str:

@@ -1,21 +1,20 @@
 """A dead-lettered callback through today's validation: the receiver's steps, from the record.
 
 :class:`~bridge.contracts.dead_letters.HttpRequestRecord` keeps what the receiver looked at
-(method, raw query, content type and encoding headers, the body losslessly), so the same
-checks run in the same order as ``CallbackReceiver._data`` in :mod:`bridge.ingest.receiver`:
-GET reads the query; POST refuses a compressed or incomplete body and decodes the body by its
-content type. Pure: no I/O, tested as a table.
+(method, raw query, every line of the content type and encoding headers, the body
+losslessly), so the same checks run in the same order as ``CallbackReceiver._data`` in
+:mod:`bridge.ingest.receiver`: GET reads the query; POST refuses a compressed or incomplete
+body and decodes the body by its content type. Pure: no I/O, tested as a table.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 
 from aiohttp.helpers import parse_content_type
 
-from bridge.contracts.dead_letters import HttpRequestRecord
+from bridge.contracts.dead_letters import HeaderLine, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
     CallbackError,
@@ -40,10 +39,32 @@ def body_bytes(request: HttpRequestRecord) -> bytes:
         raise MalformedCallback("the dead letter's base64 body does not decode") from None
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A kept header by name, whatever its case (the record keeps names as they were sent)."""
+def header_values(request: HttpRequestRecord, name: str) -> list[str]:
+    """Every line of the kept header ``name`` (in any case) in the order it came, each as the
+    receiver read it; from ``headers`` (one entry per spelling, its lines joined) in dead
+    letters that predate ``header_lines``."""
     wanted = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+    if request.header_lines is not None:
+        return [line_text(line) for line in request.header_lines if line.name.lower() == wanted]
+    return [value for key, value in request.headers.items() if key.lower() == wanted]
+
+
+def line_text(line: HeaderLine) -> str:
+    """A header line's value as aiohttp hands it to the receiver (bytes that are not UTF-8 as
+    surrogates). A base64 value cut when it was dead-lettered no longer decodes: it is read as
+    kept, its "…" included, so no check takes it for a value it accepts."""
+    if line.value is None:
+        return ""
+    if line.value_encoding == "utf-8":
+        return line.value
+    try:
+        return base64.b64decode(line.value, validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        return line.value
+
+
+def _first(values: list[str]) -> str:
+    return values[0] if values else ""
 
 
 def callback_data(
@@ -67,13 +88,15 @@ def callback_data(
         raise CallbackError(
             f"method {request.method} is not allowed; use GET or POST", code="method_not_allowed"
         )
-    encoding = (header(request.headers, "Content-Encoding") or "").strip().lower()
+    # As the receiver reads them: every Content-Encoding line as one list, the first line of
+    # the others (aiohttp refuses a second Transfer-Encoding or Content-Type line).
+    encoding = ", ".join(header_values(request, "Content-Encoding")).strip().lower()
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(
             f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed",
             code="unsupported_content_encoding",
         )
-    transfer = (header(request.headers, "Transfer-Encoding") or "").strip().lower()
+    transfer = _first(header_values(request, "Transfer-Encoding")).strip().lower()
     if transfer not in ("", "chunked"):
         raise UnsupportedMediaType(
             f"Transfer-Encoding {transfer!r} is not accepted; send the body uncompressed",
@@ -87,5 +110,5 @@ def callback_data(
         )
     # aiohttp's own parser, as behind request.content_type and request.charset: the same header
     # gives the same answer (no header at all reads as application/octet-stream).
-    content_type, params = parse_content_type(header(request.headers, "Content-Type") or "")
+    content_type, params = parse_content_type(_first(header_values(request, "Content-Type")))
     return parsing.validate_post(content_type, params.get("charset"), body)
