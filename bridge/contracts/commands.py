@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
@@ -19,6 +20,9 @@ from bridge.contracts.base import CloudEventFields, VersionedEvent, uuid5
 from bridge.contracts.calls import PLACED_ID_NAMESPACE
 from bridge.errors import InvalidCommand
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=1024)]
 
@@ -62,7 +66,9 @@ class PlaceCallCommand(VersionedEvent):
         None, max_length=200, description="Caller's id, copied to the result and every event."
     )
     not_after: AwareDatetime | None = Field(
-        None, description="Do not place the call after this time (result `expired`)."
+        None,
+        description="Do not place the call after this time (result `expired`): an RFC 3339 "
+        "date-time with its offset, e.g. `2026-12-06T17:30:00Z`.",
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict,
@@ -78,6 +84,19 @@ class PlaceCallCommand(VersionedEvent):
         for position, char in enumerate(value):
             if not " " <= char <= "~":
                 raise ValueError(f"must be printable ASCII: {char!r} at position {position} is not")
+        return value
+
+    @field_validator("not_after", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic would also read a number (or a string of digits) as Unix seconds or
+        # milliseconds, guessing which by its size: a deadline on a call is not guessed.
+        if isinstance(value, (int, float, str)) and not (
+            isinstance(value, str) and _RFC3339.fullmatch(value)
+        ):
+            raise ValueError(
+                "must be an RFC 3339 date-time with an offset, e.g. 2026-12-06T17:30:00Z"
+            )
         return value
 
     @property

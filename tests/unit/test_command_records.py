@@ -138,3 +138,36 @@ def test_a_refusal_names_a_bounded_number_of_errors(extra: dict[str, Any], reaso
     with pytest.raises(InvalidCommand) as refused:
         parse_command(json.dumps(_VALID | extra).encode())
     assert refused.value.message == reason
+
+
+_NOT_RFC3339 = "not_after: must be an RFC 3339 date-time with an offset, e.g. 2026-12-06T17:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("not_after", "expected"),
+    [
+        ("2026-12-06T17:30:00Z", datetime(2026, 12, 6, 17, 30, tzinfo=UTC)),
+        ("2026-12-06t17:30:00.25+00:00", datetime(2026, 12, 6, 17, 30, 0, 250_000, tzinfo=UTC)),
+        ("2026-12-06 18:30:00+01:00", datetime(2026, 12, 6, 17, 30, tzinfo=UTC)),
+        (None, None),
+        # Unix time in seconds or milliseconds: pydantic would guess which by its size.
+        (1796578200, _NOT_RFC3339),
+        (1796578200000, _NOT_RFC3339),
+        ("1796578200", _NOT_RFC3339),
+        (1796578200.5, _NOT_RFC3339),
+        (True, _NOT_RFC3339),
+        ("2026-12-06T17:30:00", _NOT_RFC3339),
+        ("2026-12-06", _NOT_RFC3339),
+        ("2026-12-06T17:30Z", _NOT_RFC3339),
+        ("2026-12-06T17:30:00+0100", _NOT_RFC3339),
+        ("\uff12026-12-06T17:30:00Z", _NOT_RFC3339),
+    ],
+)
+def test_not_after_is_an_rfc3339_date_time(not_after: object, expected: object) -> None:
+    value = json.dumps(_VALID | {"not_after": not_after}).encode()
+    if isinstance(expected, str):
+        with pytest.raises(InvalidCommand) as refused:
+            parse_command(value)
+        assert refused.value.message == expected
+    else:
+        assert parse_command(value).not_after == expected
