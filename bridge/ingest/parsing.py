@@ -65,6 +65,15 @@ class CallbackData(BaseModel):
     disposition: str | None = Field(None, max_length=64)
     billable_seconds: int | None = Field(None, ge=0, le=MAX_SECONDS)
 
+    @field_validator("uid", "account_code", "from_", "to", "disposition", mode="before")
+    @classmethod
+    def _no_decimals(cls, value: Any) -> Any:
+        # A whole JSON number reads as its digits; a decimal one has no one text (0.0 is "0"
+        # to pydantic-core's JSON parser, "0.0" to Python), so it is refused, on both paths.
+        if isinstance(value, float):
+            raise ValueError("must be a string, not a decimal number")  # noqa: TRY004 - pydantic reports ValueError
+        return value
+
     @field_validator("billable_seconds", mode="before")
     @classmethod
     def _whole_seconds(cls, value: Any) -> Any:
