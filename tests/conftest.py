@@ -3,6 +3,10 @@
 Fixtures and helpers live in :mod:`tests.support`, one module per role (see its docstring).
 """
 
+import os
+
+from hypothesis import settings
+
 pytest_plugins = [
     "tests.support.dedicated_broker",
     "tests.support.kafka_broker",
@@ -15,3 +19,10 @@ pytest_plugins = [
     "tests.support.topics",
     "tests.support.leftovers",
 ]
+
+# Property tests explore new examples on every developer run (where they find bugs); CI
+# (`.ci/run` sets HYPOTHESIS_PROFILE=ci) tries the same examples every time, so a red CI run
+# is a change's doing, never the draw's.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
