@@ -161,13 +161,16 @@ async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = BridgeAppRunner(
         admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
     )
-    await runner.setup()
-    # reuse_port: with --workers N every process serves it, like the callback port.
-    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
-    await site.start()
-    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
-    yield
-    await runner.cleanup()
+    # try: a stop signal can cancel the start-up half-way through this context's start.
+    try:
+        await runner.setup()
+        # reuse_port: with --workers N every process serves it, like the callback port.
+        site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
+        await site.start()
+        log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def create_app(
