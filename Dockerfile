@@ -100,5 +100,7 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["fonestorm-bridge", "healthcheck"]
 
+# Exec form, no init: the bridge is PID 1 and gets the signals itself (it installs its handlers
+# before anything else, README "Shutdown"; `docker run --init` adds an init in front of it).
 ENTRYPOINT ["fonestorm-bridge"]
 CMD ["serve"]

@@ -2,8 +2,10 @@
 
 Each resource has one cleanup context (start, ``yield``, stop), so shutdown runs in reverse
 order of start-up: the HTTP server stops accepting, in-flight requests finish, then the
-producer flushes. The one module that knows every role: it may import every package of the
-bridge but ``sandbox``, and nothing imports it but the command line.
+producer flushes. The command worker's drain is the exception: it begins with the shutdown,
+beside the HTTP server's, so that ``serve`` takes no command once stopping and needs the longer
+of the two drains, not their sum. The one module that knows every role: it may import every
+package of the bridge but ``sandbox``, and nothing imports it but the command line.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any
 
 from aiohttp import web
 
@@ -49,6 +53,25 @@ CORRELATOR = web.AppKey("correlator", CallCorrelator)
 WORKER = web.AppKey("worker", CommandWorker)
 #: Registry mode's ids and command reader (absent in plain mode).
 REGISTRY_MODE = web.AppKey("registry_mode", RegistryMode)
+
+
+class _StopOnce:
+    """A resource's stop, run once in a task of its own: begun by whichever asks first."""
+
+    def __init__(self, stop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._stop = stop
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def begin(self) -> asyncio.Task[None]:
+        """The stop's task, started now unless it already was."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._stop(), name=self._name)
+        return self._task
+
+
+#: The command worker's stop (absent without the worker, or before it started).
+WORKER_STOP = web.AppKey("worker_stop", _StopOnce)
 
 CALLBACK_PATH = "/callbacks/calls"
 
@@ -129,20 +152,37 @@ async def _correlator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     mode = app.get(REGISTRY_MODE)
-    async with running_worker(
-        app[SETTINGS],
-        app[PUBLISHER],
-        app[METRICS],
-        commands=None if mode is None else mode.commands,
-    ) as (worker, ledger, stopped):
-        app[WORKER] = worker
-        app[STOPPED]["worker"] = stopped
-        app[READINESS]["worker"] = lambda: worker.ready
-        # Not ready while it works from a stale copy of the ledger: newly assigned partitions
-        # wait for it to catch up, so they stand still until it reads again.
-        app[READINESS]["ledger"] = lambda: ledger.following
-        app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
-        yield
+    resources = AsyncExitStack()
+    worker, ledger, stopped = await resources.enter_async_context(
+        running_worker(
+            app[SETTINGS],
+            app[PUBLISHER],
+            app[METRICS],
+            commands=None if mode is None else mode.commands,
+        )
+    )
+    app[WORKER] = worker
+    app[STOPPED]["worker"] = stopped
+    app[READINESS]["worker"] = lambda: worker.ready
+    # Not ready while it works from a stale copy of the ledger: newly assigned partitions
+    # wait for it to catch up, so they stand still until it reads again.
+    app[READINESS]["ledger"] = lambda: ledger.following
+    app[NOT_READY_REASONS]["worker"] = lambda: worker.not_ready_reason
+    # Begun at shutdown (_begin_worker_stop); here if the shutdown did not run.
+    app[WORKER_STOP] = stop = _StopOnce(resources.aclose, "worker-stop")
+    yield
+    await stop.begin()
+
+
+async def _begin_worker_stop(app: web.Application) -> None:
+    """Begin the worker's drain at once, beside the HTTP server's drain rather than after it.
+
+    Otherwise ``serve`` would go on taking commands while its callbacks drain, and need both
+    drains one after the other.
+    """
+    stop = app.get(WORKER_STOP)
+    if stop is not None:
+        stop.begin()
 
 
 async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -161,13 +201,16 @@ async def _admin_site_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = BridgeAppRunner(
         admin, header_timeout=settings.http.header_timeout, access_log=None, handle_signals=False
     )
-    await runner.setup()
-    # reuse_port: with --workers N every process serves it, like the callback port.
-    site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
-    await site.start()
-    log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
-    yield
-    await runner.cleanup()
+    # try: a stop signal can cancel the start-up half-way through this context's start.
+    try:
+        await runner.setup()
+        # reuse_port: with --workers N every process serves it, like the callback port.
+        site = web.TCPSite(runner, settings.http.host, settings.http.admin_port, reuse_port=True)
+        await site.start()
+        log.info("operations endpoints on %s:%s", settings.http.host, settings.http.admin_port)
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def create_app(
@@ -227,6 +270,7 @@ def create_app(
     if worker:
         _warn_unsigned(settings, "command", "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY")
         app.cleanup_ctx.append(_worker_ctx)
+        app.on_shutdown.append(_begin_worker_stop)
     add_json_fallbacks(app.router)  # after every other route
     # Only a process that runs the worker registers: the worker holds the FoneStorm token, so
     # the internet-facing receiver can run without it.

@@ -30,6 +30,7 @@ from bridge.obs.logs import setup_logging
 from bridge.phone import mask_numbers
 from bridge.schema_registry.client import RegistryError
 from bridge.settings import Settings, SettingsError, load_settings, receiver_auth_problem
+from bridge.stop_signals import exit_status, received, release
 from bridge.web import server
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,20 @@ def _run_http(settings: Settings, app: web.Application, *, reuse_port: bool = Fa
     log.info("stopped")
 
 
+def _stopped_before_start() -> int | None:
+    """The exit status when a stop signal came before anything started (see stop_signals)."""
+    signum = received()
+    if signum is None:
+        return None
+    log.info("%s before start-up: not starting", signal.Signals(signum).name)
+    return exit_status(signum)
+
+
 def _serve(
     settings: Settings, make_app: Callable[[], web.Application], *, reuse_port: bool = False
 ) -> int:
+    if (stopped := _stopped_before_start()) is not None:
+        return stopped
     # In the serving process (after any fork): the instrumentation patches classes the app is
     # built from, and the span exporter's thread must live in the process that makes spans.
     tracing.setup()
@@ -75,6 +87,8 @@ def _run_processes(
     """
     if workers == 1:
         return _serve(settings, make_app)
+    if (stopped := _stopped_before_start()) is not None:
+        return stopped
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
@@ -98,6 +112,9 @@ def _run_processes(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if received() is not None:
+        # Noted while forking: the children forked before it have not heard of it.
+        forward(signal.SIGTERM, None)
     codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
     return 0 if all(code == 0 for code in codes) else 1
 
@@ -147,6 +164,8 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.sandbox.settings import SandboxSettings  # noqa: PLC0415
 
     sandbox_settings = SandboxSettings()
+    if (stopped := _stopped_before_start()) is not None:
+        return stopped
     # Traced too when OTEL_* says so: FoneStorm's side of each create-call joins the trace.
     tracing.setup(service="fonestorm-sandbox")
 
@@ -157,6 +176,8 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
+        if received() is not None:  # noted after _stopped_before_start looked
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -313,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fonestorm-bridge`` console script."""
+    """Run a command (what the ``fonestorm-bridge`` console script runs, :mod:`bridge.entry`)."""
     args = build_parser().parse_args(argv)
+    if args.command not in _SERVICES and (signum := release()) is not None:
+        return exit_status(signum)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -13,14 +13,14 @@ aiohttp lets a request line and headers trickle in for as long as the keep-alive
   and logged at most once a minute with a count, not once per request: anyone can send them.
 
 Both are counted in ``bridge_http_refused_total``. :func:`run` serves an app with them until
-SIGTERM or SIGINT, as ``web.run_app`` would.
+SIGTERM or SIGINT, as ``web.run_app`` would, except that a signal during the app's start-up
+cancels the start-up rather than waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from typing import Any
 
@@ -32,6 +32,8 @@ from aiohttp.web_request import BaseRequest
 from bridge.obs.logs import Throttle
 from bridge.obs.metrics import Metrics
 from bridge.settings import HttpSettings
+from bridge.stop_signals import STOP_SIGNALS, received
+from bridge.tasks import cancel_and_wait
 from bridge.web.appkeys import METRICS
 
 log = logging.getLogger(__name__)
@@ -213,7 +215,8 @@ def run(app: web.Application, http: HttpSettings, *, reuse_port: bool = False) -
     """Serve ``app`` on ``http.host:http.port`` until SIGTERM or SIGINT, then stop gracefully.
 
     What ``web.run_app`` does: stop accepting, give in-flight requests ``http.shutdown_timeout``,
-    then run the app's cleanup (the producer flushes).
+    then run the app's cleanup (the producer flushes). A signal during the app's start-up (a
+    start that waits for the schema registry, say) cancels it and cleans up what had started.
     """
     asyncio.run(_serve(app, http, reuse_port=reuse_port))
 
@@ -221,8 +224,11 @@ def run(app: web.Application, http: HttpSettings, *, reuse_port: bool = False) -
 async def _serve(app: web.Application, http: HttpSettings, *, reuse_port: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    if received() is not None:
+        # Noted before the loop's handlers took over, after the command line last looked.
+        stop.set()
     runner = BridgeAppRunner(
         app,
         header_timeout=http.header_timeout,
@@ -230,10 +236,37 @@ async def _serve(app: web.Application, http: HttpSettings, *, reuse_port: bool) 
         keepalive_timeout=http.keepalive_timeout,
         access_log=None,
     )
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, http.host, http.port, reuse_port=reuse_port or None)
-        await site.start()
-        await stop.wait()
+        if await _start(runner, stop):
+            site = web.TCPSite(runner, http.host, http.port, reuse_port=reuse_port or None)
+            await site.start()
+            await stop.wait()
     finally:
         await runner.cleanup()
+
+
+async def _start(runner: web.AppRunner, stop: asyncio.Event) -> bool:
+    """Set the app up, unless ``stop`` is set first: then cancel its start-up and return False.
+
+    What had started is stopped by ``runner.cleanup()`` as after a full start, and the app's
+    shutdown handlers run first as they would (the app reports not-ready meanwhile).
+    """
+    if stop.is_set():
+        return False
+    setup = asyncio.create_task(runner.setup(), name="start-up")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        await asyncio.wait([setup, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not setup.done():
+            # Also when this task is cancelled: its cancellation goes on after this.
+            await cancel_and_wait(setup)
+    if not setup.cancelled():
+        setup.result()  # a failed start-up (registry mode refusing) is raised as before
+        return True
+    log.info("stop signal during start-up: stopping what has started")
+    # Only a frozen app runs its cleanup; the start-up that would have frozen it was cut short.
+    runner.app.freeze()
+    await runner.app.shutdown()
+    return False

@@ -22,6 +22,8 @@ test module or from a conftest.
   `fonestorm-bridge dead-letters`.
 * :mod:`~tests.support.local_kafka`: ``scripts/local-kafka start`` options, parsed.
 * :mod:`~tests.support.processes`: the bridge's receiver and worker as real subprocesses.
+* :mod:`~tests.support.pid_namespace`: the console script as PID 1 of a PID namespace of its
+  own (``unshare``), as a container with no init runs it.
 * :mod:`~tests.support.security`: bridge settings for SASL/TLS brokers.
 * :mod:`~tests.support.stats`: small statistics for load reports.
 * :mod:`~tests.support.spans`: fixture ``spans``, the bridge's tracing with an in-memory exporter.

@@ -154,3 +154,16 @@ async def placing_now(loop: Loop) -> set[str]:
     )
     latest = {r.key: json.loads(r.value)["state"] for r in records if r.value is not None}
     return {key.decode() for key, state in latest.items() if state == LedgerState.PLACING}
+
+
+async def produce_commands(bootstrap: str, topic: str, *commands: PlaceCallCommand) -> None:
+    """Produce ``commands`` to ``topic``, keyed by command id, as a client of the bridge does."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for cmd in commands:
+            await producer.send_and_wait(
+                topic, cmd.model_dump_json().encode(), key=cmd.command_id.encode()
+            )
+    finally:
+        await producer.stop()

@@ -114,11 +114,18 @@ def stop_sync(proc: subprocess.Popen[bytes], *, grace: float) -> None:
 async def start_worker(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
     """A real ``python -m bridge.cli worker`` (its HTTP server on a free port), output appended
     to ``log_path``; the caller stops it."""
+    return await start_command("worker", {**env, "BRIDGE_HTTP__PORT": str(free_port())}, log_path)
+
+
+async def start_command(
+    command: str, env: dict[str, str], log_path: Path
+) -> asyncio.subprocess.Process:
+    """A real ``python -m bridge.cli COMMAND`` with ``env`` over the test's environment, output
+    appended to ``log_path``; the caller stops it."""
     with log_path.open("ab") as log_file:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge.cli", "worker",
-            env={**os.environ, **env, "BRIDGE_HTTP__PORT": str(free_port())},
-            stdout=log_file, stderr=log_file,
+            sys.executable, "-m", "bridge.cli", command,
+            env={**os.environ, **env}, stdout=log_file, stderr=log_file,
         )  # fmt: skip
 
 
