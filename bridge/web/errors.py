@@ -4,7 +4,8 @@ aiohttp answers an unknown path (404) or method (405) in plain text. Rather than
 which every callback would pay for (two more coroutine frames around each handler), the
 router gets routes that answer those in the JSON shape (:func:`add_json_fallbacks`).
 
-What aiohttp's HTTP parser reports reaches the answers too: :func:`detail` is what a parser's
+What aiohttp's HTTP parser reports reaches the answers too: :class:`BrokenBody` is how the
+server tells a handler that its request's body broke half-way, :func:`detail` what a parser's
 message can say to a stranger.
 """
 
@@ -15,12 +16,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from bridge.errors import BridgeError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The code of a request whose chunked body broke half-way.
+#: The code of a request whose chunked body broke half-way (the receiver's and the server's).
 MALFORMED_CHUNKED_BODY = "malformed_chunked_body"
 #: The longest parser detail quoted in an answer or a log line.
 MAX_DETAIL_CHARS = 200
@@ -66,6 +68,19 @@ def add_json_fallbacks(router: web.UrlDispatcher) -> None:
         if isinstance(resource, web.Resource) and hdrs.METH_ANY not in methods:
             resource.add_route(hdrs.METH_ANY, _method_not_allowed(methods))
     router.add_route(hdrs.METH_ANY, "/{path:.*}", _not_found)
+
+
+class BrokenBody(RequestPayloadError):
+    """The body stopped parsing half-way (a chunked body's framing broke).
+
+    ``unread`` is what had arrived of it that no reader had taken yet: a stream raises its
+    error before it hands over what it holds, so the bytes travel with the error.
+    """
+
+    def __init__(self, detail: str, unread: bytes = b"") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.unread = unread
 
 
 def detail(exc: BaseException) -> str:

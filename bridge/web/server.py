@@ -15,6 +15,10 @@ aiohttp lets a request line and headers trickle in for as long as the keep-alive
   ``Expect``), is answered in the JSON error shape with a precise code
   (:mod:`bridge.web.refused`), counted, and logged at most once a minute with a count, not
   once per request: anyone can send them;
+* a body whose chunked framing breaks half-way fails its reader at once (it would otherwise
+  wait out the body timeout: aiohttp queues the parser's error behind the request) and the
+  connection is closed after the answer. A request head and the bytes behind it are parsed
+  apart, so that the request is handed over even when its broken body came with it;
 * an absolute-form target without a path (``GET http://host``) is routed as ``/``.
 
 Refusals are counted in ``bridge_http_refused_total``. :func:`run` serves an app with them until
@@ -31,7 +35,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 
@@ -78,7 +82,7 @@ class BridgeRequestHandler(RequestHandler):
     """aiohttp's connection handler with a deadline for each request head and JSON answers to
     what aiohttp refuses by itself (see the module)."""
 
-    __slots__ = ("_head_timer", "_header_timeout", "_refusals")
+    __slots__ = ("_body", "_head_timer", "_header_timeout", "_refusals")
 
     def __init__(
         self, manager: web.Server, *, header_timeout: float, refusals: Refusals, **kwargs: Any
@@ -87,6 +91,8 @@ class BridgeRequestHandler(RequestHandler):
         self._header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusals = refusals
+        #: The body of the last request parsed: a parser error while it is incomplete is its.
+        self._body: StreamReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the connection, and the first request head's deadline."""
@@ -98,7 +104,17 @@ class BridgeRequestHandler(RequestHandler):
         # Waiting for a request (none queued, none being handled): these bytes begin a head.
         if data and self._head_timer is None and self._waiter is not None:
             self._arm()
-        self._feed(data)
+        body = self._body
+        # Between bodies a head ends at the first blank line: parsed alone, its request is
+        # queued before the parser meets what follows it, so a body broken in the same packet
+        # still reaches the receiver, which dead-letters it. (Any cut is the same to the
+        # parser; within a body the bytes are not searched.)
+        end = data.find(b"\r\n\r\n") + 4 if body is None or body.is_eof() else 0
+        if 4 <= end < len(data):
+            self._feed(data[:end])
+            self._feed(data[end:])
+        else:
+            self._feed(data)
         if self._head_timer is not None and self._messages:
             self._disarm()
 
@@ -126,8 +142,12 @@ class BridgeRequestHandler(RequestHandler):
         for index in range(first, len(messages)):
             message, payload = messages[index]
             if isinstance(message, _ErrInfo):
+                body = self._body
+                if body is not None and not body.is_eof():
+                    self._break_body(body, message)
                 # Nothing parses after an error: the connection ends with its answer.
                 return
+            self._body = payload
             refusal = refused.screen(
                 message.method, message.path, message.version, message.headers.get(hdrs.EXPECT)
             )
@@ -136,6 +156,24 @@ class BridgeRequestHandler(RequestHandler):
                 messages[index] = (_ErrInfo(refusal.status, error, refusal.message), EMPTY_PAYLOAD)
             elif message.path[:1] != "/" and (url := refused.with_root_path(message.url)):
                 messages[index] = (message._replace(url=url), payload)
+
+    def _break_body(self, body: StreamReader, error: _ErrInfo) -> None:
+        """The parser failed in ``body``: fail its reader now, answer nothing more, close."""
+        detail = errors.detail(error.exc)
+        if any(payload is body for _, payload in self._messages):
+            # Not handed to a handler yet: no reader can be waiting, so what the body holds
+            # is taken now and travels with the error (a reader would get the error first).
+            unread = body.read_nowait(-1) if body.exception() is None else b""
+            body.set_exception(errors.BrokenBody(detail, unread))
+        elif self._current_request is not None and self._current_request.content is body:
+            # A reader woken by the bytes fed before the error still gets them, then this.
+            body.set_exception(errors.BrokenBody(detail))
+        # (Otherwise its request was answered and the body is only being read to drop it.)
+        body.feed_eof()
+        # The parser's errors for the same bytes: answered by the receiver, or by no one.
+        while self._messages and _parser_error(self._messages[-1][0]):
+            self._messages.pop()
+        self.close()
 
     def _body_in_transit(self) -> bool:
         """Closing, and the request being handled still waits for its body."""
@@ -199,6 +237,10 @@ class BridgeRequestHandler(RequestHandler):
             peer[0] if isinstance(peer, tuple) else peer,
         )
         self.force_close()
+
+
+def _parser_error(message: object) -> bool:
+    return isinstance(message, _ErrInfo) and not isinstance(message.exc, refused.RefusedRequest)
 
 
 class _BridgeServer(web.Server):

@@ -1,13 +1,16 @@
 """Every answer of both ports is in the JSON error shape, raw bytes against the real receiver.
 
 What aiohttp answers by itself, before any handler (a request its parser refuses, one no handler
-can serve), gets the bridge's ``{"error": {"code", "message"}}`` with a precise code.
+can serve, a chunked body whose framing breaks half-way), gets the bridge's
+``{"error": {"code", "message"}}`` with a precise code; a callback whose body breaks is
+dead-lettered with what arrived of it, at once rather than after the body timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,6 +104,21 @@ async def receiver(
         yield running
 
 
+@pytest.fixture(params=["c", "python"])
+async def either_parser(
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    new_topic: NewTopicFactory,
+    tmp_path: Path,
+) -> AsyncIterator[tuple[str, Receiver]]:
+    """A receiver process with aiohttp's C parser, then with its pure-Python one."""
+    parser: str = request.param
+    async with start_receiver(
+        kafka_bootstrap, new_topic, tmp_path, extensions=parser == "c"
+    ) as running:
+        yield parser, running
+
+
 def parse(data: bytes) -> Answer:
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.split(b"\r\n")
@@ -131,6 +149,63 @@ async def exchange(port: int, *parts: bytes, continued: bool = False) -> Answer:
         return parse(await reader.read())
     finally:
         writer.close()
+
+
+CHUNKED_HEAD = (
+    "POST /callbacks/calls HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+    "Transfer-Encoding: chunked\r\nX-Request-Id: {id}\r\n{expect}\r\n"
+)
+
+#: Chunked bodies whose framing breaks, and what arrived of the body before the fault.
+BROKEN_BODIES = {
+    "a chunk size that is not hex": (b'5\r\n{"a":\r\nzz\r\n', b'{"a":'),
+    "a chunk longer than announced": (b'2\r\n{"a":1}\r\n0\r\n\r\n', b'{"'),
+    "no CRLF after a chunk": (b'7\r\n{"a":1}0\r\n\r\n', b'{"a":1}'),
+}
+
+
+async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    parser, receiver = either_parser
+    # Which parser runs: only the pure-Python one takes a method it does not know.
+    unknown_method = await exchange(
+        receiver.port, b"BREW /x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    assert unknown_method.status == (400 if parser == "c" else 404)
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        # First the body sent once the receiver reads it (aiohttp alone answered that only
+        # when BRIDGE_HTTP__BODY_TIMEOUT had passed), then head and body in one packet.
+        for continued in (True, False):
+            request_id = str(uuid.uuid4())
+            expect = "Expect: 100-continue\r\n" if continued else ""
+            head = CHUNKED_HEAD.format(id=request_id, expect=expect).encode()
+            parts = (head, body) if continued else (head + body,)
+            answer = await exchange(receiver.port, *parts, continued=continued)
+            case = f"{name}, {'after 100-continue' if continued else 'with the head'}"
+            assert answer.status_line.startswith(b"HTTP/1.1 400 "), (case, answer)
+            assert answer.error()["code"] == "malformed_chunked_body", (case, answer)
+            assert answer.headers.get("connection") == "close", (case, answer)
+            # The pure-Python parser fails a body itself, before the server can take what it
+            # holds: a body that came with its head reaches the receiver empty.
+            kept = b"" if parser == "python" and not continued else before_fault
+            expected[request_id] = kept
+    records = await consume_all(receiver.bootstrap, receiver.dead_letters, expected=len(expected))
+    letters = {}
+    for record in records:
+        letter = json.loads(record.value)
+        # Header names as the parser spelled them (the C parser's for the headers it knows).
+        headers = {name.lower(): value for name, value in letter["request"]["headers"].items()}
+        letters[headers["x-request-id"]] = letter
+    assert set(letters) == set(expected)
+    for request_id, kept in expected.items():
+        letter = letters[request_id]
+        assert (letter["reason_code"], letter["http_status"]) == ("malformed_chunked_body", 400)
+        assert "chunked body is malformed" in letter["reason"]
+        assert letter["request"]["body"] == kept.decode(), letter
+        assert letter["request"]["body_truncated"] is True
+        assert letter["request"]["headers"]["Transfer-Encoding"] == "chunked"
 
 
 #: What aiohttp's parser refuses, or hands over though no handler serves it: status and code.
