@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_event_type
@@ -23,6 +25,7 @@ from bridge.errors import (
     CallbackError,
     Forbidden,
     InternalError,
+    MalformedCallback,
     PayloadTooLarge,
     PublishError,
     RecordRejected,
@@ -40,7 +43,7 @@ from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.phone import to_e164
 from bridge.settings import Settings
-from bridge.web.errors import error_response
+from bridge.web.errors import MALFORMED_CHUNKED_BODY, BrokenBody, detail, error_response
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +77,19 @@ class CallbackReceiver:
     async def _read_body(self, request: web.Request) -> tuple[bytes, bool]:
         """The body, cut at the size limit; ``True`` when it was cut.
 
-        Raises :class:`_BodyStalled` (carrying what arrived) when the body takes longer than
-        ``http.body_timeout``: a trickling sender must not hold a connection for ever; and when
-        the sender closes the connection before the body is complete.
+        Raises :class:`_BodyIncomplete` (carrying what arrived) when the body takes longer than
+        ``http.body_timeout`` (a trickling sender must not hold a connection for ever), when
+        the sender closes the connection before it is complete, and when its chunked framing
+        breaks.
         """
         limit = self._settings.http.max_body_bytes
-        if request.content.is_eof():
-            # The whole body came with the headers (every FoneStorm callback, and every GET):
-            # take it without a coroutine or a timer per read.
-            body = request.content.read_nowait(-1)
-            return (body[:limit], True) if len(body) > limit else (body, False)
         chunks: list[bytes] = []
         try:
+            if request.content.is_eof():
+                # The whole body came with the headers (every FoneStorm callback, and every
+                # GET): take it without a coroutine or a timer per read.
+                body = request.content.read_nowait(-1)
+                return (body[:limit], True) if len(body) > limit else (body, False)
             async with asyncio.timeout(self._settings.http.body_timeout):
                 # Announced too large: refused once the limit's worth (kept) has arrived.
                 enough = limit if (request.content_length or 0) > limit else limit + 1
@@ -97,10 +101,38 @@ class CallbackReceiver:
                         return b"".join(chunks), True
                     chunks.append(chunk)
         except TimeoutError:
-            raise _BodyStalled(b"".join(chunks)) from None
+            received = f"{sum(map(len, chunks))} bytes received"
+            raise _BodyIncomplete(
+                b"".join(chunks),
+                BodyTimeout(
+                    f"the body did not arrive within {self._settings.http.body_timeout:g}s "
+                    f"({received})"
+                ),
+            ) from None
         except ConnectionResetError:
             # aiohttp's word for a sender gone mid-body: an incomplete body, not a bug of ours.
-            raise _BodyStalled(b"".join(chunks), hung_up=True) from None
+            received = f"{sum(map(len, chunks))} bytes received"
+            raise _BodyIncomplete(
+                b"".join(chunks),
+                BodyTimeout(
+                    f"the sender closed the connection before the body was complete ({received})"
+                ),
+            ) from None
+        except (RequestPayloadError, HttpProcessingError) as exc:
+            # The parser gave up on the body's framing (bridge.web.server fails the read at
+            # once; the pure-Python parser may hand over its own error); what arrived before
+            # the fault is kept.
+            if isinstance(exc, BrokenBody):
+                chunks.append(exc.unread)
+            partial = b"".join(chunks)[:limit]
+            raise _BodyIncomplete(
+                partial,
+                MalformedCallback(
+                    f"the chunked body is malformed: {detail(exc)} ({len(partial)} bytes of it "
+                    "received before the fault)",
+                    code=MALFORMED_CHUNKED_BODY,
+                ),
+            ) from None
         return b"".join(chunks), False
 
     def _data(self, request: web.Request, body: bytes, truncated: bool) -> parsing.CallbackData:
@@ -160,16 +192,9 @@ class CallbackReceiver:
         try:
             try:
                 body, truncated = await self._read_body(request)
-            except _BodyStalled as stalled:
+            except _BodyIncomplete as incomplete:
                 tally.outcome = "rejected"
-                received = f"{len(stalled.partial)} bytes received"
-                error = BodyTimeout(
-                    f"the sender closed the connection before the body was complete ({received})"
-                    if stalled.hung_up
-                    else f"the body did not arrive within {self._settings.http.body_timeout:g}s "
-                    f"({received})"
-                )
-                return await self._reject(request, stalled.partial, True, error)
+                return await self._reject(request, incomplete.partial, True, incomplete.error)
             try:
                 data = self._data(request, body, truncated)
             except CallbackError as exc:
@@ -338,13 +363,13 @@ class _Tally:
     outcome: str = "accepted"
 
 
-class _BodyStalled(Exception):
-    """The body read timed out, or the sender hung up (``hung_up``); ``partial`` is what arrived."""
+class _BodyIncomplete(Exception):
+    """The body did not arrive whole, for ``error``; ``partial`` is what arrived of it."""
 
-    def __init__(self, partial: bytes, *, hung_up: bool = False) -> None:
-        super().__init__("body read timed out")
+    def __init__(self, partial: bytes, error: CallbackError) -> None:
+        super().__init__(error.message)
         self.partial = partial
-        self.hung_up = hung_up
+        self.error = error
 
 
 def _delivery_method(request: web.Request) -> str:

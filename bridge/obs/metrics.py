@@ -90,9 +90,10 @@ class Metrics:
         self.http_refused = Counter(
             "bridge_http_refused",
             "HTTP requests refused before any handler ran, by reason: malformed "
-            "(aiohttp's HTTP parser answered 400) or header_timeout (the request line and "
-            "headers did not arrive within BRIDGE_HTTP__HEADER_TIMEOUT; the connection was "
-            "closed without an answer).",
+            "(aiohttp's HTTP parser refused them), unsupported (no handler serves them: "
+            "CONNECT, OPTIONS *, an HTTP version other than 1.x, an unknown Expect) or "
+            "header_timeout (the request line and headers did not arrive within "
+            "BRIDGE_HTTP__HEADER_TIMEOUT; the connection was closed without an answer).",
             ["reason"],
             registry=r,
         )

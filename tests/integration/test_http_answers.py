@@ -1,0 +1,310 @@
+"""Every answer of both ports is in the JSON error shape, raw bytes against the real receiver.
+
+What aiohttp answers by itself, before any handler (a request its parser refuses, one no handler
+can serve, a chunked body whose framing breaks half-way), gets the bridge's
+``{"error": {"code", "message"}}`` with a precise code; a callback whose body breaks is
+dead-lettered with what arrived of it, at once rather than after the body timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from tests.support.callbacks import callback
+from tests.support.kafka_broker import NewTopicFactory
+from tests.support.kafka_records import consume_all, read_to_end
+from tests.support.ports import free_port
+from tests.support.processes import receiver_process
+from tests.support.servers import metric
+
+pytestmark = pytest.mark.integration
+
+#: Far longer than the test's pytest timeout (120 s): an answer that waits for the body timeout
+#: fails the test instead of arriving late.
+BODY_TIMEOUT = 600
+
+
+@dataclass
+class Receiver:
+    """A receiver process: its callback and admin ports, and its topics."""
+
+    bootstrap: str
+    port: int
+    admin_port: int
+    events: str
+    dead_letters: str
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+@dataclass
+class Answer:
+    status_line: bytes
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def status(self) -> int:
+        return int(self.status_line.split()[1])
+
+    def error(self) -> dict[str, Any]:
+        """The JSON error of the answer, checked for the one shape and its content type."""
+        assert self.headers.get("content-type", "").startswith("application/json"), self
+        data = json.loads(self.body)
+        assert set(data) == {"error"}, data
+        assert set(data["error"]) == {"code", "message"}, data
+        assert data["error"]["message"], data
+        return data["error"]  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def start_receiver(
+    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path, *, extensions: bool
+) -> AsyncIterator[Receiver]:
+    receiver = Receiver(
+        bootstrap=kafka_bootstrap,
+        port=0,
+        admin_port=free_port(),
+        events=await new_topic("events"),
+        dead_letters=await new_topic("dlq"),
+    )
+    env = {
+        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "BRIDGE_TOPICS__CALL_EVENTS": receiver.events,
+        "BRIDGE_TOPICS__DEAD_LETTERS": receiver.dead_letters,
+        "BRIDGE_HTTP__BODY_TIMEOUT": str(BODY_TIMEOUT),
+        # aiohttp's parser in C (as in the image) or in pure Python (AIOHTTP_NO_EXTENSIONS).
+        "AIOHTTP_NO_EXTENSIONS": "" if extensions else "1",
+    }
+    log_path = tmp_path / "receiver.log"
+    async with receiver_process(env, log_path, admin_port=receiver.admin_port) as (_, url):
+        receiver.port = int(url.rsplit(":", 1)[1])
+        yield receiver
+
+
+@pytest.fixture
+async def receiver(
+    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path
+) -> AsyncIterator[Receiver]:
+    """A receiver process with its operations endpoints on an admin port."""
+    async with start_receiver(kafka_bootstrap, new_topic, tmp_path, extensions=True) as running:
+        yield running
+
+
+@pytest.fixture(params=["c", "python"])
+async def either_parser(
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    new_topic: NewTopicFactory,
+    tmp_path: Path,
+) -> AsyncIterator[tuple[str, Receiver]]:
+    """A receiver process with aiohttp's C parser, then with its pure-Python one."""
+    parser: str = request.param
+    async with start_receiver(
+        kafka_bootstrap, new_topic, tmp_path, extensions=parser == "c"
+    ) as running:
+        yield parser, running
+
+
+def parse(data: bytes) -> Answer:
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Answer(status_line, headers, body)
+
+
+async def exchange(port: int, *parts: bytes, continued: bool = False) -> Answer:
+    """Send ``parts`` on a new connection, and the answer read to the server's close.
+
+    ``continued``: the first part is a head with ``Expect: 100-continue``; the rest is sent
+    once the server says to go on, that is once a handler is reading the body.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        first, *rest = parts
+        writer.write(first)
+        await writer.drain()
+        if continued:
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100 ")
+        for part in rest:
+            writer.write(part)
+            await writer.drain()
+        # To EOF: each answer here ends its connection (the requests ask for it otherwise).
+        return parse(await reader.read())
+    finally:
+        writer.close()
+
+
+CHUNKED_HEAD = (
+    "POST /callbacks/calls HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+    "Transfer-Encoding: chunked\r\nX-Request-Id: {id}\r\n{expect}\r\n"
+)
+
+#: Chunked bodies whose framing breaks, and what arrived of the body before the fault.
+BROKEN_BODIES = {
+    "a chunk size that is not hex": (b'5\r\n{"a":\r\nzz\r\n', b'{"a":'),
+    "a chunk longer than announced": (b'2\r\n{"a":1}\r\n0\r\n\r\n', b'{"'),
+    "no CRLF after a chunk": (b'7\r\n{"a":1}0\r\n\r\n', b'{"a":1}'),
+}
+
+
+async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    parser, receiver = either_parser
+    # Which parser runs: only the pure-Python one takes a method it does not know.
+    unknown_method = await exchange(
+        receiver.port, b"BREW /x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    assert unknown_method.status == (400 if parser == "c" else 404)
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        # First the body sent once the receiver reads it (aiohttp alone answered that only
+        # when BRIDGE_HTTP__BODY_TIMEOUT had passed), then head and body in one packet.
+        for continued in (True, False):
+            request_id = str(uuid.uuid4())
+            expect = "Expect: 100-continue\r\n" if continued else ""
+            head = CHUNKED_HEAD.format(id=request_id, expect=expect).encode()
+            parts = (head, body) if continued else (head + body,)
+            answer = await exchange(receiver.port, *parts, continued=continued)
+            case = f"{name}, {'after 100-continue' if continued else 'with the head'}"
+            assert answer.status_line.startswith(b"HTTP/1.1 400 "), (case, answer)
+            assert answer.error()["code"] == "malformed_chunked_body", (case, answer)
+            assert answer.headers.get("connection") == "close", (case, answer)
+            # The pure-Python parser fails a body itself, before the server can take what it
+            # holds: a body that came with its head reaches the receiver empty.
+            kept = b"" if parser == "python" and not continued else before_fault
+            expected[request_id] = kept
+    records = await consume_all(receiver.bootstrap, receiver.dead_letters, expected=len(expected))
+    letters = {}
+    for record in records:
+        letter = json.loads(record.value)
+        # Header names as the parser spelled them (the C parser's for the headers it knows).
+        headers = {name.lower(): value for name, value in letter["request"]["headers"].items()}
+        letters[headers["x-request-id"]] = letter
+    assert set(letters) == set(expected)
+    for request_id, kept in expected.items():
+        letter = letters[request_id]
+        assert (letter["reason_code"], letter["http_status"]) == ("malformed_chunked_body", 400)
+        assert "chunked body is malformed" in letter["reason"]
+        assert letter["request"]["body"] == kept.decode(), letter
+        assert letter["request"]["body_truncated"] is True
+        assert letter["request"]["headers"]["Transfer-Encoding"] == "chunked"
+
+
+#: What aiohttp's parser refuses, or hands over though no handler serves it: status and code.
+REFUSED = [
+    (b"GARBAGE\r\n\r\n", 400, "invalid_method"),
+    (b"G@T / HTTP/1.1\r\nHost: b\r\n\r\n", 400, "invalid_method"),
+    (b"GET / HTTX/1.1\r\nHost: b\r\n\r\n", 400, "bad_request_line"),
+    (b"GET / HTTP/1.1\r\nHost: b\r\nX: " + b"h" * 9000 + b"\r\n\r\n", 400, "line_too_long"),
+    (b"GET /" + b"p" * 9000 + b" HTTP/1.1\r\nHost: b\r\n\r\n", 400, "line_too_long"),
+    (
+        b"GET / HTTP/1.1\r\nHost: b\r\n"
+        + b"".join(b"X-%d: x\r\n" % n for n in range(200))
+        + b"\r\n",
+        431,
+        "too_many_headers",
+    ),
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http_version_not_supported"),
+    (b"GET / HTTP/1.7\r\nHost: b\r\n\r\n", 505, "http_version_not_supported"),
+    (b"GET /healthz HTTP/2.0\r\nHost: b\r\n\r\n", 505, "http_version_not_supported"),
+    (b"GET /healthz HTTP/0.9\r\nHost: b\r\n\r\n", 505, "http_version_not_supported"),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 40, 400, "https_on_http_port"),
+    (b"GET * HTTP/1.1\r\nHost: b\r\n\r\n", 400, "invalid_request_target"),
+    (b"GET /healthz HTTP/1.1\r\n\r\n", 400, "missing_host"),
+    (b"GET / HTTP/1.1\r\nHost: b\r\nX-Bad\x01: y\r\n\r\n", 400, "invalid_header"),
+    (
+        b"GET / HTTP/1.1\r\nHost: b\r\nUser-Agent: a\r\nUser-Agent: b\r\n\r\n",
+        400,
+        "duplicate_header",
+    ),
+    (
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n{}",
+        400,
+        "invalid_body_framing",
+    ),
+    (
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: b\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}",
+        417,
+        "expectation_failed",
+    ),
+]
+
+
+async def test_what_aiohttp_refuses_by_itself_is_answered_in_json(receiver: Receiver) -> None:
+    for port in (receiver.port, receiver.admin_port):
+        for raw, status, code in REFUSED:
+            answer = await exchange(port, raw)
+            case = (port, raw[:40])
+            # The parser cannot tell which version the request spoke: HTTP/1.0, as aiohttp.
+            assert answer.status_line.startswith(b"HTTP/1.0 %d " % status), (case, answer)
+            assert answer.error()["code"] == code, (case, answer)
+    # Nothing of it was a callback: nothing kept.
+    assert await read_to_end(receiver.bootstrap, receiver.dead_letters) == []
+
+
+#: Targets that are not a path: CONNECT's host and port, the asterisk of OPTIONS.
+NOT_A_PATH = [
+    (b"CONNECT fonestorm.example:443 HTTP/1.1\r\nHost: fonestorm.example:443\r\n\r\n", "connect"),
+    (b"CONNECT /callbacks/calls HTTP/1.1\r\nHost: b\r\n\r\n", "connect"),
+    (b"OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n", "options"),
+]
+
+
+async def test_connect_and_the_asterisk_get_405_in_json_on_both_ports(receiver: Receiver) -> None:
+    for port in (receiver.port, receiver.admin_port):
+        for raw, method in NOT_A_PATH:
+            answer = await exchange(port, raw)
+            assert answer.status == 405, (port, raw, answer)
+            assert answer.error()["code"] == f"{method}_not_supported", (port, raw, answer)
+            # A 405 names what the target allows: nothing here.
+            assert answer.headers.get("allow") == "", (port, raw, answer)
+    async with aiohttp.ClientSession() as http:
+        series = 'bridge_http_refused_total{reason="unsupported"}'
+        assert await metric(http, receiver.admin_url, series) == 2 * len(NOT_A_PATH)
+    assert await read_to_end(receiver.bootstrap, receiver.dead_letters) == []
+
+
+async def test_an_absolute_form_target_is_routed_by_its_path(receiver: Receiver) -> None:
+    # RFC 9112 3.2.2: a server must accept the absolute form, and routes it by its path.
+    data = callback()
+    query = urlencode(data).encode()
+    answer = await exchange(
+        receiver.port,
+        b"GET http://fonestorm.example/callbacks/calls?%s HTTP/1.1\r\nHost: b\r\n"
+        b"Connection: close\r\n\r\n" % query,
+    )
+    assert answer.status == 200, answer
+    assert json.loads(answer.body)["call_id"] == data["uid"]
+    [record] = await consume_all(receiver.bootstrap, receiver.events, expected=1)
+    assert json.loads(record.value)["call_id"] == data["uid"]
+    answer = await exchange(
+        receiver.admin_port,
+        b"GET http://bridge:9090/healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    )
+    assert (answer.status, json.loads(answer.body)) == (200, {"status": "ok"})
+    # No path is "/" (RFC 9112 3.2.1), which nothing serves: the JSON 404 of any unknown path.
+    for port in (receiver.port, receiver.admin_port):
+        answer = await exchange(
+            port, b"GET http://bridge HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.status_line.startswith(b"HTTP/1.1 404 "), (port, answer)
+        assert answer.error()["code"] == "not_found", (port, answer)
