@@ -7,6 +7,7 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     BridgeError
     ├── CallbackError                 a callback we refuse (4xx, dead-lettered)
     │   ├── MalformedCallback         body is not parseable (bad JSON, not UTF-8)      400
+    │   │   └── BrokenChunkedBody     a chunked body's framing broke half-way          400
     │   ├── InvalidCallback           fields missing or invalid                        422
     │   ├── UnsupportedMediaType      content type we do not accept                    415
     │   ├── PayloadTooLarge           body over the configured limit                   413
@@ -62,6 +63,12 @@ class MalformedCallback(CallbackError):
 
     code = "malformed_body"
     http_status = 400
+
+
+class BrokenChunkedBody(MalformedCallback):
+    """A chunked body whose framing broke half-way: only what came before the fault is kept."""
+
+    code = "malformed_chunked_body"
 
 
 class InvalidCallback(CallbackError):

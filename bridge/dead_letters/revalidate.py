@@ -17,6 +17,7 @@ from aiohttp.helpers import parse_content_type
 from bridge.contracts.dead_letters import HeaderLine, HttpRequestRecord
 from bridge.errors import (
     BodyTimeout,
+    BrokenChunkedBody,
     CallbackError,
     MalformedCallback,
     PayloadTooLarge,
@@ -78,6 +79,10 @@ def callback_data(
     """
     if request.body_truncated and reason_code == BodyTimeout.code:
         raise BodyTimeout("the body did not arrive whole (it stalled), so it cannot be replayed")
+    if request.body_truncated and reason_code == BrokenChunkedBody.code:
+        raise BrokenChunkedBody(
+            "the body did not arrive whole (its chunked framing broke), so it cannot be replayed"
+        )
     if request.method == "GET":
         if len(request.query) > MAX_QUERY_CHARS:
             raise MalformedCallback(

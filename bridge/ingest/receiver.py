@@ -22,10 +22,10 @@ from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_e
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.errors import (
     BodyTimeout,
+    BrokenChunkedBody,
     CallbackError,
     Forbidden,
     InternalError,
-    MalformedCallback,
     PayloadTooLarge,
     PublishError,
     RecordRejected,
@@ -43,7 +43,7 @@ from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.phone import to_e164
 from bridge.settings import Settings
-from bridge.web.errors import MALFORMED_CHUNKED_BODY, BrokenBody, detail, error_response
+from bridge.web.errors import BrokenBody, detail, error_response
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,9 @@ class CallbackReceiver:
             partial = b"".join(chunks)[:limit]
             raise _BodyIncomplete(
                 partial,
-                MalformedCallback(
+                BrokenChunkedBody(
                     f"the chunked body is malformed: {detail(exc)} ({len(partial)} bytes of it "
-                    "received before the fault)",
-                    code=MALFORMED_CHUNKED_BODY,
+                    "received before the fault)"
                 ),
             ) from None
         return b"".join(chunks), False

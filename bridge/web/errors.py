@@ -18,12 +18,12 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, BrokenChunkedBody
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: The code of a request whose chunked body broke half-way (the receiver's and the server's).
-MALFORMED_CHUNKED_BODY = "malformed_chunked_body"
+MALFORMED_CHUNKED_BODY = BrokenChunkedBody.code
 #: The longest parser detail quoted in an answer or a log line.
 MAX_DETAIL_CHARS = 200
 

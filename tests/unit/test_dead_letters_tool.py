@@ -153,6 +153,12 @@ GET = {"method": "GET", "body": "", "content_type": None, "query": GET_QUERY}
             id="a stalled body stays refused",
         ),
         pytest.param(
+            request(truncated=True),
+            "malformed_chunked_body",
+            "malformed_chunked_body",
+            id="a body whose chunked framing broke stays refused as such",
+        ),
+        pytest.param(
             request(**GET | {"query": "uid=call-1"}),
             "x",
             "invalid_fields",
