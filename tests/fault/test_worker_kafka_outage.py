@@ -67,7 +67,9 @@ async def test_broker_restart_after_the_answer_records_it_without_a_second_call(
             ]
             [call] = sandbox.state.calls.values()
             assert (result["status"], result["call_id"]) == ("placed", call.id)
-            events = await read_to_end(dedicated_broker.bootstrap, "wo.events")
+            # The worker writes the result and the call's CallPlaced side by side, in no order
+            # between them: the result seen, the event may still be on its way.
+            events = await consume_all(dedicated_broker.bootstrap, "wo.events", expected=1)
             placed = [json.loads(r.value) for r in events]
             assert [e["call_id"] for e in placed if "placed_at" in e] == [call.id]
             ledger = await read_to_end(dedicated_broker.bootstrap, "wo.ledger")

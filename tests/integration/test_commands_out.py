@@ -21,6 +21,7 @@ from tests.support.kafka_records import consume_for
 from tests.support.sandbox import OURS, TOKEN
 from tests.support.servers import metric
 from tests.support.topics import kafka_admin
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -207,17 +208,14 @@ async def test_wrong_token_pauses_worker(start_bridge: BridgeFactory) -> None:
         await loop.send(command(str(uuid.uuid4())), command(str(uuid.uuid4())))
         async with aiohttp.ClientSession() as http:
 
-            async def worker_ready() -> bool | None:
+            async def paused() -> bool:
                 async with http.get(f"{loop.bridge.url}/readyz") as response:
-                    return (await response.json())["checks"].get("worker")
+                    body = await response.json()
+                # Not ready for the refused token: a worker not consuming yet is not ready too.
+                reason = body.get("reasons", {}).get("worker", "")
+                return body["checks"].get("worker") is False and "401" in reason
 
-            checks = []
-            for _ in range(100):
-                checks.append(await worker_ready())
-                if checks[-1] is False:
-                    break
-                await asyncio.sleep(0.05)
-            assert checks[-1] is False
+            await eventually(paused, what="the worker paused by the refused token")
         servers, topics = loop.settings.kafka.bootstrap_servers, loop.settings.topics
         assert await consume_for(servers, topics.place_call_results, seconds=1.0) == []
         assert loop.calls_per_command() == {}

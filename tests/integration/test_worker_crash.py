@@ -17,6 +17,7 @@ from tests.support.commands import command
 from tests.support.kafka_records import consume_all, consume_for
 from tests.support.processes import worker_env, worker_process, worker_topics
 from tests.support.sandbox import Sandbox, running_sandbox
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -25,23 +26,24 @@ pytestmark = pytest.mark.integration
 async def test_sigkill_between_call_and_commit_places_one_call(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path, moment: str
 ) -> None:
-    latency = 1.5 if moment == "during-request" else 0.0
     topics = await worker_topics(new_topic)
-    async with running_sandbox(latency=latency) as sandbox:
+    async with running_sandbox() as sandbox:
         env = worker_env(kafka_bootstrap, topics, sandbox.url, BRIDGE_FONESTORM__READ_TIMEOUT="5")
         log_path = tmp_path / "worker.log"
         cmd = command(str(uuid.uuid4()))
+        if moment == "during-request":
+            # The request is out, unanswered, when the worker dies: the sandbox holds it.
+            sandbox.state.update_faults({"hold": True})
         async with worker_process(env, log_path) as first:
             await produce(kafka_bootstrap, topics["PLACE_CALL"], cmd)
             if moment == "during-request":
-                # The ledger says "placing" just before the request; the sandbox holds it 1.5 s.
-                await consume_all(kafka_bootstrap, topics["COMMAND_LEDGER"], expected=1, timeout=30)
-                await asyncio.sleep(0.3)
+                await eventually(lambda: sandbox.state.held == 1, what="the request", timeout=30)
             else:
                 await wait_for_call(sandbox)
             first.send_signal(signal.SIGKILL)
             await first.wait()
         # During the request, FoneStorm goes on and creates the call although we died.
+        sandbox.state.update_faults({"hold": False})
         await wait_for_call(sandbox)
         async with worker_process(env, log_path):
             records = await consume_all(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -70,20 +72,23 @@ async def consume_all(
         await consumer.stop()
 
 
-async def consume_for(bootstrap: str, topic: str, *, seconds: float) -> list[Record]:
-    """Read ``topic`` from the beginning for ``seconds`` and return everything that arrived.
+async def consume_for(
+    bootstrap: str, topic: str, *, seconds: float, timeout: float = 60.0
+) -> list[Record]:
+    """Every record of ``topic`` written before the call, and whatever else arrives within
+    ``seconds`` of it.
 
     For "nothing else was produced" checks: unlike :func:`consume_all` it never stops early, so
-    a duplicate or stray record produced during the window shows up in the result.
+    a duplicate or stray record produced during the window shows up in the result. What was
+    there at the call is read whole, as :func:`read_to_end` reads it, however long the consumer
+    takes to start and fetch: the window is for late records only, and a window alone would
+    return a partial read whenever the broker or this process is slow.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    consumer = _consumer(bootstrap, topic)
-    await consumer.start()
-    try:
-        return await _drain(consumer, deadline, None)
-    finally:
-        await consumer.stop()
+    async with _assigned_consumer(bootstrap) as consumer:
+        records = await _read_through(consumer, topic, bootstrap, timeout)
+        return records + await _drain(consumer, deadline, None)
 
 
 async def consume_until_distinct(
@@ -114,6 +119,13 @@ async def consume_until_distinct(
 async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[Any]:
     """Every record of ``topic`` up to its end offsets as of now (an exact count: no early stop
     like a record-count wait, no partial read like a fixed time window)."""
+    async with _assigned_consumer(bootstrap) as consumer:
+        return await _read_through(consumer, topic, bootstrap, timeout)
+
+
+@asynccontextmanager
+async def _assigned_consumer(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A read_committed consumer without a group, for :func:`from_beginning` to assign."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -122,15 +134,22 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 60.0) -> l
     )
     await consumer.start()
     try:
-        ends = await _settled(consumer, await from_beginning(consumer, topic), bootstrap)
-        records: list[Any] = []
-        async with asyncio.timeout(timeout):
-            while not await read_up_to(consumer, ends):
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend(batch)
-            return records
+        yield consumer
     finally:
         await consumer.stop()
+
+
+async def _read_through(
+    consumer: AIOKafkaConsumer, topic: str, bootstrap: str, timeout: float
+) -> list[Record]:
+    """Every record of ``topic`` up to its end offsets as of now, settled (:func:`_settled`)."""
+    ends = await _settled(consumer, await from_beginning(consumer, topic), bootstrap)
+    records: list[Record] = []
+    async with asyncio.timeout(timeout):
+        while not await read_up_to(consumer, ends):
+            for batch in (await consumer.getmany(timeout_ms=_POLL_MS)).values():
+                records.extend(batch)
+    return records
 
 
 async def _settled(

@@ -6,7 +6,12 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+
+from tests.support import ports
 from tests.support.leftovers import running_children, unwaited_popens
 from tools.local_kafka.process import reap_spawned, spawn_detached, terminate
 
@@ -47,3 +52,42 @@ def test_a_popen_nobody_waited_for_is_named_and_reaped() -> None:
         time.sleep(0.01)
     assert (child.pid, "['true']", True) in unwaited_popens()
     assert child.returncode == 0
+
+
+class _Offered:
+    """Sockets whose bind to port 0 gets the ports ``offers`` names, in turn."""
+
+    def __init__(self, offers: list[int]) -> None:
+        self.offers = offers
+
+    def __call__(self) -> Any:
+        offered = self
+
+        class Socket:
+            def bind(self, address: tuple[str, int]) -> None:
+                self.port = offered.offers.pop(0)
+
+            def getsockname(self) -> tuple[str, int]:
+                return ("127.0.0.1", self.port)
+
+            def close(self) -> None:
+                pass
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+        return Socket()
+
+
+def test_a_port_handed_out_is_not_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The OS offers a port again once its probe socket is closed, before the caller bound it:
+    # a receiver and its admin port, or Jaeger's three, would then get one port twice.
+    monkeypatch.setattr(ports, "_handed_out", set(), raising=False)
+    offers = _Offered([40001, 40001, 40003, 40001, 40003, 40005])
+    monkeypatch.setattr(ports, "socket", SimpleNamespace(socket=offers))
+    assert ports.free_port() == 40001
+    assert ports.free_port() == 40003
+    assert ports.free_ports(1) == [40005]
