@@ -186,7 +186,7 @@ async def test_a_done_on_a_partition_added_to_the_ledger_while_running_is_follow
                 partition=0,
             )  # fmt: skip
             # Both followers of the ledger (the worker's and the receiver's) see the partitions.
-            await until(lambda: len(added_logged(caplog, ledger_topic)) >= 2, seconds=15)
+            assert await until(lambda: len(added_logged(caplog, ledger_topic)) >= 2, seconds=15)
             meta = await producer.send_and_wait(
                 commands, command(command_id).model_dump_json().encode(),
                 key=command_id.encode(), partition=0,
