@@ -16,16 +16,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.support.callbacks import callback
+from tests.support.callbacks import awaiting_body, callback
 from tests.support.commands import command, produce_commands
 from tests.support.kafka_records import event_ids, read_to_end
 from tests.support.ports import free_port
 from tests.support.processes import start_command, worker_env, worker_topics
 from tests.support.sandbox import running_sandbox
-from tests.support.servers import wait_ready
+from tests.support.servers import refusing_readiness, wait_ready
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -56,21 +55,9 @@ async def test_sigterm_drains_callbacks_and_commands_at_once(
             sandbox.state.update_faults({"hold": True})
             await produce_commands(kafka_bootstrap, topics["PLACE_CALL"], placed)
             await eventually(lambda: sandbox.state.held == 1, what="the held request", timeout=60)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(
-                b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            )
-            # The handler has the callback and waits for its body.
-            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            reader, writer = await awaiting_body(port, body)
             proc.send_signal(signal.SIGTERM)
-
-            async def shutting_down() -> bool:
-                async with aiohttp.ClientSession() as http, http.get(f"{admin}/readyz") as r:
-                    return r.status == 503
-
-            await eventually(shutting_down, what="the shutdown to begin")
+            await eventually(lambda: refusing_readiness(admin), what="the shutdown to begin")
             await produce_commands(kafka_bootstrap, topics["PLACE_CALL"], after)
             # Both drains under way, neither able to end: the callback's body is still here.
             await eventually(

@@ -14,11 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.callbacks import callback
+from tests.support.callbacks import awaiting_body, callback
 from tests.support.kafka_records import consume_all
 from tests.support.ports import free_port
 from tests.support.processes import receiver_process
-from tests.support.servers import wait_ready
+from tests.support.servers import refusing_readiness, wait_ready
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -106,21 +106,9 @@ async def test_sigterm_lets_a_callback_whose_body_is_on_its_way_finish(
     body = json.dumps(data).encode()
     async with receiver_process(env, log_path, admin_port=admin_port) as (proc, url):
         port = int(url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        )
-        # The handler has the request and waits for its body.
-        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        reader, writer = await awaiting_body(port, body)
         proc.send_signal(signal.SIGTERM)
-
-        async def shutting_down() -> bool:
-            async with aiohttp.ClientSession() as session, session.get(f"{admin}/readyz") as r:
-                return r.status == 503
-
-        await eventually(shutting_down, what="the shutdown to begin")
+        await eventually(lambda: refusing_readiness(admin), what="the shutdown to begin")
         writer.write(body)
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")

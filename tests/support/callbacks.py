@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -49,3 +50,18 @@ async def post_json(
         except (aiohttp.ContentTypeError, ValueError):
             body = None
         return response.status, body
+
+
+async def awaiting_body(
+    port: int, body: bytes, host: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose callback POST a handler has taken and whose ``body`` it waits for:
+    the head asks ``Expect: 100-continue``, and aiohttp says "go on" as it hands it over."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    return reader, writer

@@ -44,3 +44,9 @@ async def metric(http: aiohttp.ClientSession, url: str, series: str) -> float:
         text = await response.text()
     found = [row for row in text.splitlines() if row.startswith(series + " ")]
     return float(found[0].split()[-1]) if found else 0.0
+
+
+async def refusing_readiness(url: str) -> bool:
+    """Whether ``url``'s ``/readyz`` answers 503: a stopping bridge says so first."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
+        return response.status == 503
