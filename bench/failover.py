@@ -68,6 +68,8 @@ class FailoverConfig:
     settle_seconds: float = 180.0
     #: Extra environment of the receiver and the worker (e.g. a setting under test).
     env: dict[str, str] = field(default_factory=dict)
+    #: server.properties entries of every node in place of Kafka's defaults.
+    broker_config: dict[str, str] = field(default_factory=dict)
     out: Path = ROOT / "bench" / "out" / "failover"
 
 
@@ -319,16 +321,26 @@ class Failover:
         return calls
 
 
-def markdown(reports: list[FaultReport], command: str, env: dict[str, str]) -> str:
+def markdown(
+    reports: list[FaultReport],
+    command: str,
+    env: dict[str, str],
+    broker_config: dict[str, str] | None = None,
+) -> str:
     """``bench/FAILOVER.md``: the table, then each fault's timeline and checks."""
     settings = ", ".join(f"`{k}={v}`" for k, v in sorted(env.items())) or "the defaults"
+    brokers = (
+        ", ".join(f"`{k}={v}`" for k, v in broker_config.items())
+        if broker_config
+        else "Kafka defaults otherwise: a dead broker is fenced after "
+        "`broker.session.timeout.ms=9000`"
+    )
     lines = [
         "# Failover on three brokers",
         "",
         f"`{command}` on {time.strftime('%Y-%m-%d')}, one receiver and one worker with "
         f"{settings}; a three-node local-kafka cluster (KRaft, combined nodes, replication "
-        "factor 3, `min.insync.replicas=2`, Kafka defaults otherwise: a dead broker is fenced "
-        "after `broker.session.timeout.ms=9000`). Closed-loop HTTP callbacks; a command "
+        f"factor 3, `min.insync.replicas=2`, {brokers}). Closed-loop HTTP callbacks; a command "
         "backlog flowing through the worker at its rate limit. Latencies are of acknowledged "
         "callbacks; *max wait* is the longest any callback waited, whatever its answer.",
         "",
@@ -344,11 +356,13 @@ def markdown(reports: list[FaultReport], command: str, env: dict[str, str]) -> s
 def run_all(faults: list[str], config: FailoverConfig) -> list[FaultReport]:
     """Every fault in ``faults`` on a cluster of its own (started here, purged at the end)."""
     name = f"failover-{os.getpid()}"
+    overrides = [f"--override={key}={value}" for key, value in config.broker_config.items()]
     for _ in range(5):  # ports port..port+5 must all be free; another try elsewhere if not
         base = random.randrange(20000, 32000)  # noqa: S311 - a port, not a secret
         started = subprocess.run(  # noqa: S603 - our own script, fixed arguments
             [PY, str(LOCAL_KAFKA), "start", "--name", name, "--brokers", "3", "--fresh",
-             "--port", str(base), "--controller-port", str(base + 3), "--timeout", "120"],
+             "--port", str(base), "--controller-port", str(base + 3), "--timeout", "120",
+             *overrides],
             check=False, cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
         if started.returncode != LOCAL_KAFKA_BUSY:
@@ -380,16 +394,21 @@ def main(argv: list[str] | None = None) -> int:
         "--env", action="append", default=[], metavar="NAME=VALUE",
         help="a setting of the receiver and worker, e.g. BRIDGE_KAFKA__PRODUCE_TIMEOUT=5",
     )  # fmt: skip
+    parser.add_argument(
+        "--broker-config", action="append", default=[], metavar="KEY=VALUE",
+        help="a server.properties entry of every node, e.g. broker.session.timeout.ms=3000",
+    )  # fmt: skip
     parser.add_argument("--write", type=Path, default=ROOT / "bench" / "FAILOVER.md")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
+    broker_config = dict(item.split("=", 1) for item in args.broker_config)
     config = FailoverConfig(
         clients=args.clients, commands=args.commands, env=env,
-        frozen_followers=args.frozen_followers,
+        frozen_followers=args.frozen_followers, broker_config=broker_config,
     )  # fmt: skip
     reports = run_all(args.fault or list(FAULTS), config)
     command = "python -m bench.failover " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(reports, command.strip(), env)
+    text = markdown(reports, command.strip(), env, broker_config)
     print(text)
     existing = args.write.read_text(encoding="utf-8") if args.write.exists() else ""
     args.write.write_text(with_hand_kept(text, existing), encoding="utf-8")

@@ -79,3 +79,24 @@ def test_a_cluster_is_remembered_and_reused() -> None:
 def test_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(LocalKafkaError):
         resolve_config(start_args(**overrides))
+
+
+def test_overrides_replace_defaults_and_survive_a_restart() -> None:
+    config = resolve_config(
+        start_args(brokers=3, override=["broker.session.timeout.ms=3000", "num.io.threads=2"])
+    )
+    text = server_properties(config, instance_paths("unit"))
+    assert text.count("num.io.threads=") == 1
+    rendered = props(text)
+    assert rendered["broker.session.timeout.ms"] == "3000"
+    assert rendered["num.io.threads"] == "2"
+    instance_paths("unit").root.mkdir(parents=True)
+    save_state(instance_paths("unit"), config, None)
+    again = resolve_config(start_args(port=None, brokers=None))
+    assert again.overrides == (("broker.session.timeout.ms", "3000"), ("num.io.threads", "2"))
+
+
+@pytest.mark.parametrize("item", ["no-equals-sign", "=3000"])
+def test_an_override_without_a_key_is_refused(item: str) -> None:
+    with pytest.raises(LocalKafkaError, match="KEY=VALUE"):
+        resolve_config(start_args(override=[item]))

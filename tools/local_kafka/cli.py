@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         "certificate from the CA (default none, or the last one used)",
     )
     start.add_argument(
+        "--override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a server.properties entry of every node, in place of the default one, e.g. "
+        "broker.session.timeout.ms=3000 (repeatable; default none, or the last ones used)",
+    )
+    start.add_argument(
         "--fresh",
         action="store_true",
         help="wipe the instance's data first (restarts the instance if it is running)",

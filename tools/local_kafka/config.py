@@ -64,6 +64,9 @@ class InstanceConfig:
     # Nodes (each broker and controller): node i listens on port+i, its controller on
     # controller_port+i. Only a single node has the extra SASL and SSL listeners.
     brokers: int = 1
+    # server.properties entries given with `start --override KEY=VALUE`, written after (and so
+    # in place of) the defaults: e.g. a shorter broker.session.timeout.ms for a failover run.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def nodes(self) -> list[Node]:
@@ -130,6 +133,7 @@ class InstanceConfig:
             "ssl_port": self.ssl_port,
             "ssl_client_auth": self.ssl_client_auth,
             "brokers": self.brokers,
+            "overrides": [f"{key}={value}" for key, value in self.overrides],
         }
 
 
@@ -204,6 +208,7 @@ def server_properties(
         props[f"{prefix}ssl.truststore.type"] = "PEM"
         props[f"{prefix}ssl.truststore.location"] = paths.ca_cert
         props[f"{prefix}ssl.client.auth"] = config.ssl_client_auth
+    props.update(config.overrides)
     lines = [
         f"# Written by scripts/{PROG} for instance '{config.name}'; rewritten on every start.",
         *(f"{key}={value}" for key, value in props.items()),

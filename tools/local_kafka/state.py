@@ -32,9 +32,23 @@ def load_config(name: str) -> InstanceConfig | None:
             int(str(ssl_port)) if ssl_port is not None else None,
             str(data.get("ssl_client_auth") or "none"),
             int(str(data.get("brokers") or 1)),
+            parse_overrides(data.get("overrides") or []),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, LocalKafkaError):
         return None
+
+
+def parse_overrides(items: object) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` strings as (key, value) pairs, in order."""
+    if not isinstance(items, list):
+        raise LocalKafkaError("overrides must be a list of KEY=VALUE")
+    pairs = []
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise LocalKafkaError(f"--override {item!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def live_owner(name: str) -> int | None:
@@ -46,6 +60,15 @@ def live_owner(name: str) -> int | None:
 def save_state(paths: InstancePaths, config: InstanceConfig, owner_pid: int | None) -> None:
     state = {**config.to_json(), "owner_pid": owner_pid}
     write_text_atomic(paths.state_file, json.dumps(state, indent=2) + "\n")
+
+
+def _overrides(
+    args: argparse.Namespace, inherit: InstanceConfig | None
+) -> tuple[tuple[str, str], ...]:
+    given = getattr(args, "override", None)
+    if given is not None:
+        return parse_overrides(given)
+    return inherit.overrides if inherit else ()
 
 
 def resolve_config(args: argparse.Namespace) -> InstanceConfig:
@@ -81,7 +104,14 @@ def resolve_config(args: argparse.Namespace) -> InstanceConfig:
         sasl_port = ssl_port = None
         ssl_client_auth = "none"
     config = InstanceConfig(
-        args.name, port, controller_port, sasl_port, ssl_port, ssl_client_auth, brokers
+        args.name,
+        port,
+        controller_port,
+        sasl_port,
+        ssl_port,
+        ssl_client_auth,
+        brokers,
+        _overrides(args, inherit),
     )
     if len(set(config.ports)) < len(config.ports):
         raise LocalKafkaError(
