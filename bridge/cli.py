@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import urllib.request
@@ -22,6 +21,7 @@ from bridge.contracts.commands import PlaceCallCommand
 from bridge.dead_letters.cli import add_dead_letters_parser
 from bridge.errors import BridgeError
 from bridge.fonestorm.registration import produce_command, register_callbacks
+from bridge.forked import run_forked
 from bridge.kafka.lenient_records import read_any_header_name
 from bridge.kafka.no_auto_create import forbid_topic_auto_creation
 from bridge.kafka.topics_cli import add_topics_parser
@@ -82,41 +82,15 @@ def _run_processes(
 ) -> int:
     """Serve ``make_app()`` in ``workers`` forked processes sharing the port (SO_REUSEPORT).
 
-    The parent only waits: it forwards SIGTERM to every child (each stops gracefully) and
-    ignores SIGINT, which a terminal already delivers to the whole process group.
+    How the parent stops them, and its exit status: :mod:`bridge.forked`.
     """
     if workers == 1:
         return _serve(settings, make_app)
     if (stopped := _stopped_before_start()) is not None:
         return stopped
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # child: its own app, producer and event loop
-            code = 0
-            try:
-                code = _serve(settings, make_app, reuse_port=True)
-            except BaseException:
-                log.exception("worker process failed")
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        children.append(pid)
-    log.info("started %d processes %s on port %d", workers, children, settings.http.port)
-
-    def forward(signum: int, frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if received() is not None:
-        # Noted while forking: the children forked before it have not heard of it.
-        forward(signal.SIGTERM, None)
-    codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
-    return 0 if all(code == 0 for code in codes) else 1
+    return run_forked(
+        workers, lambda: _serve(settings, make_app, reuse_port=True), settings.http.port
+    )
 
 
 def _refuse_without_auth(settings: Settings) -> int | None:

@@ -52,6 +52,13 @@ def received() -> int | None:
     return _received
 
 
+def forget() -> None:
+    """In a process just forked: drop the note the parent had made (the parent passes its
+    stop on to its processes itself)."""
+    global _received  # noqa: PLW0603 - see _note
+    _received = None
+
+
 def release() -> int | None:
     """Python's default handlers again (a tool's Ctrl-C raises KeyboardInterrupt); the stop
     signal noted meanwhile, or None."""

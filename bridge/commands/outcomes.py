@@ -17,12 +17,7 @@ from aiokafka.structs import RecordMetadata
 from bridge.commands.destinations import dialled, parse
 from bridge.commands.jobs import Job, Revoked
 from bridge.commands.ledger import Ledger, Position
-from bridge.commands.records import (
-    DEAD_LETTER_CUTS,
-    cut_note,
-    readable_command_id,
-    record_ref,
-)
+from bridge.commands.records import dead_letter_copies, readable_command_id
 from bridge.commands.trimming import ELLIPSIS, TRIM_LIMITS, trimmed
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import WORKER_SOURCE, CallPlaced, placed_event_id
@@ -250,36 +245,32 @@ class OutcomeWriter:
         await self._publisher.publish_event(topic, placed, source=SOURCE)
 
     async def dead_letter(self, job: Job, code: str, reason: str, key: str | None) -> None:
-        letter = DeadLetter(
-            dead_letter_id=str(uuid.uuid4()),
-            source="command",
-            reason_code=code,
-            reason=reason,
-            received_at=job.received_at,
-            record=record_ref(job.record),
-        )
         topic = self._settings.topics.dead_letters
         signing_key = self._settings.dead_letters.key_for("command")
-        try:
-            await self._publisher.publish_event(
-                topic, letter, source=SOURCE, key=key, signing_key=signing_key
+        dead_letter_id = str(uuid.uuid4())  # one id, whichever copy Kafka takes
+        refused: RecordRejected | None = None
+        # Too large for this cluster's limit: the next copy keeps less (a producer can make the
+        # value, the key or the headers huge).
+        for record, note in dead_letter_copies(job.record):
+            letter = DeadLetter(
+                dead_letter_id=dead_letter_id,
+                source="command",
+                reason_code=code,
+                reason=reason if note is None else f"{reason} {note}",
+                received_at=job.received_at,
+                record=record,
             )
-        except RecordRejected:
-            # Still too large for this cluster's limit: keep everything but the value, else
-            # cut the key and headers too (a producer can make either huge), else drop them.
-            for max_text in (None, *DEAD_LETTER_CUTS):
-                record = record_ref(job.record, max_value=0, max_text=max_text)
-                cut = reason if max_text is None else f"{reason} {cut_note(job.record, max_text)}"
-                letter = letter.model_copy(update={"record": record, "reason": cut})
-                try:
-                    await self._publisher.publish_event(
-                        topic, letter, source=SOURCE, key=key, signing_key=signing_key
-                    )
-                except RecordRejected:
-                    if max_text == DEAD_LETTER_CUTS[-1]:
-                        raise
-                else:
-                    break
+            try:
+                await self._publisher.publish_event(
+                    topic, letter, source=SOURCE, key=key, signing_key=signing_key
+                )
+            except RecordRejected as exc:
+                refused = exc
+            else:
+                refused = None
+                break
+        if refused is not None:
+            raise refused
         self._metrics.dead_letters.labels("command", code).inc()
 
     async def reject(self, job: Job, error: InvalidCommand) -> None:

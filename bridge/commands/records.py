@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeAlias
@@ -56,6 +58,28 @@ DEAD_LETTER_CUTS = (1024, 0)
 MAX_CUT_HEADERS = 32
 
 
+@dataclass(frozen=True)
+class Copy:
+    """How much of a command record a dead letter keeps: :func:`record_ref`'s arguments."""
+
+    max_value: int | None
+    max_text: int | None = None
+    #: The ``headers`` mapping too: one value per name, which ``header_lines`` has anyway.
+    mapping: bool = True
+
+
+#: The copies a dead letter tries in turn, each when Kafka refused the one before. The mapping
+#: goes first: it repeats ``header_lines``, what `dead-letters show` and `replay` read, and kept
+#: it doubles what the headers weigh. Then the value, then the key and headers are cut, then
+#: dropped.
+DEAD_LETTER_COPIES = (
+    Copy(MAX_DEAD_LETTER_VALUE),
+    Copy(MAX_DEAD_LETTER_VALUE, mapping=False),
+    Copy(0, mapping=False),
+    *(Copy(0, max_text, mapping=False) for max_text in DEAD_LETTER_CUTS),
+)
+
+
 def _cut(text: str | None, limit: int | None) -> str | None:
     if text is None or limit is None or len(text) <= limit:
         return text
@@ -72,13 +96,18 @@ def _line(name: str, raw: bytes | None, max_text: int | None) -> HeaderLine:
 
 
 def record_ref(
-    record: Record, *, max_value: int | None = MAX_DEAD_LETTER_VALUE, max_text: int | None = None
+    record: Record,
+    *,
+    max_value: int | None = MAX_DEAD_LETTER_VALUE,
+    max_text: int | None = None,
+    mapping: bool = True,
 ) -> KafkaRecordRef:
     """The record, for a dead letter; its value cut at ``max_value`` bytes (``0``: dropped).
 
     With ``max_text``, the key and every header name and value are cut to that many characters
     (``0``: the key and headers dropped) and at most :data:`MAX_CUT_HEADERS` headers are kept:
-    a key or headers alone can make a dead letter larger than Kafka takes.
+    a key or headers alone can make a dead letter larger than Kafka takes. Without ``mapping``
+    the headers are in ``header_lines`` only.
     """
     key = _cut(_text(record.key)[0], max_text)
     raw = record.value
@@ -88,7 +117,7 @@ def record_ref(
     value, encoding = _text(raw)
     most = None if max_text is None else MAX_CUT_HEADERS if max_text else 0
     headers: dict[str, str] = {}
-    for name, v in record.headers or ():
+    for name, v in (record.headers or ()) if mapping else ():
         if most is not None and len(headers) >= most:
             break
         headers[_cut(name, max_text) or ""] = _cut(_text(v)[0], max_text) or ""
@@ -112,13 +141,39 @@ def record_ref(
 
 
 def cut_note(record: Record, max_text: int) -> str:
-    """What :func:`record_ref` with ``max_text`` cut, for the dead letter's reason."""
+    """What :func:`record_ref` with ``max_text`` (and no mapping) cut, for the dead letter's
+    reason."""
     what = f"cut to {max_text} characters each" if max_text else "dropped"
     return (
         f"[key ({len(record.key or b'')} bytes) and headers ({len(record.headers or ())}) {what}"
-        + (f", at most {MAX_CUT_HEADERS} headers kept" if max_text else "")
+        + (f", at most {MAX_CUT_HEADERS} headers kept, in header_lines only" if max_text else "")
         + ", to fit Kafka's record size limit]"
     )
+
+
+#: The reason's note when the headers are in ``header_lines`` only, none of them cut.
+LINES_ONLY_NOTE = "[headers in header_lines only, to fit Kafka's record size limit]"
+
+
+def dead_letter_copies(record: Record) -> Iterator[tuple[KafkaRecordRef, str | None]]:
+    """The record's copies for its dead letter (:data:`DEAD_LETTER_COPIES`), from the whole
+    down, each with the note its reason gets (None: nothing left out but the value, which
+    ``value_truncated`` says). A copy the same as the one before is skipped: Kafka would
+    refuse it again. Made one at a time, as each is needed."""
+    last: KafkaRecordRef | None = None
+    for copy in DEAD_LETTER_COPIES:
+        ref = record_ref(
+            record, max_value=copy.max_value, max_text=copy.max_text, mapping=copy.mapping
+        )
+        if ref == last:
+            continue
+        last = ref
+        if copy.max_text is not None:
+            yield ref, cut_note(record, copy.max_text)
+        elif not copy.mapping and record.headers:
+            yield ref, LINES_ONLY_NOTE
+        else:
+            yield ref, None
 
 
 def readable_command_id(record: Record) -> str | None:

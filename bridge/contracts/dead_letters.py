@@ -72,15 +72,16 @@ class KafkaRecordRef(BaseModel):
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Record headers, one value per name (the last of a repeated name; base64 "
-        "if not UTF-8); `header_lines` has each header.",
+        "if not UTF-8); `header_lines` has each header. Empty when the dead letter was cut to "
+        "fit Kafka's record size limit (its reason says so): `header_lines` keeps them.",
     )
     header_lines: list[HeaderLine] | None = Field(
         None,
         description="Every record header in order, repeated names included, with its exact "
         "value (base64 when not UTF-8, null when it has none). To fit Kafka's record size "
-        "limit a dead letter may have its names and values cut to 1,024 characters (then "
-        "`…`) and at most 32 headers, or none (null); its reason says so. Null in dead "
-        "letters of releases before it too.",
+        "limit a dead letter drops the `headers` mapping first, then the value, then may have "
+        "these names and values cut to 1,024 characters (then `…`) and at most 32 headers, or "
+        "none (null); its reason says so. Null in dead letters of releases before it too.",
     )
     timestamp: datetime | None = Field(
         None,

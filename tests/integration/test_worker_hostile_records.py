@@ -97,8 +97,56 @@ async def test_a_key_or_headers_too_large_to_dead_letter_whole_are_cut(
             assert (record["value"], record["value_truncated"]) == (None, True)
             assert "to fit Kafka's record size limit]" in letter["reason"]
             assert record["key"] in ("flooded", base64.b64encode(huge_key)[:1024].decode() + "…")
-            assert len(record["headers"]) == (32 if record["key"] == "flooded" else 0)
+            assert record["headers"] == {}
+            lines = record["header_lines"]
+            assert len(lines or ()) == (32 if record["key"] == "flooded" else 0)
         assert loop.calls_per_command() == Counter({good.command_id: 1})
+
+
+async def test_a_dead_letter_too_large_for_its_topic_keeps_its_header_lines(
+    start_bridge: BridgeFactory, new_topic: NewTopicFactory
+) -> None:
+    # Between what the headers below weigh in a dead letter once and twice (the mapping and
+    # the lines): "\u0001" is six bytes of JSON.
+    limit = 600_000
+    dead_letters = await new_topic("dlq", configs={"max.message.bytes": str(limit)})
+    async with closed_loop(start_bridge, topics={"dead_letters": dead_letters}) as loop:
+        # ~530 KB once whole; 100 headers, ~395 KB once cut to 1,024 characters and 32 headers.
+        some = [(f"s{i:02d}" + "\x01" * 1100, b"\x01" * 1100) for i in range(40)]
+        many = [(f"m{i:03d}" + "\x01" * 2000, b"\x01" * 2000) for i in range(100)]
+        producer = AIOKafkaProducer(bootstrap_servers=loop.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            topic = loop.settings.topics.place_call
+            await producer.send_and_wait(topic, b"{not json", key=b"some", headers=some)
+            await producer.send_and_wait(topic, b"{not json", key=b"many", headers=many)
+        finally:
+            await producer.stop()
+        await loop.results(2)
+        letters = await everything(loop, dead_letters)
+        by_key = {letter["record"]["key"]: letter for letter in letters}
+        assert len(letters) == len(by_key) == 2
+        # Whole, value and all, in header_lines only.
+        record = by_key["some"]["record"]
+        assert by_key["some"]["reason"].endswith(
+            "[headers in header_lines only, to fit Kafka's record size limit]"
+        )
+        assert (record["value"], record["value_truncated"], record["headers"]) == (
+            "{not json", False, {},
+        )  # fmt: skip
+        assert [(line["name"], line["value"]) for line in record["header_lines"]] == [
+            (name, value.decode()) for name, value in some
+        ]
+        # Cut, in header_lines only: not dropped.
+        record = by_key["many"]["record"]
+        assert by_key["many"]["reason"].endswith(
+            "[key (4 bytes) and headers (100) cut to 1024 characters each, at most 32 headers "
+            "kept, in header_lines only, to fit Kafka's record size limit]"
+        )
+        assert (record["value"], record["value_truncated"], record["headers"]) == (None, True, {})
+        assert [(line["name"], line["value"]) for line in record["header_lines"]] == [
+            (name[:1024] + "…", value.decode()[:1024] + "…") for name, value in many[:32]
+        ]
 
 
 async def test_a_timestamp_past_year_9999_still_gets_a_result_and_a_dead_letter(

@@ -12,14 +12,17 @@ from aiokafka.structs import ConsumerRecord
 
 from bridge.commands.records import (
     DEAD_LETTER_CUTS,
+    LINES_ONLY_NOTE,
     MAX_CUT_HEADERS,
     cut_note,
+    dead_letter_copies,
     readable_command_id,
     record_ref,
     written_at,
 )
 from bridge.commands.trimming import ELLIPSIS
 from bridge.contracts.commands import parse_command
+from bridge.contracts.dead_letters import KafkaRecordRef
 from bridge.errors import InvalidCommand
 
 
@@ -88,10 +91,102 @@ def test_a_cut_copy_is_small_whatever_the_key_and_headers(key: bytes) -> None:
     # Escaped control characters are six bytes each: the key, and 32 names and values twice
     # (the mapping, the lines) of 1,025 of them, ~790 KB: still below Kafka's 1 MB default.
     assert len(cut.model_dump_json()) < 800_000
+    # As a dead letter tries it: the lines alone, about half that (~400 KB).
+    lines_only = record_ref(record, max_value=0, max_text=DEAD_LETTER_CUTS[0], mapping=False)
+    assert lines_only.headers == {}
+    assert lines_only.header_lines == cut.header_lines
+    assert len(lines_only.model_dump_json()) < 405_000
     dropped = record_ref(record, max_value=0, max_text=0)
     assert (dropped.key, dropped.headers, dropped.header_lines) == (None, {}, None)
     assert "(40000) cut to 1024 characters each" in cut_note(record, DEAD_LETTER_CUTS[0])
     assert f"({len(key)} bytes) and headers (40000) dropped" in cut_note(record, 0)
+
+
+_CONTROL = b"\x01"  # six bytes once escaped in JSON
+_MANY = [(f"h{i:03d}" + "\x01" * 2000, _CONTROL * 2000) for i in range(100)]
+_SOME = [(f"h{i:02d}" + "\x01" * 1100, _CONTROL * 1100) for i in range(40)]
+_FEW = [("traceparent", b"00-x"), ("h", b"v"), ("h", b"\xff")]
+
+
+def _shape(ref: KafkaRecordRef, note: str | None) -> tuple[object, ...]:
+    # What each copy keeps: value, key, the mapping's size, the lines' (cut or not), the note.
+    lines = ref.header_lines
+    return (
+        "value" if ref.value is not None else None,
+        None if ref.key is None else "key…" if ref.key.endswith(ELLIPSIS) else "key",
+        len(ref.headers),
+        None
+        if lines is None
+        else (len(lines), any(line.name.endswith(ELLIPSIS) for line in lines)),
+        None if note is None else "lines" if note == LINES_ONLY_NOTE else note.split(") ", 2)[-1],
+    )
+
+
+_DROPPED = "dropped, to fit Kafka's record size limit]"
+_CUT = (
+    "cut to 1024 characters each, at most 32 headers kept, in header_lines only, "
+    "to fit Kafka's record size limit]"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "headers", "copies"),
+    [
+        # No headers: no copy without the mapping, and the cut one is the valueless one.
+        (b"{", b"k", [], [("value", "key", 0, (0, False), None),
+                          (None, "key", 0, (0, False), None),
+                          (None, None, 0, None, _DROPPED)]),
+        # The mapping goes first, before the value; short headers need no cutting.
+        (b"{", b"k", _FEW, [("value", "key", 2, (3, False), None),
+                            ("value", "key", 0, (3, False), "lines"),
+                            (None, "key", 0, (3, False), "lines"),
+                            (None, None, 0, None, _DROPPED)]),
+        # No value to drop: that copy is the one before.
+        (None, b"k", _FEW, [(None, "key", 2, (3, False), None),
+                            (None, "key", 0, (3, False), "lines"),
+                            (None, None, 0, None, _DROPPED)]),
+        (b"{", b"k", _SOME, [("value", "key", 40, (40, False), None),
+                             ("value", "key", 0, (40, False), "lines"),
+                             (None, "key", 0, (40, False), "lines"),
+                             (None, "key", 0, (32, True), _CUT),
+                             (None, None, 0, None, _DROPPED)]),
+        (b"{", b"k" * 2000, _MANY, [("value", "key", 100, (100, False), None),
+                                    ("value", "key", 0, (100, False), "lines"),
+                                    (None, "key", 0, (100, False), "lines"),
+                                    (None, "key…", 0, (32, True), _CUT),
+                                    (None, None, 0, None, _DROPPED)]),
+    ],
+)  # fmt: skip
+def test_the_copies_a_dead_letter_tries_in_turn(
+    value: bytes | None,
+    key: bytes,
+    headers: list[tuple[str, bytes]],
+    copies: list[tuple[object, ...]],
+) -> None:
+    record = _record(value, key, headers)
+    assert [_shape(ref, note) for ref, note in dead_letter_copies(record)] == copies
+
+
+@pytest.mark.parametrize(
+    ("headers", "limit", "lines"),
+    [
+        # Kafka's record size limit of the dead letters' topic, between what the headers weigh
+        # once and twice: the first copy that fits still has its lines.
+        (_SOME, 600_000, (40, False)),
+        (_SOME, 800_000, (40, False)),
+        (_MANY, 450_000, (32, True)),
+        (_MANY, 600_000, (32, True)),
+        (_MANY, 790_000, (32, True)),
+        # Under what one cut copy weighs: none.
+        (_MANY, 350_000, None),
+    ],
+)
+def test_the_first_copy_that_fits_keeps_the_header_lines_when_one_copy_fits(
+    headers: list[tuple[str, bytes]], limit: int, lines: tuple[int, bool] | None
+) -> None:
+    record = _record(b"{not json", b"k", headers)
+    fits = next(ref for ref, _ in dead_letter_copies(record) if len(ref.model_dump_json()) < limit)
+    assert _shape(fits, None)[3] == lines
 
 
 def test_cutting_keeps_what_is_short() -> None:
