@@ -119,7 +119,7 @@ class CallbackReceiver:
                 ),
             ) from None
         except (RequestPayloadError, HttpProcessingError) as exc:
-            # The parser gave up on the body's framing (bridge.web.server fails the read at
+            # The parser gave up on the body's framing (bridge.web.connection fails the read at
             # once; the pure-Python parser may hand over its own error); what arrived before
             # the fault is kept.
             if isinstance(exc, BrokenBody):

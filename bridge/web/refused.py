@@ -4,7 +4,7 @@ aiohttp's parser refuses some requests (a broken request line, a header too long
 chunked body, ...) and answers them itself in plain text; others it hands to the app although
 the app cannot serve them (``CONNECT``, ``OPTIONS *``, HTTP/2.0 in text, an ``Expect`` it would
 answer with a plain-text 417). :func:`classify` and :func:`screen` decide the bridge's answer to
-each, in the JSON error shape with a precise code; :mod:`bridge.web.server` sends it.
+each, in the JSON error shape with a precise code; :mod:`bridge.web.connection` sends it.
 """
 
 from __future__ import annotations
