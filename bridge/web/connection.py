@@ -17,8 +17,10 @@ aiohttp lets a request line and headers trickle in for as long as the keep-alive
   once per request: anyone can send them;
 * a body whose chunked framing breaks half-way fails its reader at once (it would otherwise
   wait out the body timeout: aiohttp queues the parser's error behind the request) and the
-  connection is closed after the answer. A request head and the bytes behind it are parsed
-  apart, so that the request is handed over even when its broken body came with it;
+  connection is closed after its request's answer. Each request head and the bytes behind it
+  are parsed apart (also a head behind another request in the same packet, or one whose blank
+  line was cut between packets), so that the request is handed over even when its broken body
+  came with it;
 * an absolute-form target without a path (``GET http://host``) is routed as ``/``.
 
 Refusals are counted in ``bridge_http_refused_total``.
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 #: Seconds between log lines about refused requests of one kind (the metric counts each).
 REFUSED_LOG_INTERVAL = 60.0
 
+_CR_LF = b"\r\n"
+
 
 class Refusals:
     """Counts requests refused before any handler ran, and logs them at most once a minute."""
@@ -74,7 +78,7 @@ class BridgeRequestHandler(RequestHandler):
     """aiohttp's connection handler with a deadline for each request head and JSON answers to
     what aiohttp refuses by itself (see the module)."""
 
-    __slots__ = ("_body", "_head_timer", "_header_timeout", "_refusals")
+    __slots__ = ("_body", "_failed", "_head_timer", "_header_timeout", "_refusals")
 
     def __init__(
         self, manager: web.Server, *, header_timeout: float, refusals: Refusals, **kwargs: Any
@@ -85,6 +89,8 @@ class BridgeRequestHandler(RequestHandler):
         self._refusals = refusals
         #: The body of the last request parsed: a parser error while it is incomplete is its.
         self._body: StreamReader | None = None
+        #: The parser failed: nothing after is parsed (it answers what was queued before).
+        self._failed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the connection, and the first request head's deadline."""
@@ -93,22 +99,50 @@ class BridgeRequestHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; a head's deadline starts with its first byte and ends with it."""
+        if self._failed:
+            return
         # Waiting for a request (none queued, none being handled): these bytes begin a head.
         if data and self._head_timer is None and self._waiter is not None:
             self._arm()
+        # A request is queued only once the parser returns, and not at all when it fails
+        # first: so between bodies each head is parsed apart from what follows it, and its
+        # request is queued before the parser meets a body broken behind it in the same
+        # packet; the receiver dead-letters it. (Any cut is the same to the parser.)
         body = self._body
-        # Between bodies a head ends at the first blank line: parsed alone, its request is
-        # queued before the parser meets what follows it, so a body broken in the same packet
-        # still reaches the receiver, which dead-letters it. (Any cut is the same to the
-        # parser; within a body the bytes are not searched.)
-        end = data.find(b"\r\n\r\n") + 4 if body is None or body.is_eof() else 0
-        if 4 <= end < len(data):
+        if body is not None and not body.is_eof():
+            # Within a body the bytes are not searched (a large body would cost a search of
+            # all of it): a request behind it in the same packet is fed with it.
+            self._feed(data)
+        elif data and data[0] in _CR_LF:
+            # Perhaps the rest of a head's blank line, cut between packets.
+            self._feed_heads(data)
+        elif 4 <= (end := data.find(b"\r\n\r\n") + 4) < len(data):
             self._feed(data[:end])
-            self._feed(data[end:])
+            if not self._failed:
+                rest = data[end:]
+                if 13 in rest:
+                    self._feed_heads(rest)
+                else:
+                    # No CR, so no other head in the packet (most bodies hold none).
+                    self._feed(rest)
         else:
             self._feed(data)
         if self._head_timer is not None and self._messages:
             self._disarm()
+
+    def _feed_heads(self, data: bytes) -> None:
+        """Feed ``data`` cut after each blank line, and after the line ends it begins with
+        (LF, CRLF or LF CRLF: what a blank line cut between packets leaves for the next)."""
+        start = 0
+        while start < min(3, len(data)) and data[start] in _CR_LF:
+            start += 1
+        if start:
+            self._feed(data[:start])
+        while not self._failed and 4 <= (end := data.find(b"\r\n\r\n", start) + 4) < len(data):
+            self._feed(data[start:end])
+            start = end
+        if not self._failed and start < len(data):
+            self._feed(data[start:] if start else data)
 
     def _feed(self, data: bytes) -> None:
         queued = len(self._messages)
@@ -134,10 +168,11 @@ class BridgeRequestHandler(RequestHandler):
         for index in range(first, len(messages)):
             message, payload = messages[index]
             if isinstance(message, _ErrInfo):
+                # Nothing parses after an error: the connection ends with its answer.
+                self._failed = True
                 body = self._body
                 if body is not None and not body.is_eof():
                     self._break_body(body, message)
-                # Nothing parses after an error: the connection ends with its answer.
                 return
             self._body = payload
             refusal = refused.screen(
@@ -150,22 +185,31 @@ class BridgeRequestHandler(RequestHandler):
                 messages[index] = (message._replace(url=url), payload)
 
     def _break_body(self, body: StreamReader, error: _ErrInfo) -> None:
-        """The parser failed in ``body``: fail its reader now, answer nothing more, close."""
+        """The parser failed in ``body``: fail its reader now, answer nothing after its
+        request, close after it."""
         detail = errors.detail(error.exc)
-        if any(payload is body for _, payload in self._messages):
+        messages = self._messages
+        queued = next((i for i, (_, payload) in enumerate(messages) if payload is body), None)
+        if queued is not None:
             # Not handed to a handler yet: no reader can be waiting, so what the body holds
             # is taken now and travels with the error (a reader would get the error first).
             unread = body.read_nowait(-1) if body.exception() is None else b""
             body.set_exception(errors.BrokenBody(detail, unread))
-        elif self._current_request is not None and self._current_request.content is body:
-            # A reader woken by the bytes fed before the error still gets them, then this.
-            body.set_exception(errors.BrokenBody(detail))
-        # (Otherwise its request was answered and the body is only being read to drop it.)
+            # Requests queued before it are answered first (closing now would drop them);
+            # its answer ends the connection.
+            message, _ = messages[queued]
+            if not isinstance(message, _ErrInfo):  # (a body of its own: always a request)
+                messages[queued] = (message._replace(should_close=True), body)
+        else:
+            if self._current_request is not None and self._current_request.content is body:
+                # A reader woken by the bytes fed before the error still gets them, then this.
+                body.set_exception(errors.BrokenBody(detail))
+            # (Otherwise its request was answered and the body is only being read to drop it.)
+            self.close()
         body.feed_eof()
         # The parser's errors for the same bytes: answered by the receiver, or by no one.
-        while self._messages and _parser_error(self._messages[-1][0]):
-            self._messages.pop()
-        self.close()
+        while messages and _parser_error(messages[-1][0]):
+            messages.pop()
 
     def _body_in_transit(self) -> bool:
         """Closing, and the request being handled still waits for its body."""

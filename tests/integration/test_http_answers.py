@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +22,10 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
+from bridge.contracts.dead_letters import DeadLetter
+from bridge.dead_letters.decision import decide
 from tests.support.callbacks import callback
+from tests.support.dead_letters import replay_context
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all, read_to_end
 from tests.support.ports import free_port
@@ -129,6 +133,13 @@ def parse(data: bytes) -> Answer:
     return Answer(status_line, headers, body)
 
 
+async def read_answer(reader: asyncio.StreamReader) -> Answer:
+    """One answer off a connection that may carry more: its head, and its body by length."""
+    answer = parse(await reader.readuntil(b"\r\n\r\n"))
+    answer.body = await reader.readexactly(int(answer.headers.get("content-length", "0")))
+    return answer
+
+
 async def exchange(port: int, *parts: bytes, continued: bool = False) -> Answer:
     """Send ``parts`` on a new connection, and the answer read to the server's close.
 
@@ -191,13 +202,25 @@ async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
             # holds: a body that came with its head reaches the receiver empty.
             kept = b"" if parser == "python" and not continued else before_fault
             expected[request_id] = kept
-    records = await consume_all(receiver.bootstrap, receiver.dead_letters, expected=len(expected))
+    await assert_broken_body_letters(receiver, expected)
+
+
+async def letters_by_request_id(receiver: Receiver, *, expected: int) -> dict[str, Any]:
+    """The dead letters written (``expected`` of them), by the ``X-Request-Id`` of each."""
+    records = await consume_all(receiver.bootstrap, receiver.dead_letters, expected=expected)
     letters = {}
     for record in records:
         letter = json.loads(record.value)
         # Header names as the parser spelled them (the C parser's for the headers it knows).
         headers = {name.lower(): value for name, value in letter["request"]["headers"].items()}
         letters[headers["x-request-id"]] = letter
+    return letters
+
+
+async def assert_broken_body_letters(receiver: Receiver, expected: dict[str, bytes]) -> None:
+    """One dead letter of a broken chunked body per request id, keeping what arrived of it;
+    and replay refuses each as such."""
+    letters = await letters_by_request_id(receiver, expected=len(expected))
     assert set(letters) == set(expected)
     for request_id, kept in expected.items():
         letter = letters[request_id]
@@ -206,6 +229,110 @@ async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
         assert letter["request"]["body"] == kept.decode(), letter
         assert letter["request"]["body_truncated"] is True
         assert letter["request"]["headers"]["Transfer-Encoding"] == "chunked"
+        assert [line["name"] for line in letter["request"]["header_lines"]] == [
+            "Host",
+            "Content-Type",
+            "Transfer-Encoding",
+            "X-Request-Id",
+        ], letter
+        assert replay_refusal(letter) == (
+            "malformed_chunked_body",
+            "the body did not arrive whole (its chunked framing broke), so it cannot be replayed",
+        )
+
+
+def replay_refusal(letter: dict[str, Any]) -> tuple[str, str | None]:
+    """What ``dead-letters replay`` decides for ``letter`` (signed, fresh): its reason code
+    and reason when it refuses it."""
+    decision = decide(
+        DeadLetter.model_validate(letter),
+        None,
+        replay_context(datetime.now(UTC), timedelta(days=6)),
+        integrity="signed",
+    )
+    assert decision.outcome == "still_invalid", decision
+    assert decision.reason_code is not None
+    return decision.reason_code, decision.reason
+
+
+def fine_callback() -> bytes:
+    """A valid JSON callback POST, its body framed by its length."""
+    body = json.dumps(callback()).encode()
+    return (
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+async def test_a_broken_body_behind_a_pipelined_callback_is_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    # The parser meets the second head and the fault in one feed: it hands neither over.
+    parser, receiver = either_parser
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        request_id = str(uuid.uuid4())
+        head = CHUNKED_HEAD.format(id=request_id, expect="").encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+        try:
+            # One write, so one packet: the server reads both requests at once.
+            writer.write(fine_callback() + head + body)
+            await writer.drain()
+            first = await read_answer(reader)
+            second = parse(await reader.read())  # to EOF: it closes the connection
+        finally:
+            writer.close()
+        assert first.status == 200, (name, first)
+        assert second.status == 400, (name, second)
+        assert second.error()["code"] == "malformed_chunked_body", (name, second)
+        # As when the body comes with its head (above).
+        expected[request_id] = b"" if parser == "python" else before_fault
+    # Behind a request to another path, one to a path that is not a callback's: answered by
+    # its handler, which reads no body, and the connection closed after it all the same.
+    body = BROKEN_BODIES["a chunk size that is not hex"][0]
+    reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+    try:
+        head = CHUNKED_HEAD.replace("/callbacks/calls", "/elsewhere").format(id="-", expect="")
+        writer.write(b"GET /elsewhere HTTP/1.1\r\nHost: b\r\n\r\n" + head.encode() + body)
+        await writer.drain()
+        assert (await read_answer(reader)).status == 404
+        answer = parse(await reader.read())
+        assert answer.error()["code"] == "not_found"
+        assert answer.headers.get("connection") == "close", answer
+    finally:
+        writer.close()
+    await assert_broken_body_letters(receiver, expected)
+    events = await read_to_end(receiver.bootstrap, receiver.events)
+    assert len(events) == len(BROKEN_BODIES)
+
+
+async def test_a_broken_body_after_a_head_whose_blank_line_was_cut_is_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    # The head's end and the fault come in one feed, though no packet holds a whole CRLF CRLF.
+    parser, receiver = either_parser
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        for cut in (1, 2, 3):  # bytes of the head's last CRLF CRLF sent with the body
+            request_id = str(uuid.uuid4())
+            head = CHUNKED_HEAD.format(id=request_id, expect="").encode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+            try:
+                # Behind a request the server answers: by that answer it has read the head,
+                # but for its last bytes, sent with the body only then.
+                writer.write(b"GET /elsewhere HTTP/1.1\r\nHost: b\r\n\r\n" + head[:-cut])
+                await writer.drain()
+                assert (await read_answer(reader)).status == 404
+                writer.write(head[-cut:] + body)
+                await writer.drain()
+                answer = parse(await reader.read())
+            finally:
+                writer.close()
+            case = (name, cut)
+            assert answer.status == 400, (case, answer)
+            assert answer.error()["code"] == "malformed_chunked_body", (case, answer)
+            expected[request_id] = b"" if parser == "python" else before_fault
+    await assert_broken_body_letters(receiver, expected)
 
 
 #: What aiohttp's parser refuses, or hands over though no handler serves it: status and code.
