@@ -7,6 +7,7 @@ import asyncio
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
 
 from bridge.errors import BodyTimeout, BrokenChunkedBody, CallbackError
@@ -81,3 +82,14 @@ async def read_body(request: web.Request, http: HttpSettings) -> tuple[bytes, bo
             ),
         ) from None
     return b"".join(chunks), False
+
+
+def arrived(content: StreamReader, limit: int) -> tuple[bytes, bool]:
+    """What has arrived of a body no handler reads, cut at ``limit``, waiting for nothing;
+    ``True`` when that is not all of it (cut, still coming, or broken)."""
+    error = content.exception()
+    if error is not None:
+        unread = error.unread if isinstance(error, BrokenBody) else b""
+        return unread[:limit], True
+    body = content.read_nowait(-1)
+    return body[:limit], len(body) > limit or not content.is_eof()

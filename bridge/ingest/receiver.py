@@ -29,7 +29,7 @@ from bridge.errors import (
     UnsupportedMediaType,
 )
 from bridge.ingest import parsing
-from bridge.ingest.bodies import BodyIncomplete, read_body
+from bridge.ingest.bodies import BodyIncomplete, arrived, read_body
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.dead_letters import callback_dead_letter
 from bridge.ingest.senders import SenderCheck, refusal
@@ -145,6 +145,36 @@ class CallbackReceiver:
         except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, not the endpoint
             tally.outcome = "error"
             return await self._failed(request, body, truncated, exc)
+
+    async def keep_refused(
+        self, request: web.Request, error: CallbackError
+    ) -> web.StreamResponse | None:
+        """Dead-letter a callback the server refused before :meth:`handle` could run (an
+        ``Expect`` it does not meet), with what had arrived of its body: waiting for the rest
+        would hold the sender, which waits for an answer.
+
+        ``None`` once kept, and for a sender that may not send callbacks (nothing is kept of
+        it): the server's answer stands. Else the 503 to answer instead, Kafka having not
+        taken the dead letter.
+        """
+        started = time.perf_counter()
+        tally = _Tally(_delivery_method(request), outcome="rejected")
+        try:
+            try:
+                self._senders.check(request)
+            except (Forbidden, Unauthorized) as exc:
+                tally.outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
+                return None
+            body, truncated = arrived(request.content, self._settings.http.max_body_bytes)
+            await self._reject(request, body, truncated, error)
+        except PublishError as exc:
+            tally.outcome = "unavailable"
+            return _unavailable(exc)
+        finally:
+            m = self._metrics
+            m.child(m.callbacks, tally.method, tally.direction, tally.status, tally.outcome).inc()
+            m.child(m.callback_latency, tally.outcome).observe(time.perf_counter() - started)
+        return None
 
     def _refuse(self, request: web.Request, error: Forbidden | Unauthorized) -> web.Response:
         """401 or 403, nothing produced; logged at most once a minute (a stranger can repeat)."""

@@ -14,7 +14,8 @@ aiohttp lets a request line and headers trickle in for as long as the keep-alive
   handler can serve (``CONNECT``, ``OPTIONS *``, an HTTP version other than 1.x, an unknown
   ``Expect``), is answered in the JSON error shape with a precise code
   (:mod:`bridge.web.refused`), counted, and logged at most once a minute with a count, not
-  once per request: anyone can send them;
+  once per request: anyone can send them. One refused for its ``Expect`` is a whole request,
+  and the app's ``keep_refused`` dead-letters it first when it was a callback;
 * a body whose chunked framing breaks half-way fails its reader at once (it would otherwise
   wait out the body timeout: aiohttp queues the parser's error behind the request) and the
   connection is closed after its request's answer. Each request head and the bytes behind it
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -43,6 +45,7 @@ from bridge.errors import BridgeError
 from bridge.obs.logs import Throttle
 from bridge.obs.metrics import Metrics
 from bridge.web import errors, refused
+from bridge.web.appkeys import KeepRefused
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +81,29 @@ class BridgeRequestHandler(RequestHandler):
     """aiohttp's connection handler with a deadline for each request head and JSON answers to
     what aiohttp refuses by itself (see the module)."""
 
-    __slots__ = ("_body", "_failed", "_head_timer", "_header_timeout", "_refusals")
+    __slots__ = (
+        "_body",
+        "_failed",
+        "_head_timer",
+        "_header_timeout",
+        "_keep_refused",
+        "_refusals",
+    )
 
     def __init__(
-        self, manager: web.Server, *, header_timeout: float, refusals: Refusals, **kwargs: Any
+        self,
+        manager: web.Server,
+        *,
+        header_timeout: float,
+        refusals: Refusals,
+        keep_refused: KeepRefused | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusals = refusals
+        self._keep_refused = keep_refused
         #: The body of the last request parsed: a parser error while it is incomplete is its.
         self._body: StreamReader | None = None
         #: The parser failed: nothing after is parsed (it answers what was queued before).
@@ -179,7 +196,8 @@ class BridgeRequestHandler(RequestHandler):
                 message.method, message.path, message.version, message.headers.get(hdrs.EXPECT)
             )
             if refusal is not None:
-                error = refused.RefusedRequest(refusal)
+                kept = refusal.letter is not None and self._keep_refused is not None
+                error = refused.RefusedRequest(refusal, (message, payload) if kept else None)
                 messages[index] = (_ErrInfo(refusal.status, error, refusal.message), EMPTY_PAYLOAD)
             elif message.path[:1] != "/" and (url := refused.with_root_path(message.url)):
                 messages[index] = (message._replace(url=url), payload)
@@ -190,11 +208,13 @@ class BridgeRequestHandler(RequestHandler):
         detail = errors.detail(error.exc)
         messages = self._messages
         queued = next((i for i, (_, payload) in enumerate(messages) if payload is body), None)
-        if queued is not None:
-            # Not handed to a handler yet: no reader can be waiting, so what the body holds
-            # is taken now and travels with the error (a reader would get the error first).
+        if queued is not None or any(_held(message) is body for message, _ in messages):
+            # Not handed to a handler yet (or refused, and held for its dead letter): no reader
+            # can be waiting, so what the body holds is taken now and travels with the error
+            # (a reader would get the error first).
             unread = body.read_nowait(-1) if body.exception() is None else b""
             body.set_exception(errors.BrokenBody(detail, unread))
+        if queued is not None:
             # Requests queued before it are answered first (closing now would drop them);
             # its answer ends the connection.
             message, _ = messages[queued]
@@ -210,6 +230,34 @@ class BridgeRequestHandler(RequestHandler):
         # The parser's errors for the same bytes: answered by the receiver, or by no one.
         while messages and _parser_error(messages[-1][0]):
             messages.pop()
+
+    def _make_error_handler(self, err_info: _ErrInfo) -> Callable[[BaseRequest], Awaitable[Any]]:
+        """aiohttp's answer to an error; a refused request held for its dead letter is first
+        handed to ``keep_refused``, then answered as any other."""
+        exc, keep, factory = err_info.exc, self._keep_refused, self._request_factory
+        if (
+            not isinstance(exc, refused.RefusedRequest)
+            or exc.held is None
+            or exc.refusal.letter is None
+            or keep is None
+            or factory is None
+        ):
+            return super()._make_error_handler(err_info)
+        (message, payload), letter = exc.held, exc.refusal.letter
+
+        async def handler(request: BaseRequest) -> web.StreamResponse:
+            answer = self.handle_error(request, err_info.status, exc, err_info.message)
+            # The request as it came, on this one's writer (nothing is written through it).
+            kept = factory(message, payload, self, request.writer, request.task)
+            if not isinstance(kept, web.Request):  # (an app's requests are)
+                return answer
+            instead = await keep(kept, letter(exc.refusal.message))
+            if instead is None:
+                return answer
+            instead.force_close()
+            return instead
+
+        return handler
 
     def _body_in_transit(self) -> bool:
         """Closing, and the request being handled still waits for its body."""
@@ -277,3 +325,11 @@ class BridgeRequestHandler(RequestHandler):
 
 def _parser_error(message: object) -> bool:
     return isinstance(message, _ErrInfo) and not isinstance(message.exc, refused.RefusedRequest)
+
+
+def _held(message: object) -> StreamReader | None:
+    """The body of a refused request held for its dead letter."""
+    if isinstance(message, _ErrInfo) and isinstance(message.exc, refused.RefusedRequest):
+        held = message.exc.held
+        return None if held is None else held[1]
+    return None

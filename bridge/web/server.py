@@ -18,7 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from bridge.settings import HttpSettings
 from bridge.stop_signals import STOP_SIGNALS, received
 from bridge.tasks import cancel_and_wait
-from bridge.web.appkeys import METRICS
+from bridge.web.appkeys import KEEP_REFUSED, METRICS, KeepRefused
 from bridge.web.connection import BridgeRequestHandler, Refusals
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,14 @@ LINGERING_TIME = 2.0
 class _BridgeServer(web.Server):
     """aiohttp's server, making :class:`BridgeRequestHandler` connections."""
 
-    def __init__(self, plain: web.Server, *, header_timeout: float, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        plain: web.Server,
+        *,
+        header_timeout: float,
+        refusals: Refusals,
+        keep_refused: KeepRefused | None,
+    ) -> None:
         super().__init__(
             plain.request_handler,
             request_factory=plain.request_factory,
@@ -42,6 +49,7 @@ class _BridgeServer(web.Server):
         )
         self._header_timeout = header_timeout
         self._refusals = refusals
+        self._keep_refused = keep_refused
 
     def __call__(self) -> RequestHandler:
         return BridgeRequestHandler(
@@ -49,6 +57,7 @@ class _BridgeServer(web.Server):
             loop=self._loop,
             header_timeout=self._header_timeout,
             refusals=self._refusals,
+            keep_refused=self._keep_refused,
             **self._kwargs,
         )
 
@@ -56,7 +65,8 @@ class _BridgeServer(web.Server):
 class BridgeAppRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are :class:`BridgeRequestHandler`.
 
-    The app must carry its :class:`Metrics` under ``METRICS`` (every bridge app does).
+    The app must carry its :class:`Metrics` under ``METRICS`` (every bridge app does); an app
+    with callbacks carries under ``KEEP_REFUSED`` how one refused before its handler is kept.
     """
 
     __slots__ = ("_header_timeout",)
@@ -68,7 +78,12 @@ class BridgeAppRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
         refusals = Refusals(self.app[METRICS])
-        return _BridgeServer(plain, header_timeout=self._header_timeout, refusals=refusals)
+        return _BridgeServer(
+            plain,
+            header_timeout=self._header_timeout,
+            refusals=refusals,
+            keep_refused=self.app.get(KEEP_REFUSED),
+        )
 
 
 def run(app: web.Application, http: HttpSettings, *, reuse_port: bool = False) -> None:

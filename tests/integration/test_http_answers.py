@@ -3,7 +3,9 @@
 What aiohttp answers by itself, before any handler (a request its parser refuses, one no handler
 can serve, a chunked body whose framing breaks half-way), gets the bridge's
 ``{"error": {"code", "message"}}`` with a precise code; a callback whose body breaks is
-dead-lettered with what arrived of it, at once rather than after the body timeout.
+dead-lettered with what arrived of it, at once rather than after the body timeout (also behind
+another request in the same packet, or after a head whose blank line was cut between packets),
+and so is a callback refused for its ``Expect``.
 """
 
 from __future__ import annotations
@@ -76,7 +78,12 @@ class Answer:
 
 @asynccontextmanager
 async def start_receiver(
-    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path, *, extensions: bool
+    kafka_bootstrap: str,
+    new_topic: NewTopicFactory,
+    tmp_path: Path,
+    *,
+    extensions: bool,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Receiver]:
     receiver = Receiver(
         bootstrap=kafka_bootstrap,
@@ -85,7 +92,7 @@ async def start_receiver(
         events=await new_topic("events"),
         dead_letters=await new_topic("dlq"),
     )
-    env = {
+    env = (env or {}) | {
         "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "BRIDGE_TOPICS__CALL_EVENTS": receiver.events,
         "BRIDGE_TOPICS__DEAD_LETTERS": receiver.dead_letters,
@@ -335,6 +342,88 @@ async def test_a_broken_body_after_a_head_whose_blank_line_was_cut_is_dead_lette
     await assert_broken_body_letters(receiver, expected)
 
 
+EXPECT_HEAD = (
+    "POST {path} HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+    "{framing}\r\nExpect: 200-ok\r\nX-Request-Id: {id}\r\n{auth}\r\n"
+)
+#: What the guarded receiver below takes as a callback's credentials.
+CREDENTIALS = "Authorization: Basic Zm9uZTpzdG9ybQ==\r\n"  # fone:storm
+
+
+async def test_a_callback_with_an_unknown_expectation_is_dead_lettered(
+    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path
+) -> None:
+    auth = {
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "false",
+        "BRIDGE_CALLBACKS__USERNAME": "fone",
+        "BRIDGE_CALLBACKS__PASSWORD": "storm",
+    }
+    body = json.dumps(callback()).encode()
+    length = f"Content-Length: {len(body)}"
+    broken, before_fault = BROKEN_BODIES["a chunk size that is not hex"]
+    async with start_receiver(
+        kafka_bootstrap, new_topic, tmp_path, extensions=True, env=auth
+    ) as receiver:
+        # Port, path, credentials, framing, what follows the head; then what a dead letter
+        # keeps of the body and whether that is all of it (None: no dead letter).
+        cases: list[tuple[int, str, bool, str, bytes, tuple[bytes, bool] | None]] = [
+            (receiver.port, "/callbacks/calls", True, length, body, (body, False)),
+            # The sender waits for a go-ahead: nothing of the body has come.
+            (receiver.port, "/callbacks/calls", True, length, b"", (b"", True)),
+            (
+                receiver.port,
+                "/callbacks/calls",
+                True,
+                "Transfer-Encoding: chunked",
+                broken,
+                (before_fault, True),
+            ),
+            # A stranger writes no dead letter; nor does a request to another path.
+            (receiver.port, "/callbacks/calls", False, length, body, None),
+            (receiver.port, "/elsewhere", True, length, body, None),
+            (receiver.admin_port, "/callbacks/calls", True, length, body, None),
+        ]
+        kept: dict[str, tuple[str, bytes, bool]] = {}
+        for port, path, credentials, framing, after_head, letter_body in cases:
+            request_id = str(uuid.uuid4())
+            head = EXPECT_HEAD.format(
+                path=path, framing=framing, id=request_id, auth=CREDENTIALS if credentials else ""
+            ).encode()
+            answer = await exchange(port, head + after_head)
+            case = (port, path, credentials, framing, after_head[:20])
+            # As aiohttp answers what it refuses itself (it cannot tell the version).
+            assert answer.status_line.startswith(b"HTTP/1.0 417 "), (case, answer)
+            assert answer.error()["code"] == "expectation_failed", (case, answer)
+            if letter_body is not None:
+                kept[request_id] = (framing.split(":")[0], *letter_body)
+        letters = await letters_by_request_id(receiver, expected=len(kept))
+        assert set(letters) == set(kept)
+        assert len(await read_to_end(receiver.bootstrap, receiver.dead_letters)) == len(kept)
+        for request_id, (framing_header, kept_body, truncated) in kept.items():
+            letter = letters[request_id]
+            assert (letter["reason_code"], letter["http_status"]) == ("expectation_failed", 417)
+            assert "200-ok" in letter["reason"], letter
+            request = letter["request"]
+            assert (request["method"], request["path"]) == ("POST", "/callbacks/calls")
+            assert (request["body"], request["body_truncated"]) == (kept_body.decode(), truncated)
+            assert [line["name"] for line in request["header_lines"]] == [
+                "Host",
+                "Content-Type",
+                framing_header,
+                "X-Request-Id",
+            ], letter
+            if truncated:
+                assert replay_refusal(letter) == (
+                    "expectation_failed",
+                    "the body was not read whole (its Expect was refused before it was), so it "
+                    "cannot be replayed",
+                )
+        async with aiohttp.ClientSession() as http:
+            series = 'bridge_dead_letters_total{reason="expectation_failed",source="callback"}'
+            assert await metric(http, receiver.admin_url, series) == len(kept)
+        assert await read_to_end(receiver.bootstrap, receiver.events) == []
+
+
 #: What aiohttp's parser refuses, or hands over though no handler serves it: status and code.
 REFUSED = [
     (b"GARBAGE\r\n\r\n", 400, "invalid_method"),
@@ -369,7 +458,7 @@ REFUSED = [
         "invalid_body_framing",
     ),
     (
-        b"POST /callbacks/calls HTTP/1.1\r\nHost: b\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /elsewhere HTTP/1.1\r\nHost: b\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}",
         417,
         "expectation_failed",
     ),
