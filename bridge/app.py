@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridge.commands.service import running_worker
 from bridge.commands.worker import CommandWorker
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, CallbackError
 from bridge.fonestorm.registration import register_callbacks
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
@@ -36,12 +36,14 @@ from bridge.settings import Settings, SettingsError, receiver_auth_problem
 from bridge.tasks import cancel_and_wait
 from bridge.web.admin import add_operations_routes
 from bridge.web.appkeys import (
+    KEEP_REFUSED,
     METRICS,
     NOT_READY_REASONS,
     PUBLISHER,
     READINESS,
     SETTINGS,
     STOPPED,
+    KeepRefused,
 )
 from bridge.web.errors import add_json_fallbacks
 from bridge.web.server import LINGERING_TIME, BridgeAppRunner
@@ -266,7 +268,8 @@ def create_app(
             # before a restart must find it.
             app[READINESS]["correlation"] = lambda: correlator.ready
         app[RECEIVER] = CallbackReceiver(settings, app[PUBLISHER], app[METRICS], correlator)
-        app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
+        route = app.router.add_route("*", CALLBACK_PATH, app[RECEIVER].handle)
+        app[KEEP_REFUSED] = _keep_refused_callbacks(app.router, route.resource, app[RECEIVER])
     if worker:
         _warn_unsigned(settings, "command", "BRIDGE_DEAD_LETTERS__COMMAND_SIGNING_KEY")
         app.cleanup_ctx.append(_worker_ctx)
@@ -278,6 +281,21 @@ def create_app(
         app.on_startup.append(_register_callbacks)
     app.on_startup.append(_freeze_heap)
     return app
+
+
+def _keep_refused_callbacks(
+    router: web.UrlDispatcher, callbacks: web.AbstractResource | None, receiver: CallbackReceiver
+) -> KeepRefused:
+    """Dead-letters a request refused before any handler ran when the router would have handed
+    it to the receiver: what makes a request a callback is its route, as for every other."""
+
+    async def keep(request: web.Request, error: CallbackError) -> web.StreamResponse | None:
+        match = await router.resolve(request)
+        if callbacks is None or match.route.resource is not callbacks:
+            return None
+        return await receiver.keep_refused(request, error)
+
+    return keep
 
 
 def _warn_unsigned(settings: Settings, source: str, variable: str) -> None:

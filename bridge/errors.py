@@ -12,6 +12,7 @@ layer maps ``http_status`` and ``code`` to the JSON error shape ``{"error": {"co
     │   ├── UnsupportedMediaType      content type we do not accept                    415
     │   ├── PayloadTooLarge           body over the configured limit                   413
     │   ├── BodyTimeout               body not received within the body timeout        408
+    │   ├── ExpectationFailed         an ``Expect`` other than 100-continue            417
     │   ├── Unauthorized              basic-auth missing or wrong (not dead-lettered)  401
     │   ├── Forbidden                 source not in the allowed networks (not kept)    403
     │   └── InternalError             a bug met on this callback (dead-lettered)      500
@@ -97,6 +98,14 @@ class BodyTimeout(CallbackError):
 
     code = "request_timeout"
     http_status = 408
+
+
+class ExpectationFailed(CallbackError):
+    """The request asks an ``Expect`` the bridge does not meet (it meets ``100-continue``):
+    refused before its body is read, and kept with what had arrived of it."""
+
+    code = "expectation_failed"
+    http_status = 417
 
 
 class Unauthorized(CallbackError):

@@ -19,6 +19,7 @@ from bridge.errors import (
     BodyTimeout,
     BrokenChunkedBody,
     CallbackError,
+    ExpectationFailed,
     MalformedCallback,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -74,14 +75,21 @@ def callback_data(
     """The callback's data if today's receiver would accept it; else the :class:`CallbackError`
     it would answer with.
 
-    ``reason_code`` is the dead letter's: a body that stalled (``request_timeout``) was refused
-    before anything was decoded, and an incomplete body cannot be decoded now either.
+    ``reason_code`` is the dead letter's: a body that stalled (``request_timeout``), whose
+    chunked framing broke, or that was not read for its ``Expect`` (``expectation_failed``)
+    was refused before anything was decoded, and an incomplete body cannot be decoded now
+    either.
     """
     if request.body_truncated and reason_code == BodyTimeout.code:
         raise BodyTimeout("the body did not arrive whole (it stalled), so it cannot be replayed")
     if request.body_truncated and reason_code == BrokenChunkedBody.code:
         raise BrokenChunkedBody(
             "the body did not arrive whole (its chunked framing broke), so it cannot be replayed"
+        )
+    if request.body_truncated and reason_code == ExpectationFailed.code:
+        raise ExpectationFailed(
+            "the body was not read whole (its Expect was refused before it was), so it "
+            "cannot be replayed"
         )
     if request.method == "GET":
         if len(request.query) > MAX_QUERY_CHARS:

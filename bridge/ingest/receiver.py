@@ -2,27 +2,23 @@
 
 Anything refused is produced to the dead-letter topic *before* the 4xx is sent; if even that
 fails the caller gets 503, so FoneStorm retries and nothing is lost. Who may send is
-:mod:`~bridge.ingest.senders`; what a dead letter keeps, :mod:`~bridge.ingest.dead_letters`.
+:mod:`~bridge.ingest.senders`; how a body is read, :mod:`~bridge.ingest.bodies`; what a dead
+letter keeps, :mod:`~bridge.ingest.dead_letters`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 import orjson
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
 from bridge.contracts.base import utcnow
 from bridge.contracts.calls import CallEvent, Direction, call_event_json, call_event_type
 from bridge.contracts.dead_letters import DeadLetter
 from bridge.errors import (
-    BodyTimeout,
-    BrokenChunkedBody,
     CallbackError,
     Forbidden,
     InternalError,
@@ -33,6 +29,7 @@ from bridge.errors import (
     UnsupportedMediaType,
 )
 from bridge.ingest import parsing
+from bridge.ingest.bodies import BodyIncomplete, arrived, read_body
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.dead_letters import callback_dead_letter
 from bridge.ingest.senders import SenderCheck, refusal
@@ -43,7 +40,7 @@ from bridge.obs.logs import Throttle, log_context
 from bridge.obs.metrics import Metrics
 from bridge.phone import to_e164
 from bridge.settings import Settings
-from bridge.web.errors import BrokenBody, detail, error_response
+from bridge.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -73,66 +70,6 @@ class CallbackReceiver:
         self._trust_incoming = settings.tracing.trust_incoming_context
         self._senders = SenderCheck(settings)
         self._unauthorized_log = Throttle(UNAUTHORIZED_LOG_INTERVAL)
-
-    async def _read_body(self, request: web.Request) -> tuple[bytes, bool]:
-        """The body, cut at the size limit; ``True`` when it was cut.
-
-        Raises :class:`_BodyIncomplete` (carrying what arrived) when the body takes longer than
-        ``http.body_timeout`` (a trickling sender must not hold a connection for ever), when
-        the sender closes the connection before it is complete, and when its chunked framing
-        breaks.
-        """
-        limit = self._settings.http.max_body_bytes
-        chunks: list[bytes] = []
-        try:
-            if request.content.is_eof():
-                # The whole body came with the headers (every FoneStorm callback, and every
-                # GET): take it without a coroutine or a timer per read.
-                body = request.content.read_nowait(-1)
-                return (body[:limit], True) if len(body) > limit else (body, False)
-            async with asyncio.timeout(self._settings.http.body_timeout):
-                # Announced too large: refused once the limit's worth (kept) has arrived.
-                enough = limit if (request.content_length or 0) > limit else limit + 1
-                size = 0
-                while chunk := await request.content.read(_READ_CHUNK):
-                    size += len(chunk)
-                    if size >= enough:
-                        chunks.append(chunk[: len(chunk) - max(0, size - limit)])
-                        return b"".join(chunks), True
-                    chunks.append(chunk)
-        except TimeoutError:
-            received = f"{sum(map(len, chunks))} bytes received"
-            raise _BodyIncomplete(
-                b"".join(chunks),
-                BodyTimeout(
-                    f"the body did not arrive within {self._settings.http.body_timeout:g}s "
-                    f"({received})"
-                ),
-            ) from None
-        except ConnectionResetError:
-            # aiohttp's word for a sender gone mid-body: an incomplete body, not a bug of ours.
-            received = f"{sum(map(len, chunks))} bytes received"
-            raise _BodyIncomplete(
-                b"".join(chunks),
-                BodyTimeout(
-                    f"the sender closed the connection before the body was complete ({received})"
-                ),
-            ) from None
-        except (RequestPayloadError, HttpProcessingError) as exc:
-            # The parser gave up on the body's framing (bridge.web.server fails the read at
-            # once; the pure-Python parser may hand over its own error); what arrived before
-            # the fault is kept.
-            if isinstance(exc, BrokenBody):
-                chunks.append(exc.unread)
-            partial = b"".join(chunks)[:limit]
-            raise _BodyIncomplete(
-                partial,
-                BrokenChunkedBody(
-                    f"the chunked body is malformed: {detail(exc)} ({len(partial)} bytes of it "
-                    "received before the fault)"
-                ),
-            ) from None
-        return b"".join(chunks), False
 
     def _data(self, request: web.Request, body: bytes, truncated: bool) -> parsing.CallbackData:
         if request.method == hdrs.METH_GET:
@@ -190,8 +127,8 @@ class CallbackReceiver:
         body, truncated = b"", False
         try:
             try:
-                body, truncated = await self._read_body(request)
-            except _BodyIncomplete as incomplete:
+                body, truncated = await read_body(request, self._settings.http)
+            except BodyIncomplete as incomplete:
                 tally.outcome = "rejected"
                 return await self._reject(request, incomplete.partial, True, incomplete.error)
             try:
@@ -208,6 +145,36 @@ class CallbackReceiver:
         except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, not the endpoint
             tally.outcome = "error"
             return await self._failed(request, body, truncated, exc)
+
+    async def keep_refused(
+        self, request: web.Request, error: CallbackError
+    ) -> web.StreamResponse | None:
+        """Dead-letter a callback the server refused before :meth:`handle` could run (an
+        ``Expect`` it does not meet), with what had arrived of its body: waiting for the rest
+        would hold the sender, which waits for an answer.
+
+        ``None`` once kept, and for a sender that may not send callbacks (nothing is kept of
+        it): the server's answer stands. Else the 503 to answer instead, Kafka having not
+        taken the dead letter.
+        """
+        started = time.perf_counter()
+        tally = _Tally(_delivery_method(request), outcome="rejected")
+        try:
+            try:
+                self._senders.check(request)
+            except (Forbidden, Unauthorized) as exc:
+                tally.outcome = "forbidden" if isinstance(exc, Forbidden) else "unauthorized"
+                return None
+            body, truncated = arrived(request.content, self._settings.http.max_body_bytes)
+            await self._reject(request, body, truncated, error)
+        except PublishError as exc:
+            tally.outcome = "unavailable"
+            return _unavailable(exc)
+        finally:
+            m = self._metrics
+            m.child(m.callbacks, tally.method, tally.direction, tally.status, tally.outcome).inc()
+            m.child(m.callback_latency, tally.outcome).observe(time.perf_counter() - started)
+        return None
 
     def _refuse(self, request: web.Request, error: Forbidden | Unauthorized) -> web.Response:
         """401 or 403, nothing produced; logged at most once a minute (a stranger can repeat)."""
@@ -360,15 +327,6 @@ class _Tally:
     direction: str = "unknown"
     status: str = "unknown"
     outcome: str = "accepted"
-
-
-class _BodyIncomplete(Exception):
-    """The body did not arrive whole, for ``error``; ``partial`` is what arrived of it."""
-
-    def __init__(self, partial: bytes, error: CallbackError) -> None:
-        super().__init__(error.message)
-        self.partial = partial
-        self.error = error
 
 
 def _delivery_method(request: web.Request) -> str:

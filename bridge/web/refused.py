@@ -4,7 +4,7 @@ aiohttp's parser refuses some requests (a broken request line, a header too long
 chunked body, ...) and answers them itself in plain text; others it hands to the app although
 the app cannot serve them (``CONNECT``, ``OPTIONS *``, HTTP/2.0 in text, an ``Expect`` it would
 answer with a plain-text 417). :func:`classify` and :func:`screen` decide the bridge's answer to
-each, in the JSON error shape with a precise code; :mod:`bridge.web.server` sends it.
+each, in the JSON error shape with a precise code; :mod:`bridge.web.connection` sends it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from aiohttp.http_exceptions import (
     LineTooLong,
     TransferEncodingError,
 )
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.http_writer import HttpVersion
+from aiohttp.streams import StreamReader
 from yarl import URL
 
+from bridge.errors import CallbackError, ExpectationFailed
 from bridge.web.errors import MALFORMED_CHUNKED_BODY, MAX_DETAIL_CHARS, detail
 
 HTTP_VERSION_NOT_SUPPORTED = "http_version_not_supported"
@@ -32,20 +35,29 @@ HTTP_VERSION_NOT_SUPPORTED = "http_version_not_supported"
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """One answer in the JSON error shape: status, code, message (and ``Allow`` for a 405)."""
+    """One answer in the JSON error shape: status, code, message (and ``Allow`` for a 405).
+
+    ``letter``: the error a callback refused so is dead-lettered for, the request being a
+    whole one (the parser took it); ``None``: nothing is kept.
+    """
 
     status: int
     code: str
     message: str
     allow: str | None = None
+    letter: type[CallbackError] | None = None
 
 
 class RefusedRequest(HttpProcessingError):
-    """A request the parser accepted but :func:`screen` refused: its answer travels with it."""
+    """A request the parser accepted but :func:`screen` refused: its answer travels with it,
+    and ``held``, what the server keeps of it for a dead letter (its ``letter``)."""
 
-    def __init__(self, refusal: Refusal) -> None:
+    def __init__(
+        self, refusal: Refusal, held: tuple[RawRequestMessage, StreamReader] | None = None
+    ) -> None:
         super().__init__(code=refusal.status, message=refusal.message)
         self.refusal = refusal
+        self.held = held
 
 
 def _is(kind: type[Exception], starts: str = "") -> Callable[[Exception, str], bool]:
@@ -170,7 +182,10 @@ def screen(method: str, target: str, version: HttpVersion, expect: str | None) -
     # What aiohttp's own expect handler accepts; it answers anything else with 417 in text.
     if expect is not None and version.minor >= 1 and expect.lower() != "100-continue":
         return Refusal(
-            417, "expectation_failed", f"Expect {expect[:MAX_DETAIL_CHARS]!r} is not supported"
+            ExpectationFailed.http_status,
+            ExpectationFailed.code,
+            f"Expect {expect[:MAX_DETAIL_CHARS]!r} is not supported",
+            letter=ExpectationFailed,
         )
     return None
 

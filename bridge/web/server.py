@@ -1,254 +1,45 @@
-"""The HTTP server of both ports: aiohttp's, with a deadline for each request head and the
-bridge's answers to what aiohttp refuses by itself.
+"""The HTTP server of both ports: aiohttp's, its connections
+:class:`~bridge.web.connection.BridgeRequestHandler` (a deadline for each request head, the
+bridge's answers to what aiohttp refuses by itself).
 
-aiohttp lets a request line and headers trickle in for as long as the keep-alive timeout
-(75 s), and a connection that sends a byte now and then holds its slot all that time
-(slowloris). Its server has no setting for this, so connections here are
-:class:`BridgeRequestHandler`, aiohttp's own handler with these changes:
-
-* the request head (request line and headers) must be complete within
-  ``BRIDGE_HTTP__HEADER_TIMEOUT``: counted from the connection's accept for its first request,
-  as Go's ``ReadHeaderTimeout`` does, and from the first byte of each later one (between
-  requests the keep-alive timeout rules). Past it the connection is closed without an answer;
-* a request aiohttp's HTTP parser refuses (it answers before any handler runs), or one no
-  handler can serve (``CONNECT``, ``OPTIONS *``, an HTTP version other than 1.x, an unknown
-  ``Expect``), is answered in the JSON error shape with a precise code
-  (:mod:`bridge.web.refused`), counted, and logged at most once a minute with a count, not
-  once per request: anyone can send them;
-* a body whose chunked framing breaks half-way fails its reader at once (it would otherwise
-  wait out the body timeout: aiohttp queues the parser's error behind the request) and the
-  connection is closed after the answer. A request head and the bytes behind it are parsed
-  apart, so that the request is handed over even when its broken body came with it;
-* an absolute-form target without a path (``GET http://host``) is routed as ``/``.
-
-Refusals are counted in ``bridge_http_refused_total``. :func:`run` serves an app with them until
-SIGTERM or SIGINT, as ``web.run_app`` would, except that a signal during the app's start-up
-cancels the start-up rather than waiting for it.
+:func:`run` serves an app with them until SIGTERM or SIGINT, as ``web.run_app`` would, except
+that a signal during the app's start-up cancels the start-up rather than waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
-from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
-from aiohttp.web_request import BaseRequest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-from bridge.errors import BridgeError
-from bridge.obs.logs import Throttle
-from bridge.obs.metrics import Metrics
 from bridge.settings import HttpSettings
 from bridge.stop_signals import STOP_SIGNALS, received
 from bridge.tasks import cancel_and_wait
-from bridge.web import errors, refused
-from bridge.web.appkeys import METRICS
+from bridge.web.appkeys import KEEP_REFUSED, METRICS, KeepRefused
+from bridge.web.connection import BridgeRequestHandler, Refusals
 
 log = logging.getLogger(__name__)
 
-#: Seconds between log lines about refused requests of one kind (the metric counts each).
-REFUSED_LOG_INTERVAL = 60.0
 #: Seconds a connection whose request was answered before its body was read (413, 408, 401)
 #: goes on reading and dropping that body, so the sender can finish writing and read the
 #: answer; then it is closed. aiohttp's default is 10 s, at whatever rate the sender sends.
 LINGERING_TIME = 2.0
 
 
-class Refusals:
-    """Counts requests refused before any handler ran, and logs them at most once a minute."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._counter = metrics.http_refused
-        self._throttles: dict[str, Throttle] = {}
-
-    def refused(self, reason: str, detail: str, peer: object) -> None:
-        """Count one refusal; a log line when its kind has not been logged for a while."""
-        self._counter.labels(reason).inc()
-        throttle = self._throttles.setdefault(reason, Throttle(REFUSED_LOG_INTERVAL))
-        count = throttle.hit(time.monotonic())
-        if count is not None:
-            log.warning(
-                "%d HTTP requests refused (%s) since the last such line (this one: %s, from %s)",
-                count,
-                reason,
-                detail,
-                peer,
-            )
-
-
-class BridgeRequestHandler(RequestHandler):
-    """aiohttp's connection handler with a deadline for each request head and JSON answers to
-    what aiohttp refuses by itself (see the module)."""
-
-    __slots__ = ("_body", "_head_timer", "_header_timeout", "_refusals")
-
-    def __init__(
-        self, manager: web.Server, *, header_timeout: float, refusals: Refusals, **kwargs: Any
-    ) -> None:
-        super().__init__(manager, **kwargs)
-        self._header_timeout = header_timeout
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._refusals = refusals
-        #: The body of the last request parsed: a parser error while it is incomplete is its.
-        self._body: StreamReader | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start the connection, and the first request head's deadline."""
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        """Feed the parser; a head's deadline starts with its first byte and ends with it."""
-        # Waiting for a request (none queued, none being handled): these bytes begin a head.
-        if data and self._head_timer is None and self._waiter is not None:
-            self._arm()
-        body = self._body
-        # Between bodies a head ends at the first blank line: parsed alone, its request is
-        # queued before the parser meets what follows it, so a body broken in the same packet
-        # still reaches the receiver, which dead-letters it. (Any cut is the same to the
-        # parser; within a body the bytes are not searched.)
-        end = data.find(b"\r\n\r\n") + 4 if body is None or body.is_eof() else 0
-        if 4 <= end < len(data):
-            self._feed(data[:end])
-            self._feed(data[end:])
-        else:
-            self._feed(data)
-        if self._head_timer is not None and self._messages:
-            self._disarm()
-
-    def _feed(self, data: bytes) -> None:
-        queued = len(self._messages)
-        if self._body_in_transit():
-            # Shutdown has begun, and aiohttp drops every byte from then on: the callback being
-            # handled would wait out the body timeout and be refused (408, dead-lettered with
-            # part of its body) instead of finishing. Its body is let in; nothing after it is
-            # served (shutdown ends the connection's loop).
-            close, force_close = self._close, self._force_close
-            self._close = self._force_close = False
-            try:
-                super().data_received(data)
-            finally:
-                self._close, self._force_close = close, force_close
-        else:
-            super().data_received(data)
-        if len(self._messages) > queued:
-            self._screen(queued)
-
-    def _screen(self, first: int) -> None:
-        """Look at the requests (or parser errors) one feed queued from index ``first`` on."""
-        messages = self._messages
-        for index in range(first, len(messages)):
-            message, payload = messages[index]
-            if isinstance(message, _ErrInfo):
-                body = self._body
-                if body is not None and not body.is_eof():
-                    self._break_body(body, message)
-                # Nothing parses after an error: the connection ends with its answer.
-                return
-            self._body = payload
-            refusal = refused.screen(
-                message.method, message.path, message.version, message.headers.get(hdrs.EXPECT)
-            )
-            if refusal is not None:
-                error = refused.RefusedRequest(refusal)
-                messages[index] = (_ErrInfo(refusal.status, error, refusal.message), EMPTY_PAYLOAD)
-            elif message.path[:1] != "/" and (url := refused.with_root_path(message.url)):
-                messages[index] = (message._replace(url=url), payload)
-
-    def _break_body(self, body: StreamReader, error: _ErrInfo) -> None:
-        """The parser failed in ``body``: fail its reader now, answer nothing more, close."""
-        detail = errors.detail(error.exc)
-        if any(payload is body for _, payload in self._messages):
-            # Not handed to a handler yet: no reader can be waiting, so what the body holds
-            # is taken now and travels with the error (a reader would get the error first).
-            unread = body.read_nowait(-1) if body.exception() is None else b""
-            body.set_exception(errors.BrokenBody(detail, unread))
-        elif self._current_request is not None and self._current_request.content is body:
-            # A reader woken by the bytes fed before the error still gets them, then this.
-            body.set_exception(errors.BrokenBody(detail))
-        # (Otherwise its request was answered and the body is only being read to drop it.)
-        body.feed_eof()
-        # The parser's errors for the same bytes: answered by the receiver, or by no one.
-        while self._messages and _parser_error(self._messages[-1][0]):
-            self._messages.pop()
-        self.close()
-
-    def _body_in_transit(self) -> bool:
-        """Closing, and the request being handled still waits for its body."""
-        request = self._current_request
-        return (
-            (self._close or self._force_close)
-            and self.transport is not None
-            and request is not None
-            and not request.content.is_eof()
-        )
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """Drop the deadline with the connection."""
-        self._disarm()
-        super().connection_lost(exc)
-
-    def handle_error(
-        self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        """aiohttp's answer to an error, in the JSON shape; a refusal before any handler is
-        counted and its log line throttled."""
-        if isinstance(exc, HttpProcessingError):
-            refusal = refused.classify(exc)
-            reason = "unsupported" if isinstance(exc, refused.RefusedRequest) else "malformed"
-            self._refusals.refused(reason, errors.detail(exc), request.remote)
-        else:
-            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
-            refusal = refused.for_status(status)
-        if request.writer.output_size > 0:
-            # As aiohttp: an answer has begun, so this one cannot be sent.
-            raise ConnectionError("Response is sent already, cannot send another one")
-        response = errors.error_response(
-            BridgeError(refusal.message, code=refusal.code), status=refusal.status
-        )
-        if refusal.allow is not None:
-            response.headers[hdrs.ALLOW] = refusal.allow
-        response.force_close()
-        return response
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_timer = self._loop.call_later(self._header_timeout, self._head_expired)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_expired(self) -> None:
-        self._head_timer = None
-        if self.transport is None or self._messages:
-            return
-        peer = self.transport.get_extra_info("peername")
-        self._refusals.refused(
-            "header_timeout",
-            f"request head not complete within {self._header_timeout:g}s",
-            peer[0] if isinstance(peer, tuple) else peer,
-        )
-        self.force_close()
-
-
-def _parser_error(message: object) -> bool:
-    return isinstance(message, _ErrInfo) and not isinstance(message.exc, refused.RefusedRequest)
-
-
 class _BridgeServer(web.Server):
     """aiohttp's server, making :class:`BridgeRequestHandler` connections."""
 
-    def __init__(self, plain: web.Server, *, header_timeout: float, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        plain: web.Server,
+        *,
+        header_timeout: float,
+        refusals: Refusals,
+        keep_refused: KeepRefused | None,
+    ) -> None:
         super().__init__(
             plain.request_handler,
             request_factory=plain.request_factory,
@@ -258,6 +49,7 @@ class _BridgeServer(web.Server):
         )
         self._header_timeout = header_timeout
         self._refusals = refusals
+        self._keep_refused = keep_refused
 
     def __call__(self) -> RequestHandler:
         return BridgeRequestHandler(
@@ -265,6 +57,7 @@ class _BridgeServer(web.Server):
             loop=self._loop,
             header_timeout=self._header_timeout,
             refusals=self._refusals,
+            keep_refused=self._keep_refused,
             **self._kwargs,
         )
 
@@ -272,7 +65,8 @@ class _BridgeServer(web.Server):
 class BridgeAppRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are :class:`BridgeRequestHandler`.
 
-    The app must carry its :class:`Metrics` under ``METRICS`` (every bridge app does).
+    The app must carry its :class:`Metrics` under ``METRICS`` (every bridge app does); an app
+    with callbacks carries under ``KEEP_REFUSED`` how one refused before its handler is kept.
     """
 
     __slots__ = ("_header_timeout",)
@@ -284,7 +78,12 @@ class BridgeAppRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
         refusals = Refusals(self.app[METRICS])
-        return _BridgeServer(plain, header_timeout=self._header_timeout, refusals=refusals)
+        return _BridgeServer(
+            plain,
+            header_timeout=self._header_timeout,
+            refusals=refusals,
+            keep_refused=self.app.get(KEEP_REFUSED),
+        )
 
 
 def run(app: web.Application, http: HttpSettings, *, reuse_port: bool = False) -> None:

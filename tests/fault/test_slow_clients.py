@@ -4,7 +4,7 @@ While they run, normal callbacks keep getting 200 with low latency:
 
 * slowloris: hundreds of connections sending their headers a byte at a time.
   ``BRIDGE_HTTP__HEADER_TIMEOUT`` (5 s by default, 2 s here; aiohttp has no such timeout of its
-  own, see ``bridge/web/server.py``) closes each, long before ``BRIDGE_HTTP__KEEPALIVE_TIMEOUT``
+  own, see ``bridge/web/connection.py``) closes each, long before ``BRIDGE_HTTP__KEEPALIVE_TIMEOUT``
   (75 s by default, 60 s here) would, and the test checks it holds;
 * slow bodies: complete headers, then a body byte now and then. ``BRIDGE_HTTP__BODY_TIMEOUT``
   (10 s by default, 2 s here) bounds the body read: each gets 408, its partial body goes to the

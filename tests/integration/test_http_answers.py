@@ -3,7 +3,9 @@
 What aiohttp answers by itself, before any handler (a request its parser refuses, one no handler
 can serve, a chunked body whose framing breaks half-way), gets the bridge's
 ``{"error": {"code", "message"}}`` with a precise code; a callback whose body breaks is
-dead-lettered with what arrived of it, at once rather than after the body timeout.
+dead-lettered with what arrived of it, at once rather than after the body timeout (also behind
+another request in the same packet, or after a head whose blank line was cut between packets),
+and so is a callback refused for its ``Expect``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -24,75 +23,18 @@ import pytest
 from tests.support.callbacks import callback
 from tests.support.kafka_broker import NewTopicFactory
 from tests.support.kafka_records import consume_all, read_to_end
-from tests.support.ports import free_port
-from tests.support.processes import receiver_process
+from tests.support.raw_http import (
+    Receiver,
+    exchange,
+    letters_by_request_id,
+    parse,
+    read_answer,
+    replay_refusal,
+    start_receiver,
+)
 from tests.support.servers import metric
 
 pytestmark = pytest.mark.integration
-
-#: Far longer than the test's pytest timeout (120 s): an answer that waits for the body timeout
-#: fails the test instead of arriving late.
-BODY_TIMEOUT = 600
-
-
-@dataclass
-class Receiver:
-    """A receiver process: its callback and admin ports, and its topics."""
-
-    bootstrap: str
-    port: int
-    admin_port: int
-    events: str
-    dead_letters: str
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-
-@dataclass
-class Answer:
-    status_line: bytes
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def status(self) -> int:
-        return int(self.status_line.split()[1])
-
-    def error(self) -> dict[str, Any]:
-        """The JSON error of the answer, checked for the one shape and its content type."""
-        assert self.headers.get("content-type", "").startswith("application/json"), self
-        data = json.loads(self.body)
-        assert set(data) == {"error"}, data
-        assert set(data["error"]) == {"code", "message"}, data
-        assert data["error"]["message"], data
-        return data["error"]  # type: ignore[no-any-return]
-
-
-@asynccontextmanager
-async def start_receiver(
-    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path, *, extensions: bool
-) -> AsyncIterator[Receiver]:
-    receiver = Receiver(
-        bootstrap=kafka_bootstrap,
-        port=0,
-        admin_port=free_port(),
-        events=await new_topic("events"),
-        dead_letters=await new_topic("dlq"),
-    )
-    env = {
-        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "BRIDGE_TOPICS__CALL_EVENTS": receiver.events,
-        "BRIDGE_TOPICS__DEAD_LETTERS": receiver.dead_letters,
-        "BRIDGE_HTTP__BODY_TIMEOUT": str(BODY_TIMEOUT),
-        # aiohttp's parser in C (as in the image) or in pure Python (AIOHTTP_NO_EXTENSIONS).
-        "AIOHTTP_NO_EXTENSIONS": "" if extensions else "1",
-    }
-    log_path = tmp_path / "receiver.log"
-    async with receiver_process(env, log_path, admin_port=receiver.admin_port) as (_, url):
-        receiver.port = int(url.rsplit(":", 1)[1])
-        yield receiver
 
 
 @pytest.fixture
@@ -117,38 +59,6 @@ async def either_parser(
         kafka_bootstrap, new_topic, tmp_path, extensions=parser == "c"
     ) as running:
         yield parser, running
-
-
-def parse(data: bytes) -> Answer:
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return Answer(status_line, headers, body)
-
-
-async def exchange(port: int, *parts: bytes, continued: bool = False) -> Answer:
-    """Send ``parts`` on a new connection, and the answer read to the server's close.
-
-    ``continued``: the first part is a head with ``Expect: 100-continue``; the rest is sent
-    once the server says to go on, that is once a handler is reading the body.
-    """
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        first, *rest = parts
-        writer.write(first)
-        await writer.drain()
-        if continued:
-            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100 ")
-        for part in rest:
-            writer.write(part)
-            await writer.drain()
-        # To EOF: each answer here ends its connection (the requests ask for it otherwise).
-        return parse(await reader.read())
-    finally:
-        writer.close()
 
 
 CHUNKED_HEAD = (
@@ -191,13 +101,13 @@ async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
             # holds: a body that came with its head reaches the receiver empty.
             kept = b"" if parser == "python" and not continued else before_fault
             expected[request_id] = kept
-    records = await consume_all(receiver.bootstrap, receiver.dead_letters, expected=len(expected))
-    letters = {}
-    for record in records:
-        letter = json.loads(record.value)
-        # Header names as the parser spelled them (the C parser's for the headers it knows).
-        headers = {name.lower(): value for name, value in letter["request"]["headers"].items()}
-        letters[headers["x-request-id"]] = letter
+    await assert_broken_body_letters(receiver, expected)
+
+
+async def assert_broken_body_letters(receiver: Receiver, expected: dict[str, bytes]) -> None:
+    """One dead letter of a broken chunked body per request id, keeping what arrived of it;
+    and replay refuses each as such."""
+    letters = await letters_by_request_id(receiver, expected=len(expected))
     assert set(letters) == set(expected)
     for request_id, kept in expected.items():
         letter = letters[request_id]
@@ -206,6 +116,178 @@ async def test_a_broken_chunked_body_is_refused_at_once_and_dead_lettered(
         assert letter["request"]["body"] == kept.decode(), letter
         assert letter["request"]["body_truncated"] is True
         assert letter["request"]["headers"]["Transfer-Encoding"] == "chunked"
+        assert [line["name"] for line in letter["request"]["header_lines"]] == [
+            "Host",
+            "Content-Type",
+            "Transfer-Encoding",
+            "X-Request-Id",
+        ], letter
+        assert replay_refusal(letter) == (
+            "malformed_chunked_body",
+            "the body did not arrive whole (its chunked framing broke), so it cannot be replayed",
+        )
+
+
+def fine_callback() -> bytes:
+    """A valid JSON callback POST, its body framed by its length."""
+    body = json.dumps(callback()).encode()
+    return (
+        b"POST /callbacks/calls HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+async def test_a_broken_body_behind_a_pipelined_callback_is_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    # The parser meets the second head and the fault in one feed: it hands neither over.
+    parser, receiver = either_parser
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        request_id = str(uuid.uuid4())
+        head = CHUNKED_HEAD.format(id=request_id, expect="").encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+        try:
+            # One write, so one packet: the server reads both requests at once.
+            writer.write(fine_callback() + head + body)
+            await writer.drain()
+            first = await read_answer(reader)
+            second = parse(await reader.read())  # to EOF: it closes the connection
+        finally:
+            writer.close()
+        assert first.status == 200, (name, first)
+        assert second.status == 400, (name, second)
+        assert second.error()["code"] == "malformed_chunked_body", (name, second)
+        # As when the body comes with its head (above).
+        expected[request_id] = b"" if parser == "python" else before_fault
+    # Behind a request to another path, one to a path that is not a callback's: answered by
+    # its handler, which reads no body, and the connection closed after it all the same.
+    body = BROKEN_BODIES["a chunk size that is not hex"][0]
+    reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+    try:
+        head = CHUNKED_HEAD.replace("/callbacks/calls", "/elsewhere").format(id="-", expect="")
+        writer.write(b"GET /elsewhere HTTP/1.1\r\nHost: b\r\n\r\n" + head.encode() + body)
+        await writer.drain()
+        assert (await read_answer(reader)).status == 404
+        answer = parse(await reader.read())
+        assert answer.error()["code"] == "not_found"
+        assert answer.headers.get("connection") == "close", answer
+    finally:
+        writer.close()
+    await assert_broken_body_letters(receiver, expected)
+    events = await read_to_end(receiver.bootstrap, receiver.events)
+    assert len(events) == len(BROKEN_BODIES)
+
+
+async def test_a_broken_body_after_a_head_whose_blank_line_was_cut_is_dead_lettered(
+    either_parser: tuple[str, Receiver],
+) -> None:
+    # The head's end and the fault come in one feed, though no packet holds a whole CRLF CRLF.
+    parser, receiver = either_parser
+    expected: dict[str, bytes] = {}
+    for name, (body, before_fault) in BROKEN_BODIES.items():
+        for cut in (1, 2, 3):  # bytes of the head's last CRLF CRLF sent with the body
+            request_id = str(uuid.uuid4())
+            head = CHUNKED_HEAD.format(id=request_id, expect="").encode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+            try:
+                # Behind a request the server answers: by that answer it has read the head,
+                # but for its last bytes, sent with the body only then.
+                writer.write(b"GET /elsewhere HTTP/1.1\r\nHost: b\r\n\r\n" + head[:-cut])
+                await writer.drain()
+                assert (await read_answer(reader)).status == 404
+                writer.write(head[-cut:] + body)
+                await writer.drain()
+                answer = parse(await reader.read())
+            finally:
+                writer.close()
+            case = (name, cut)
+            assert answer.status == 400, (case, answer)
+            assert answer.error()["code"] == "malformed_chunked_body", (case, answer)
+            expected[request_id] = b"" if parser == "python" else before_fault
+    await assert_broken_body_letters(receiver, expected)
+
+
+EXPECT_HEAD = (
+    "POST {path} HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+    "{framing}\r\nExpect: 200-ok\r\nX-Request-Id: {id}\r\n{auth}\r\n"
+)
+#: What the guarded receiver below takes as a callback's credentials.
+CREDENTIALS = "Authorization: Basic Zm9uZTpzdG9ybQ==\r\n"  # fone:storm
+
+
+async def test_a_callback_with_an_unknown_expectation_is_dead_lettered(
+    kafka_bootstrap: str, new_topic: NewTopicFactory, tmp_path: Path
+) -> None:
+    auth = {
+        "BRIDGE_CALLBACKS__ALLOW_UNAUTHENTICATED": "false",
+        "BRIDGE_CALLBACKS__USERNAME": "fone",
+        "BRIDGE_CALLBACKS__PASSWORD": "storm",
+    }
+    body = json.dumps(callback()).encode()
+    length = f"Content-Length: {len(body)}"
+    broken, before_fault = BROKEN_BODIES["a chunk size that is not hex"]
+    async with start_receiver(
+        kafka_bootstrap, new_topic, tmp_path, extensions=True, env=auth
+    ) as receiver:
+        # Port, path, credentials, framing, what follows the head; then what a dead letter
+        # keeps of the body and whether that is all of it (None: no dead letter).
+        cases: list[tuple[int, str, bool, str, bytes, tuple[bytes, bool] | None]] = [
+            (receiver.port, "/callbacks/calls", True, length, body, (body, False)),
+            # The sender waits for a go-ahead: nothing of the body has come.
+            (receiver.port, "/callbacks/calls", True, length, b"", (b"", True)),
+            (
+                receiver.port,
+                "/callbacks/calls",
+                True,
+                "Transfer-Encoding: chunked",
+                broken,
+                (before_fault, True),
+            ),
+            # A stranger writes no dead letter; nor does a request to another path.
+            (receiver.port, "/callbacks/calls", False, length, body, None),
+            (receiver.port, "/elsewhere", True, length, body, None),
+            (receiver.admin_port, "/callbacks/calls", True, length, body, None),
+        ]
+        kept: dict[str, tuple[str, bytes, bool]] = {}
+        for port, path, credentials, framing, after_head, letter_body in cases:
+            request_id = str(uuid.uuid4())
+            head = EXPECT_HEAD.format(
+                path=path, framing=framing, id=request_id, auth=CREDENTIALS if credentials else ""
+            ).encode()
+            answer = await exchange(port, head + after_head)
+            case = (port, path, credentials, framing, after_head[:20])
+            # As aiohttp answers what it refuses itself (it cannot tell the version).
+            assert answer.status_line.startswith(b"HTTP/1.0 417 "), (case, answer)
+            assert answer.error()["code"] == "expectation_failed", (case, answer)
+            if letter_body is not None:
+                kept[request_id] = (framing.split(":")[0], *letter_body)
+        letters = await letters_by_request_id(receiver, expected=len(kept))
+        assert set(letters) == set(kept)
+        assert len(await read_to_end(receiver.bootstrap, receiver.dead_letters)) == len(kept)
+        for request_id, (framing_header, kept_body, truncated) in kept.items():
+            letter = letters[request_id]
+            assert (letter["reason_code"], letter["http_status"]) == ("expectation_failed", 417)
+            assert "200-ok" in letter["reason"], letter
+            request = letter["request"]
+            assert (request["method"], request["path"]) == ("POST", "/callbacks/calls")
+            assert (request["body"], request["body_truncated"]) == (kept_body.decode(), truncated)
+            assert [line["name"] for line in request["header_lines"]] == [
+                "Host",
+                "Content-Type",
+                framing_header,
+                "X-Request-Id",
+            ], letter
+            if truncated:
+                assert replay_refusal(letter) == (
+                    "expectation_failed",
+                    "the body was not read whole (its Expect was refused before it was), so it "
+                    "cannot be replayed",
+                )
+        async with aiohttp.ClientSession() as http:
+            series = 'bridge_dead_letters_total{reason="expectation_failed",source="callback"}'
+            assert await metric(http, receiver.admin_url, series) == len(kept)
+        assert await read_to_end(receiver.bootstrap, receiver.events) == []
 
 
 #: What aiohttp's parser refuses, or hands over though no handler serves it: status and code.
@@ -242,7 +324,7 @@ REFUSED = [
         "invalid_body_framing",
     ),
     (
-        b"POST /callbacks/calls HTTP/1.1\r\nHost: b\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /elsewhere HTTP/1.1\r\nHost: b\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}",
         417,
         "expectation_failed",
     ),

@@ -159,6 +159,15 @@ GET = {"method": "GET", "body": "", "content_type": None, "query": GET_QUERY}
             id="a body whose chunked framing broke stays refused as such",
         ),
         pytest.param(
+            request(body="", truncated=True),
+            "expectation_failed",
+            "expectation_failed",
+            id="a body not read for its Expect stays refused as such",
+        ),
+        pytest.param(
+            request(), "expectation_failed", "call-1", id="a body read whole for all its Expect"
+        ),
+        pytest.param(
             request(**GET | {"query": "uid=call-1"}),
             "x",
             "invalid_fields",

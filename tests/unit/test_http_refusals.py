@@ -17,6 +17,7 @@ from aiohttp.http_writer import HttpVersion
 from aiohttp.web_protocol import RequestPayloadError
 from yarl import URL
 
+from bridge.errors import ExpectationFailed
 from bridge.web.errors import MAX_DETAIL_CHARS, detail
 from bridge.web.refused import (
     Refusal,
@@ -137,6 +138,9 @@ def test_what_no_handler_can_serve_is_screened_out(
 ) -> None:
     refusal = screen(method, target, HttpVersion(*version), expect)
     assert (refusal and (refusal.status, refusal.code)) == answer
+    if refusal is not None:
+        # Only a request refused for its Expect is a whole one a callback could be.
+        assert refusal.letter is (ExpectationFailed if refusal.status == 417 else None)
     if refusal is not None and refusal.status == 405:
         assert refusal.allow == ""  # no method is allowed on such a target
 
