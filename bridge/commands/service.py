@@ -19,6 +19,7 @@ from bridge.commands.ledger import Ledger
 from bridge.commands.processor import CommandProcessor
 from bridge.commands.worker import CommandWorker
 from bridge.fonestorm.client import FoneStormClient, new_session
+from bridge.kafka.live_brokers import wait_for_live_broker
 from bridge.kafka.options import client_options
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.starting import start_or_close
@@ -146,6 +147,9 @@ async def _run(
         await ledger.stop()
 
     await retry(start, retry_on=KafkaError, what="starting the worker", on_failure=failed)
+    # Joining the group begins with a coordinator lookup among the brokers the consumer knows,
+    # which fails for good when it bootstrapped while Kafka named none (a fenced broker).
+    await wait_for_live_broker(consumer._client, within=None, what="joining the group")
     worker.membership.attach(consumer)  # before the first JoinGroup: subscribe sends it
     consumer.subscribe([settings.topics.place_call], listener=worker.listener())
     log.info(

@@ -98,7 +98,7 @@ async def read_range(
     Raises ``UnknownTopicOrPartitionError`` when the topic does not exist, and
     :class:`StalledRead` when nothing moves for ``stall_timeout`` seconds (Kafka gone).
     """
-    partitions = await topic_partitions(consumer, topic)
+    partitions = await topic_partitions(consumer, topic, wait=stall_timeout)
     ranges = await _offset_range(consumer, partitions, since, until)
     consumer.assign(partitions)
     for tp, (start, _) in ranges.items():

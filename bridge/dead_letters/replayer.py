@@ -55,8 +55,10 @@ from bridge.dead_letters.reading import (
     read_replays,
 )
 from bridge.dead_letters.summary import Progress, Tally, decision_line, progress_line
+from bridge.kafka.live_brokers import NoLiveBrokerError, wait_for_live_broker
 from bridge.kafka.options import client_options
 from bridge.kafka.partitioner import partition_for
+from bridge.kafka.starting import start_or_close
 from bridge.kafka.topics import MissingTopicsError, ensure_topics
 from bridge.schema_registry.client import RegistryError
 from bridge.schema_registry.registration import look_up, new_client
@@ -188,10 +190,18 @@ class Replayer:
             linger_ms=kafka.linger_ms,
             compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         )
+        wait = kafka.request_timeout_ms / 1000
         try:
+            # start() looks up the transaction coordinator among the brokers it knows, and
+            # cannot while Kafka names none (a fenced broker): bootstrap and wait for one first.
+            await start_or_close(producer.client.bootstrap, producer.stop)
+            await wait_for_live_broker(producer.client, within=wait, what="starting the producer")
             # start() registers the transactional id: this fences an earlier replay.
-            async with asyncio.timeout(kafka.request_timeout_ms / 1000):
+            async with asyncio.timeout(wait):
                 await producer.start()
+        except NoLiveBrokerError as exc:
+            await producer.stop()
+            raise ReplayFailed(f"{exc}; nothing was replayed, run the replay again") from exc
         except (KafkaError, TimeoutError) as exc:
             await producer.stop()
             raise ReplayFailed(

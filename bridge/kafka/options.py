@@ -7,9 +7,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from aiokafka.errors import UnknownTopicOrPartitionError
 from aiokafka.helpers import create_ssl_context
 
+from bridge.kafka.live_brokers import until_live
 from bridge.settings import KafkaSettings
 
 
@@ -42,17 +43,24 @@ def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
     return context
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, *, wait: float = 0.0
+) -> list[TopicPartition]:
     """Partitions of ``topic`` from fresh metadata; raises when the topic does not exist.
 
     ``AIOKafkaConsumer.partitions_for_topic`` reads a cache that only holds subscribed topics,
     and ``topics()`` fetches metadata without updating that cache; so ask the cluster directly,
     for this one topic (the bridge forbids auto-creating it: :mod:`bridge.kafka.no_auto_create`).
+    An answer that names no live broker (a fenced broker: :mod:`bridge.kafka.live_brokers`)
+    counts as none; the question is asked again for up to ``wait`` seconds.
     """
     client = consumer._client
     cluster = ClusterMetadata(metadata_max_age_ms=client._metadata_max_age_ms)
-    if not await client._metadata_update(cluster, [topic]):
-        raise KafkaError(f"no broker answered a metadata request for {topic!r}")
+
+    async def named() -> bool:
+        return bool(await client._metadata_update(cluster, [topic]))
+
+    await until_live(named, within=wait, what=f"reading {topic}")
     partitions = cluster.partitions_for_topic(topic)
     if not partitions:
         raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from bridge.kafka.live_brokers import wait_for_live_broker
 from bridge.kafka.options import client_options
 from bridge.kafka.starting import start_or_close
 from bridge.kafka.topic_admin import broker_count, create_topics
@@ -35,6 +36,10 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await start_or_close(admin.start, admin.close)
     try:
+        # The admin client sends each request to a broker it knows: none while Kafka names none.
+        await wait_for_live_broker(
+            admin._client, within=settings.kafka.request_timeout_ms / 1000, what="checking topics"
+        )
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if not missing:

@@ -6,6 +6,8 @@ test module or from a conftest.
 
 * :mod:`~tests.support.paths`: the repository root and the ``scripts/local-kafka`` launcher.
 * :mod:`~tests.support.ports`: free TCP ports on 127.0.0.1.
+* :mod:`~tests.support.controller_link`: a relay between a broker and its controller, cut to
+  have the broker fenced (fixture ``fenceable_broker`` in :mod:`~tests.support.dedicated_broker`).
 * :mod:`~tests.support.kafka_broker`: fixtures ``kafka_bootstrap`` (the session's Kafka: an
   external cluster, testcontainers or ``scripts/local-kafka``) and ``new_topic``.
 * :mod:`~tests.support.kafka_records`: reading records back from Kafka.
