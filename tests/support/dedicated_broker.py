@@ -139,9 +139,13 @@ def fenceable_broker() -> Iterator[FenceableBroker]:
     with ControllerLink(link_port, controller_port) as link:
         broker = FenceableBroker(f"fault-{os.getpid()}", port, controller_port, link=link)
         try:
-            # The broker finds its controller at the quorum's voter address: the link's.
+            # The broker finds its controller at the quorum's voter address: the link's. A
+            # shorter session than Kafka's 9 s, so that a cut fences it sooner.
             _start(
-                broker, "--override", f"controller.quorum.voters={NODE_ID}@127.0.0.1:{link_port}"
+                broker,
+                f"--override=controller.quorum.voters={NODE_ID}@127.0.0.1:{link_port}",
+                "--override=broker.session.timeout.ms=3000",
+                "--override=broker.heartbeat.interval.ms=500",
             )
             yield broker
         finally:
