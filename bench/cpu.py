@@ -1,6 +1,7 @@
 """CPU per callback and per record, in-process: steadier than timing a server under wrk.
 
     python -m bench.cpu handler [--outbound] [--requests N]   # CallbackReceiver.handle
+    python -m bench.cpu connection [--requests N]             # the same, through the HTTP server
     python -m bench.cpu publisher [--records N]               # Publisher.publish vs aiokafka
     python -m bench.cpu end-offsets [--rounds N]              # a ledger round, two ways
 
@@ -8,6 +9,10 @@
 stubbed (a done future): what the bridge's own code costs a callback. ``--outbound`` sends
 outbound callbacks of calls the bridge did not place, 50 at a time, through a real correlator
 that follows a ledger topic (``--bootstrap``): what proving "no placement in flight" costs.
+``connection`` feeds the same inbound callbacks as raw HTTP/1.1 bytes to the bridge's connection
+handler (``BridgeRequestHandler``, the app's router, the answer written to a transport that
+keeps nothing), 50 keep-alive connections at a time: the handler plus aiohttp's request path
+as the bridge configures it, without sockets or Kafka.
 ``publisher`` produces 450-byte records from 50 concurrent callers through the bridge's
 ``Publisher`` and through a plain ``AIOKafkaProducer.send_and_wait`` (``--bootstrap``).
 ``end-offsets`` asks a ledger topic's end offsets one round after another, through aiokafka's
@@ -32,6 +37,8 @@ from aiohttp.test_utils import make_mocked_request
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
+from bridge.app import CALLBACK_PATH
+from bridge.app import _freeze_heap as freeze_heap
 from bridge.ingest.correlation import CallCorrelator
 from bridge.ingest.receiver import CallbackReceiver
 from bridge.kafka.end_offsets import EndOffsets
@@ -42,6 +49,9 @@ from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import ensure_topics
 from bridge.obs.metrics import Metrics
 from bridge.settings import Settings
+from bridge.web.appkeys import METRICS
+from bridge.web.errors import add_json_fallbacks
+from bridge.web.server import LINGERING_TIME, BridgeAppRunner
 
 DISPOSITIONS = ["ANSWERED", "NO_ANSWER", "BUSY", "FAILED:503", "CANCEL"]
 
@@ -63,8 +73,8 @@ class _Protocol:
         pass
 
 
-def _requests(count: int, direction: str) -> list[web.Request]:
-    loop = asyncio.get_running_loop()
+def _callbacks(count: int, direction: str) -> list[tuple[str, str, dict[str, str], bytes]]:
+    """``(method, target, headers, body)`` of ``count`` callbacks: GET, form and JSON in turn."""
     run = uuid.uuid4().hex[:8]
     built = []
     for i in range(count):
@@ -85,14 +95,113 @@ def _requests(count: int, direction: str) -> list[web.Request]:
         else:
             path, body = "/callbacks/calls", json.dumps(fields).encode()
             headers["Content-Type"] = "application/json"
+        if body:
+            headers["Content-Length"] = str(len(body))
+        built.append(("GET" if i % 3 == 0 else "POST", path, headers, body))
+    return built
+
+
+def _requests(count: int, direction: str) -> list[web.Request]:
+    loop = asyncio.get_running_loop()
+    built = []
+    for method, path, headers, body in _callbacks(count, direction):
         payload = streams.StreamReader(_Protocol(), 2**16, loop=loop)  # type: ignore[arg-type]
         if body:
             payload.feed_data(body)
-            headers["Content-Length"] = str(len(body))
         payload.feed_eof()
-        method = "GET" if i % 3 == 0 else "POST"
         built.append(make_mocked_request(method, path, headers=headers, payload=payload))
     return built
+
+
+def _raw_requests(count: int) -> list[bytes]:
+    """The inbound callbacks of :func:`_callbacks` as they come off the wire."""
+    raw = []
+    for method, path, headers, body in _callbacks(count, "INBOUND"):
+        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        raw.append(f"{head}\r\n".encode() + body)
+    return raw
+
+
+class _Transport(asyncio.Transport):
+    """Keeps nothing of what is written; wakes whoever waits for the next answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered: asyncio.Future[None] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if bytes(data[:12]) != b"HTTP/1.1 200":
+            raise AssertionError(f"not a 200: {bytes(data[:200])!r}")
+        if self.answered is not None and not self.answered.done():
+            self.answered.set_result(None)
+
+    def writelines(self, chunks: Any) -> None:
+        self.write(b"".join(chunks))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def connection(count: int) -> None:
+    settings = Settings(callbacks={"allow_unauthenticated": True})
+    metrics = Metrics()
+    publisher = Publisher(settings.kafka, metrics)
+    publisher._producer = _StubProducer()  # type: ignore[assignment]
+    receiver = CallbackReceiver(settings, publisher, metrics, None)
+    app = web.Application(
+        client_max_size=settings.http.max_body_bytes * 2,
+        handler_args={"auto_decompress": False, "lingering_time": LINGERING_TIME},
+    )
+    app[METRICS] = metrics
+    app.router.add_route("*", CALLBACK_PATH, receiver.handle)
+    add_json_fallbacks(app.router)
+    runner = BridgeAppRunner(
+        app,
+        header_timeout=settings.http.header_timeout,
+        keepalive_timeout=settings.http.keepalive_timeout,
+        access_log=None,
+    )
+    await runner.setup()
+    server = runner.server
+    assert server is not None  # noqa: S101
+    loop = asyncio.get_running_loop()
+    batches = [_raw_requests(count) for _ in range(4)]
+    await freeze_heap(app)  # as the app does once started (the collector's threshold too)
+
+    async def run(_: int) -> None:
+        batch = iter(batches.pop())
+
+        async def one_connection() -> None:
+            transport = _Transport()
+            protocol = server()
+            protocol.connection_made(transport)
+            for raw in batch:
+                # The next request comes once the connection waits for it, as over a network
+                # (its round trip is far longer than the connection takes to get there).
+                while protocol._waiter is None:  # noqa: ASYNC110 - no event to wait on
+                    await asyncio.sleep(0)
+                transport.answered = loop.create_future()
+                protocol.data_received(raw)
+                await transport.answered
+            protocol.connection_lost(None)
+
+        await asyncio.gather(*(one_connection() for _ in range(50)))
+
+    await _measure("connection (inbound, 50 connections)", "callback", count, run)
+    await runner.cleanup()
 
 
 async def _best_of_three(count: int, run: Callable[[int], Awaitable[None]]) -> list[float]:
@@ -214,7 +323,7 @@ async def end_offsets(rounds: int, bootstrap: str, ledger: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["handler", "publisher", "end-offsets"])
+    parser.add_argument("what", choices=["handler", "connection", "publisher", "end-offsets"])
     parser.add_argument("--outbound", action="store_true")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--records", type=int, default=20000)
@@ -227,6 +336,8 @@ def main() -> None:
     read_any_header_name()
     if args.what == "handler":
         asyncio.run(handler(args.requests, args.outbound, args.bootstrap, args.ledger))
+    elif args.what == "connection":
+        asyncio.run(connection(args.requests))
     elif args.what == "publisher":
         asyncio.run(publisher(args.records, args.bootstrap, args.topic))
     else:

@@ -119,8 +119,7 @@ class BridgeRequestHandler(RequestHandler):
         if self._failed:
             return
         # Waiting for a request (none queued, none being handled): these bytes begin a head.
-        if data and self._head_timer is None and self._waiter is not None:
-            self._arm()
+        begins_head = bool(data) and self._head_timer is None and self._waiter is not None
         # A request is queued only once the parser returns, and not at all when it fails
         # first: so between bodies each head is parsed apart from what follows it, and its
         # request is queued before the parser meets a body broken behind it in the same
@@ -144,8 +143,13 @@ class BridgeRequestHandler(RequestHandler):
                     self._feed(rest)
         else:
             self._feed(data)
-        if self._head_timer is not None and self._messages:
+        if self._messages:
             self._disarm()
+        elif begins_head:
+            # Armed once the packet is parsed, and only if the head is still incomplete: a
+            # head that comes whole (nearly every one) is spared a timer scheduled and
+            # cancelled at once, a noticeable share of a callback's CPU.
+            self._arm()
 
     def _feed_heads(self, data: bytes) -> None:
         """Feed ``data`` cut after each blank line, and after the line ends it begins with
