@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,25 @@ async def _start(
             python, flag, before + code, "receiver", "--workers", str(workers),
             env=env, stdout=log_file, stderr=log_file,
         )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _two_serving(
+    new_topic: Callable[..., Awaitable[str]],
+    kafka_bootstrap: str,
+    log_path: Path,
+    ready: Callable[[str], bool],
+    what: str,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``receiver --workers 2`` serving and ``ready(log)``; killed, with its processes, after."""
+    env = await _receiver_env(new_topic, kafka_bootstrap)
+    proc = await _start(env, log_path, 2)
+    try:
+        await wait_ready(f"http://127.0.0.1:{env['BRIDGE_HTTP__PORT']}", timeout=EXIT_WAIT)
+        await eventually(lambda: ready(log_path.read_text()), what=what, timeout=EXIT_WAIT)
+        yield proc
+    finally:
+        await _kill(proc)
 
 
 async def _exit_code(proc: asyncio.subprocess.Process, log_path: Path, what: str) -> int:
@@ -132,20 +151,16 @@ async def test_a_stop_signal_to_the_parent_stops_every_process(
     tmp_path: Path,
     signum: signal.Signals,
 ) -> None:
-    env = await _receiver_env(new_topic, kafka_bootstrap)
     log_path = tmp_path / "receiver.log"
-    proc = await _start(env, log_path, 2)
-    try:
-        await wait_ready(f"http://127.0.0.1:{env['BRIDGE_HTTP__PORT']}", timeout=EXIT_WAIT)
-        await eventually(
-            lambda: log_path.read_text().count("listening on") == 2,
-            what="both processes serving",
-            timeout=EXIT_WAIT,
-        )
+    async with _two_serving(
+        new_topic,
+        kafka_bootstrap,
+        log_path,
+        lambda log: log.count("listening on") == 2,
+        "both processes serving",
+    ) as proc:
         proc.send_signal(signum)  # to the parent alone, as `kill` or a container runtime does
         code = await _exit_code(proc, log_path, signum.name)
-    finally:
-        await _kill(proc)
     log = log_path.read_text()
     assert "Traceback" not in log, log
     assert code == 0, log
@@ -156,23 +171,19 @@ async def test_a_stop_signal_to_the_parent_stops_every_process(
 async def test_a_process_that_dies_stops_the_others_and_the_parent_fails(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], tmp_path: Path
 ) -> None:
-    env = await _receiver_env(new_topic, kafka_bootstrap)
     log_path = tmp_path / "receiver.log"
-    proc = await _start(env, log_path, 2)
-    try:
-        await wait_ready(f"http://127.0.0.1:{env['BRIDGE_HTTP__PORT']}", timeout=EXIT_WAIT)
-        await eventually(
-            lambda: _started_pids(log_path.read_text()) is not None,
-            what="the parent's list of processes",
-            timeout=EXIT_WAIT,
-        )
+    async with _two_serving(
+        new_topic,
+        kafka_bootstrap,
+        log_path,
+        lambda log: _started_pids(log) is not None,
+        "the parent's list of processes",
+    ) as proc:
         pids = _started_pids(log_path.read_text())
         assert pids is not None
         first, second = pids
         os.kill(second, signal.SIGKILL)
         code = await _exit_code(proc, log_path, "a process was killed")
-    finally:
-        await _kill(proc)
     log = log_path.read_text()
     assert code == 1, log
     assert f"process 2 (pid {second}) was killed by SIGKILL: stopping the other 1" in log, log
